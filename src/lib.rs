@@ -1,0 +1,21 @@
+//! PhantomDB: a distributed, transactional key-value database built simulation-first.
+//!
+//! The layering (see `../shared/ARCHITECTURE.md` §2):
+//!
+//! ```text
+//!   node      async runtime: drives the cores, persists before it sends, applies commands
+//!     |
+//!   raft, kv  pure, synchronous state machines (no tokio, madsim, fjall or std::time)
+//!     |
+//!   io        Transport, Clock, Storage: the only code that differs between the real
+//!             world (TCP, OS clock, fjall) and the simulated one (madsim)
+//! ```
+
+pub mod codec;
+pub mod ids;
+pub mod io;
+pub mod kv;
+pub mod node;
+pub mod raft;
+
+pub use ids::{GroupId, NodeId};

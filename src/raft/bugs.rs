@@ -1,0 +1,48 @@
+//! Bugs we plant on purpose to prove that the simulator (and the fuzzers) find them.
+//!
+//! They only exist in builds with the `planted-bugs` feature; without it
+//! [`PlantedBug::is_active`] is a constant `false` and the optimiser removes every
+//! planted branch. A scenario selects at most one bug by name.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantedBug {
+    /// The leader counts a majority as `n / 2` replicas instead of `n / 2 + 1`, so a
+    /// minority can commit (breaks §5.4 leader completeness: acknowledged writes get lost).
+    QuorumOffByOne,
+    /// A voter grants its vote without the election restriction (§5.4.1): a candidate with
+    /// a stale log can win and overwrite committed entries.
+    VoteIgnoresLog,
+    /// A voter grants its vote without making it durable (§5.1, Fig. 2): after a crash it
+    /// can vote twice in one term, and two leaders can be elected in one term.
+    VoteNotPersisted,
+    /// The leader commits an entry of an earlier term by counting replicas (the Figure 8
+    /// scenario that §5.4.2 forbids).
+    CommitOldTerm,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 4] = [
+        PlantedBug::QuorumOffByOne,
+        PlantedBug::VoteIgnoresLog,
+        PlantedBug::VoteNotPersisted,
+        PlantedBug::CommitOldTerm,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::QuorumOffByOne => "quorum_off_by_one",
+            PlantedBug::VoteIgnoresLog => "vote_ignores_log",
+            PlantedBug::VoteNotPersisted => "vote_not_persisted",
+            PlantedBug::CommitOldTerm => "commit_old_term",
+        }
+    }
+
+    /// Whether `planted` (the configured bug) is this one and planting is compiled in.
+    #[inline]
+    pub fn is_active(self, planted: Option<PlantedBug>) -> bool {
+        cfg!(feature = "planted-bugs") && planted == Some(self)
+    }
+}

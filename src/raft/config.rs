@@ -1,0 +1,96 @@
+//! Static configuration of one Raft replica. Units are last in every name.
+
+use super::PlantedBug;
+use crate::{GroupId, NodeId};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    pub group: GroupId,
+    /// Every voter of the group, this node included.
+    pub voters: Vec<NodeId>,
+    /// Election timeouts are drawn uniformly from `[min, max)` (§5.2).
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Limits on one AppendEntries message.
+    pub append_entries_max: usize,
+    pub append_bytes_max: usize,
+    /// Pipelined AppendEntries messages in flight per follower before the leader waits.
+    pub inflight_appends_max: usize,
+    /// Proposals the leader accepts beyond its commit index before refusing new ones.
+    pub uncommitted_entries_max: u64,
+    /// A bug to plant (only honoured with the `planted-bugs` feature).
+    pub planted_bug: Option<PlantedBug>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("node id 0 is reserved")]
+    ZeroId,
+    #[error("this node ({0}) is not among the voters")]
+    NotAVoter(NodeId),
+    #[error("voter {0} is listed twice")]
+    DuplicateVoter(NodeId),
+    #[error("election timeout range [{min}, {max}) is empty or not above the heartbeat interval {heartbeat}")]
+    BadTimeouts { min: u64, max: u64, heartbeat: u64 },
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
+}
+
+impl Config {
+    /// Defaults fit a LAN: 10 ms heartbeats, elections after 150..300 ms of silence.
+    pub fn new(id: NodeId, group: GroupId, voters: Vec<NodeId>) -> Self {
+        Config {
+            id,
+            group,
+            voters,
+            election_timeout_ms_min: 150,
+            election_timeout_ms_max: 300,
+            heartbeat_interval_ms: 30,
+            append_entries_max: 64,
+            append_bytes_max: 256 * 1024,
+            inflight_appends_max: 16,
+            uncommitted_entries_max: 4096,
+            planted_bug: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError::NotAVoter(self.id));
+        }
+        let mut sorted = self.voters.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::DuplicateVoter(w[0]));
+        }
+        if self.voters.contains(&0) {
+            return Err(ConfigError::ZeroId);
+        }
+        if self.election_timeout_ms_min >= self.election_timeout_ms_max
+            || self.election_timeout_ms_min <= self.heartbeat_interval_ms
+            || self.heartbeat_interval_ms == 0
+        {
+            return Err(ConfigError::BadTimeouts {
+                min: self.election_timeout_ms_min,
+                max: self.election_timeout_ms_max,
+                heartbeat: self.heartbeat_interval_ms,
+            });
+        }
+        for (name, v) in [
+            ("append_entries_max", self.append_entries_max),
+            ("append_bytes_max", self.append_bytes_max),
+            ("inflight_appends_max", self.inflight_appends_max),
+            ("uncommitted_entries_max", self.uncommitted_entries_max as usize),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        Ok(())
+    }
+}

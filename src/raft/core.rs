@@ -1,0 +1,555 @@
+//! The Raft replica: roles, elections, replication and the commit rule.
+
+use super::log::Log;
+use super::progress::{Progress, ProgressState};
+use super::{
+    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index,
+    Message, Payload, PlantedBug, Term,
+};
+use crate::NodeId;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Inputs besides proposals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Time passed; fire whatever deadline is due.
+    Tick,
+    /// A message from a peer. The driver has already checked `envelope.to`/`group`.
+    Receive(Envelope),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Role {
+    Follower,
+    Candidate { votes: BTreeSet<NodeId> },
+    Leader { progress: BTreeMap<NodeId, Progress> },
+}
+
+/// Why a proposal was not accepted. Both are definite: nothing was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("too many uncommitted entries")]
+    Backpressure,
+}
+
+pub struct Raft {
+    cfg: Config,
+    rng: ChaCha8Rng,
+    hard: HardState,
+    log: Log,
+    commit_index: Index,
+    role: Role,
+    leader_id: Option<NodeId>,
+    election_deadline_ms: u64,
+    heartbeat_deadline_ms: u64,
+    effects: Vec<Effect>,
+}
+
+impl std::fmt::Debug for Raft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Raft")
+            .field("id", &self.cfg.id)
+            .field("term", &self.hard.term)
+            .field("voted_for", &self.hard.voted_for)
+            .field("role", &self.role_name())
+            .field("last_index", &self.log.last_index())
+            .field("commit_index", &self.commit_index)
+            .finish()
+    }
+}
+
+impl Raft {
+    /// Builds a replica from its persisted state (both empty for a fresh node).
+    /// `seed` drives the randomised election timeouts.
+    pub fn new(
+        cfg: Config,
+        seed: u64,
+        now_ms: u64,
+        hard: HardState,
+        entries: Vec<Entry>,
+    ) -> Result<Self, RecoverError> {
+        cfg.validate()?;
+        let log = Log::from_entries(entries).map_err(RecoverError::Log)?;
+        if let Some(last) = log.entry(log.last_index()) {
+            if last.term > hard.term {
+                return Err(RecoverError::Log(format!(
+                    "last entry's term {} is above the persisted term {}",
+                    last.term, hard.term
+                )));
+            }
+        }
+        let mut raft = Raft {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            cfg,
+            hard,
+            log,
+            commit_index: 0,
+            role: Role::Follower,
+            leader_id: None,
+            election_deadline_ms: 0,
+            heartbeat_deadline_ms: 0,
+            effects: Vec::new(),
+        };
+        raft.reset_election_deadline(now_ms);
+        Ok(raft)
+    }
+
+    // ----- queries -----------------------------------------------------------------
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+    pub fn term(&self) -> Term {
+        self.hard.term
+    }
+    pub fn hard_state(&self) -> HardState {
+        self.hard
+    }
+    pub fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Follower => "follower",
+            Role::Candidate { .. } => "candidate",
+            Role::Leader { .. } => "leader",
+        }
+    }
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.leader_id
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit_index
+    }
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+    /// The earliest time at which `Input::Tick` has work to do.
+    pub fn next_deadline_ms(&self) -> u64 {
+        match self.role {
+            Role::Leader { .. } => self.heartbeat_deadline_ms,
+            _ => self.election_deadline_ms,
+        }
+    }
+
+    /// Takes the effects produced since the last call, in the order they must be applied.
+    pub fn drain_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    // ----- inputs ------------------------------------------------------------------
+
+    pub fn step(&mut self, now_ms: u64, input: Input) {
+        match input {
+            Input::Tick => self.tick(now_ms),
+            Input::Receive(env) => self.receive(now_ms, env),
+        }
+        self.check_invariants();
+    }
+
+    /// Appends `command` to the leader's log. On success returns where it landed: the
+    /// proposal is committed iff the entry applied at that index has that term.
+    pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
+        }
+        if self.log.last_index() - self.commit_index >= self.cfg.uncommitted_entries_max {
+            return Err(ProposeError::Backpressure);
+        }
+        let index = self.append_own(Payload::Command(command));
+        self.broadcast_append(false);
+        self.check_invariants();
+        Ok((index, self.hard.term))
+    }
+
+    // ----- time --------------------------------------------------------------------
+
+    fn tick(&mut self, now_ms: u64) {
+        match self.role {
+            Role::Leader { .. } => {
+                if now_ms >= self.heartbeat_deadline_ms {
+                    self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
+                    self.broadcast_append(true);
+                }
+            }
+            Role::Follower | Role::Candidate { .. } => {
+                if now_ms >= self.election_deadline_ms {
+                    self.campaign(now_ms);
+                }
+            }
+        }
+    }
+
+    fn reset_election_deadline(&mut self, now_ms: u64) {
+        let timeout =
+            self.rng.gen_range(self.cfg.election_timeout_ms_min..self.cfg.election_timeout_ms_max);
+        self.election_deadline_ms = now_ms + timeout;
+    }
+
+    // ----- elections (§5.2) --------------------------------------------------------
+
+    fn campaign(&mut self, now_ms: u64) {
+        self.hard.term += 1;
+        self.hard.voted_for = Some(self.cfg.id);
+        self.persist_hard_state();
+        self.leader_id = None;
+        self.role = Role::Candidate { votes: BTreeSet::from([self.cfg.id]) };
+        self.reset_election_deadline(now_ms);
+        if self.has_quorum(1) {
+            self.become_leader(now_ms);
+            return;
+        }
+        let message = Message::RequestVote {
+            term: self.hard.term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for to in self.other_voters() {
+            self.send(to, message.clone(), Durability::Synced);
+        }
+    }
+
+    fn become_follower(&mut self, now_ms: u64, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.hard.term, "terms never go back");
+        if term > self.hard.term {
+            self.hard.term = term;
+            self.hard.voted_for = None;
+            self.persist_hard_state();
+        }
+        self.role = Role::Follower;
+        self.leader_id = leader;
+        self.reset_election_deadline(now_ms);
+    }
+
+    fn become_leader(&mut self, now_ms: u64) {
+        assert!(matches!(self.role, Role::Candidate { .. }), "only a candidate becomes leader");
+        let next = self.log.last_index() + 1;
+        let progress = self.other_voters().into_iter().map(|id| (id, Progress::new(next))).collect();
+        self.role = Role::Leader { progress };
+        self.leader_id = Some(self.cfg.id);
+        self.effects.push(Effect::BecameLeader { term: self.hard.term });
+        self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
+        // A no-op of the new term lets the leader commit what earlier terms left (§5.4.2).
+        self.append_own(Payload::Noop);
+        self.broadcast_append(false);
+        self.maybe_commit(); // a single-voter group commits at once
+    }
+
+    fn handle_request_vote(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        last_log_index: Index,
+        last_log_term: Term,
+    ) {
+        let log_ok = last_log_term > self.log.last_term()
+            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
+        let log_ok = log_ok || PlantedBug::VoteIgnoresLog.is_active(self.cfg.planted_bug);
+        let can_vote = match self.hard.voted_for {
+            None => self.leader_id.is_none(),
+            Some(v) => v == from,
+        };
+        let granted = can_vote && log_ok;
+        if granted {
+            self.hard.voted_for = Some(from);
+            if !PlantedBug::VoteNotPersisted.is_active(self.cfg.planted_bug) {
+                self.persist_hard_state();
+            }
+            self.reset_election_deadline(now_ms);
+        }
+        self.send(from, Message::RequestVoteResponse { term: self.hard.term, granted }, Durability::Synced);
+    }
+
+    fn handle_vote_response(&mut self, now_ms: u64, from: NodeId, granted: bool) {
+        let Role::Candidate { votes } = &mut self.role else { return };
+        if !granted || !self.cfg.voters.contains(&from) {
+            return;
+        }
+        votes.insert(from);
+        let count = votes.len();
+        if self.has_quorum(count) {
+            self.become_leader(now_ms);
+        }
+    }
+
+    // ----- replication (§5.3) ------------------------------------------------------
+
+    fn append_own(&mut self, payload: Payload) -> Index {
+        let entry = Entry { term: self.hard.term, index: self.log.last_index() + 1, payload };
+        let index = entry.index;
+        self.log.append(entry.clone());
+        self.effects.push(Effect::AppendLog(vec![entry]));
+        index
+    }
+
+    /// Sends appends to every follower that may receive one; `heartbeat` also reaches
+    /// paused followers, so that a lost message is retried every heartbeat interval.
+    fn broadcast_append(&mut self, heartbeat: bool) {
+        for to in self.other_voters() {
+            self.send_append(to, heartbeat);
+        }
+    }
+
+    fn send_append(&mut self, to: NodeId, heartbeat: bool) {
+        let Role::Leader { progress } = &mut self.role else { return };
+        let p = progress.get_mut(&to).expect("progress for every other voter");
+        let has_new = p.next_index <= self.log.last_index();
+        if !heartbeat && (!has_new || !p.can_send(self.cfg.inflight_appends_max)) {
+            return;
+        }
+        let prev_log_index = p.next_index - 1;
+        let prev_log_term = self.log.term_at(prev_log_index).expect("next_index within log + 1");
+        let entries = if p.can_send(self.cfg.inflight_appends_max) {
+            self.log.slice(p.next_index, self.cfg.append_entries_max, self.cfg.append_bytes_max)
+        } else {
+            Vec::new()
+        };
+        p.on_sent(entries.last().map(|e| e.index));
+        // Never tell a follower to commit beyond what it is known to hold plus what this
+        // message carries; the follower clamps again on its side.
+        let message = Message::AppendEntries {
+            term: self.hard.term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit: self.commit_index,
+        };
+        self.send(to, message, Durability::Synced);
+    }
+
+    fn handle_append_entries(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    ) {
+        // A valid leader of our term: follow it (a candidate of the same term steps down).
+        self.become_follower(now_ms, self.hard.term, Some(from));
+        let term = self.hard.term;
+        let result = match self.log.term_at(prev_log_index) {
+            None => AppendResult::Conflict {
+                rejected_prev_index: prev_log_index,
+                hint_index: self.log.last_index() + 1,
+                hint_term: None,
+            },
+            Some(t) if t != prev_log_term => AppendResult::Conflict {
+                rejected_prev_index: prev_log_index,
+                hint_index: self.log.first_index_of_term_at(prev_log_index),
+                hint_term: Some(t),
+            },
+            Some(_) => {
+                let last_new = prev_log_index + entries.len() as Index;
+                self.append_from_leader(entries);
+                let new_commit = leader_commit.min(last_new);
+                if new_commit > self.commit_index {
+                    self.set_commit(new_commit);
+                }
+                AppendResult::Success { match_index: last_new }
+            }
+        };
+        self.send(from, Message::AppendEntriesResponse { term, result }, Durability::Synced);
+    }
+
+    /// Appends the leader's entries, dropping ones we already have and truncating a
+    /// conflicting suffix (§5.3: "if an existing entry conflicts with a new one … delete
+    /// the existing entry and all that follow it").
+    fn append_from_leader(&mut self, entries: Vec<Entry>) {
+        let mut fresh = Vec::new();
+        for e in entries {
+            if fresh.is_empty() {
+                match self.log.term_at(e.index) {
+                    Some(t) if t == e.term => continue,
+                    Some(_) => {
+                        assert!(
+                            e.index > self.commit_index,
+                            "leader {:?} asks to truncate committed entry {} (commit {})",
+                            self.leader_id,
+                            e.index,
+                            self.commit_index
+                        );
+                        let to = self.log.last_index();
+                        self.log.truncate_from(e.index);
+                        self.effects.push(Effect::TruncateLog { from: e.index, to });
+                    }
+                    None => {}
+                }
+            }
+            self.log.append(e.clone());
+            fresh.push(e);
+        }
+        if !fresh.is_empty() {
+            self.effects.push(Effect::AppendLog(fresh));
+        }
+    }
+
+    fn handle_append_response(&mut self, from: NodeId, result: AppendResult) {
+        let last_index = self.log.last_index();
+        let Role::Leader { progress } = &mut self.role else { return };
+        let Some(p) = progress.get_mut(&from) else { return };
+        match result {
+            AppendResult::Success { match_index } => {
+                assert!(match_index <= last_index, "follower matches beyond our log");
+                if p.on_success(match_index) {
+                    self.maybe_commit();
+                }
+                self.send_append(from, false);
+            }
+            AppendResult::Conflict { rejected_prev_index, hint_index, hint_term } => {
+                // Stale answers to appends we already moved past are ignored.
+                if rejected_prev_index < p.match_index {
+                    return;
+                }
+                if matches!(p.state, ProgressState::Probe { .. }) && rejected_prev_index + 1 != p.next_index {
+                    return;
+                }
+                let skip_to = match hint_term.and_then(|t| self.log.last_index_of_term(t)) {
+                    Some(i) => i + 1,
+                    None => hint_index,
+                };
+                let next = skip_to.min(rejected_prev_index).max(p.match_index + 1);
+                p.on_conflict(next);
+                self.send_append(from, false);
+            }
+        }
+    }
+
+    // ----- commitment (§5.4.2) -----------------------------------------------------
+
+    fn maybe_commit(&mut self) {
+        let Role::Leader { progress } = &self.role else { return };
+        let mut matched: Vec<Index> = progress.values().map(|p| p.match_index).collect();
+        matched.push(self.log.last_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum = if PlantedBug::QuorumOffByOne.is_active(self.cfg.planted_bug) {
+            (self.cfg.voters.len() / 2).max(1)
+        } else {
+            self.quorum()
+        };
+        let candidate = matched[quorum - 1];
+        if candidate <= self.commit_index {
+            return;
+        }
+        // Only entries of the current term are committed by counting replicas; earlier
+        // ones follow (Figure 8).
+        let term_ok = self.log.term_at(candidate) == Some(self.hard.term)
+            || PlantedBug::CommitOldTerm.is_active(self.cfg.planted_bug);
+        if term_ok {
+            self.set_commit(candidate);
+        }
+    }
+
+    fn set_commit(&mut self, index: Index) {
+        assert!(index > self.commit_index, "commit index only grows");
+        assert!(index <= self.log.last_index(), "cannot commit beyond the log");
+        self.commit_index = index;
+        self.effects.push(Effect::Commit { index });
+    }
+
+    // ----- messages ----------------------------------------------------------------
+
+    fn receive(&mut self, now_ms: u64, env: Envelope) {
+        if env.group != self.cfg.group || env.to != self.cfg.id {
+            debug_assert!(false, "driver must route envelopes: {env:?}");
+            return;
+        }
+        let from = env.from;
+        let term = env.message.term();
+        if term > self.hard.term {
+            let leader = matches!(env.message, Message::AppendEntries { .. }).then_some(from);
+            self.become_follower(now_ms, term, leader);
+        } else if term < self.hard.term {
+            // Tell a stale sender about the newer term so that it steps down.
+            match env.message {
+                Message::RequestVote { .. } => {
+                    let reply = Message::RequestVoteResponse { term: self.hard.term, granted: false };
+                    self.send(from, reply, Durability::Immediately);
+                }
+                Message::AppendEntries { prev_log_index, .. } => {
+                    let reply = Message::AppendEntriesResponse {
+                        term: self.hard.term,
+                        result: AppendResult::Conflict {
+                            rejected_prev_index: prev_log_index,
+                            hint_index: 0,
+                            hint_term: None,
+                        },
+                    };
+                    self.send(from, reply, Durability::Immediately);
+                }
+                _ => {}
+            }
+            return;
+        }
+        match env.message {
+            Message::RequestVote { last_log_index, last_log_term, .. } => {
+                self.handle_request_vote(now_ms, from, last_log_index, last_log_term)
+            }
+            Message::RequestVoteResponse { granted, .. } => self.handle_vote_response(now_ms, from, granted),
+            Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
+                if self.is_leader() {
+                    // Two leaders in one term would break election safety (§5.2).
+                    panic!("node {} is leader of term {} and got an append from {from}", self.cfg.id, term);
+                }
+                self.handle_append_entries(now_ms, from, prev_log_index, prev_log_term, entries, leader_commit)
+            }
+            Message::AppendEntriesResponse { result, .. } => self.handle_append_response(from, result),
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: Message, after: Durability) {
+        let envelope = Envelope { group: self.cfg.group, from: self.cfg.id, to, message };
+        self.effects.push(Effect::Send { envelope, after });
+    }
+
+    fn persist_hard_state(&mut self) {
+        self.effects.push(Effect::PersistHardState(self.hard));
+    }
+
+    // ----- helpers -----------------------------------------------------------------
+
+    fn other_voters(&self) -> Vec<NodeId> {
+        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
+    }
+
+    fn quorum(&self) -> usize {
+        self.cfg.voters.len() / 2 + 1
+    }
+
+    fn has_quorum(&self, count: usize) -> bool {
+        count >= self.quorum()
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.commit_index <= self.log.last_index(), "commit beyond log");
+        debug_assert!(self.log.last_term() <= self.hard.term, "log term beyond current term");
+        if let Role::Leader { progress } = &self.role {
+            debug_assert_eq!(self.leader_id, Some(self.cfg.id));
+            debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id), "a leader voted for itself");
+            for p in progress.values() {
+                debug_assert!(p.match_index < p.next_index, "match below next");
+                debug_assert!(p.next_index <= self.log.last_index() + 1, "next within log + 1");
+            }
+        }
+        if let Role::Candidate { votes } = &self.role {
+            debug_assert!(votes.contains(&self.cfg.id));
+        }
+    }
+}
+
+/// Persisted state that cannot be a Raft replica's: fatal for the node.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("bad configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("persisted log is inconsistent: {0}")]
+    Log(String),
+}

@@ -1,0 +1,35 @@
+//! What the core asks its driver to do.
+
+use super::{Entry, Envelope, Index, Term};
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// The state that must survive a crash before we answer anyone (Raft Fig. 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// When a message may leave the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// At once: the message promises nothing about local state.
+    Immediately,
+    /// Only after every write effect emitted before it is durable.
+    Synced,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    PersistHardState(HardState),
+    /// Delete the log entries `from..=to` (a conflicting suffix).
+    TruncateLog { from: Index, to: Index },
+    /// Write these entries (contiguous, following the log's current end).
+    AppendLog(Vec<Entry>),
+    Send { envelope: Envelope, after: Durability },
+    /// The commit index advanced to `index`.
+    Commit { index: Index },
+    /// This replica won the election of `term`.
+    BecameLeader { term: Term },
+}

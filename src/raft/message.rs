@@ -1,0 +1,50 @@
+//! Messages between replicas of one group (Raft Fig. 2), wrapped in an [`Envelope`] that
+//! names the group so that one node can host many groups.
+
+use super::{Entry, Index, Term};
+use crate::{GroupId, NodeId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub group: GroupId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub message: Message,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    RequestVote { term: Term, last_log_index: Index, last_log_term: Term },
+    RequestVoteResponse { term: Term, granted: bool },
+    AppendEntries {
+        term: Term,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    AppendEntriesResponse { term: Term, result: AppendResult },
+}
+
+/// The follower's answer to an AppendEntries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// The follower's log matches the leader's up to `match_index`.
+    Success { match_index: Index },
+    /// The consistency check failed at `rejected_prev_index`. The hint lets the leader skip
+    /// a whole conflicting term at once: `hint_term` is the follower's term at that index
+    /// (None when its log is shorter) and `hint_index` the first index the leader should try.
+    Conflict { rejected_prev_index: Index, hint_index: Index, hint_term: Option<Term> },
+}
+
+impl Message {
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote { term, .. }
+            | Message::RequestVoteResponse { term, .. }
+            | Message::AppendEntries { term, .. }
+            | Message::AppendEntriesResponse { term, .. } => *term,
+        }
+    }
+}

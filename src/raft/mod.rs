@@ -1,0 +1,48 @@
+//! The Raft consensus core: a pure, synchronous state machine (no tokio, madsim, fjall or
+//! `std::time`). Time comes in as `now_ms`, randomness as a seeded ChaCha generator.
+//!
+//! ```text
+//!            Input::{Tick, Receive(Envelope)}, propose(data)
+//!   node ───────────────────────────────────────────────────▶ Raft
+//!        ◀─────────────────────────────────────────────────── drain_effects()
+//!            Effect::{PersistHardState, TruncateLog, AppendLog,
+//!                     Send { after: Durability }, Commit, BecameLeader}
+//! ```
+//!
+//! Contract with the driver (the node layer):
+//! - Apply effects **in order**. `Persist*`/`*Log` effects are writes; a
+//!   `Send { after: Durability::Synced }` must not leave the node before every write
+//!   emitted before it is durable (fsynced). This is how a vote or an append acknowledgement
+//!   is never sent before the state it promises survives a crash (Raft §5.1, Fig. 2
+//!   "persistent state … updated on stable storage before responding to RPCs").
+//! - `Commit { index }`: entries up to `index` are committed and may be applied; read them
+//!   with [`Raft::entry`].
+//! - Call `step(now, Input::Tick)` no later than [`Raft::next_deadline_ms`].
+//!
+//! What is here: leader election with randomised timeouts (§5.2), log replication with the
+//! consistency check and fast conflict backtracking (§5.3, the "accelerated log
+//! backtracking" of the extended paper), the commit rule that only counts replicas of
+//! current-term entries (§5.4.2), and recovery from persisted state. Snapshots, membership
+//! changes, pre-vote, check-quorum and ReadIndex arrive with issue 3.
+
+mod bugs;
+mod config;
+mod core;
+mod effect;
+mod log;
+mod message;
+mod progress;
+#[cfg(test)]
+mod tests;
+
+pub use bugs::PlantedBug;
+pub use config::{Config, ConfigError};
+pub use core::{Input, ProposeError, Raft, RecoverError};
+pub use effect::{Durability, Effect, HardState};
+pub use log::{Entry, Payload};
+pub use message::{AppendResult, Envelope, Message};
+
+/// A Raft term (§5.1). Terms only grow.
+pub type Term = u64;
+/// A log index. The first entry has index 1; index 0 is "before the log".
+pub type Index = u64;

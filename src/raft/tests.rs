@@ -1,0 +1,612 @@
+//! Unit tests of the core: exact effects for the basic transitions, and ports of the cases
+//! of etcd's `raft_paper_test.go` (election §5.2, replication §5.3, safety §5.4), each
+//! named after its original.
+
+use super::*;
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+const G: u64 = 1;
+
+fn cfg(id: NodeId, n: u64) -> Config {
+    let mut c = Config::new(id, G, (1..=n).collect());
+    c.election_timeout_ms_min = 100;
+    c.election_timeout_ms_max = 200;
+    c.heartbeat_interval_ms = 10;
+    c
+}
+
+fn entries(terms: &[Term]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &term)| Entry { term, index: i as Index + 1, payload: Payload::Command(vec![i as u8]) })
+        .collect()
+}
+
+fn replica(id: NodeId, n: u64, term: Term, log_terms: &[Term]) -> Raft {
+    Raft::new(cfg(id, n), id, 0, HardState { term, voted_for: None }, entries(log_terms)).unwrap()
+}
+
+fn env(from: NodeId, to: NodeId, message: Message) -> Input {
+    Input::Receive(Envelope { group: G, from, to, message })
+}
+
+fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { envelope, .. } => Some((envelope.to, envelope.message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Times a replica out (far past any election deadline).
+fn time_out(r: &mut Raft) {
+    let t = r.next_deadline_ms();
+    r.step(t, Input::Tick);
+}
+
+fn elect(r: &mut Raft, voters: &[NodeId]) {
+    time_out(r);
+    for &v in voters {
+        let term = r.term();
+        r.step(0, env(v, r.id(), Message::RequestVoteResponse { term, granted: true }));
+    }
+    assert!(r.is_leader());
+    r.drain_effects();
+}
+
+fn append_ok(term: Term, match_index: Index) -> Message {
+    Message::AppendEntriesResponse { term, result: AppendResult::Success { match_index } }
+}
+
+/// A tiny lossless network for multi-replica tests: delivers every sent message in
+/// order, except those `drop` refuses.
+struct Net {
+    nodes: BTreeMap<NodeId, Raft>,
+    cut: BTreeSet<NodeId>,
+}
+
+impl Net {
+    fn new(nodes: Vec<Raft>) -> Self {
+        Net { nodes: nodes.into_iter().map(|r| (r.id(), r)).collect(), cut: BTreeSet::new() }
+    }
+    fn run(&mut self) {
+        let mut queue: Vec<Envelope> = Vec::new();
+        for _ in 0..10_000 {
+            for r in self.nodes.values_mut() {
+                for e in r.drain_effects() {
+                    if let Effect::Send { envelope, .. } = e {
+                        queue.push(envelope);
+                    }
+                }
+            }
+            if queue.is_empty() {
+                return;
+            }
+            for envelope in std::mem::take(&mut queue) {
+                if self.cut.contains(&envelope.from) || self.cut.contains(&envelope.to) {
+                    continue;
+                }
+                if let Some(r) = self.nodes.get_mut(&envelope.to) {
+                    r.step(0, Input::Receive(envelope));
+                }
+            }
+        }
+        panic!("network did not quiesce");
+    }
+    fn get(&mut self, id: NodeId) -> &mut Raft {
+        self.nodes.get_mut(&id).unwrap()
+    }
+    fn log_terms(&self, id: NodeId) -> Vec<Term> {
+        let r = &self.nodes[&id];
+        (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect()
+    }
+}
+
+// ----- exact effects -----------------------------------------------------------------
+
+#[test]
+fn follower_timeout_persists_its_vote_before_asking_for_votes() {
+    let mut r = replica(1, 3, 0, &[]);
+    time_out(&mut r);
+    let rv = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 };
+    assert_eq!(
+        r.drain_effects(),
+        vec![
+            Effect::PersistHardState(HardState { term: 1, voted_for: Some(1) }),
+            Effect::Send { envelope: Envelope { group: G, from: 1, to: 2, message: rv.clone() }, after: Durability::Synced },
+            Effect::Send { envelope: Envelope { group: G, from: 1, to: 3, message: rv }, after: Durability::Synced },
+        ]
+    );
+}
+
+#[test]
+fn a_granted_vote_is_persisted_and_answered_only_after_sync() {
+    let mut r = replica(2, 3, 0, &[]);
+    r.step(0, env(1, 2, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
+    assert_eq!(
+        r.drain_effects(),
+        vec![
+            Effect::PersistHardState(HardState { term: 1, voted_for: None }),
+            Effect::PersistHardState(HardState { term: 1, voted_for: Some(1) }),
+            Effect::Send {
+                envelope: Envelope {
+                    group: G,
+                    from: 2,
+                    to: 1,
+                    message: Message::RequestVoteResponse { term: 1, granted: true }
+                },
+                after: Durability::Synced
+            },
+        ]
+    );
+}
+
+#[test]
+fn new_leader_appends_a_noop_and_replicates_it() {
+    let mut r = replica(1, 3, 0, &[]);
+    time_out(&mut r);
+    r.drain_effects();
+    r.step(0, env(2, 1, Message::RequestVoteResponse { term: 1, granted: true }));
+    let noop = Entry { term: 1, index: 1, payload: Payload::Noop };
+    let append = |to| Effect::Send {
+        envelope: Envelope {
+            group: G,
+            from: 1,
+            to,
+            message: Message::AppendEntries {
+                term: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: vec![noop.clone()],
+                leader_commit: 0,
+            },
+        },
+        after: Durability::Synced,
+    };
+    assert_eq!(
+        r.drain_effects(),
+        vec![Effect::BecameLeader { term: 1 }, Effect::AppendLog(vec![noop.clone()]), append(2), append(3)]
+    );
+}
+
+#[test]
+fn follower_truncates_a_conflicting_suffix_then_acknowledges_after_sync() {
+    let mut r = replica(2, 3, 2, &[1, 1, 2]);
+    let new = Entry { term: 3, index: 3, payload: Payload::Noop };
+    r.step(
+        0,
+        env(1, 2, Message::AppendEntries {
+            term: 3,
+            prev_log_index: 2,
+            prev_log_term: 1,
+            entries: vec![new.clone()],
+            leader_commit: 2,
+        }),
+    );
+    assert_eq!(
+        r.drain_effects(),
+        vec![
+            Effect::PersistHardState(HardState { term: 3, voted_for: None }),
+            Effect::TruncateLog { from: 3, to: 3 },
+            Effect::AppendLog(vec![new]),
+            Effect::Commit { index: 2 },
+            Effect::Send {
+                envelope: Envelope { group: G, from: 2, to: 1, message: append_ok(3, 3) },
+                after: Durability::Synced
+            },
+        ]
+    );
+}
+
+#[test]
+fn fast_backtracking_skips_a_whole_conflicting_term() {
+    // Follower has [1,1,2,2,2]; leader (term 3) has [1,1,3,3,3,3].
+    let mut f = replica(2, 3, 2, &[1, 1, 2, 2, 2]);
+    f.step(
+        0,
+        env(1, 2, Message::AppendEntries {
+            term: 3,
+            prev_log_index: 5,
+            prev_log_term: 3,
+            entries: vec![],
+            leader_commit: 0,
+        }),
+    );
+    let out = sends(&f.drain_effects());
+    assert_eq!(
+        out,
+        vec![(1, Message::AppendEntriesResponse {
+            term: 3,
+            result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 3, hint_term: Some(2) }
+        })]
+    );
+}
+
+#[test]
+fn proposal_is_refused_with_a_leader_hint_on_a_follower() {
+    let mut r = replica(2, 3, 1, &[]);
+    r.step(0, env(1, 2, Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 }));
+    assert_eq!(r.propose(vec![1]), Err(ProposeError::NotLeader { leader_hint: Some(1) }));
+}
+
+#[test]
+fn backpressure_bounds_the_uncommitted_log() {
+    let mut c = cfg(1, 3);
+    c.uncommitted_entries_max = 3;
+    let mut r = Raft::new(c, 1, 0, HardState::default(), vec![]).unwrap();
+    elect(&mut r, &[2]);
+    // The no-op counts: two more fit.
+    assert!(r.propose(vec![1]).is_ok());
+    assert!(r.propose(vec![2]).is_ok());
+    assert_eq!(r.propose(vec![3]), Err(ProposeError::Backpressure));
+}
+
+// ----- §5.1 / §5.2: terms and elections (raft_paper_test.go) -------------------------
+
+#[test]
+fn update_term_from_message() {
+    // TestFollowerUpdateTermFromMessage / Candidate / Leader
+    for role in ["follower", "candidate", "leader"] {
+        let mut r = replica(1, 3, 1, &[]);
+        match role {
+            "candidate" => time_out(&mut r),
+            "leader" => elect(&mut r, &[2]),
+            _ => {}
+        }
+        r.step(0, env(2, 1, Message::AppendEntries { term: 9, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 }));
+        assert_eq!(r.term(), 9, "{role}");
+        assert_eq!(r.role_name(), "follower", "{role}");
+        assert_eq!(r.leader_id(), Some(2), "{role}");
+    }
+}
+
+#[test]
+fn reject_stale_term_message() {
+    // TestRejectStaleTermMessage: a lower-term append changes nothing but draws our term.
+    let mut r = replica(1, 3, 2, &[]);
+    r.step(0, env(2, 1, Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 }));
+    assert_eq!(r.term(), 2);
+    assert_eq!(r.leader_id(), None);
+    let out = sends(&r.drain_effects());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.term(), 2);
+}
+
+#[test]
+fn start_as_follower() {
+    let r = replica(1, 3, 0, &[]);
+    assert_eq!(r.role_name(), "follower");
+}
+
+#[test]
+fn leader_bcast_beat() {
+    // TestLeaderBcastBeat: after the heartbeat interval the leader sends to every follower.
+    let mut r = replica(1, 3, 0, &[]);
+    elect(&mut r, &[2]);
+    let t = r.next_deadline_ms();
+    r.step(t, Input::Tick);
+    let to: Vec<NodeId> = sends(&r.drain_effects()).into_iter().map(|(to, _)| to).collect();
+    assert_eq!(to, vec![2, 3]);
+}
+
+#[test]
+fn nonleader_start_election() {
+    // TestFollowerStartElection / TestCandidateStartNewElection
+    for candidate_first in [false, true] {
+        let mut r = replica(1, 3, 1, &[]);
+        if candidate_first {
+            time_out(&mut r);
+            r.drain_effects();
+        }
+        let before = r.term();
+        time_out(&mut r);
+        assert_eq!(r.term(), before + 1);
+        assert_eq!(r.role_name(), "candidate");
+        assert_eq!(r.hard_state().voted_for, Some(1));
+        let to: Vec<NodeId> = sends(&r.drain_effects()).into_iter().map(|(to, _)| to).collect();
+        assert_eq!(to, vec![2, 3]);
+    }
+}
+
+#[test]
+fn leader_election_in_one_round_rpc() {
+    // TestLeaderElectionInOneRoundRPC: (size, votes granted by others, expected role)
+    let cases: &[(u64, &[(NodeId, bool)], &str)] = &[
+        (1, &[], "leader"),
+        (3, &[(2, true), (3, true)], "leader"),
+        (3, &[(2, true)], "leader"),
+        (5, &[(2, true), (3, true), (4, true), (5, true)], "leader"),
+        (5, &[(2, true), (3, true), (4, true)], "leader"),
+        (5, &[(2, true), (3, true)], "leader"),
+        (3, &[(2, false), (3, false)], "candidate"),
+        (5, &[(2, true)], "candidate"),
+        (5, &[(2, false), (3, false)], "candidate"),
+        (5, &[], "candidate"),
+    ];
+    for (i, &(size, votes, want)) in cases.iter().enumerate() {
+        let mut r = replica(1, size, 0, &[]);
+        time_out(&mut r);
+        for &(from, granted) in votes {
+            r.step(0, env(from, 1, Message::RequestVoteResponse { term: 1, granted }));
+        }
+        assert_eq!(r.role_name(), want, "case {i}");
+    }
+}
+
+#[test]
+fn follower_vote() {
+    // TestFollowerVote: one vote per term, first come first served.
+    let cases: &[(Option<NodeId>, NodeId, bool)] =
+        &[(None, 2, true), (None, 3, true), (Some(2), 2, true), (Some(3), 3, true), (Some(2), 3, false), (Some(3), 2, false)];
+    for &(voted_for, candidate, granted) in cases {
+        let mut r = Raft::new(cfg(1, 3), 1, 0, HardState { term: 1, voted_for }, vec![]).unwrap();
+        r.step(0, env(candidate, 1, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
+        let out = sends(&r.drain_effects());
+        assert_eq!(out, vec![(candidate, Message::RequestVoteResponse { term: 1, granted })]);
+    }
+}
+
+#[test]
+fn candidate_fallback() {
+    // TestCandidateFallback: an append of the same or a higher term makes it a follower.
+    for term in [1, 2] {
+        let mut r = replica(1, 3, 0, &[]);
+        time_out(&mut r);
+        r.step(0, env(2, 1, Message::AppendEntries { term, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 }));
+        assert_eq!(r.role_name(), "follower");
+        assert_eq!(r.term(), term);
+    }
+}
+
+#[test]
+fn election_timeout_randomized_and_nonconflicting() {
+    // TestFollowerElectionTimeoutRandomized / …Nonconflict: timeouts spread over [min, max).
+    let mut seen = BTreeSet::new();
+    for seed in 0..200 {
+        let r = Raft::new(cfg(1, 3), seed, 0, HardState::default(), vec![]).unwrap();
+        let d = r.next_deadline_ms();
+        assert!((100..200).contains(&d), "{d}");
+        seen.insert(d);
+    }
+    assert!(seen.len() > 50, "timeouts must be spread, got {} distinct", seen.len());
+}
+
+#[test]
+fn vote_request_carries_last_log_position() {
+    // TestVoteRequest
+    let mut r = replica(1, 3, 3, &[1, 2, 3]);
+    time_out(&mut r);
+    for (_, m) in sends(&r.drain_effects()) {
+        assert_eq!(m, Message::RequestVote { term: 4, last_log_index: 3, last_log_term: 3 });
+    }
+}
+
+#[test]
+fn voter_checks_the_candidate_log_is_up_to_date() {
+    // TestVoter: (voter log, candidate last term, candidate last index, granted)
+    let cases: &[(&[Term], Term, Index, bool)] = &[
+        (&[1], 1, 1, true),
+        (&[1], 1, 2, true),
+        (&[1, 1], 1, 1, false),
+        (&[1], 2, 1, true),
+        (&[1], 2, 2, true),
+        (&[1, 1], 2, 1, true),
+        (&[2], 1, 1, false),
+        (&[2], 1, 2, false),
+        (&[1, 2], 1, 2, false),
+    ];
+    for (i, &(log, lt, li, granted)) in cases.iter().enumerate() {
+        let mut r = replica(1, 3, 2, log);
+        r.step(0, env(2, 1, Message::RequestVote { term: 3, last_log_index: li, last_log_term: lt }));
+        let out = sends(&r.drain_effects());
+        assert_eq!(out, vec![(2, Message::RequestVoteResponse { term: 3, granted })], "case {i}");
+    }
+}
+
+// ----- §5.3: log replication ---------------------------------------------------------
+
+#[test]
+fn leader_start_replication() {
+    // TestLeaderStartReplication: a proposal is appended and sent to every follower.
+    let mut r = replica(1, 3, 0, &[]);
+    elect(&mut r, &[2]);
+    for f in [2, 3] {
+        r.step(0, env(f, 1, append_ok(1, 1)));
+    }
+    r.drain_effects();
+    let (index, term) = r.propose(b"x".to_vec()).unwrap();
+    assert_eq!((index, term), (2, 1));
+    let e = Entry { term: 1, index: 2, payload: Payload::Command(b"x".to_vec()) };
+    let effects = r.drain_effects();
+    assert_eq!(effects[0], Effect::AppendLog(vec![e.clone()]));
+    for (_, m) in sends(&effects) {
+        assert_eq!(
+            m,
+            Message::AppendEntries { term: 1, prev_log_index: 1, prev_log_term: 1, entries: vec![e.clone()], leader_commit: 1 }
+        );
+    }
+}
+
+#[test]
+fn leader_commit_entry_and_acknowledge_commit() {
+    // TestLeaderCommitEntry / TestLeaderAcknowledgeCommit: (size, acks, committed)
+    let cases: &[(u64, &[NodeId], bool)] = &[
+        (1, &[], true),
+        (3, &[], false),
+        (3, &[2], true),
+        (3, &[2, 3], true),
+        (5, &[], false),
+        (5, &[2], false),
+        (5, &[2, 3], true),
+        (5, &[2, 3, 4, 5], true),
+    ];
+    for (i, &(size, acks, committed)) in cases.iter().enumerate() {
+        let mut r = replica(1, size, 0, &[]);
+        time_out(&mut r);
+        for v in 2..=size / 2 + 1 {
+            r.step(0, env(v, 1, Message::RequestVoteResponse { term: 1, granted: true }));
+        }
+        assert!(r.is_leader());
+        r.drain_effects();
+        for &a in acks {
+            r.step(0, env(a, 1, append_ok(1, 1)));
+        }
+        assert_eq!(r.commit_index() == 1, committed, "case {i}");
+    }
+}
+
+#[test]
+fn leader_commit_preceding_entries() {
+    // TestLeaderCommitPrecedingEntries: entries of earlier terms commit with the new no-op.
+    for log in [&[][..], &[2], &[1, 1], &[1]] {
+        let mut r = replica(1, 3, 2, log);
+        elect(&mut r, &[2]);
+        let last = r.last_index();
+        r.step(0, env(2, 1, append_ok(3, last)));
+        assert_eq!(r.commit_index(), last);
+    }
+}
+
+#[test]
+fn follower_commit_entry() {
+    // TestFollowerCommitEntry: commit min(leader_commit, last new entry).
+    let cases: &[(usize, Index, Index)] = &[(1, 1, 1), (2, 2, 2), (2, 1, 1), (2, 5, 2)];
+    for &(n, leader_commit, want) in cases {
+        let mut r = replica(2, 3, 1, &[]);
+        r.step(
+            0,
+            env(1, 2, Message::AppendEntries {
+                term: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: entries(&vec![1; n]),
+                leader_commit,
+            }),
+        );
+        assert_eq!(r.commit_index(), want);
+    }
+}
+
+#[test]
+fn follower_check_msg_app() {
+    // TestFollowerCheckMsgApp: the consistency check on prev index/term.
+    let cases: &[(Term, Index, bool)] = &[(0, 0, true), (1, 1, true), (2, 2, true), (1, 2, false), (3, 3, false)];
+    for &(prev_term, prev_index, ok) in cases {
+        let mut r = replica(2, 3, 2, &[1, 2]);
+        r.step(0, env(1, 2, Message::AppendEntries { term: 2, prev_log_index: prev_index, prev_log_term: prev_term, entries: vec![], leader_commit: 0 }));
+        let out = sends(&r.drain_effects());
+        let success = matches!(out[0].1, Message::AppendEntriesResponse { result: AppendResult::Success { .. }, .. });
+        assert_eq!(success, ok, "prev ({prev_term}, {prev_index})");
+    }
+}
+
+#[test]
+fn follower_append_entries() {
+    // TestFollowerAppendEntries: (prev index, prev term, new entry terms, resulting log)
+    let cases: &[(Index, Term, &[Term], &[Term])] = &[
+        (2, 2, &[3], &[1, 2, 3]),
+        (1, 1, &[3, 4], &[1, 3, 4]),
+        (0, 0, &[1], &[1, 2]),
+        (0, 0, &[3], &[3]),
+    ];
+    for (i, &(prev_index, prev_term, new, want)) in cases.iter().enumerate() {
+        let mut r = replica(2, 3, 2, &[1, 2]);
+        let new: Vec<Entry> = new
+            .iter()
+            .enumerate()
+            .map(|(k, &term)| Entry { term, index: prev_index + 1 + k as Index, payload: Payload::Noop })
+            .collect();
+        r.step(0, env(1, 2, Message::AppendEntries { term: 4, prev_log_index: prev_index, prev_log_term: prev_term, entries: new, leader_commit: 0 }));
+        let got: Vec<Term> = (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect();
+        assert_eq!(got, want, "case {i}");
+    }
+}
+
+#[test]
+fn leader_sync_follower_log() {
+    // TestLeaderSyncFollowerLog: the leader of term 8 brings every follower of Figure 7
+    // to its own log.
+    let leader_log: &[Term] = &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+    let followers: &[&[Term]] = &[
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6],
+        &[1, 1, 1, 4],
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],
+        &[1, 1, 1, 4, 4, 4, 4],
+        &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
+    ];
+    for (i, &flog) in followers.iter().enumerate() {
+        let mut net = Net::new(vec![replica(1, 3, 7, leader_log), replica(2, 3, 7, flog), replica(3, 3, 7, &[])]);
+        net.cut.insert(3);
+        time_out(net.get(1));
+        // Node 3's vote arrives by hand (as etcd's nopStepper does).
+        net.get(1).step(0, env(3, 1, Message::RequestVoteResponse { term: 8, granted: true }));
+        net.run();
+        assert!(net.get(1).is_leader(), "case {i}");
+        let mut want = leader_log.to_vec();
+        want.push(8);
+        assert_eq!(net.log_terms(2), want, "case {i}");
+        assert_eq!(net.get(1).commit_index(), want.len() as Index, "case {i}");
+    }
+}
+
+// ----- §5.4: safety ------------------------------------------------------------------
+
+#[test]
+fn leader_only_commits_log_from_current_term() {
+    // TestLeaderOnlyCommitsLogFromCurrentTerm (Figure 8): a majority holding an old-term
+    // entry does not commit it; a majority holding the new term's entry commits both.
+    let mut r = replica(1, 3, 2, &[1, 2]);
+    elect(&mut r, &[2]); // term 3, no-op at index 3
+    r.step(0, env(2, 1, append_ok(3, 2)));
+    assert_eq!(r.commit_index(), 0, "index 2 (term 2) must not commit by counting");
+    r.step(0, env(2, 1, append_ok(3, 3)));
+    assert_eq!(r.commit_index(), 3);
+}
+
+#[test]
+fn election_restriction_keeps_committed_entries() {
+    // §5.4.1: a node missing a committed entry cannot be elected.
+    let mut net = Net::new(vec![replica(1, 3, 0, &[]), replica(2, 3, 0, &[]), replica(3, 3, 0, &[])]);
+    time_out(net.get(1));
+    net.run();
+    net.get(1).propose(b"a".to_vec()).unwrap();
+    net.cut.insert(3);
+    net.run();
+    assert_eq!(net.get(1).commit_index(), 2);
+    net.cut.clear();
+    net.cut.insert(1);
+    // Node 3 missed index 2; node 2 has it and must refuse node 3.
+    time_out(net.get(3));
+    net.run();
+    assert!(!net.get(3).is_leader());
+    time_out(net.get(2));
+    net.run();
+    assert!(net.get(2).is_leader());
+}
+
+#[test]
+fn stale_append_responses_are_ignored() {
+    let mut r = replica(1, 3, 0, &[]);
+    elect(&mut r, &[2]);
+    r.step(0, env(2, 1, append_ok(1, 1)));
+    r.drain_effects();
+    // A late conflict for an index we already matched must not move next_index back.
+    r.step(0, env(2, 1, Message::AppendEntriesResponse {
+        term: 1,
+        result: AppendResult::Conflict { rejected_prev_index: 0, hint_index: 1, hint_term: None },
+    }));
+    assert!(sends(&r.drain_effects()).is_empty());
+}
+
+#[test]
+fn recovery_refuses_an_inconsistent_log() {
+    let bad = vec![Entry { term: 1, index: 2, payload: Payload::Noop }];
+    assert!(Raft::new(cfg(1, 3), 1, 0, HardState { term: 1, voted_for: None }, bad).is_err());
+    let ahead = entries(&[3]);
+    assert!(Raft::new(cfg(1, 3), 1, 0, HardState { term: 2, voted_for: None }, ahead).is_err());
+}
