@@ -1,1 +1,8 @@
+//! The replicated key-value state machine: typed commands, their encoding, and a
+//! deterministic apply function (pure: no I/O, no time).
 
+mod command;
+mod state_machine;
+
+pub use command::{Command, Output, COMMAND_BYTES_MAX};
+pub use state_machine::KvStateMachine;

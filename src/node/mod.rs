@@ -1,1 +1,27 @@
+//! The node runtime: async Rust (tokio API, madsim in simulation) that drives the pure
+//! cores. It owns no protocol logic.
+//!
+//! ```text
+//!   inbox (Transport) ──┐                         ┌─▶ Storage.write / Storage.sync
+//!   client calls ───────┼─▶ Node::run ─▶ Raft ──▶ effects ─┼─▶ Transport.send (after sync)
+//!   timer (Clock) ──────┘        ▲                         └─▶ apply ─▶ KvStateMachine ─▶ replies
+//!                                └──── group commit: one sync serves every input of a batch
+//! ```
+//!
+//! Contracts it enforces:
+//! - durable before send: a `Send { after: Synced }` leaves only after every earlier write
+//!   is synced; a client hears "done" only after its entry is committed and applied;
+//! - a storage error poisons the node: `run` returns the error and the node stops;
+//! - every queue and table is bounded (`NodeConfig`).
 
+mod errors;
+mod observer;
+mod pending;
+mod raft_store;
+mod runtime;
+mod wire;
+
+pub use errors::{ClientError, NodeError};
+pub use observer::{NodeEvent, NoopObserver, Observer};
+pub use runtime::{Node, NodeConfig, NodeHandle};
+pub use wire::{Wire, WIRE_BYTES_MAX};

@@ -22,6 +22,17 @@ pub enum Payload {
 }
 
 impl Entry {
+    /// A stable 64-bit digest (FNV-1a over the encoding) that checkers compare across
+    /// replicas: equal entries have equal digests on every platform and run.
+    pub fn digest(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in crate::codec::encode(self) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
     /// Bytes this entry adds to a message, for batching limits.
     pub fn size_bytes(&self) -> usize {
         24 + match &self.payload {

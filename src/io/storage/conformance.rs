@@ -1,0 +1,106 @@
+//! The storage conformance suite: one set of checks of the [`Storage`](super::Storage)
+//! contract, run against fjall (`tests/storage_conformance.rs`, normal build) and against
+//! the simulated disk (same file, `--cfg madsim` build).
+
+use super::{Storage, WriteBatch};
+
+/// How a suite opens and crashes the storage under test.
+pub trait Harness {
+    type S: Storage;
+    /// Opens the storage (fresh on first call, recovered on later calls).
+    fn open(&mut self) -> Self::S;
+    /// Crashes: the storage is dropped without a sync and reopened. Unsynced batches may be
+    /// lost, but only as a suffix.
+    fn crash(&mut self, storage: Self::S) -> Self::S;
+}
+
+const P: &str = "conformance";
+
+fn put(s: &mut impl Storage, partition: &str, k: &str, v: &str) {
+    let mut b = WriteBatch::default();
+    b.put(partition, k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    s.write(b).expect("write");
+}
+
+fn get(s: &impl Storage, partition: &str, k: &str) -> Option<String> {
+    s.get(partition, k.as_bytes()).expect("get").map(|v| String::from_utf8(v).expect("utf8"))
+}
+
+/// Runs every check; panics with the name of the first one that fails.
+pub fn run_all<H: Harness>(h: &mut H) {
+    let mut s = h.open();
+    read_your_writes(&mut s);
+    batches_are_atomic_and_ordered(&mut s);
+    scans_are_ordered_and_bounded(&mut s);
+    partitions_are_isolated(&mut s);
+    invalid_partition_names_are_refused(&mut s);
+    let s = synced_writes_survive_a_crash(h, s);
+    unsynced_writes_survive_as_a_prefix(h, s);
+}
+
+fn read_your_writes(s: &mut impl Storage) {
+    put(s, P, "a", "1");
+    assert_eq!(get(s, P, "a").as_deref(), Some("1"), "read_your_writes: put");
+    put(s, P, "a", "2");
+    assert_eq!(get(s, P, "a").as_deref(), Some("2"), "read_your_writes: overwrite");
+    let mut b = WriteBatch::default();
+    b.delete(P, b"a".to_vec());
+    s.write(b).expect("write");
+    assert_eq!(get(s, P, "a"), None, "read_your_writes: delete");
+}
+
+fn batches_are_atomic_and_ordered(s: &mut impl Storage) {
+    let mut b = WriteBatch::default();
+    b.put(P, b"x".to_vec(), b"1".to_vec());
+    b.put(P, b"x".to_vec(), b"2".to_vec());
+    b.put("conformance-other", b"y".to_vec(), b"3".to_vec());
+    s.write(b).expect("write");
+    assert_eq!(get(s, P, "x").as_deref(), Some("2"), "later ops in a batch win");
+    assert_eq!(get(s, "conformance-other", "y").as_deref(), Some("3"), "a batch spans partitions");
+}
+
+fn scans_are_ordered_and_bounded(s: &mut impl Storage) {
+    for k in ["p/3", "p/1", "q/0", "p/2", "o/9"] {
+        put(s, P, k, k);
+    }
+    let keys: Vec<Vec<u8>> = s.scan_prefix(P, b"p/").expect("scan").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec![b"p/1".to_vec(), b"p/2".to_vec(), b"p/3".to_vec()], "scan order and bounds");
+}
+
+fn partitions_are_isolated(s: &mut impl Storage) {
+    put(s, "conformance-iso", "p/1", "other");
+    assert_eq!(get(s, P, "p/1").as_deref(), Some("p/1"), "partitions do not share keys");
+    assert_eq!(s.scan_prefix("conformance-iso", b"").expect("scan").len(), 1, "scan stays in its partition");
+}
+
+fn invalid_partition_names_are_refused(s: &mut impl Storage) {
+    assert!(s.get("", b"k").is_err(), "empty partition name");
+    assert!(s.get("bad/name", b"k").is_err(), "partition name with a slash");
+}
+
+fn synced_writes_survive_a_crash<H: Harness>(h: &mut H, mut s: H::S) -> H::S {
+    put(&mut s, P, "durable", "yes");
+    s.sync().expect("sync");
+    let s = h.crash(s);
+    assert_eq!(get(&s, P, "durable").as_deref(), Some("yes"), "synced write lost in a crash");
+    assert_eq!(get(&s, P, "p/2").as_deref(), Some("p/2"), "earlier synced write lost in a crash");
+    s
+}
+
+fn unsynced_writes_survive_as_a_prefix<H: Harness>(h: &mut H, mut s: H::S) -> H::S {
+    const N: usize = 20;
+    for i in 0..N {
+        let mut b = WriteBatch::default();
+        b.put("prefix", format!("k{i:02}").into_bytes(), b"v".to_vec());
+        b.put("prefix", b"last".to_vec(), i.to_string().into_bytes());
+        s.write(b).expect("write");
+    }
+    let s = h.crash(s);
+    let present: Vec<usize> = (0..N).filter(|i| get(&s, "prefix", &format!("k{i:02}")).is_some()).collect();
+    let kept = present.len();
+    assert_eq!(present, (0..kept).collect::<Vec<_>>(), "a later batch survived an earlier one");
+    let last = get(&s, "prefix", "last");
+    let want = if kept == 0 { None } else { Some((kept - 1).to_string()) };
+    assert_eq!(last, want, "a batch survived only in part");
+    s
+}

@@ -1,0 +1,166 @@
+//! The simulated disk: a madsim plugin that owns every node's storage, so that it outlives
+//! a node's tasks.
+//!
+//! ```text
+//!   write(batch) ──▶ current (visible)  + unsynced queue
+//!   sync()       ──▶ durable += unsynced queue
+//!   kill(node)   ──▶ durable += a seeded prefix of the unsynced queue; current = durable
+//! ```
+//!
+//! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
+//! makes the node's next write or sync fail, which poisons the node.
+
+use super::{check_partition, Op, Storage, StorageError, WriteBatch};
+use madsim::plugin::{self, Simulator};
+use madsim::rand::GlobalRng;
+use madsim::task::NodeId as SimNodeId;
+use madsim::time::TimeHandle;
+use madsim::Config;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
+#[derive(Default)]
+struct Disk {
+    durable: Map,
+    current: Map,
+    unsynced: Vec<WriteBatch>,
+    io_error_pending: bool,
+}
+
+/// What a crash did to one disk, for the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrashLoss {
+    pub unsynced_batches: usize,
+    pub kept_batches: usize,
+}
+
+pub struct SimDisk {
+    rng: Mutex<GlobalRng>,
+    disks: Mutex<BTreeMap<SimNodeId, Disk>>,
+    last_crash: Mutex<BTreeMap<SimNodeId, CrashLoss>>,
+}
+
+impl Simulator for SimDisk {
+    fn new(rand: &GlobalRng, _time: &TimeHandle, _config: &Config) -> Self {
+        SimDisk {
+            rng: Mutex::new(rand.clone()),
+            disks: Mutex::new(BTreeMap::new()),
+            last_crash: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Runs when madsim kills a node: keep what was synced and a seeded prefix of the rest.
+    fn reset_node(&self, id: SimNodeId) {
+        let mut disks = self.disks.lock().expect("sim disk lock");
+        let Some(disk) = disks.get_mut(&id) else { return };
+        let unsynced = std::mem::take(&mut disk.unsynced);
+        let keep = self.rng.lock().expect("sim disk rng lock").gen_range(0..=unsynced.len());
+        for batch in &unsynced[..keep] {
+            apply(&mut disk.durable, batch);
+        }
+        disk.current = disk.durable.clone();
+        disk.io_error_pending = false;
+        self.last_crash
+            .lock()
+            .expect("sim disk lock")
+            .insert(id, CrashLoss { unsynced_batches: unsynced.len(), kept_batches: keep });
+    }
+}
+
+impl SimDisk {
+    fn current() -> std::sync::Arc<SimDisk> {
+        plugin::simulator::<SimDisk>()
+    }
+
+    /// The next write or sync of `node` fails with an I/O error.
+    pub fn inject_io_error(node: SimNodeId) {
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = true;
+    }
+
+    /// What the last crash of `node` lost, if it crashed.
+    pub fn last_crash(node: SimNodeId) -> Option<CrashLoss> {
+        Self::current().last_crash.lock().expect("sim disk lock").get(&node).copied()
+    }
+
+    fn with_disk<T>(node: SimNodeId, f: impl FnOnce(&mut Disk) -> T) -> T {
+        let sim = Self::current();
+        let mut disks = sim.disks.lock().expect("sim disk lock");
+        f(disks.entry(node).or_default())
+    }
+}
+
+fn apply(map: &mut Map, batch: &WriteBatch) {
+    for op in &batch.ops {
+        match op {
+            Op::Put { partition, key, value } => {
+                map.insert((partition.clone(), key.clone()), value.clone());
+            }
+            Op::Delete { partition, key } => {
+                map.remove(&(partition.clone(), key.clone()));
+            }
+        }
+    }
+}
+
+/// A node's handle to its simulated disk. Open it inside the node (it binds to the
+/// current madsim node).
+#[derive(Debug)]
+pub struct SimStorage {
+    node: SimNodeId,
+}
+
+impl SimStorage {
+    pub fn open() -> Self {
+        SimStorage { node: plugin::node() }
+    }
+}
+
+impl Storage for SimStorage {
+    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(partition)?;
+        Ok(SimDisk::with_disk(self.node, |d| d.current.get(&(partition.to_string(), key.to_vec())).cloned()))
+    }
+
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        check_partition(partition)?;
+        let start = (partition.to_string(), prefix.to_vec());
+        Ok(SimDisk::with_disk(self.node, |d| {
+            d.current
+                .range(start..)
+                .take_while(|((p, k), _)| p == partition && k.starts_with(prefix))
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect()
+        }))
+    }
+
+    fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+        for op in &batch.ops {
+            match op {
+                Op::Put { partition, .. } | Op::Delete { partition, .. } => check_partition(partition)?,
+            }
+        }
+        SimDisk::with_disk(self.node, |d| {
+            if std::mem::take(&mut d.io_error_pending) {
+                return Err(StorageError::Io("injected I/O error on write".into()));
+            }
+            apply(&mut d.current, &batch);
+            d.unsynced.push(batch);
+            Ok(())
+        })
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        SimDisk::with_disk(self.node, |d| {
+            if std::mem::take(&mut d.io_error_pending) {
+                return Err(StorageError::Io("injected I/O error on fsync".into()));
+            }
+            for batch in std::mem::take(&mut d.unsynced) {
+                apply(&mut d.durable, &batch);
+            }
+            Ok(())
+        })
+    }
+}

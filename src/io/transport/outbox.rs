@@ -1,0 +1,55 @@
+//! One bounded queue and one worker task per peer, shared by both transports: only the
+//! `Link` (how one frame reaches one peer) differs between TCP and the simulator.
+
+use super::SEND_QUEUE_FRAMES_MAX;
+use crate::NodeId;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+pub(crate) trait Link: Send + 'static {
+    /// Delivers one encoded frame; an error drops it (the worker goes on with the next).
+    fn deliver(&mut self, frame: Vec<u8>) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+pub(crate) struct Outbox<F> {
+    queues: Mutex<BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>>,
+    make_link: F,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<F, L> Outbox<F>
+where
+    F: Fn(NodeId) -> Option<L> + Send + Sync + 'static,
+    L: Link,
+{
+    pub fn new(make_link: F) -> Self {
+        Outbox { queues: Mutex::new(BTreeMap::new()), make_link, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Queues a frame for `to`, starting its worker on first use.
+    pub fn push(&self, to: NodeId, frame: Vec<u8>) {
+        let mut queues = self.queues.lock().expect("outbox lock");
+        if !queues.contains_key(&to) {
+            let Some(mut link) = (self.make_link)(to) else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE_FRAMES_MAX);
+            tokio::spawn(async move {
+                while let Some(frame) = rx.recv().await {
+                    if let Err(e) = link.deliver(frame).await {
+                        tracing::debug!(peer = to, error = %e, "frame dropped");
+                    }
+                }
+            });
+            queues.insert(to, tx);
+        }
+        let tx = &queues[&to];
+        if tx.try_send(frame).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

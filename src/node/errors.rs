@@ -1,0 +1,47 @@
+//! What a client call or a node can fail with.
+
+use crate::io::StorageError;
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// Why a client call failed. [`ClientError::is_definite`] tells whether the command
+/// certainly did not take effect (safe to retry) or might have (the outcome is unknown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClientError {
+    #[error("not the leader; try {leader_hint:?}")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("no leader is known right now")]
+    NoLeader,
+    #[error("too many requests in flight")]
+    Busy,
+    #[error("the proposal lost its place in the log to another leader's entry")]
+    Dropped,
+    #[error("the proposal was displaced from this node's log; it may or may not be applied")]
+    Displaced,
+    #[error("timed out; the command may or may not have been applied")]
+    Timeout,
+    #[error("the node stopped; the command may or may not have been applied")]
+    Stopped,
+}
+
+impl ClientError {
+    pub fn is_definite(&self) -> bool {
+        match self {
+            ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::Busy | ClientError::Dropped => true,
+            ClientError::Displaced | ClientError::Timeout | ClientError::Stopped => false,
+        }
+    }
+}
+
+/// Why a node stopped. Each is fatal: the node does not retry.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("storage failed, node poisoned: {0}")]
+    Storage(#[from] StorageError),
+    #[error("persisted state is corrupt: {0}")]
+    Corrupt(String),
+    #[error("a committed entry does not decode as a command at index {index}: {reason}")]
+    UndecodableCommand { index: u64, reason: String },
+    #[error("bad configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,67 @@
+//! Requests waiting for an answer: proposals waiting to be applied (by log index) and
+//! requests forwarded to the leader (by request id). Both tables are bounded and swept by
+//! deadline.
+
+use super::ClientError;
+use crate::kv::Output;
+use crate::raft::{Index, Term};
+use crate::NodeId;
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+pub type CallResult = Result<Output, ClientError>;
+
+/// Who is waiting for an answer.
+#[derive(Debug)]
+pub enum Origin {
+    Local(oneshot::Sender<CallResult>),
+    Remote { node: NodeId, req_id: u64 },
+}
+
+#[derive(Debug)]
+pub struct Proposal {
+    pub term: Term,
+    pub origin: Origin,
+    pub deadline_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct Forward {
+    pub origin: Origin,
+    pub deadline_ms: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub proposals: BTreeMap<Index, Proposal>,
+    pub forwards: BTreeMap<u64, Forward>,
+    next_forward_id: u64,
+}
+
+impl Pending {
+    pub fn len(&self) -> usize {
+        self.proposals.len() + self.forwards.len()
+    }
+
+    pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64) -> u64 {
+        self.next_forward_id += 1;
+        let id = self.next_forward_id;
+        self.forwards.insert(id, Forward { origin, deadline_ms });
+        id
+    }
+
+    /// Removes everything past its deadline; the callers hear `Timeout` (unknown outcome).
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Origin> {
+        let mut out = Vec::new();
+        let late: Vec<Index> =
+            self.proposals.iter().filter(|(_, p)| p.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
+        for i in late {
+            out.push(self.proposals.remove(&i).expect("present").origin);
+        }
+        let late: Vec<u64> = self.forwards.iter().filter(|(_, f)| f.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
+        for i in late {
+            out.push(self.forwards.remove(&i).expect("present").origin);
+        }
+        out
+    }
+}

@@ -1,0 +1,348 @@
+//! The event loop of one node hosting one Raft group.
+
+use super::pending::{CallResult, Origin, Pending, Proposal};
+use super::raft_store::RaftStore;
+use super::{ClientError, NodeError, NodeEvent, Observer, Wire, WIRE_BYTES_MAX};
+use crate::codec;
+use crate::io::{Clock, Inbound, Storage, Transport, WriteBatch};
+use crate::kv::{Command, KvStateMachine};
+use crate::raft::{self, Durability, Effect, Input, Payload, ProposeError, Raft};
+use crate::{GroupId, NodeId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub group: GroupId,
+    pub voters: Vec<NodeId>,
+    /// Seeds the Raft core's election timeouts.
+    pub seed: u64,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    pub heartbeat_interval_ms: u64,
+    /// How long a request may wait for its answer before the caller hears `Timeout`.
+    pub request_timeout_ms: u64,
+    /// Requests waiting for an answer (proposals + forwards) before new ones get `Busy`.
+    pub pending_requests_max: usize,
+    /// Inputs handled before effects are flushed: the group-commit batch.
+    pub batch_inputs_max: usize,
+    pub planted_bug: Option<raft::PlantedBug>,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
+        let r = raft::Config::new(id, 1, voters.clone());
+        NodeConfig {
+            id,
+            group: 1,
+            voters,
+            seed: id,
+            election_timeout_ms_min: r.election_timeout_ms_min,
+            election_timeout_ms_max: r.election_timeout_ms_max,
+            heartbeat_interval_ms: r.heartbeat_interval_ms,
+            request_timeout_ms: 2_000,
+            pending_requests_max: 4096,
+            batch_inputs_max: 256,
+            planted_bug: None,
+        }
+    }
+
+    fn raft_config(&self) -> raft::Config {
+        let mut c = raft::Config::new(self.id, self.group, self.voters.clone());
+        c.election_timeout_ms_min = self.election_timeout_ms_min;
+        c.election_timeout_ms_max = self.election_timeout_ms_max;
+        c.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        c.planted_bug = self.planted_bug;
+        c
+    }
+}
+
+/// Client calls queued to a node before `execute` waits.
+const CALL_QUEUE_MAX: usize = 1024;
+/// How often expired requests are swept.
+const SWEEP_INTERVAL_MS: u64 = 50;
+
+struct Call {
+    command: Command,
+    reply: oneshot::Sender<CallResult>,
+}
+
+/// The local client API of a node (used by the simulator's gateway and, later, RESP).
+#[derive(Clone)]
+pub struct NodeHandle {
+    calls: mpsc::Sender<Call>,
+}
+
+impl NodeHandle {
+    /// Runs `command` linearizably through the group's leader.
+    pub async fn execute(&self, command: Command) -> CallResult {
+        let (reply, rx) = oneshot::channel();
+        self.calls.send(Call { command, reply }).await.map_err(|_| ClientError::Stopped)?;
+        rx.await.unwrap_or(Err(ClientError::Stopped))
+    }
+}
+
+pub struct Node<T, S> {
+    cfg: NodeConfig,
+    raft: Raft,
+    store: RaftStore,
+    storage: S,
+    transport: T,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    inbox: mpsc::Receiver<Inbound>,
+    calls: mpsc::Receiver<Call>,
+    sm: KvStateMachine,
+    applied: raft::Index,
+    pending: Pending,
+    /// Writes were made since the last sync.
+    unsynced: bool,
+    batch: WriteBatch,
+}
+
+impl<T: Transport, S: Storage> Node<T, S> {
+    /// Recovers the node from `storage`.
+    pub fn new(
+        cfg: NodeConfig,
+        transport: T,
+        inbox: mpsc::Receiver<Inbound>,
+        storage: S,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+    ) -> Result<(Self, NodeHandle), NodeError> {
+        let store = RaftStore::new(cfg.group);
+        let (hard, entries) = store.load(&storage)?;
+        let last_index = entries.last().map_or(0, |e| e.index);
+        let raft = Raft::new(cfg.raft_config(), cfg.seed, clock.now_ms(), hard, entries)
+            .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+        observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
+        let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
+        let node = Node {
+            cfg,
+            raft,
+            store,
+            storage,
+            transport,
+            clock,
+            observer,
+            inbox,
+            calls,
+            sm: KvStateMachine::default(),
+            applied: 0,
+            pending: Pending::default(),
+            unsynced: false,
+            batch: WriteBatch::default(),
+        };
+        Ok((node, NodeHandle { calls: tx }))
+    }
+
+    /// Runs until storage fails (the node is poisoned) or every handle and the inbox close.
+    pub async fn run(mut self) -> Result<(), NodeError> {
+        let result = self.run_loop().await;
+        if let Err(e) = &result {
+            self.observer.on_event(self.cfg.id, NodeEvent::Poisoned { error: e.to_string() });
+            tracing::error!(node = self.cfg.id, error = %e, "node stopped");
+        }
+        result
+    }
+
+    async fn run_loop(&mut self) -> Result<(), NodeError> {
+        let mut next_sweep_ms = self.clock.now_ms() + SWEEP_INTERVAL_MS;
+        loop {
+            let now = self.clock.now_ms();
+            let wake_ms = self.raft.next_deadline_ms().min(next_sweep_ms);
+            let wait = Duration::from_millis(wake_ms.saturating_sub(now));
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep(wait) => {}
+                inbound = self.inbox.recv() => match inbound {
+                    Some(m) => self.on_inbound(m),
+                    None => return Ok(()),
+                },
+                call = self.calls.recv() => match call {
+                    Some(c) => self.on_call(c.command, Origin::Local(c.reply)),
+                    None => return Ok(()),
+                },
+            }
+            // Group commit: take what else is ready, then flush once.
+            for _ in 0..self.cfg.batch_inputs_max {
+                if let Ok(m) = self.inbox.try_recv() {
+                    self.on_inbound(m);
+                } else if let Ok(c) = self.calls.try_recv() {
+                    self.on_call(c.command, Origin::Local(c.reply));
+                } else {
+                    break;
+                }
+            }
+            let now = self.clock.now_ms();
+            if now >= self.raft.next_deadline_ms() {
+                self.raft.step(now, Input::Tick);
+            }
+            if now >= next_sweep_ms {
+                next_sweep_ms = now + SWEEP_INTERVAL_MS;
+                for origin in self.pending.expire(now) {
+                    self.answer(origin, Err(ClientError::Timeout));
+                }
+            }
+            self.flush_effects()?;
+        }
+    }
+
+    fn on_inbound(&mut self, inbound: Inbound) {
+        let wire: Wire = match codec::decode(&inbound.payload, WIRE_BYTES_MAX) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(node = self.cfg.id, from = inbound.from, error = %e, "undecodable message dropped");
+                return;
+            }
+        };
+        match wire {
+            Wire::Raft(env) => {
+                if env.to != self.cfg.id || env.group != self.cfg.group || env.from != inbound.from {
+                    tracing::warn!(node = self.cfg.id, from = inbound.from, "misrouted raft message dropped");
+                    return;
+                }
+                self.raft.step(self.clock.now_ms(), Input::Receive(env));
+            }
+            Wire::Request { req_id, command } => {
+                let origin = Origin::Remote { node: inbound.from, req_id };
+                if self.cfg.voters.contains(&inbound.from) && !self.raft.is_leader() {
+                    // Forwarded once already: answer instead of forwarding in a loop.
+                    let hint = self.raft.leader_id();
+                    self.answer(origin, Err(ClientError::NotLeader { leader_hint: hint }));
+                } else {
+                    self.on_call(command, origin);
+                }
+            }
+            Wire::Reply { req_id, result } => {
+                if let Some(f) = self.pending.forwards.remove(&req_id) {
+                    self.answer(f.origin, result);
+                }
+            }
+        }
+    }
+
+    fn on_call(&mut self, command: Command, origin: Origin) {
+        if self.pending.len() >= self.cfg.pending_requests_max {
+            self.answer(origin, Err(ClientError::Busy));
+            return;
+        }
+        let deadline_ms = self.clock.now_ms() + self.cfg.request_timeout_ms;
+        match self.raft.propose(command.encode()) {
+            Ok((index, term)) => {
+                let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
+                if let Some(p) = previous {
+                    // An older proposal of ours left the log at this index. It may still be
+                    // committed by a later leader that holds it (Raft Figure 8), so its
+                    // outcome is unknown, not failed.
+                    self.answer(p.origin, Err(ClientError::Displaced));
+                }
+            }
+            Err(ProposeError::Backpressure) => self.answer(origin, Err(ClientError::Busy)),
+            Err(ProposeError::NotLeader { leader_hint: Some(leader) }) if leader != self.cfg.id => {
+                let req_id = self.pending.add_forward(origin, deadline_ms);
+                let wire = Wire::Request { req_id, command };
+                self.transport.send(leader, codec::encode(&wire));
+            }
+            Err(ProposeError::NotLeader { .. }) => self.answer(origin, Err(ClientError::NoLeader)),
+        }
+    }
+
+    fn answer(&mut self, origin: Origin, result: CallResult) {
+        match origin {
+            Origin::Local(tx) => {
+                let _ = tx.send(result);
+            }
+            Origin::Remote { node, req_id } => {
+                self.transport.send(node, codec::encode(&Wire::Reply { req_id, result }));
+            }
+        }
+    }
+
+    /// Applies the core's effects in order, syncing before any message that promises
+    /// durable state, then applies newly committed entries.
+    fn flush_effects(&mut self) -> Result<(), NodeError> {
+        let mut commit = None;
+        for effect in self.raft.drain_effects() {
+            self.store.stage(&effect, &mut self.batch);
+            match effect {
+                Effect::PersistHardState(_) => {}
+                Effect::TruncateLog { from, .. } => {
+                    self.observer.on_event(self.cfg.id, NodeEvent::Truncated { from });
+                }
+                Effect::AppendLog(entries) => {
+                    for e in &entries {
+                        let event = NodeEvent::Appended { index: e.index, term: e.term, digest: e.digest() };
+                        self.observer.on_event(self.cfg.id, event);
+                    }
+                }
+                Effect::Send { envelope, after } => {
+                    if after == Durability::Synced {
+                        self.make_durable()?;
+                    }
+                    let to = envelope.to;
+                    self.transport.send(to, codec::encode(&Wire::Raft(envelope)));
+                }
+                Effect::Commit { index } => commit = Some(index),
+                Effect::BecameLeader { term } => {
+                    self.observer.on_event(self.cfg.id, NodeEvent::BecameLeader { term });
+                }
+            }
+        }
+        self.write_batch()?;
+        if let Some(index) = commit {
+            self.observer.on_event(self.cfg.id, NodeEvent::Committed { index });
+            // Answers promise durability too (the entry is committed, so a quorum synced
+            // it; we sync our own writes as well before saying so).
+            self.make_durable()?;
+            self.apply_committed(index)?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> Result<(), NodeError> {
+        if !self.batch.is_empty() {
+            self.storage.write(std::mem::take(&mut self.batch))?;
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+
+    fn make_durable(&mut self) -> Result<(), NodeError> {
+        self.write_batch()?;
+        if self.unsynced {
+            self.storage.sync()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn apply_committed(&mut self, commit: raft::Index) -> Result<(), NodeError> {
+        while self.applied < commit {
+            let index = self.applied + 1;
+            let entry = self.raft.entry(index).expect("committed entries are in the log").clone();
+            let output = match &entry.payload {
+                Payload::Noop => None,
+                Payload::Command(bytes) => {
+                    let command = Command::decode(bytes)
+                        .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
+                    Some(self.sm.apply(&command))
+                }
+            };
+            self.applied = index;
+            let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
+            self.observer.on_event(self.cfg.id, event);
+            if let Some(p) = self.pending.proposals.remove(&index) {
+                let result = match output {
+                    Some(out) if p.term == entry.term => Ok(out),
+                    _ => Err(ClientError::Dropped),
+                };
+                self.answer(p.origin, result);
+            }
+        }
+        Ok(())
+    }
+}
+
