@@ -31,7 +31,7 @@ pub struct Forward {
     pub deadline_ms: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pending {
     pub proposals: BTreeMap<Index, Proposal>,
     pub forwards: BTreeMap<u64, Forward>,
@@ -39,12 +39,19 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// `first_forward_id` must differ between incarnations of a node: a reply the leader
+    /// sends to a forward of a previous incarnation must not match a forward of this one
+    /// (the simulator found exactly that: a read answered with another key's value).
+    pub fn new(first_forward_id: u64) -> Self {
+        Pending { proposals: BTreeMap::new(), forwards: BTreeMap::new(), next_forward_id: first_forward_id }
+    }
+
     pub fn len(&self) -> usize {
         self.proposals.len() + self.forwards.len()
     }
 
     pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64) -> u64 {
-        self.next_forward_id += 1;
+        self.next_forward_id = self.next_forward_id.wrapping_add(1);
         let id = self.next_forward_id;
         self.forwards.insert(id, Forward { origin, deadline_ms });
         id

@@ -8,6 +8,8 @@ use crate::io::{Clock, Inbound, Storage, Transport, WriteBatch};
 use crate::kv::{Command, KvStateMachine};
 use crate::raft::{self, Durability, Effect, Input, Payload, ProposeError, Raft};
 use crate::{GroupId, NodeId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +19,9 @@ pub struct NodeConfig {
     pub id: NodeId,
     pub group: GroupId,
     pub voters: Vec<NodeId>,
-    /// Seeds the Raft core's election timeouts.
+    /// Seeds the Raft core's election timeouts and the ids of forwarded requests. Must
+    /// differ between incarnations (restarts) of a node: the simulator derives it from the
+    /// run's seed and the incarnation, a real node draws it from the OS.
     pub seed: u64,
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
@@ -32,13 +36,14 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
+    /// Defaults for everything but identity; `seed` as documented on the field.
+    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Self {
         let r = raft::Config::new(id, 1, voters.clone());
         NodeConfig {
             id,
             group: 1,
             voters,
-            seed: id,
+            seed,
             election_timeout_ms_min: r.election_timeout_ms_min,
             election_timeout_ms_max: r.election_timeout_ms_max,
             heartbeat_interval_ms: r.heartbeat_interval_ms,
@@ -58,6 +63,9 @@ impl NodeConfig {
         c
     }
 }
+
+/// Separates the forward-id stream from the Raft core's stream drawn from the same seed.
+const FORWARD_ID_STREAM: u64 = 0x464f_5257_4152_44;
 
 /// Client calls queued to a node before `execute` waits.
 const CALL_QUEUE_MAX: usize = 1024;
@@ -112,6 +120,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         clock: Arc<dyn Clock>,
         observer: Arc<dyn Observer>,
     ) -> Result<(Self, NodeHandle), NodeError> {
+        let seed = cfg.seed;
         let store = RaftStore::new(cfg.group);
         let (hard, entries) = store.load(&storage)?;
         let last_index = entries.last().map_or(0, |e| e.index);
@@ -131,14 +140,16 @@ impl<T: Transport, S: Storage> Node<T, S> {
             calls,
             sm: KvStateMachine::default(),
             applied: 0,
-            pending: Pending::default(),
+            pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
             unsynced: false,
             batch: WriteBatch::default(),
         };
         Ok((node, NodeHandle { calls: tx }))
     }
 
-    /// Runs until storage fails (the node is poisoned) or every handle and the inbox close.
+    /// Runs until storage fails (the node is poisoned) or the transport's inbox closes.
+    /// Dropping every [`NodeHandle`] does not stop the node: peers and remote clients
+    /// still reach it through the transport.
     pub async fn run(mut self) -> Result<(), NodeError> {
         let result = self.run_loop().await;
         if let Err(e) = &result {
@@ -150,6 +161,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
 
     async fn run_loop(&mut self) -> Result<(), NodeError> {
         let mut next_sweep_ms = self.clock.now_ms() + SWEEP_INTERVAL_MS;
+        let mut calls_open = true;
         loop {
             let now = self.clock.now_ms();
             let wake_ms = self.raft.next_deadline_ms().min(next_sweep_ms);
@@ -161,9 +173,9 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     Some(m) => self.on_inbound(m),
                     None => return Ok(()),
                 },
-                call = self.calls.recv() => match call {
+                call = self.calls.recv(), if calls_open => match call {
                     Some(c) => self.on_call(c.command, Origin::Local(c.reply)),
-                    None => return Ok(()),
+                    None => calls_open = false,
                 },
             }
             // Group commit: take what else is ready, then flush once.

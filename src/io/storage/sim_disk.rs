@@ -80,6 +80,11 @@ impl SimDisk {
         Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = true;
     }
 
+    /// Withdraws an injected error that has not fired yet.
+    pub fn clear_faults(node: SimNodeId) {
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = false;
+    }
+
     /// What the last crash of `node` lost, if it crashed.
     pub fn last_crash(node: SimNodeId) -> Option<CrashLoss> {
         Self::current().last_crash.lock().expect("sim disk lock").get(&node).copied()

@@ -1,0 +1,328 @@
+//! Linearizability, per key — Herlihy & Wing, "Linearizability: a correctness condition
+//! for concurrent objects" (1990). Searched with the Wing–Gong algorithm as improved by
+//! Lowe, "Testing for linearizability" (2017): depth-first over minimal calls with
+//! "dancing links", memoising (linearized set, state) pairs. The history is partitioned by
+//! key first, which is sound because every operation touches one key (P-compositionality,
+//! Horn & Kroening 2015; as in Knossos and Porcupine).
+//!
+//! Operations with an unknown outcome may take effect at any point after their call, or
+//! never: they get a return time of +∞. An unknown write whose value no read ever saw is
+//! dropped before the search (it can always be linearized last, unobserved), and so are
+//! unknown reads (they constrain nothing).
+//!
+//! The model is a register holding an optional string: get, put, append (concatenate),
+//! delete, compare-and-set. Reads and CAS report the full current value.
+
+use crate::history::{Op, OpKind, OpOutput, OpValue};
+use std::collections::{BTreeMap, HashSet};
+
+pub struct Outcome {
+    pub violations: Vec<String>,
+    /// Keys whose search hit the step budget (neither passed nor failed).
+    pub inconclusive: Vec<String>,
+}
+
+type State = Option<String>;
+
+/// Checks every key's sub-history; `steps_max` bounds the search per key.
+pub fn check(history: &[Op], steps_max: u64) -> Outcome {
+    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in history {
+        by_key.entry(op.key.as_str()).or_default().push(op);
+    }
+    let mut violations = Vec::new();
+    let mut inconclusive = Vec::new();
+    for (key, ops) in by_key {
+        let ops = prune(ops);
+        match check_key(&ops, steps_max) {
+            KeyResult::Ok => {}
+            KeyResult::Inconclusive => inconclusive.push(key.to_string()),
+            KeyResult::Violation { blocked } => violations.push(describe(key, &ops, blocked)),
+        }
+    }
+    Outcome { violations, inconclusive }
+}
+
+/// Drops operations that cannot change the verdict (see the module docs).
+fn prune(ops: Vec<&Op>) -> Vec<&Op> {
+    let observed: Vec<&str> = ops
+        .iter()
+        .filter(|o| !o.unknown)
+        .filter_map(|o| match &o.output {
+            Some(OpOutput::Value(Some(v))) => Some(v.as_str()),
+            Some(OpOutput::Cas { current: Some(v), .. }) => Some(v.as_str()),
+            _ => None,
+        })
+        .collect();
+    ops.into_iter()
+        .filter(|o| {
+            if !o.unknown {
+                return true;
+            }
+            match o.op {
+                OpKind::Get => false,
+                OpKind::Delete => true,
+                OpKind::Put | OpKind::Append | OpKind::Cas => {
+                    let w = o.written().unwrap_or_default();
+                    observed.iter().any(|v| v.contains(w))
+                }
+            }
+        })
+        .collect()
+}
+
+/// The model: the states `op` can lead to from `state` given what it returned.
+fn step(state: &State, op: &Op) -> Option<State> {
+    let known = if op.unknown { None } else { op.output.as_ref() };
+    match (op.op, &op.value) {
+        (OpKind::Get, _) => match known {
+            Some(OpOutput::Value(v)) if v == state => Some(state.clone()),
+            _ => None,
+        },
+        (OpKind::Put, OpValue::Value(v)) => Some(Some(v.clone())),
+        (OpKind::Append, OpValue::Value(v)) => Some(Some(format!("{}{v}", state.as_deref().unwrap_or("")))),
+        (OpKind::Delete, _) => Some(None),
+        (OpKind::Cas, OpValue::Cas { expected, new }) => {
+            let matches = state == expected;
+            match known {
+                Some(OpOutput::Cas { swapped, current }) => {
+                    if current != state || *swapped != matches {
+                        None
+                    } else if *swapped {
+                        Some(Some(new.clone()))
+                    } else {
+                        Some(state.clone())
+                    }
+                }
+                None if matches => Some(Some(new.clone())),
+                None => Some(state.clone()),
+                Some(_) => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+enum KeyResult {
+    Ok,
+    Inconclusive,
+    /// No order explains the history; `blocked` is the op whose return could not be
+    /// passed at the deepest point the search reached.
+    Violation { blocked: usize },
+}
+
+const NIL: usize = usize::MAX;
+
+fn check_key(ops: &[&Op], steps_max: u64) -> KeyResult {
+    let n = ops.len();
+    // Events: 2i = call of op i, 2i+1 = its return. Calls sort before returns at equal
+    // times, so touching operations count as concurrent (the permissive reading).
+    let time = |e: usize| {
+        let op = ops[e / 2];
+        if e % 2 == 0 {
+            (op.call, 0)
+        } else {
+            (if op.unknown { u64::MAX } else { op.ret }, 1)
+        }
+    };
+    let mut order: Vec<usize> = (0..2 * n).collect();
+    order.sort_by_key(|&e| (time(e), e));
+    // Doubly linked list over positions; index 2n is the head sentinel.
+    let head = 2 * n;
+    let mut next = vec![NIL; 2 * n + 1];
+    let mut prev = vec![NIL; 2 * n + 1];
+    let mut last = head;
+    for &e in &order {
+        next[last] = e;
+        prev[e] = last;
+        last = e;
+    }
+    let lift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
+        for x in [e, e + 1] {
+            let (p, nx) = (prev[x], next[x]);
+            next[p] = nx;
+            if nx != NIL {
+                prev[nx] = p;
+            }
+        }
+    };
+    let unlift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize| {
+        for x in [e + 1, e] {
+            let (p, nx) = (prev[x], next[x]);
+            next[p] = x;
+            if nx != NIL {
+                prev[nx] = x;
+            }
+        }
+    };
+
+    let words = n.div_ceil(64).max(1);
+    let mut linearized = vec![0u64; words];
+    let mut state: State = None;
+    let mut cache: HashSet<(Vec<u64>, State)> = HashSet::new();
+    let mut stack: Vec<(usize, State)> = Vec::new();
+    let mut entry = next[head];
+    let mut steps = 0u64;
+    let mut deepest = (0usize, NIL);
+    while next[head] != NIL {
+        steps += 1;
+        if steps > steps_max {
+            return KeyResult::Inconclusive;
+        }
+        if entry % 2 == 0 {
+            let i = entry / 2;
+            if let Some(s2) = step(&state, ops[i]) {
+                let mut lin2 = linearized.clone();
+                lin2[i / 64] |= 1 << (i % 64);
+                if cache.insert((lin2.clone(), s2.clone())) {
+                    stack.push((entry, std::mem::replace(&mut state, s2)));
+                    linearized = lin2;
+                    lift(&mut next, &mut prev, entry);
+                    entry = next[head];
+                    continue;
+                }
+            }
+            entry = next[entry];
+        } else {
+            if stack.len() >= deepest.0 {
+                deepest = (stack.len(), entry / 2);
+            }
+            let Some((e, s)) = stack.pop() else {
+                return KeyResult::Violation { blocked: deepest.1 };
+            };
+            state = s;
+            let i = e / 2;
+            linearized[i / 64] &= !(1 << (i % 64));
+            unlift(&mut next, &mut prev, e);
+            entry = next[e];
+        }
+    }
+    KeyResult::Ok
+}
+
+fn describe(key: &str, ops: &[&Op], blocked: usize) -> String {
+    let b = ops[blocked];
+    let b_ret = if b.unknown { u64::MAX } else { b.ret };
+    let mut lines = vec![format!("key {key:?}: not linearizable; no order of its operations explains {}", show(b))];
+    if let Some(OpOutput::Value(Some(v)) | OpOutput::Cas { current: Some(v), .. }) = &b.output {
+        let written = ops.iter().any(|o| o.written().is_some_and(|w| v.contains(w.trim_end_matches(';'))));
+        if !written {
+            lines.push(format!("    no operation on {key:?} ever wrote {v:?}"));
+        }
+    }
+    // What led up to it: the operations that started before it ended, latest last.
+    let mut before: Vec<&&Op> = ops.iter().filter(|o| o.call <= b_ret).collect();
+    before.sort_by_key(|o| o.call);
+    let skip = before.len().saturating_sub(16);
+    lines.push(format!("    operations on {key:?} up to it, by call time ({skip} earlier ones in --history):"));
+    for o in &before[skip..] {
+        lines.push(format!("      {}", show(o)));
+    }
+    lines.join("\n")
+}
+
+fn show(o: &Op) -> String {
+    let ret = if o.unknown { "?".to_string() } else { format!("{:.6}s", o.ret as f64 / 1e9) };
+    let out = match (&o.output, o.unknown) {
+        (_, true) | (None, _) => "unknown".to_string(),
+        (Some(OpOutput::Value(v)), _) => format!("{v:?}"),
+        (Some(OpOutput::Ok(_)), _) => "ok".into(),
+        (Some(OpOutput::Cas { swapped, current }), _) => format!("swapped={swapped} current={current:?}"),
+    };
+    let input = match &o.value {
+        OpValue::None => String::new(),
+        OpValue::Value(v) => format!(" {v:?}"),
+        OpValue::Cas { expected, new } => format!(" {expected:?}->{new:?}"),
+    };
+    format!("{} {:?}{} -> {} [{:.6}s, {}]", o.client, o.op, input, out, o.call as f64 / 1e9, ret)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn op(client: &str, kind: OpKind, value: OpValue, output: Option<OpOutput>, call: u64, ret: u64) -> Op {
+        Op {
+            client: client.into(),
+            op: kind,
+            key: "k".into(),
+            value,
+            unknown: output.is_none(),
+            output,
+            call,
+            ret,
+        }
+    }
+    pub fn put(c: &str, v: &str, call: u64, ret: u64) -> Op {
+        op(c, OpKind::Put, OpValue::Value(v.into()), Some(OpOutput::Ok("ok")), call, ret)
+    }
+    pub fn get(c: &str, v: Option<&str>, call: u64, ret: u64) -> Op {
+        op(c, OpKind::Get, OpValue::None, Some(OpOutput::Value(v.map(String::from))), call, ret)
+    }
+
+    fn verdict(h: &[Op]) -> (usize, usize) {
+        let o = check(h, 1_000_000);
+        (o.violations.len(), o.inconclusive.len())
+    }
+
+    #[test]
+    fn passes_sequential_and_concurrent_histories() {
+        assert_eq!(verdict(&[put("a", "1", 0, 10), get("b", Some("1"), 20, 30)]), (0, 0));
+        // A read concurrent with a write may see either value.
+        assert_eq!(verdict(&[put("a", "1", 0, 10), put("a", "2", 20, 40), get("b", Some("1"), 25, 30)]), (0, 0));
+        assert_eq!(verdict(&[put("a", "1", 0, 10), put("a", "2", 20, 40), get("b", Some("2"), 25, 30)]), (0, 0));
+    }
+
+    #[test]
+    fn fails_a_stale_read() {
+        // The write of 2 completed before the read began; reading 1 is stale.
+        let h = [put("a", "1", 0, 10), put("a", "2", 20, 30), get("b", Some("1"), 40, 50)];
+        assert_eq!(verdict(&h), (1, 0));
+    }
+
+    #[test]
+    fn fails_a_read_of_a_value_never_written() {
+        assert_eq!(verdict(&[get("b", Some("9"), 0, 10)]), (1, 0));
+    }
+
+    #[test]
+    fn unknown_writes_may_or_may_not_take_effect() {
+        let lost = op("a", OpKind::Put, OpValue::Value("2".into()), None, 20, 30);
+        // Seen later: it took effect.
+        assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("2"), 100, 110)]), (0, 0));
+        // Never seen: it did not (or not yet).
+        assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("1"), 100, 110)]), (0, 0));
+        // But once seen it cannot vanish again without another write.
+        let h = [put("a", "1", 0, 10), lost, get("b", Some("2"), 100, 110), get("b", Some("1"), 120, 130)];
+        assert_eq!(verdict(&h), (1, 0));
+    }
+
+    #[test]
+    fn append_and_cas_follow_the_model() {
+        let app = |v: &str, call, ret| op("a", OpKind::Append, OpValue::Value(v.into()), Some(OpOutput::Ok("ok")), call, ret);
+        let cas = |exp: Option<&str>, new: &str, swapped, current: Option<&str>, call, ret| {
+            op(
+                "c",
+                OpKind::Cas,
+                OpValue::Cas { expected: exp.map(String::from), new: new.into() },
+                Some(OpOutput::Cas { swapped, current: current.map(String::from) }),
+                call,
+                ret,
+            )
+        };
+        let ok = [app("x;", 0, 10), app("y;", 20, 30), get("b", Some("x;y;"), 40, 50), cas(Some("x;y;"), "z", true, Some("x;y;"), 60, 70)];
+        assert_eq!(verdict(&ok), (0, 0));
+        // Appends reordered against real time.
+        let bad = [app("x;", 0, 10), app("y;", 20, 30), get("b", Some("y;x;"), 40, 50)];
+        assert_eq!(verdict(&bad), (1, 0));
+        // A CAS that claims to have swapped on a mismatch.
+        let bad = [put("a", "1", 0, 10), cas(Some("2"), "3", true, Some("1"), 20, 30)];
+        assert_eq!(verdict(&bad), (1, 0));
+    }
+
+    #[test]
+    fn a_tiny_budget_is_inconclusive_not_a_pass() {
+        let h = [put("a", "1", 0, 10), put("a", "2", 0, 10), get("b", Some("2"), 20, 30)];
+        assert_eq!(check(&h, 1).inconclusive.len(), 1);
+    }
+}

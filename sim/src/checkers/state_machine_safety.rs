@@ -1,0 +1,77 @@
+//! State Machine Safety — Raft paper, Figure 3: "if a server has applied a log entry at a
+//! given index to its state machine, no other server will ever apply a different log entry
+//! for the same index". Also: each node applies indices in order, without gaps, from 1
+//! after every restart.
+
+use super::Violations;
+use crate::trace::{TraceEvent, TraceKind};
+use phantomdb::node::NodeEvent;
+use std::collections::BTreeMap;
+
+pub fn check(trace: &[TraceEvent]) -> Vec<String> {
+    let mut applied: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new(); // index -> (term, digest, node)
+    let mut next: BTreeMap<u64, u64> = BTreeMap::new(); // node -> next index it must apply
+    let mut v = Violations::default();
+    for e in trace {
+        let TraceKind::Node { node, event } = &e.kind else { continue };
+        match event {
+            NodeEvent::Recovered { .. } => {
+                next.insert(*node, 1);
+            }
+            NodeEvent::Applied { index, term, digest } => {
+                let want = next.entry(*node).or_insert(1);
+                if *index != *want {
+                    v.push(format!("n{node} applied index {index} when {want} was next"));
+                }
+                *want = index + 1;
+                match applied.get(index) {
+                    Some(&(t, d, other)) if t != *term || d != *digest => v.push(format!(
+                        "index {index}: n{other} applied (term {t}, {d:016x}) but n{node} applied (term {term}, {digest:016x})"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        applied.insert(*index, (*term, *digest, *node));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    v.into_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(node: u64, event: NodeEvent) -> TraceEvent {
+        TraceEvent { t_ns: 0, kind: TraceKind::Node { node, event } }
+    }
+    fn applied(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
+        ev(node, NodeEvent::Applied { index, term, digest })
+    }
+
+    #[test]
+    fn passes_the_same_prefix_and_a_reapply_after_restart() {
+        let t = [
+            applied(1, 1, 1, 5),
+            applied(2, 1, 1, 5),
+            applied(1, 2, 1, 6),
+            ev(1, NodeEvent::Recovered { term: 1, last_index: 2 }),
+            applied(1, 1, 1, 5),
+        ];
+        assert!(check(&t).is_empty());
+    }
+
+    #[test]
+    fn fails_different_entries_at_one_index() {
+        let v = check(&[applied(1, 1, 1, 5), applied(2, 1, 2, 9)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn fails_a_gap() {
+        let v = check(&[applied(1, 1, 1, 5), applied(1, 3, 1, 7)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
+
+  SCENARIO               a scenario file (default: scenarios/default.toml)
+  --seed N               run one seed (default: a random seed, printed)
+  --seeds A..B           run seeds A to B (both included), one process each, in parallel
+  --jobs N               processes at once for --seeds (default: the number of cores)
+  --check-determinism    run each seed twice and compare the trace hashes
+  --history FILE         write client operations as JSON lines (one seed only)
+  --trace FILE           write the event log (one seed only)
+  --report FILE          write the scenario, schedule and verdict as JSON (one seed only)
+  --quiet                print only the verdict line
+
+exit codes: 0 all checks passed, 1 a check failed, 2 bad scenario or usage";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seeds {
+    One(u64),
+    /// `A..B`: A to B, both included (`1..200` is 200 seeds).
+    Range(u64, u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub scenario: PathBuf,
+    pub seeds: Seeds,
+    pub check_determinism: bool,
+    pub history: Option<PathBuf>,
+    pub trace: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub quiet: bool,
+    pub jobs: Option<usize>,
+}
+
+pub enum Parsed {
+    Run(Args),
+    Help,
+}
+
+pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    match it.next().as_deref() {
+        Some("run") => {}
+        Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
+        Some(other) => return Err(format!("unknown command {other:?} (expected `run`)")),
+    }
+    let mut scenario = None;
+    let mut seeds = None;
+    let mut args = Args {
+        scenario: PathBuf::new(),
+        seeds: Seeds::One(0),
+        check_determinism: false,
+        history: None,
+        trace: None,
+        report: None,
+        quiet: false,
+        jobs: None,
+    };
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--seed" => {
+                let v = value("--seed")?;
+                seeds = Some(Seeds::One(v.parse().map_err(|_| format!("--seed {v:?}: expected a number"))?));
+            }
+            "--seeds" => {
+                let v = value("--seeds")?;
+                let (a, b) = v.split_once("..").ok_or_else(|| format!("--seeds {v:?}: expected A..B"))?;
+                let a: u64 = a.parse().map_err(|_| format!("--seeds {v:?}: {a:?} is not a number"))?;
+                let b: u64 = b.parse().map_err(|_| format!("--seeds {v:?}: {b:?} is not a number"))?;
+                if a > b {
+                    return Err(format!("--seeds {v:?}: the range is empty (A > B)"));
+                }
+                seeds = Some(Seeds::Range(a, b));
+            }
+            "--jobs" => {
+                let v = value("--jobs")?;
+                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
+                if n == 0 {
+                    return Err("--jobs must be at least 1".into());
+                }
+                args.jobs = Some(n);
+            }
+            "--check-determinism" => args.check_determinism = true,
+            "--history" => args.history = Some(value("--history")?.into()),
+            "--trace" => args.trace = Some(value("--trace")?.into()),
+            "--report" => args.report = Some(value("--report")?.into()),
+            "--quiet" => args.quiet = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
+            s => {
+                if scenario.is_some() {
+                    return Err(format!("a second scenario {s:?}: give one"));
+                }
+                scenario = Some(PathBuf::from(s));
+            }
+        }
+    }
+    args.scenario = scenario.unwrap_or_else(|| PathBuf::from("scenarios/default.toml"));
+    args.seeds = seeds.unwrap_or_else(|| Seeds::One(random_seed()));
+    if matches!(args.seeds, Seeds::Range(..)) && (args.history.is_some() || args.trace.is_some() || args.report.is_some()) {
+        return Err("--history, --trace and --report take one --seed".into());
+    }
+    Ok(Parsed::Run(args))
+}
+
+/// A seed for a run that names none. Taken outside the simulation, from the OS.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish() % 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args, String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Parsed::Run(a) => Ok(a),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let a = p(&["run", "--seed", "7"]).unwrap();
+        assert_eq!(a.scenario, PathBuf::from("scenarios/default.toml"));
+        assert_eq!(a.seeds, Seeds::One(7));
+        assert_eq!(p(&["run", "x.toml", "--seeds", "1..200"]).unwrap().seeds, Seeds::Range(1, 200));
+    }
+
+    #[test]
+    fn bad_usage_is_explained() {
+        assert!(p(&["run", "--seeds", "5..4"]).unwrap_err().contains("empty"));
+        assert!(p(&["run", "--seed"]).unwrap_err().contains("needs a value"));
+        assert!(p(&["run", "--seeds", "1..3", "--history", "h"]).unwrap_err().contains("one --seed"));
+        assert!(p(&["walk"]).is_err());
+    }
+}

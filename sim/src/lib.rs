@@ -1,0 +1,19 @@
+//! The PhantomDB simulator as a library: scenario files, the simulated world (madsim
+//! builds only), workloads, checkers and the seed runner. The `phantomdb-sim` binary is a
+//! thin command line over it.
+
+pub mod checkers;
+pub mod cli;
+pub mod history;
+pub mod panics;
+#[cfg(madsim)]
+pub mod run;
+pub mod runner;
+pub mod scenario;
+pub mod trace;
+pub mod verdict;
+#[cfg(madsim)]
+pub mod workload;
+#[cfg(madsim)]
+pub mod world;
+

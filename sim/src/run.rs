@@ -1,0 +1,142 @@
+//! One seed: run, check, print the summary, write the requested files.
+
+use crate::cli::Args;
+use crate::scenario::{Scenario, ScenarioFile};
+use crate::verdict::{self, Verdict};
+use crate::world;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub fn single(args: &Args, file: &ScenarioFile, seed: u64) -> ExitCode {
+    let scenario = Scenario::resolve(&args.scenario, file, seed);
+    let wall = Instant::now();
+    let out = world::run(&scenario);
+    let wall_s = wall.elapsed().as_secs_f64();
+    let verdict = verdict::evaluate(&scenario, &out);
+    let mut deterministic = None;
+    if args.check_determinism {
+        let again = world::run(&scenario);
+        let second = format!("{:016x}", verdict::trace_hash(&again));
+        deterministic = Some(second);
+    }
+    if let Err(e) = write_files(args, &scenario, &out, &verdict) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let nondeterministic = deterministic.as_ref().filter(|h| **h != verdict.trace_hash);
+    let passed = verdict.passed() && nondeterministic.is_none();
+    if args.quiet {
+        print_quiet(&scenario, &verdict, passed, nondeterministic);
+    } else {
+        print_summary(args, &scenario, &verdict, wall_s, deterministic.as_deref());
+    }
+    if passed {
+        println!("PASS");
+        ExitCode::SUCCESS
+    } else {
+        if let Some(h) = nondeterministic {
+            println!("NONDETERMINISM: the same seed gave trace-hash {} and then {h}", verdict.trace_hash);
+        }
+        let failed: Vec<&str> = verdict.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
+        if !failed.is_empty() {
+            println!("FAIL: {}", failed.join(", "));
+        }
+        println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
+        ExitCode::from(1)
+    }
+}
+
+fn print_quiet(s: &Scenario, v: &Verdict, passed: bool, nondeterministic: Option<&String>) {
+    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
+    let what = if passed {
+        "ok".to_string()
+    } else if nondeterministic.is_some() {
+        "nondeterministic".into()
+    } else {
+        failed.join(",")
+    };
+    println!("seed {} {} ops={} unknown={} trace-hash: {}", s.seed, what, v.stats.ops, v.stats.ops_unknown, v.trace_hash);
+}
+
+fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_hash: Option<&str>) {
+    let st = &v.stats;
+    println!("scenario  {} ({}), seed {}", args.scenario.display(), s.name, s.seed);
+    if let Some(bug) = s.planted_bug {
+        println!("planted   bug {:?} (on purpose)", bug.name());
+    }
+    println!(
+        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}",
+        s.nodes, s.clients, s.register_keys, s.append_keys, s.latency_ms[0], s.latency_ms[1], s.loss
+    );
+    println!("schedule  {} faults in {:.1}s, then heal", s.schedule.len(), s.faulty_ms as f64 / 1e3);
+    for f in s.schedule.iter().take(40) {
+        println!("  {:>8.3}s  {}  ({})", f.at_ms as f64 / 1e3, f.action, f.origin);
+    }
+    if s.schedule.len() > 40 {
+        println!("  … {} more (see --report)", s.schedule.len() - 40);
+    }
+    println!(
+        "run       {:.1} simulated s in {:.2} wall s ({:.0}x); {} ops ({} ok, {} unknown); {} elections won",
+        st.simulated_s,
+        wall_s,
+        st.simulated_s / wall_s.max(1e-9),
+        st.ops,
+        st.ops_ok,
+        st.ops_unknown,
+        st.elections_won
+    );
+    println!("checks");
+    for c in &v.checks {
+        let status = if c.passed() { "ok" } else { "FAILED" };
+        match &c.note {
+            Some(n) => println!("  {:<22} {status} ({n})", c.name),
+            None => println!("  {:<22} {status}", c.name),
+        }
+        for violation in &c.violations {
+            for line in violation.lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    if let Some(h) = second_hash {
+        let same = if h == v.trace_hash { "same" } else { "DIFFERENT" };
+        println!("determinism: second run trace-hash {h} ({same})");
+    }
+    println!("trace-hash: {}", v.trace_hash);
+}
+
+fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict) -> Result<(), String> {
+    let create = |p: &std::path::Path| {
+        std::fs::File::create(p).map(std::io::BufWriter::new).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let werr = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
+    if let Some(p) = &args.history {
+        let mut f = create(p)?;
+        for op in &out.history {
+            writeln!(f, "{}", serde_json::to_string(op).expect("ops serialize")).map_err(|e| werr(p, e))?;
+        }
+        f.flush().map_err(|e| werr(p, e))?;
+    }
+    if let Some(p) = &args.trace {
+        let mut f = create(p)?;
+        for e in &out.trace {
+            writeln!(f, "{e}").map_err(|e| werr(p, e))?;
+        }
+        f.flush().map_err(|e| werr(p, e))?;
+    }
+    if let Some(p) = &args.report {
+        let report = serde_json::json!({
+            "scenario": s,
+            "passed": v.passed(),
+            "trace_hash": v.trace_hash,
+            "checks": v.checks,
+            "stats": v.stats,
+            "reproduce": format!("cargo sim run {} --seed {}", args.scenario.display(), s.seed),
+        });
+        let mut f = create(p)?;
+        serde_json::to_writer_pretty(&mut f, &report).map_err(|e| format!("{}: {e}", p.display()))?;
+        f.flush().map_err(|e| werr(p, e))?;
+    }
+    Ok(())
+}

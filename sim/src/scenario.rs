@@ -1,0 +1,729 @@
+//! Scenario files: what a simulation run is, as data (ARCHITECTURE §7).
+//!
+//! A file is parsed strictly (unknown fields are errors) and every error names the file,
+//! the line and the field. Whatever the file leaves open is drawn from the seed
+//! ([`Scenario::resolve`]), so one file describes a whole family of runs (swarm testing)
+//! and a seed picks one member of it.
+
+use phantomdb::raft::PlantedBug;
+use phantomdb::NodeId;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A scenario error: where, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "field `{}`: ", self.field)?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+// ----- the file, as written -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub planted_bug: Option<PlantedBug>,
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub faults: Vec<Spanned<FaultSpec>>,
+    pub nemesis: Option<Spanned<NemesisSpec>>,
+    #[serde(default)]
+    pub phases: PhasesSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub nodes: Option<u64>,
+    pub election_timeout_ms: Option<[u64; 2]>,
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    pub latency_ms: Option<[u64; 2]>,
+    pub loss: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub clients: Option<u64>,
+    pub register_keys: Option<u64>,
+    pub append_keys: Option<u64>,
+    pub mix: Option<MixSpec>,
+    pub think_time_ms: Option<[u64; 2]>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MixSpec {
+    #[serde(default)]
+    pub get: u32,
+    #[serde(default)]
+    pub put: u32,
+    #[serde(default)]
+    pub append: u32,
+    #[serde(default)]
+    pub delete: u32,
+    #[serde(default)]
+    pub cas: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Partition,
+    Isolate,
+    Heal,
+    Crash,
+    Restart,
+    Clog,
+    Unclog,
+    Loss,
+    Latency,
+    ClockSkew,
+    DiskError,
+}
+
+impl FaultKind {
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Isolate => "isolate",
+            FaultKind::Heal => "heal",
+            FaultKind::Crash => "crash",
+            FaultKind::Restart => "restart",
+            FaultKind::Clog => "clog",
+            FaultKind::Unclog => "unclog",
+            FaultKind::Loss => "loss",
+            FaultKind::Latency => "latency",
+            FaultKind::ClockSkew => "clock_skew",
+            FaultKind::DiskError => "disk_error",
+        }
+    }
+}
+
+/// A node named in a fault: an id, or one chosen when the fault fires.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum TargetSpec {
+    Id(u64),
+    Name(String),
+}
+
+/// One explicit fault. Which fields a kind needs is checked by [`validate_fault`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at_ms: u64,
+    pub kind: FaultKind,
+    pub node: Option<TargetSpec>,
+    pub groups: Option<Vec<Vec<u64>>>,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub rate: Option<f64>,
+    pub latency_ms: Option<[u64; 2]>,
+    pub offset_ms: Option<i64>,
+    pub drift_ppm: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisSpec {
+    /// Which faults the nemesis draws from (default: all it knows).
+    pub kinds: Option<Vec<FaultKind>>,
+    /// Time between two faults.
+    pub interval_ms: Option<[u64; 2]>,
+    /// How long a fault lasts before the nemesis undoes it.
+    pub duration_ms: Option<[u64; 2]>,
+    pub loss_max: Option<f64>,
+    pub clock_offset_ms_max: Option<i64>,
+    pub clock_drift_ppm_max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhasesSpec {
+    /// Length of the faulty phase; then every fault is healed.
+    pub faulty_ms: Option<u64>,
+    /// After the heal, a write must commit within this bound (liveness).
+    pub liveness_timeout_ms: Option<u64>,
+    /// How long the workload keeps running after the heal.
+    pub healed_ms: Option<u64>,
+}
+
+// ----- the resolved scenario -------------------------------------------------------------
+
+/// A node chosen when the fault fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Node(NodeId),
+    Leader,
+    Follower,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(n) => write!(f, "n{n}"),
+            Target::Leader => write!(f, "leader"),
+            Target::Follower => write!(f, "follower"),
+        }
+    }
+}
+
+/// A concrete fault, ready to fire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    Partition { groups: Vec<Vec<NodeId>> },
+    Isolate { node: Target },
+    Heal,
+    Crash { node: Target },
+    Restart { node: Target },
+    Clog { from: NodeId, to: NodeId },
+    Unclog { from: NodeId, to: NodeId },
+    Loss { rate: f64 },
+    Latency { min_ms: u64, max_ms: u64 },
+    ClockSkew { node: Target, offset_ms: i64, drift_ppm: i64 },
+    DiskError { node: Target },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Partition { groups } => write!(f, "partition {groups:?}"),
+            Action::Isolate { node } => write!(f, "isolate {node}"),
+            Action::Heal => write!(f, "heal"),
+            Action::Crash { node } => write!(f, "crash {node}"),
+            Action::Restart { node } => write!(f, "restart {node}"),
+            Action::Clog { from, to } => write!(f, "clog n{from}->n{to}"),
+            Action::Unclog { from, to } => write!(f, "unclog n{from}->n{to}"),
+            Action::Loss { rate } => write!(f, "loss {rate:.3}"),
+            Action::Latency { min_ms, max_ms } => write!(f, "latency {min_ms}..{max_ms}ms"),
+            Action::ClockSkew { node, offset_ms, drift_ppm } => {
+                write!(f, "clock_skew {node} offset {offset_ms}ms drift {drift_ppm}ppm")
+            }
+            Action::DiskError { node } => write!(f, "disk_error {node}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scheduled {
+    pub at_ms: u64,
+    pub action: Action,
+    /// Where it came from: "file" (line N) or "nemesis".
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    pub planted_bug: Option<PlantedBug>,
+    pub nodes: u64,
+    pub election_timeout_ms: [u64; 2],
+    pub heartbeat_interval_ms: u64,
+    pub latency_ms: [u64; 2],
+    pub loss: f64,
+    pub clients: u64,
+    pub register_keys: u64,
+    pub append_keys: u64,
+    pub mix: MixSpec,
+    pub think_time_ms: [u64; 2],
+    pub request_timeout_ms: u64,
+    pub faulty_ms: u64,
+    pub liveness_timeout_ms: u64,
+    pub healed_ms: u64,
+    /// Explicit and nemesis faults, sorted by time (stable: file order first).
+    pub schedule: Vec<Scheduled>,
+}
+
+// ----- parsing -------------------------------------------------------------------------
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// Reads and parses a scenario file.
+pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses scenario text; `path` is only used in error messages.
+pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        let message = e.message().to_string();
+        // serde names the offending field in backquotes; lift it into its own slot.
+        let field = message.split('`').nth(1).unwrap_or_default().to_string();
+        ScenarioError { file: path.to_path_buf(), line, column, field, message }
+    })?;
+    let err = |span: std::ops::Range<usize>, field: &str, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ScenarioError { file: path.to_path_buf(), line, column, field: field.to_string(), message }
+    };
+    let nodes = file.cluster.nodes.unwrap_or(5);
+    if !(1..=64).contains(&nodes) {
+        return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
+    }
+    for (i, f) in file.faults.iter().enumerate() {
+        validate_fault(f.get_ref(), nodes).map_err(|(field, m)| err(f.span(), &format!("faults[{i}].{field}"), m))?;
+    }
+    if let Some(n) = &file.nemesis {
+        validate_nemesis(n.get_ref()).map_err(|(field, m)| err(n.span(), &format!("nemesis.{field}"), m))?;
+    }
+    for (name, range) in [
+        ("cluster.election_timeout_ms", file.cluster.election_timeout_ms),
+        ("network.latency_ms", file.network.latency_ms),
+        ("workload.think_time_ms", file.workload.think_time_ms),
+    ] {
+        if let Some([a, b]) = range {
+            if a > b {
+                let key = name.rsplit('.').next().expect("dotted");
+                return Err(err(find(text, key), name, format!("[{a}, {b}] is not a range (min > max)")));
+            }
+        }
+    }
+    if let Some(loss) = file.network.loss {
+        if !(0.0..=0.5).contains(&loss) {
+            return Err(err(find(text, "loss"), "network.loss", format!("{loss}: expected 0.0 to 0.5")));
+        }
+    }
+    if let Some(m) = file.workload.mix {
+        if m.get + m.put + m.append + m.delete + m.cas == 0 {
+            return Err(err(find(text, "mix"), "workload.mix", "every weight is 0".into()));
+        }
+    }
+    Ok(file)
+}
+
+/// The span of the first line that sets `key`, for semantic errors on plain fields.
+fn find(text: &str, key: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return offset..offset + line.len();
+        }
+        offset += line.len();
+    }
+    0..0
+}
+
+fn check_node(n: u64, nodes: u64, field: &str) -> Result<(), (String, String)> {
+    if n == 0 || n > nodes {
+        return Err((field.into(), format!("node {n} does not exist (nodes are 1..={nodes})")));
+    }
+    Ok(())
+}
+
+fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
+    let kind = f.kind.name();
+    let need = |present: bool, field: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err((field.to_string(), format!("kind = \"{kind}\" needs `{field}`")))
+        }
+    };
+    let allowed: &[&str] = match f.kind {
+        FaultKind::Partition => &["groups"],
+        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => &["node"],
+        FaultKind::Heal => &[],
+        FaultKind::Clog | FaultKind::Unclog => &["from", "to"],
+        FaultKind::Loss => &["rate"],
+        FaultKind::Latency => &["latency_ms"],
+        FaultKind::ClockSkew => &["node", "offset_ms", "drift_ppm"],
+    };
+    let present = [
+        ("node", f.node.is_some()),
+        ("groups", f.groups.is_some()),
+        ("from", f.from.is_some()),
+        ("to", f.to.is_some()),
+        ("rate", f.rate.is_some()),
+        ("latency_ms", f.latency_ms.is_some()),
+        ("offset_ms", f.offset_ms.is_some()),
+        ("drift_ppm", f.drift_ppm.is_some()),
+    ];
+    for (field, is_present) in present {
+        if is_present && !allowed.contains(&field) {
+            return Err((field.into(), format!("kind = \"{kind}\" takes no `{field}`")));
+        }
+    }
+    match f.kind {
+        FaultKind::Partition => {
+            need(f.groups.is_some(), "groups")?;
+            let groups = f.groups.as_ref().expect("checked");
+            let mut seen = std::collections::BTreeSet::new();
+            for n in groups.iter().flatten() {
+                check_node(*n, nodes, "groups")?;
+                if !seen.insert(*n) {
+                    return Err(("groups".into(), format!("node {n} is in two groups")));
+                }
+            }
+        }
+        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => {
+            need(f.node.is_some(), "node")?;
+        }
+        FaultKind::ClockSkew => {
+            need(f.node.is_some(), "node")?;
+            need(f.offset_ms.is_some() || f.drift_ppm.is_some(), "offset_ms")?;
+        }
+        FaultKind::Heal => {}
+        FaultKind::Clog | FaultKind::Unclog => {
+            need(f.from.is_some(), "from")?;
+            need(f.to.is_some(), "to")?;
+            check_node(f.from.expect("checked"), nodes, "from")?;
+            check_node(f.to.expect("checked"), nodes, "to")?;
+        }
+        FaultKind::Loss => {
+            need(f.rate.is_some(), "rate")?;
+            let r = f.rate.expect("checked");
+            if !(0.0..=1.0).contains(&r) {
+                return Err(("rate".into(), format!("{r}: expected 0.0 to 1.0")));
+            }
+        }
+        FaultKind::Latency => {
+            need(f.latency_ms.is_some(), "latency_ms")?;
+            let [a, b] = f.latency_ms.expect("checked");
+            if a > b {
+                return Err(("latency_ms".into(), format!("[{a}, {b}] is not a range")));
+            }
+        }
+    }
+    if let Some(t) = &f.node {
+        match t {
+            TargetSpec::Id(n) => check_node(*n, nodes, "node")?,
+            TargetSpec::Name(s) if ["leader", "follower", "random"].contains(&s.as_str()) => {}
+            TargetSpec::Name(s) => {
+                return Err(("node".into(), format!("{s:?}: expected a node id, \"leader\", \"follower\" or \"random\"")))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
+    for (field, range) in [("interval_ms", n.interval_ms), ("duration_ms", n.duration_ms)] {
+        if let Some([a, b]) = range {
+            if a > b || b == 0 {
+                return Err((field.into(), format!("[{a}, {b}] is not a non-empty range")));
+            }
+        }
+    }
+    if let Some(kinds) = &n.kinds {
+        if kinds.is_empty() {
+            return Err(("kinds".into(), "is empty; leave `nemesis` out for no random faults".into()));
+        }
+        for k in kinds {
+            if matches!(k, FaultKind::Heal | FaultKind::Restart | FaultKind::Unclog) {
+                return Err(("kinds".into(), format!("\"{}\" is an undo; the nemesis undoes its own faults", k.name())));
+            }
+        }
+    }
+    if let Some(l) = n.loss_max {
+        if !(0.0..=1.0).contains(&l) {
+            return Err(("loss_max".into(), format!("{l}: expected 0.0 to 1.0")));
+        }
+    }
+    Ok(())
+}
+
+// ----- resolution: the seed fills what the file leaves open ------------------------------
+
+const NEMESIS_KINDS: [FaultKind; 8] = [
+    FaultKind::Partition,
+    FaultKind::Isolate,
+    FaultKind::Crash,
+    FaultKind::Clog,
+    FaultKind::Loss,
+    FaultKind::Latency,
+    FaultKind::ClockSkew,
+    FaultKind::DiskError,
+];
+
+impl Scenario {
+    pub fn resolve(path: &Path, file: &ScenarioFile, seed: u64) -> Scenario {
+        // A separate stream from madsim's, so that the schedule does not shift when the
+        // system under test draws a different number of random values.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5343_454e_4152_494f);
+        let nodes = file.cluster.nodes.unwrap_or(5);
+        let draw_range = |rng: &mut ChaCha8Rng, r: Option<[u64; 2]>, lo: [u64; 2], hi: [u64; 2]| {
+            r.unwrap_or_else(|| {
+                let a = rng.gen_range(lo[0]..=lo[1]);
+                let b = rng.gen_range(hi[0]..=hi[1]).max(a);
+                [a, b]
+            })
+        };
+        let election_timeout_ms = file.cluster.election_timeout_ms.unwrap_or([150, 300]);
+        let heartbeat_interval_ms = file.cluster.heartbeat_interval_ms.unwrap_or(30);
+        let latency_ms = draw_range(&mut rng, file.network.latency_ms, [0, 2], [3, 15]);
+        let loss = file.network.loss.unwrap_or(0.0);
+        let w = &file.workload;
+        let clients = w.clients.unwrap_or_else(|| rng.gen_range(3..=10));
+        let register_keys = w.register_keys.unwrap_or_else(|| rng.gen_range(2..=8));
+        let append_keys = w.append_keys.unwrap_or_else(|| rng.gen_range(1..=4));
+        let mix = w.mix.unwrap_or_else(|| MixSpec {
+            get: rng.gen_range(1..=5),
+            put: rng.gen_range(1..=5),
+            append: rng.gen_range(0..=3),
+            delete: rng.gen_range(0..=1),
+            cas: rng.gen_range(0..=2),
+        });
+        let think_time_ms = draw_range(&mut rng, w.think_time_ms, [0, 5], [10, 50]);
+        let request_timeout_ms = w.request_timeout_ms.unwrap_or(1_000);
+        let faulty_ms = file.phases.faulty_ms.unwrap_or(20_000);
+        let liveness_timeout_ms = file.phases.liveness_timeout_ms.unwrap_or(10_000);
+        let healed_ms = file.phases.healed_ms.unwrap_or(3_000);
+
+        let mut schedule = Vec::new();
+        for f in &file.faults {
+            let spec = f.get_ref();
+            schedule.push(Scheduled {
+                at_ms: spec.at_ms,
+                action: explicit_action(spec, nodes, &mut rng),
+                origin: "file".into(),
+            });
+        }
+        if let Some(n) = &file.nemesis {
+            schedule.extend(nemesis_schedule(n.get_ref(), nodes, faulty_ms, &mut rng));
+        }
+        schedule.sort_by_key(|s| s.at_ms);
+        schedule.retain(|s| s.at_ms < faulty_ms);
+        Scenario {
+            path: path.to_path_buf(),
+            name: file.name.clone().unwrap_or_else(|| {
+                path.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+            }),
+            seed,
+            planted_bug: file.planted_bug,
+            nodes,
+            election_timeout_ms,
+            heartbeat_interval_ms,
+            latency_ms,
+            loss,
+            clients,
+            register_keys,
+            append_keys,
+            mix,
+            think_time_ms,
+            request_timeout_ms,
+            faulty_ms,
+            liveness_timeout_ms,
+            healed_ms,
+            schedule,
+        }
+    }
+}
+
+fn target(spec: &TargetSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Target {
+    match spec {
+        TargetSpec::Id(n) => Target::Node(*n),
+        TargetSpec::Name(s) => match s.as_str() {
+            "leader" => Target::Leader,
+            "follower" => Target::Follower,
+            _ => Target::Node(rng.gen_range(1..=nodes)),
+        },
+    }
+}
+
+fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
+    let node = || f.node.as_ref().expect("validated");
+    match f.kind {
+        FaultKind::Partition => {
+            let mut groups = f.groups.clone().expect("validated");
+            let listed: Vec<u64> = groups.iter().flatten().copied().collect();
+            let rest: Vec<u64> = (1..=nodes).filter(|n| !listed.contains(n)).collect();
+            if !rest.is_empty() {
+                groups.push(rest);
+            }
+            Action::Partition { groups }
+        }
+        FaultKind::Isolate => Action::Isolate { node: target(node(), nodes, rng) },
+        FaultKind::Heal => Action::Heal,
+        FaultKind::Crash => Action::Crash { node: target(node(), nodes, rng) },
+        FaultKind::Restart => Action::Restart { node: target(node(), nodes, rng) },
+        FaultKind::Clog => Action::Clog { from: f.from.expect("validated"), to: f.to.expect("validated") },
+        FaultKind::Unclog => Action::Unclog { from: f.from.expect("validated"), to: f.to.expect("validated") },
+        FaultKind::Loss => Action::Loss { rate: f.rate.expect("validated") },
+        FaultKind::Latency => {
+            let [min_ms, max_ms] = f.latency_ms.expect("validated");
+            Action::Latency { min_ms, max_ms }
+        }
+        FaultKind::ClockSkew => Action::ClockSkew {
+            node: target(node(), nodes, rng),
+            offset_ms: f.offset_ms.unwrap_or(0),
+            drift_ppm: f.drift_ppm.unwrap_or(0),
+        },
+        FaultKind::DiskError => Action::DiskError { node: target(node(), nodes, rng) },
+    }
+}
+
+/// Draws the nemesis's faults for the whole faulty phase, each with its undo.
+fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
+    let kinds: Vec<FaultKind> = n.kinds.clone().unwrap_or_else(|| {
+        // Swarm testing: each seed enables a random non-empty subset of fault kinds.
+        let mut all = NEMESIS_KINDS.to_vec();
+        all.shuffle(rng);
+        let keep = rng.gen_range(1..=all.len());
+        all.truncate(keep);
+        all
+    });
+    let [int_lo, int_hi] = n.interval_ms.unwrap_or([300, 3_000]);
+    let [dur_lo, dur_hi] = n.duration_ms.unwrap_or([200, 4_000]);
+    let loss_max = n.loss_max.unwrap_or(0.3);
+    let offset_max = n.clock_offset_ms_max.unwrap_or(5_000);
+    let drift_max = n.clock_drift_ppm_max.unwrap_or(100_000);
+    let mut out = Vec::new();
+    let mut t = rng.gen_range(int_lo..=int_hi);
+    let random_node = |rng: &mut ChaCha8Rng| rng.gen_range(1..=nodes);
+    while t < faulty_ms {
+        let kind = *kinds.choose(rng).expect("non-empty");
+        let end = t + rng.gen_range(dur_lo..=dur_hi);
+        let mut push = |at_ms: u64, action: Action| out.push(Scheduled { at_ms, action, origin: "nemesis".into() });
+        match kind {
+            FaultKind::Partition => {
+                let mut all: Vec<u64> = (1..=nodes).collect();
+                all.shuffle(rng);
+                let cut = rng.gen_range(1..nodes.max(2)) as usize;
+                let (a, b) = all.split_at(cut.min(all.len()));
+                let mut groups = vec![a.to_vec(), b.to_vec()];
+                groups.retain(|g| !g.is_empty());
+                push(t, Action::Partition { groups });
+                push(end, Action::Heal);
+            }
+            FaultKind::Isolate => {
+                let node = if rng.gen_bool(0.7) { Target::Leader } else { Target::Node(random_node(rng)) };
+                push(t, Action::Isolate { node });
+                push(end, Action::Heal);
+            }
+            FaultKind::Crash => {
+                let node = if rng.gen_bool(0.3) { Target::Leader } else { Target::Node(random_node(rng)) };
+                push(t, Action::Crash { node });
+                push(end, Action::Restart { node });
+            }
+            FaultKind::Clog => {
+                let from = random_node(rng);
+                let to = random_node(rng);
+                if from != to {
+                    push(t, Action::Clog { from, to });
+                    push(end, Action::Unclog { from, to });
+                }
+            }
+            FaultKind::Loss => {
+                push(t, Action::Loss { rate: rng.gen_range(0.0..=loss_max) });
+                push(end, Action::Loss { rate: 0.0 });
+            }
+            FaultKind::Latency => {
+                let max_ms = rng.gen_range(10..=200);
+                push(t, Action::Latency { min_ms: max_ms / 4, max_ms });
+                push(end, Action::Latency { min_ms: 0, max_ms: 0 });
+            }
+            FaultKind::ClockSkew => {
+                let node = Target::Node(random_node(rng));
+                let offset_ms = rng.gen_range(-offset_max..=offset_max);
+                let drift_ppm = rng.gen_range(-drift_max..=drift_max);
+                push(t, Action::ClockSkew { node, offset_ms, drift_ppm });
+                push(end, Action::ClockSkew { node, offset_ms: 0, drift_ppm: 0 });
+            }
+            FaultKind::DiskError => {
+                let node = Target::Node(random_node(rng));
+                push(t, Action::DiskError { node });
+                push(end, Action::Restart { node });
+            }
+            FaultKind::Heal | FaultKind::Restart | FaultKind::Unclog => unreachable!("validated"),
+        }
+        t += rng.gen_range(int_lo..=int_hi);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ScenarioFile, ScenarioError> {
+        parse(Path::new("scenarios/t.toml"), text)
+    }
+
+    #[test]
+    fn a_typo_in_a_field_name_names_file_line_and_field() {
+        let e = parse_str("name = \"x\"\n[cluster]\nnodse = 5\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(e.field, "nodse", "{e}");
+        assert!(e.to_string().starts_with("scenarios/t.toml:3:1: field `nodse`"), "{e}");
+    }
+
+    #[test]
+    fn a_fault_on_a_missing_node_names_the_fault() {
+        let text = "[cluster]\nnodes = 3\n\n[[faults]]\nat_ms = 10\nkind = \"crash\"\nnode = 7\n";
+        let e = parse_str(text).unwrap_err();
+        assert_eq!(e.field, "faults[0].node", "{e}");
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn a_fault_field_the_kind_does_not_take_is_refused() {
+        let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"heal\"\nnode = 1\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].node", "{e}");
+    }
+
+    #[test]
+    fn an_unknown_fault_kind_is_refused() {
+        let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"meteor\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("meteor"), "{e}");
+    }
+
+    #[test]
+    fn resolution_is_a_function_of_the_seed() {
+        let f = parse_str("[nemesis]\n").unwrap();
+        let a = Scenario::resolve(Path::new("x.toml"), &f, 7);
+        let b = Scenario::resolve(Path::new("x.toml"), &f, 7);
+        let c = Scenario::resolve(Path::new("x.toml"), &f, 8);
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_ne!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
+        assert!(a.schedule.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    }
+}

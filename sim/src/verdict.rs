@@ -1,0 +1,117 @@
+//! From a finished run to its verdict: every checker, the trace hash, and the figures of
+//! the summary.
+
+use crate::checkers::{self, CheckResult};
+use crate::history::{Op, OpKind};
+use crate::scenario::Scenario;
+use crate::trace::{Fnv, TraceEvent, TraceKind};
+use phantomdb::node::NodeEvent;
+use serde::Serialize;
+
+/// What a run leaves behind for the checkers.
+pub struct RunOutput {
+    pub trace: Vec<TraceEvent>,
+    pub history: Vec<Op>,
+    pub heal_ns: u64,
+    pub first_write_ns: Option<u64>,
+    pub simulated_ns: u64,
+    /// The message of a panic that ended the run early (a broken invariant).
+    pub panic: Option<String>,
+}
+
+/// Search steps the linearizability checker may take per key.
+pub const LINEARIZABILITY_STEPS_MAX: u64 = 5_000_000;
+
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub simulated_s: f64,
+    pub ops: usize,
+    pub ops_ok: usize,
+    pub ops_unknown: usize,
+    pub reads: usize,
+    pub elections_won: usize,
+    pub faults: usize,
+    pub trace_events: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    pub checks: Vec<CheckResult>,
+    pub trace_hash: String,
+    pub stats: Stats,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(CheckResult::passed)
+    }
+}
+
+/// The digest of a run: every trace event and every client operation, in order.
+pub fn trace_hash(out: &RunOutput) -> u64 {
+    let mut h = Fnv::default();
+    for e in &out.trace {
+        h.write(e.to_string().as_bytes());
+        h.write(b"\n");
+    }
+    for op in &out.history {
+        h.write(serde_json::to_string(op).expect("ops serialize").as_bytes());
+        h.write(b"\n");
+    }
+    if let Some(p) = &out.panic {
+        h.write(p.as_bytes());
+    }
+    h.finish()
+}
+
+pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
+    let lin = checkers::linearizability::check(&out.history, LINEARIZABILITY_STEPS_MAX);
+    let completed = out.panic.is_none();
+    let keys = out.history.iter().map(|o| o.key.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+    let lin_note = if lin.inconclusive.is_empty() {
+        Some(format!("{keys} keys"))
+    } else {
+        Some(format!("{keys} keys; search budget hit (not checked) on {:?}", lin.inconclusive))
+    };
+    let first_write = out.first_write_ns.map(|t| format!("first write {:.3}s after heal", (t.saturating_sub(out.heal_ns)) as f64 / 1e9));
+    let checks = vec![
+        CheckResult {
+            name: "node_invariants",
+            violations: out.panic.iter().map(|m| format!("the run stopped on a panic: {m}")).collect(),
+            note: None,
+        },
+        CheckResult { name: "election_safety", violations: checkers::election_safety::check(&out.trace), note: None },
+        CheckResult { name: "log_matching", violations: checkers::log_matching::check(&out.trace), note: None },
+        CheckResult {
+            name: "state_machine_safety",
+            violations: checkers::state_machine_safety::check(&out.trace),
+            note: None,
+        },
+        CheckResult { name: "linearizability", violations: lin.violations, note: lin_note },
+        CheckResult { name: "no_lost_writes", violations: checkers::lost_writes::check(&out.history), note: None },
+        CheckResult {
+            name: "liveness_after_heal",
+            violations: if completed {
+                checkers::liveness::check(out.heal_ns, out.first_write_ns, scenario.liveness_timeout_ms)
+            } else {
+                vec![]
+            },
+            note: if completed { first_write } else { Some("not reached: the run stopped early".into()) },
+        },
+    ];
+    let stats = Stats {
+        simulated_s: out.simulated_ns as f64 / 1e9,
+        ops: out.history.len(),
+        ops_ok: out.history.iter().filter(|o| !o.unknown).count(),
+        ops_unknown: out.history.iter().filter(|o| o.unknown).count(),
+        reads: out.history.iter().filter(|o| o.op == OpKind::Get).count(),
+        elections_won: out
+            .trace
+            .iter()
+            .filter(|e| matches!(e.kind, TraceKind::Node { event: NodeEvent::BecameLeader { .. }, .. }))
+            .count(),
+        faults: out.trace.iter().filter(|e| matches!(e.kind, TraceKind::Fault(_))).count(),
+        trace_events: out.trace.len(),
+    };
+    Verdict { checks, trace_hash: format!("{:016x}", trace_hash(out)), stats }
+}
