@@ -6,9 +6,16 @@
 //! Horn & Kroening 2015; as in Knossos and Porcupine).
 //!
 //! Operations with an unknown outcome may take effect at any point after their call, or
-//! never: they get a return time of +∞. An unknown write whose value no read ever saw is
-//! dropped before the search (it can always be linearized last, unobserved), and so are
-//! unknown reads (they constrain nothing).
+//! never: they get a return time of +∞. Two sound reductions keep the search small
+//! (values are unique per write; appended values are `;`-terminated tokens):
+//! - an unknown write whose value no read ever saw is dropped (it can always be linearized
+//!   last, unobserved), and so are unknown reads (they constrain nothing);
+//! - an unknown write whose value a read saw must have taken effect before that read
+//!   returned, so its return time becomes the earliest such read's return;
+//! - on a key only ever appended to, states form a chain and the longest value read, W,
+//!   is one of them, so every state of a valid order is a prefix of W or extends W.
+//!   Orders that leave that chain are cut at once (without this, k concurrent appends
+//!   between two reads cost k! steps).
 //!
 //! The model is a register holding an optional string: get, put, append (concatenate),
 //! delete, compare-and-set. Reads and CAS report the full current value.
@@ -34,7 +41,9 @@ pub fn check(history: &[Op], steps_max: u64) -> Outcome {
     let mut inconclusive = Vec::new();
     for (key, ops) in by_key {
         let ops = prune(ops);
-        match check_key(&ops, steps_max) {
+        let rets = effective_returns(&ops);
+        let witness = chain_witness(&ops);
+        match check_key(&ops, &rets, witness.as_deref(), steps_max) {
             KeyResult::Ok => {}
             KeyResult::Inconclusive => inconclusive.push(key.to_string()),
             KeyResult::Violation { blocked } => violations.push(describe(key, &ops, blocked)),
@@ -69,6 +78,56 @@ fn prune(ops: Vec<&Op>) -> Vec<&Op> {
             }
         })
         .collect()
+}
+
+/// Whether `observed` (a value a read returned) shows that `w` (an op's written value)
+/// took effect: the same value for whole writes, a whole token for appends.
+fn shows(observed: &str, op: &Op) -> bool {
+    let Some(w) = op.written() else { return false };
+    match op.op {
+        OpKind::Append => format!(";{observed}").contains(&format!(";{w}")),
+        _ => observed == w,
+    }
+}
+
+/// Return times for the search: known ops keep theirs; an unknown write ends at the
+/// earliest return of a read that saw its value, or at +∞.
+fn effective_returns(ops: &[&Op]) -> Vec<u64> {
+    let observations: Vec<(&str, u64)> = ops
+        .iter()
+        .filter(|o| !o.unknown)
+        .filter_map(|o| match &o.output {
+            Some(OpOutput::Value(Some(v)) | OpOutput::Cas { current: Some(v), .. }) => Some((v.as_str(), o.ret)),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .map(|o| {
+            if !o.unknown {
+                return o.ret;
+            }
+            observations.iter().filter(|(v, _)| shows(v, o)).map(|&(_, r)| r).min().unwrap_or(u64::MAX)
+        })
+        .collect()
+}
+
+/// For an append-only key, the longest value any read returned.
+fn chain_witness(ops: &[&Op]) -> Option<String> {
+    if ops.iter().any(|o| matches!(o.op, OpKind::Put | OpKind::Delete | OpKind::Cas)) {
+        return None;
+    }
+    ops.iter()
+        .filter(|o| !o.unknown)
+        .filter_map(|o| match &o.output {
+            Some(OpOutput::Value(Some(v))) => Some(v.clone()),
+            _ => None,
+        })
+        .max_by_key(String::len)
+}
+
+fn on_chain(state: &State, witness: &str) -> bool {
+    let s = state.as_deref().unwrap_or("");
+    witness.starts_with(s) || s.starts_with(witness)
 }
 
 /// The model: the states `op` can lead to from `state` given what it returned.
@@ -113,18 +172,11 @@ enum KeyResult {
 
 const NIL: usize = usize::MAX;
 
-fn check_key(ops: &[&Op], steps_max: u64) -> KeyResult {
+fn check_key(ops: &[&Op], rets: &[u64], witness: Option<&str>, steps_max: u64) -> KeyResult {
     let n = ops.len();
     // Events: 2i = call of op i, 2i+1 = its return. Calls sort before returns at equal
     // times, so touching operations count as concurrent (the permissive reading).
-    let time = |e: usize| {
-        let op = ops[e / 2];
-        if e % 2 == 0 {
-            (op.call, 0)
-        } else {
-            (if op.unknown { u64::MAX } else { op.ret }, 1)
-        }
-    };
+    let time = |e: usize| if e % 2 == 0 { (ops[e / 2].call, 0) } else { (rets[e / 2], 1) };
     let mut order: Vec<usize> = (0..2 * n).collect();
     order.sort_by_key(|&e| (time(e), e));
     // Doubly linked list over positions; index 2n is the head sentinel.
@@ -171,7 +223,8 @@ fn check_key(ops: &[&Op], steps_max: u64) -> KeyResult {
         }
         if entry % 2 == 0 {
             let i = entry / 2;
-            if let Some(s2) = step(&state, ops[i]) {
+            let stepped = step(&state, ops[i]).filter(|s2| witness.is_none_or(|w| on_chain(s2, w)));
+            if let Some(s2) = stepped {
                 let mut lin2 = linearized.clone();
                 lin2[i / 64] |= 1 << (i % 64);
                 if cache.insert((lin2.clone(), s2.clone())) {
@@ -292,6 +345,10 @@ pub(crate) mod tests {
         assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("2"), 100, 110)]), (0, 0));
         // Never seen: it did not (or not yet).
         assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("1"), 100, 110)]), (0, 0));
+        // Seen by a read that ended before another read saw the older value again: the
+        // unknown write took effect before the first read ended, so the second is stale.
+        let h = [put("a", "1", 0, 10), lost.clone(), get("b", Some("2"), 40, 50), get("c", Some("1"), 60, 70)];
+        assert_eq!(verdict(&h), (1, 0));
         // But once seen it cannot vanish again without another write.
         let h = [put("a", "1", 0, 10), lost, get("b", Some("2"), 100, 110), get("b", Some("1"), 120, 130)];
         assert_eq!(verdict(&h), (1, 0));
@@ -311,6 +368,9 @@ pub(crate) mod tests {
             )
         };
         let ok = [app("x;", 0, 10), app("y;", 20, 30), get("b", Some("x;y;"), 40, 50), cas(Some("x;y;"), "z", true, Some("x;y;"), 60, 70)];
+        assert_eq!(verdict(&ok), (0, 0));
+        // Concurrent appends may land in either order.
+        let ok = [app("x;", 0, 30), app("y;", 5, 30), get("b", Some("y;x;"), 40, 50)];
         assert_eq!(verdict(&ok), (0, 0));
         // Appends reordered against real time.
         let bad = [app("x;", 0, 10), app("y;", 20, 30), get("b", Some("y;x;"), 40, 50)];
