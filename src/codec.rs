@@ -37,7 +37,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit_bytes: usize) -> Result<T
     let (value, read) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if read != bytes.len() {
-        return Err(DecodeError::Trailing { extra_bytes: bytes.len() - read });
+        return Err(DecodeError::Trailing {
+            extra_bytes: bytes.len() - read,
+        });
     }
     Ok(value)
 }
@@ -57,7 +59,10 @@ mod tests {
         let mut bytes = encode(&v);
         assert_eq!(decode::<(u64, Vec<u8>)>(&bytes, 1024).unwrap(), v);
         bytes.push(0);
-        assert!(matches!(decode::<(u64, Vec<u8>)>(&bytes, 1024), Err(DecodeError::Trailing { .. })));
+        assert!(matches!(
+            decode::<(u64, Vec<u8>)>(&bytes, 1024),
+            Err(DecodeError::Trailing { .. })
+        ));
     }
 
     #[test]

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
+       cargo sim check-history FILE
+
+  check-history FILE     check a --history file (JSON lines) for linearizability and
+                         lost writes; exit 0 if it passes, 1 if not
 
   SCENARIO               a scenario file (default: scenarios/default.toml)
   --seed N               run one seed (default: a random seed, printed)
@@ -38,12 +42,20 @@ pub struct Args {
 
 pub enum Parsed {
     Run(Args),
+    CheckHistory(PathBuf),
     Help,
 }
 
 pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     match it.next().as_deref() {
         Some("run") => {}
+        Some("check-history") => {
+            let file = it.next().ok_or("check-history needs a FILE")?;
+            if let Some(extra) = it.next() {
+                return Err(format!("check-history takes one FILE, not also {extra:?}"));
+            }
+            return Ok(Parsed::CheckHistory(file.into()));
+        }
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
         Some(other) => return Err(format!("unknown command {other:?} (expected `run`)")),
     }
@@ -64,13 +76,22 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         match a.as_str() {
             "--seed" => {
                 let v = value("--seed")?;
-                seeds = Some(Seeds::One(v.parse().map_err(|_| format!("--seed {v:?}: expected a number"))?));
+                seeds = Some(Seeds::One(
+                    v.parse()
+                        .map_err(|_| format!("--seed {v:?}: expected a number"))?,
+                ));
             }
             "--seeds" => {
                 let v = value("--seeds")?;
-                let (a, b) = v.split_once("..").ok_or_else(|| format!("--seeds {v:?}: expected A..B"))?;
-                let a: u64 = a.parse().map_err(|_| format!("--seeds {v:?}: {a:?} is not a number"))?;
-                let b: u64 = b.parse().map_err(|_| format!("--seeds {v:?}: {b:?} is not a number"))?;
+                let (a, b) = v
+                    .split_once("..")
+                    .ok_or_else(|| format!("--seeds {v:?}: expected A..B"))?;
+                let a: u64 = a
+                    .parse()
+                    .map_err(|_| format!("--seeds {v:?}: {a:?} is not a number"))?;
+                let b: u64 = b
+                    .parse()
+                    .map_err(|_| format!("--seeds {v:?}: {b:?} is not a number"))?;
                 if a > b {
                     return Err(format!("--seeds {v:?}: the range is empty (A > B)"));
                 }
@@ -78,7 +99,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             }
             "--jobs" => {
                 let v = value("--jobs")?;
-                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("--jobs {v:?}: expected a number"))?;
                 if n == 0 {
                     return Err("--jobs must be at least 1".into());
                 }
@@ -100,7 +123,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     }
     args.scenario = scenario.unwrap_or_else(|| PathBuf::from("scenarios/default.toml"));
     args.seeds = seeds.unwrap_or_else(|| Seeds::One(random_seed()));
-    if matches!(args.seeds, Seeds::Range(..)) && (args.history.is_some() || args.trace.is_some() || args.report.is_some()) {
+    if matches!(args.seeds, Seeds::Range(..))
+        && (args.history.is_some() || args.trace.is_some() || args.report.is_some())
+    {
         return Err("--history, --trace and --report take one --seed".into());
     }
     Ok(Parsed::Run(args))
@@ -121,7 +146,7 @@ mod tests {
     fn p(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Parsed::Run(a) => Ok(a),
-            Parsed::Help => Err("help".into()),
+            Parsed::Help | Parsed::CheckHistory(_) => Err("not a run".into()),
         }
     }
 
@@ -130,14 +155,21 @@ mod tests {
         let a = p(&["run", "--seed", "7"]).unwrap();
         assert_eq!(a.scenario, PathBuf::from("scenarios/default.toml"));
         assert_eq!(a.seeds, Seeds::One(7));
-        assert_eq!(p(&["run", "x.toml", "--seeds", "1..200"]).unwrap().seeds, Seeds::Range(1, 200));
+        assert_eq!(
+            p(&["run", "x.toml", "--seeds", "1..200"]).unwrap().seeds,
+            Seeds::Range(1, 200)
+        );
     }
 
     #[test]
     fn bad_usage_is_explained() {
-        assert!(p(&["run", "--seeds", "5..4"]).unwrap_err().contains("empty"));
+        assert!(p(&["run", "--seeds", "5..4"])
+            .unwrap_err()
+            .contains("empty"));
         assert!(p(&["run", "--seed"]).unwrap_err().contains("needs a value"));
-        assert!(p(&["run", "--seeds", "1..3", "--history", "h"]).unwrap_err().contains("one --seed"));
+        assert!(p(&["run", "--seeds", "1..3", "--history", "h"])
+            .unwrap_err()
+            .contains("one --seed"));
         assert!(p(&["walk"]).is_err());
     }
 }

@@ -16,4 +16,3 @@ pub mod verdict;
 pub mod workload;
 #[cfg(madsim)]
 pub mod world;
-

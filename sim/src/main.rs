@@ -5,7 +5,7 @@
 //! Exit codes: 0 every check passed; 1 a check failed (or nondeterminism was found);
 //! 2 bad scenario or usage.
 
-use phantomdb_sim::{cli, runner, scenario};
+use phantomdb_sim::{checkers, cli, history, runner, scenario, verdict};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(cli::Parsed::Run(a)) => a,
+        Ok(cli::Parsed::CheckHistory(file)) => return check_history(&file),
         Err(e) => {
             eprintln!("error: {e}\n\n{}", cli::USAGE);
             return ExitCode::from(2);
@@ -49,4 +50,63 @@ fn run_single(args: &cli::Args, file: &scenario::ScenarioFile, seed: u64) -> Exi
 #[cfg(not(madsim))]
 fn run_single(_: &cli::Args, _: &scenario::ScenarioFile, _: u64) -> ExitCode {
     unreachable!("checked in main")
+}
+
+/// `check-history FILE`: the history checkers on a recorded history, no simulation.
+fn check_history(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut ops = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match history::parse_line(line) {
+            Ok(op) => ops.push(op),
+            Err(e) => {
+                eprintln!("error: {}:{}: {e}", path.display(), i + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let lin = checkers::linearizability::check(&ops, verdict::LINEARIZABILITY_STEPS_MAX);
+    let lost = checkers::lost_writes::check(&ops);
+    println!("{} operations", ops.len());
+    for (name, violations) in [
+        ("linearizability", &lin.violations),
+        ("no_lost_writes", &lost),
+    ] {
+        println!(
+            "  {name:<16} {}",
+            if violations.is_empty() {
+                "ok"
+            } else {
+                "FAILED"
+            }
+        );
+        for v in violations.iter() {
+            for line in v.lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    if !lin.inconclusive.is_empty() {
+        println!(
+            "  search budget hit (not checked) on keys {:?}",
+            lin.inconclusive
+        );
+    }
+    if lin.violations.is_empty() && lost.is_empty() {
+        println!("PASS");
+        ExitCode::SUCCESS
+    } else {
+        println!("FAIL");
+        ExitCode::from(1)
+    }
 }

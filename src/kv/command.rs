@@ -10,13 +10,27 @@ pub const COMMAND_BYTES_MAX: usize = 1024 * 1024;
 pub enum Command {
     /// Reads go through the log too, which makes them linearizable without leases or
     /// ReadIndex (those come with issue 3).
-    Get { key: Vec<u8> },
-    Put { key: Vec<u8>, value: Vec<u8> },
+    Get {
+        key: Vec<u8>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// Appends `value` to the current value (an absent key counts as empty).
-    Append { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Append {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Sets `new` if the current value equals `expected` (`None`: the key is absent).
-    Cas { key: Vec<u8>, expected: Option<Vec<u8>>, new: Vec<u8> },
+    Cas {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +39,10 @@ pub enum Output {
     Value(Option<Vec<u8>>),
     Done,
     /// Whether a `Cas` swapped, with the value it found.
-    Cas { swapped: bool, current: Option<Vec<u8>> },
+    Cas {
+        swapped: bool,
+        current: Option<Vec<u8>>,
+    },
 }
 
 impl Command {

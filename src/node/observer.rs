@@ -8,17 +8,36 @@ use crate::NodeId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
     /// The node restarted from storage with this state.
-    Recovered { term: Term, last_index: Index },
-    BecameLeader { term: Term },
+    Recovered {
+        term: Term,
+        last_index: Index,
+    },
+    BecameLeader {
+        term: Term,
+    },
     /// An entry was written to this node's log (not yet necessarily synced).
-    Appended { index: Index, term: Term, digest: u64 },
+    Appended {
+        index: Index,
+        term: Term,
+        digest: u64,
+    },
     /// Entries from `from` on were removed from this node's log.
-    Truncated { from: Index },
-    Committed { index: Index },
+    Truncated {
+        from: Index,
+    },
+    Committed {
+        index: Index,
+    },
     /// The entry at `index` was applied to the state machine.
-    Applied { index: Index, term: Term, digest: u64 },
+    Applied {
+        index: Index,
+        term: Term,
+        digest: u64,
+    },
     /// Storage failed; the node stopped.
-    Poisoned { error: String },
+    Poisoned {
+        error: String,
+    },
 }
 
 pub trait Observer: Send + Sync + 'static {

@@ -18,7 +18,9 @@ pub struct RaftStore {
 
 impl RaftStore {
     pub fn new(group: GroupId) -> Self {
-        RaftStore { partition: format!("raft-{group}") }
+        RaftStore {
+            partition: format!("raft-{group}"),
+        }
     }
 
     fn log_key(index: Index) -> Vec<u8> {
@@ -38,7 +40,10 @@ impl RaftStore {
             let entry: Entry = codec::decode(&bytes, RECORD_BYTES_MAX)
                 .map_err(|e| NodeError::Corrupt(format!("log entry under key {key:?}: {e}")))?;
             if key != Self::log_key(entry.index) {
-                return Err(NodeError::Corrupt(format!("entry {} stored under key {key:?}", entry.index)));
+                return Err(NodeError::Corrupt(format!(
+                    "entry {} stored under key {key:?}",
+                    entry.index
+                )));
             }
             entries.push(entry);
         }
@@ -48,7 +53,9 @@ impl RaftStore {
     /// Adds the writes a persistence effect asks for to `batch`; other effects add nothing.
     pub fn stage(&self, effect: &Effect, batch: &mut WriteBatch) {
         match effect {
-            Effect::PersistHardState(hs) => batch.put(&self.partition, HARD_STATE_KEY.to_vec(), codec::encode(hs)),
+            Effect::PersistHardState(hs) => {
+                batch.put(&self.partition, HARD_STATE_KEY.to_vec(), codec::encode(hs))
+            }
             Effect::TruncateLog { from, to } => {
                 for i in *from..=*to {
                     batch.delete(&self.partition, Self::log_key(i));

@@ -15,6 +15,12 @@ pub enum Wire {
     Raft(Envelope),
     /// Run `command`, answer with `Reply { req_id }`. A node forwards a client's request
     /// to the leader; a forwarded request is never forwarded again.
-    Request { req_id: u64, command: Command },
-    Reply { req_id: u64, result: Result<Output, ClientError> },
+    Request {
+        req_id: u64,
+        command: Command,
+    },
+    Reply {
+        req_id: u64,
+        result: Result<Output, ClientError>,
+    },
 }

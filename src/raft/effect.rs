@@ -24,12 +24,22 @@ pub enum Durability {
 pub enum Effect {
     PersistHardState(HardState),
     /// Delete the log entries `from..=to` (a conflicting suffix).
-    TruncateLog { from: Index, to: Index },
+    TruncateLog {
+        from: Index,
+        to: Index,
+    },
     /// Write these entries (contiguous, following the log's current end).
     AppendLog(Vec<Entry>),
-    Send { envelope: Envelope, after: Durability },
+    Send {
+        envelope: Envelope,
+        after: Durability,
+    },
     /// The commit index advanced to `index`.
-    Commit { index: Index },
+    Commit {
+        index: Index,
+    },
     /// This replica won the election of `term`.
-    BecameLeader { term: Term },
+    BecameLeader {
+        term: Term,
+    },
 }

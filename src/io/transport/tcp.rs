@@ -27,7 +27,8 @@ impl TcpLink {
     async fn connect(&mut self) -> std::io::Result<&mut TcpStream> {
         if self.stream.is_none() {
             let connect = TcpStream::connect(self.addr);
-            let result = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await;
+            let result =
+                tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await;
             let mut stream = match result {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(self.back_off(e).await),
@@ -35,7 +36,15 @@ impl TcpLink {
             };
             stream.set_nodelay(true)?;
             // The hello frame: an empty payload that names us.
-            stream.write_all(&Frame { from: self.me, payload: vec![] }.encode()).await?;
+            stream
+                .write_all(
+                    &Frame {
+                        from: self.me,
+                        payload: vec![],
+                    }
+                    .encode(),
+                )
+                .await?;
             self.backoff_ms = BACKOFF_MS_MIN;
             self.stream = Some(stream);
         }
@@ -64,9 +73,19 @@ impl Link for TcpLink {
 
 type MakeLink = Box<dyn Fn(NodeId) -> Option<TcpLink> + Send + Sync>;
 
+/// Dropping the transport stops it: the accept loop is aborted (the listening port is
+/// free again), outbound workers end with their queues, inbound readers when the inbox
+/// is dropped.
 pub struct TcpTransport {
     id: NodeId,
     outbox: Outbox<MakeLink>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
 }
 
 impl TcpTransport {
@@ -77,10 +96,19 @@ impl TcpTransport {
         listen: SocketAddr,
         peers: BTreeMap<NodeId, SocketAddr>,
     ) -> std::io::Result<(Self, mpsc::Receiver<Inbound>, SocketAddr)> {
-        let listener = TcpListener::bind(listen).await?;
+        Self::from_listener(id, TcpListener::bind(listen).await?, peers)
+    }
+
+    /// Like [`TcpTransport::start`] on a listener bound already (so that a cluster on
+    /// port 0 can learn every address before any node starts).
+    pub fn from_listener(
+        id: NodeId,
+        listener: TcpListener,
+        peers: BTreeMap<NodeId, SocketAddr>,
+    ) -> std::io::Result<(Self, mpsc::Receiver<Inbound>, SocketAddr)> {
         let bound = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(INBOX_FRAMES_MAX);
-        tokio::spawn(async move {
+        let acceptor = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, remote)) => {
@@ -94,15 +122,35 @@ impl TcpTransport {
             }
         });
         let make: MakeLink = Box::new(move |to| {
-            peers.get(&to).map(|&addr| TcpLink { me: id, addr, stream: None, backoff_ms: BACKOFF_MS_MIN })
+            peers.get(&to).map(|&addr| TcpLink {
+                me: id,
+                addr,
+                stream: None,
+                backoff_ms: BACKOFF_MS_MIN,
+            })
         });
-        Ok((TcpTransport { id, outbox: Outbox::new(make) }, rx, bound))
+        Ok((
+            TcpTransport {
+                id,
+                outbox: Outbox::new(make),
+                acceptor,
+            },
+            rx,
+            bound,
+        ))
     }
 }
 
 impl Transport for TcpTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
-        self.outbox.push(to, Frame { from: self.id, payload }.encode());
+        self.outbox.push(
+            to,
+            Frame {
+                from: self.id,
+                payload,
+            }
+            .encode(),
+        );
     }
 }
 
@@ -139,7 +187,14 @@ async fn read_connection(mut stream: TcpStream, remote: SocketAddr, inbox: mpsc:
                 }
                 Some(_) => {
                     // Back-pressure a fast peer instead of dropping: TCP has flow control.
-                    if inbox.send(Inbound { from: frame.from, payload: frame.payload }).await.is_err() {
+                    if inbox
+                        .send(Inbound {
+                            from: frame.from,
+                            payload: frame.payload,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

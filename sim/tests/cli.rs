@@ -1,0 +1,122 @@
+//! The simulator's command line, end to end (simulated build: `cargo sim-test`): the
+//! interfaces the README and scripts rely on.
+#![cfg(madsim)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn sim(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_phantomdb-sim"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn trace_hash(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("trace-hash: "))
+        .expect("a trace-hash line")
+        .to_string()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_hash() {
+    let (code, a, _) = sim(&["run", "--seed", "7"]);
+    assert_eq!(code, Some(0), "{a}");
+    let (_, b, _) = sim(&["run", "--seed", "7"]);
+    assert_eq!(trace_hash(&a), trace_hash(&b));
+    let (code, c, _) = sim(&["run", "--seed", "7", "--check-determinism"]);
+    assert_eq!(code, Some(0), "{c}");
+    assert!(c.contains("(same)"), "{c}");
+    let (_, d, _) = sim(&["run", "--seed", "8"]);
+    assert_ne!(
+        trace_hash(&a),
+        trace_hash(&d),
+        "different seeds, different runs"
+    );
+}
+
+#[test]
+fn a_typo_in_a_scenario_exits_2_naming_file_line_and_field() {
+    let dir = tempdir();
+    let path = dir.join("typo.toml");
+    std::fs::write(&path, "name = \"typo\"\n\n[cluster]\nnodse = 5\n").unwrap();
+    let (code, _, err) = sim(&["run", path.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:4:1: field `nodse`", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let (code, _, err) = sim(&["run", "--seeds", "9..3"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = sim(&["run", "scenarios/does-not-exist.toml", "--seed", "1"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn a_history_passes_the_checker_and_a_tampered_one_fails() {
+    let dir = tempdir();
+    let history = dir.join("h.jsonl");
+    let (code, out, _) = sim(&["run", "--seed", "3", "--history", history.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = sim(&["check-history", history.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    // Make one acknowledged read return a value nobody wrote.
+    let text = std::fs::read_to_string(&history).unwrap();
+    let mut done = false;
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !done
+                && l.contains("\"op\":\"get\"")
+                && l.contains("\"unknown\":false")
+                && l.contains("\"key\":\"r")
+            {
+                done = true;
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let mut v = v.as_object().unwrap().clone();
+                v.insert(
+                    "output".into(),
+                    serde_json::Value::String("never-written".into()),
+                );
+                serde_json::to_string(&v).unwrap()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "the history has a read to tamper with");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, tampered.join("\n")).unwrap();
+    let (code, out, _) = sim(&["check-history", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("never-written"), "{out}");
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "phantomdb-sim-cli-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
