@@ -17,5 +17,6 @@ pub mod io;
 pub mod kv;
 pub mod node;
 pub mod raft;
+pub mod server;
 
 pub use ids::{GroupId, NodeId};

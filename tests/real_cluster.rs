@@ -6,7 +6,7 @@ use phantomdb::io::storage::FjallStorage;
 use phantomdb::io::transport::TcpTransport;
 use phantomdb::io::SystemClock;
 use phantomdb::kv::{Command, Output};
-use phantomdb::node::{ClientError, Node, NodeConfig, NodeHandle, NoopObserver};
+use phantomdb::node::{ClientError, LogObserver, Node, NodeConfig, NodeHandle};
 use phantomdb::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ async fn start_node(
         inbox,
         storage,
         Arc::new(SystemClock::new()),
-        Arc::new(NoopObserver),
+        Arc::new(LogObserver),
     )
     .expect("node recovers");
     let task = tokio::spawn(async move {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
        cargo sim check-history FILE
+       cargo sim bench [SCENARIO] [--seeds A..B]
 
+  bench                  measure simulator speed on one core (default seeds 1..50)
   check-history FILE     check a --history file (JSON lines) for linearizability and
                          lost writes; exit 0 if it passes, 1 if not
 
@@ -42,13 +44,15 @@ pub struct Args {
 
 pub enum Parsed {
     Run(Args),
+    Bench(Args),
     CheckHistory(PathBuf),
     Help,
 }
 
 pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    match it.next().as_deref() {
-        Some("run") => {}
+    let bench = match it.next().as_deref() {
+        Some("run") => false,
+        Some("bench") => true,
         Some("check-history") => {
             let file = it.next().ok_or("check-history needs a FILE")?;
             if let Some(extra) = it.next() {
@@ -57,8 +61,12 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             return Ok(Parsed::CheckHistory(file.into()));
         }
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
-        Some(other) => return Err(format!("unknown command {other:?} (expected `run`)")),
-    }
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?} (expected `run`, `bench` or `check-history`)"
+            ))
+        }
+    };
     let mut scenario = None;
     let mut seeds = None;
     let mut args = Args {
@@ -122,6 +130,10 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         }
     }
     args.scenario = scenario.unwrap_or_else(|| PathBuf::from("scenarios/default.toml"));
+    if bench {
+        args.seeds = seeds.unwrap_or(Seeds::Range(1, 50));
+        return Ok(Parsed::Bench(args));
+    }
     args.seeds = seeds.unwrap_or_else(|| Seeds::One(random_seed()));
     if matches!(args.seeds, Seeds::Range(..))
         && (args.history.is_some() || args.trace.is_some() || args.report.is_some())
@@ -146,7 +158,7 @@ mod tests {
     fn p(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Parsed::Run(a) => Ok(a),
-            Parsed::Help | Parsed::CheckHistory(_) => Err("not a run".into()),
+            Parsed::Help | Parsed::CheckHistory(_) | Parsed::Bench(_) => Err("not a run".into()),
         }
     }
 

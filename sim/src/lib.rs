@@ -2,6 +2,8 @@
 //! builds only), workloads, checkers and the seed runner. The `phantomdb-sim` binary is a
 //! thin command line over it.
 
+#[cfg(madsim)]
+pub mod bench;
 pub mod checkers;
 pub mod cli;
 pub mod history;

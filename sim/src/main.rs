@@ -9,12 +9,13 @@ use phantomdb_sim::{checkers, cli, history, runner, scenario, verdict};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = match cli::parse(std::env::args().skip(1)) {
+    let (args, bench) = match cli::parse(std::env::args().skip(1)) {
         Ok(cli::Parsed::Help) => {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
         }
-        Ok(cli::Parsed::Run(a)) => a,
+        Ok(cli::Parsed::Run(a)) => (a, false),
+        Ok(cli::Parsed::Bench(a)) => (a, true),
         Ok(cli::Parsed::CheckHistory(file)) => return check_history(&file),
         Err(e) => {
             eprintln!("error: {e}\n\n{}", cli::USAGE);
@@ -36,6 +37,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (first, last) = match args.seeds {
+        cli::Seeds::One(seed) => (seed, seed),
+        cli::Seeds::Range(a, b) => (a, b),
+    };
+    if bench {
+        return run_bench(&args, &file, first, last);
+    }
     match args.seeds {
         cli::Seeds::One(seed) => run_single(&args, &file, seed),
         cli::Seeds::Range(a, b) => runner::run_many(&args, a, b),
@@ -49,6 +57,16 @@ fn run_single(args: &cli::Args, file: &scenario::ScenarioFile, seed: u64) -> Exi
 
 #[cfg(not(madsim))]
 fn run_single(_: &cli::Args, _: &scenario::ScenarioFile, _: u64) -> ExitCode {
+    unreachable!("checked in main")
+}
+
+#[cfg(madsim)]
+fn run_bench(args: &cli::Args, file: &scenario::ScenarioFile, first: u64, last: u64) -> ExitCode {
+    phantomdb_sim::bench::run(&args.scenario, file, first, last)
+}
+
+#[cfg(not(madsim))]
+fn run_bench(_: &cli::Args, _: &scenario::ScenarioFile, _: u64, _: u64) -> ExitCode {
     unreachable!("checked in main")
 }
 

@@ -22,6 +22,6 @@ mod runtime;
 mod wire;
 
 pub use errors::{ClientError, NodeError};
-pub use observer::{NodeEvent, NoopObserver, Observer};
+pub use observer::{LogObserver, NodeEvent, Observer};
 pub use runtime::{Node, NodeConfig, NodeHandle};
 pub use wire::{Wire, WIRE_BYTES_MAX};

@@ -44,12 +44,20 @@ pub trait Observer: Send + Sync + 'static {
     fn on_event(&self, node: NodeId, event: NodeEvent);
 }
 
-/// Logs events at debug level and otherwise ignores them.
+/// The real build's observer: leadership, recovery and poisoning at `info`/`error`, the
+/// per-entry events at `trace`.
 #[derive(Debug, Default)]
-pub struct NoopObserver;
+pub struct LogObserver;
 
-impl Observer for NoopObserver {
+impl Observer for LogObserver {
     fn on_event(&self, node: NodeId, event: NodeEvent) {
-        tracing::debug!(node, ?event, "node event");
+        match event {
+            NodeEvent::BecameLeader { term } => tracing::info!(node, term, "became leader"),
+            NodeEvent::Recovered { term, last_index } => {
+                tracing::info!(node, term, last_index, "recovered")
+            }
+            NodeEvent::Poisoned { error } => tracing::error!(node, %error, "poisoned"),
+            other => tracing::trace!(node, event = ?other, "node event"),
+        }
     }
 }
