@@ -90,8 +90,8 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}",
-        s.nodes, s.clients, s.register_keys, s.append_keys, s.latency_ms[0], s.latency_ms[1], s.loss
+        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append",
+        s.nodes, s.clients, s.register_keys, s.append_keys, s.latency_ms[0], s.latency_ms[1], s.loss, s.append_entries_max
     );
     println!(
         "schedule  {} faults in {:.1}s, then heal",

@@ -61,6 +61,8 @@ pub struct ClusterSpec {
     pub nodes: Option<u64>,
     pub election_timeout_ms: Option<[u64; 2]>,
     pub heartbeat_interval_ms: Option<u64>,
+    /// Entries per AppendEntries message (small values stress backtracking and flow control).
+    pub append_entries_max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -286,6 +288,7 @@ pub struct Scenario {
     pub nodes: u64,
     pub election_timeout_ms: [u64; 2],
     pub heartbeat_interval_ms: u64,
+    pub append_entries_max: usize,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub clients: u64,
@@ -351,6 +354,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         }
     };
     let nodes = file.cluster.nodes.unwrap_or(5);
+    if file.cluster.append_entries_max == Some(0) {
+        return Err(err(find(text, "append_entries_max"), "cluster.append_entries_max", "must be at least 1".into()));
+    }
     if !(1..=64).contains(&nodes) {
         return Err(err(
             find(text, "nodes"),
@@ -592,6 +598,10 @@ impl Scenario {
         };
         let election_timeout_ms = file.cluster.election_timeout_ms.unwrap_or([150, 300]);
         let heartbeat_interval_ms = file.cluster.heartbeat_interval_ms.unwrap_or(30);
+        // Swarm: small batches make followers catch up entry by entry, which exercises
+        // backtracking and pipelining far more than the default does.
+        let append_entries_max =
+            file.cluster.append_entries_max.unwrap_or_else(|| *[1, 2, 8, 64].choose(&mut rng).expect("non-empty"));
         let latency_ms = draw_range(&mut rng, file.network.latency_ms, [0, 2], [3, 15]);
         let loss = file.network.loss.unwrap_or(0.0);
         let w = &file.workload;
@@ -636,6 +646,7 @@ impl Scenario {
             nodes,
             election_timeout_ms,
             heartbeat_interval_ms,
+            append_entries_max,
             latency_ms,
             loss,
             clients,

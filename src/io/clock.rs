@@ -84,3 +84,31 @@ impl Clock for SkewedClock {
             .max(candidate)
     }
 }
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn skew_drift_and_backward_jumps_keep_the_contract() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let skew = Arc::new(ClockSkew::default());
+            let clock = SkewedClock::new(skew.clone());
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            assert_eq!(clock.now_ms(), 1_000);
+            // 10% fast: 2 s of real time read as 2.2 s.
+            skew.set(0, 100_000);
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            assert_eq!(clock.now_ms(), 2_200);
+            // A jump forward shows at once.
+            skew.set(3_000, 100_000);
+            assert_eq!(clock.now_ms(), 5_200);
+            // A jump back is absorbed: the clock stands still, never goes back.
+            skew.set(-1_000, 0);
+            assert_eq!(clock.now_ms(), 5_200);
+            tokio::time::sleep(Duration::from_millis(5_000)).await;
+            assert_eq!(clock.now_ms(), 6_000);
+        });
+    }
+}

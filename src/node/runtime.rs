@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
     pub heartbeat_interval_ms: u64,
+    /// Entries in one AppendEntries message.
+    pub append_entries_max: usize,
     /// How long a request may wait for its answer before the caller hears `Timeout`.
     pub request_timeout_ms: u64,
     /// Requests waiting for an answer (proposals + forwards) before new ones get `Busy`.
@@ -47,6 +49,7 @@ impl NodeConfig {
             election_timeout_ms_min: r.election_timeout_ms_min,
             election_timeout_ms_max: r.election_timeout_ms_max,
             heartbeat_interval_ms: r.heartbeat_interval_ms,
+            append_entries_max: r.append_entries_max,
             request_timeout_ms: 2_000,
             pending_requests_max: 4096,
             batch_inputs_max: 256,
@@ -59,6 +62,7 @@ impl NodeConfig {
         c.election_timeout_ms_min = self.election_timeout_ms_min;
         c.election_timeout_ms_max = self.election_timeout_ms_max;
         c.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        c.append_entries_max = self.append_entries_max;
         c.planted_bug = self.planted_bug;
         c
     }

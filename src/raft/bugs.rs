@@ -18,25 +18,14 @@ pub enum PlantedBug {
     /// A voter grants its vote without making it durable (§5.1, Fig. 2): after a crash it
     /// can vote twice in one term, and two leaders can be elected in one term.
     VoteNotPersisted,
-    /// The leader commits an entry of an earlier term by counting replicas (the Figure 8
-    /// scenario that §5.4.2 forbids).
-    CommitOldTerm,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
-        PlantedBug::QuorumOffByOne,
-        PlantedBug::VoteIgnoresLog,
-        PlantedBug::VoteNotPersisted,
-        PlantedBug::CommitOldTerm,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             PlantedBug::QuorumOffByOne => "quorum_off_by_one",
             PlantedBug::VoteIgnoresLog => "vote_ignores_log",
             PlantedBug::VoteNotPersisted => "vote_not_persisted",
-            PlantedBug::CommitOldTerm => "commit_old_term",
         }
     }
 

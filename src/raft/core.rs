@@ -501,9 +501,7 @@ impl Raft {
         }
         // Only entries of the current term are committed by counting replicas; earlier
         // ones follow (Figure 8).
-        let term_ok = self.log.term_at(candidate) == Some(self.hard.term)
-            || PlantedBug::CommitOldTerm.is_active(self.cfg.planted_bug);
-        if term_ok {
+        if self.log.term_at(candidate) == Some(self.hard.term) {
             self.set_commit(candidate);
         }
     }
