@@ -28,18 +28,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit_bytes: usize) -> Result<T
     // lengths inside it could claim more), and cap internal claims with a generous
     // compile-time bound.
     if bytes.len() > limit_bytes {
-        return Err(DecodeError::Malformed(format!(
-            "{} bytes exceed the limit of {limit_bytes}",
-            bytes.len()
-        )));
+        return Err(DecodeError::Malformed(format!("{} bytes exceed the limit of {limit_bytes}", bytes.len())));
     }
     let config = bincode::config::standard().with_limit::<{ DECODE_CLAIM_BYTES_MAX }>();
-    let (value, read) = bincode::serde::decode_from_slice(bytes, config)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let (value, read) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     if read != bytes.len() {
-        return Err(DecodeError::Trailing {
-            extra_bytes: bytes.len() - read,
-        });
+        return Err(DecodeError::Trailing { extra_bytes: bytes.len() - read });
     }
     Ok(value)
 }
@@ -59,10 +54,7 @@ mod tests {
         let mut bytes = encode(&v);
         assert_eq!(decode::<(u64, Vec<u8>)>(&bytes, 1024).unwrap(), v);
         bytes.push(0);
-        assert!(matches!(
-            decode::<(u64, Vec<u8>)>(&bytes, 1024),
-            Err(DecodeError::Trailing { .. })
-        ));
+        assert!(matches!(decode::<(u64, Vec<u8>)>(&bytes, 1024), Err(DecodeError::Trailing { .. })));
     }
 
     #[test]

@@ -36,14 +36,8 @@ mod real {
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-        let rt = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("error: cannot start the runtime: {e}");
@@ -60,10 +54,9 @@ mod real {
     }
 
     async fn run(args: NodeArgs) -> Result<(), String> {
-        std::fs::create_dir_all(&args.data_dir)
-            .map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
-        let storage = FjallStorage::open(&args.data_dir)
-            .map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
+        std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
+        let storage =
+            FjallStorage::open(&args.data_dir).map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
         let peers = args.initial_cluster.clone();
         let (transport, inbox, bound) = TcpTransport::start(args.id, args.peer_addr, peers.clone())
             .await
@@ -71,15 +64,9 @@ mod real {
         // A fresh seed per process: forwarded-request ids must not repeat across restarts.
         let seed: u64 = rand::random();
         let cfg = NodeConfig::new(args.id, peers.keys().copied().collect(), seed);
-        let (node, _handle) = Node::new(
-            cfg,
-            transport,
-            inbox,
-            storage,
-            Arc::new(SystemClock::new()),
-            Arc::new(LogObserver),
-        )
-        .map_err(|e| e.to_string())?;
+        let (node, _handle) =
+            Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
+                .map_err(|e| e.to_string())?;
         tracing::info!(node = args.id, peer_addr = %bound, data_dir = %args.data_dir.display(), "node started");
         tokio::select! {
             result = node.run() => result.map_err(|e| e.to_string()),

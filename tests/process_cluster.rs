@@ -29,26 +29,15 @@ struct Line {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn spawn(id: u64, dir: &std::path::Path, ports: &[u16], tx: mpsc::Sender<Line>) -> Proc {
-    let cluster: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
-        .collect();
+    let cluster: Vec<String> = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_phantomdb"))
         .args(["node", "--id", &id.to_string(), "--data-dir"])
         .arg(dir.join(format!("n{id}")))
-        .args([
-            "--peer-addr",
-            &format!("127.0.0.1:{}", ports[id as usize - 1]),
-        ])
+        .args(["--peer-addr", &format!("127.0.0.1:{}", ports[id as usize - 1])])
         .args(["--initial-cluster", &cluster.join(",")])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -94,9 +83,7 @@ fn nodes_elect_a_leader_and_replace_it_after_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let (tx, rx) = mpsc::channel();
-    let mut procs: Vec<Option<Proc>> = (1..=3)
-        .map(|id| Some(spawn(id, dir.path(), &ports, tx.clone())))
-        .collect();
+    let mut procs: Vec<Option<Proc>> = (1..=3).map(|id| Some(spawn(id, dir.path(), &ports, tx.clone()))).collect();
     let (leader, term) = wait_leader(&rx, &[1, 2, 3], 1);
     // SIGKILL: no shutdown path runs.
     procs[leader as usize - 1] = None;
@@ -107,9 +94,7 @@ fn nodes_elect_a_leader_and_replace_it_after_sigkill() {
     procs[leader as usize - 1] = Some(spawn(leader, dir.path(), &ports, tx.clone()));
     let deadline = Instant::now() + WAIT;
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the node recovers");
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the node recovers");
         if line.id == leader && line.text.contains("recovered") {
             assert!(!line.text.contains("term=0"), "{}", line.text);
             break;
@@ -119,10 +104,7 @@ fn nodes_elect_a_leader_and_replace_it_after_sigkill() {
 
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_phantomdb"))
-        .args(["node", "--id", "zero"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_phantomdb")).args(["node", "--id", "zero"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--id \"zero\""));
 }

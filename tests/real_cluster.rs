@@ -25,23 +25,11 @@ async fn start_node(
     dir: &Path,
     incarnation: u64,
 ) -> (NodeHandle, JoinHandle<()>) {
-    let (transport, inbox, _) =
-        TcpTransport::from_listener(id, listener, peers.clone()).expect("transport");
+    let (transport, inbox, _) = TcpTransport::from_listener(id, listener, peers.clone()).expect("transport");
     let storage = FjallStorage::open(dir).expect("fjall opens");
-    let cfg = NodeConfig::new(
-        id,
-        peers.keys().copied().collect(),
-        id * 1_000 + incarnation,
-    );
-    let (node, handle) = Node::new(
-        cfg,
-        transport,
-        inbox,
-        storage,
-        Arc::new(SystemClock::new()),
-        Arc::new(LogObserver),
-    )
-    .expect("node recovers");
+    let cfg = NodeConfig::new(id, peers.keys().copied().collect(), id * 1_000 + incarnation);
+    let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
+        .expect("node recovers");
     let task = tokio::spawn(async move {
         node.run().await.expect("node runs until aborted");
     });
@@ -54,9 +42,7 @@ async fn execute(node: &NodeHandle, command: Command) -> Output {
     loop {
         match node.execute(command.clone()).await {
             Ok(out) => return out,
-            Err(
-                e @ (ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Busy),
-            ) => {
+            Err(e @ (ClientError::NoLeader | ClientError::NotLeader { .. } | ClientError::Busy)) => {
                 assert!(Instant::now() < deadline, "no answer within {WAIT:?}: {e}");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -71,9 +57,7 @@ fn key(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_over_tcp_and_recover_from_fjall() {
-    let dirs: Vec<PathBuf> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir").keep())
-        .collect();
+    let dirs: Vec<PathBuf> = (0..3).map(|_| tempfile::tempdir().expect("tempdir").keep()).collect();
     let mut listeners = Vec::new();
     let mut peers = BTreeMap::new();
     for id in 1..=3u64 {
@@ -89,22 +73,9 @@ async fn three_nodes_replicate_over_tcp_and_recover_from_fjall() {
     // Every node accepts writes and reads (followers forward to the leader).
     for (i, (handle, _)) in nodes.iter().enumerate() {
         let k = key(&format!("k{i}"));
-        assert_eq!(
-            execute(
-                handle,
-                Command::Put {
-                    key: k.clone(),
-                    value: key("v")
-                }
-            )
-            .await,
-            Output::Done
-        );
+        assert_eq!(execute(handle, Command::Put { key: k.clone(), value: key("v") }).await, Output::Done);
         for (reader, _) in &nodes {
-            assert_eq!(
-                execute(reader, Command::Get { key: k.clone() }).await,
-                Output::Value(Some(key("v")))
-            );
+            assert_eq!(execute(reader, Command::Get { key: k.clone() }).await, Output::Value(Some(key("v"))));
         }
     }
 
@@ -112,56 +83,14 @@ async fn three_nodes_replicate_over_tcp_and_recover_from_fjall() {
     let (_, task) = nodes.remove(0);
     task.abort();
     let _ = task.await;
-    assert_eq!(
-        execute(
-            &nodes[0].0,
-            Command::Append {
-                key: key("log"),
-                value: key("a")
-            }
-        )
-        .await,
-        Output::Done
-    );
-    let listener = TcpListener::bind(peers[&1])
-        .await
-        .expect("rebind node 1's address");
+    assert_eq!(execute(&nodes[0].0, Command::Append { key: key("log"), value: key("a") }).await, Output::Done);
+    let listener = TcpListener::bind(peers[&1]).await.expect("rebind node 1's address");
     let restarted = start_node(1, listener, peers.clone(), &dirs[0], 1).await;
-    assert_eq!(
-        execute(
-            &restarted.0,
-            Command::Append {
-                key: key("log"),
-                value: key("b")
-            }
-        )
-        .await,
-        Output::Done
-    );
-    assert_eq!(
-        execute(&restarted.0, Command::Get { key: key("log") }).await,
-        Output::Value(Some(key("ab")))
-    );
-    assert_eq!(
-        execute(&restarted.0, Command::Get { key: key("k0") }).await,
-        Output::Value(Some(key("v")))
-    );
-    let swapped = execute(
-        &nodes[1].0,
-        Command::Cas {
-            key: key("k1"),
-            expected: Some(key("v")),
-            new: key("w"),
-        },
-    )
-    .await;
-    assert_eq!(
-        swapped,
-        Output::Cas {
-            swapped: true,
-            current: Some(key("v"))
-        }
-    );
+    assert_eq!(execute(&restarted.0, Command::Append { key: key("log"), value: key("b") }).await, Output::Done);
+    assert_eq!(execute(&restarted.0, Command::Get { key: key("log") }).await, Output::Value(Some(key("ab"))));
+    assert_eq!(execute(&restarted.0, Command::Get { key: key("k0") }).await, Output::Value(Some(key("v"))));
+    let swapped = execute(&nodes[1].0, Command::Cas { key: key("k1"), expected: Some(key("v")), new: key("w") }).await;
+    assert_eq!(swapped, Output::Cas { swapped: true, current: Some(key("v")) });
 
     for (_, task) in nodes.into_iter().chain([restarted]) {
         task.abort();

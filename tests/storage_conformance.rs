@@ -29,9 +29,7 @@ mod fjall {
 
     #[test]
     fn fjall_conforms() {
-        let mut h = FjallHarness {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
+        let mut h = FjallHarness { dir: tempfile::tempdir().expect("tempdir") };
         run_all(&mut h);
     }
 }

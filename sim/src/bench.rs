@@ -10,8 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn run(path: &Path, file: &ScenarioFile, first: u64, last: u64) -> ExitCode {
-    let (mut sim_s, mut run_wall_s, mut check_wall_s, mut ops, mut failed) =
-        (0.0, 0.0, 0.0, 0usize, 0u64);
+    let (mut sim_s, mut run_wall_s, mut check_wall_s, mut ops, mut failed) = (0.0, 0.0, 0.0, 0usize, 0u64);
     let started = Instant::now();
     for seed in first..=last {
         let s = Scenario::resolve(path, file, seed);
@@ -29,24 +28,10 @@ pub fn run(path: &Path, file: &ScenarioFile, first: u64, last: u64) -> ExitCode 
     }
     let wall_s = started.elapsed().as_secs_f64();
     let seeds = last - first + 1;
-    println!(
-        "bench     {} seeds {first}..{last} of {}, one core",
-        seeds,
-        path.display()
-    );
-    println!(
-        "simulated {sim_s:.1} s in {wall_s:.2} wall s: {:.0} simulated s per wall s",
-        sim_s / wall_s
-    );
-    println!(
-        "seeds     {:.0} per minute per core",
-        seeds as f64 * 60.0 / wall_s
-    );
-    println!(
-        "ops       {} client operations, {:.0} per wall s",
-        ops,
-        ops as f64 / wall_s
-    );
+    println!("bench     {} seeds {first}..{last} of {}, one core", seeds, path.display());
+    println!("simulated {sim_s:.1} s in {wall_s:.2} wall s: {:.0} simulated s per wall s", sim_s / wall_s);
+    println!("seeds     {:.0} per minute per core", seeds as f64 * 60.0 / wall_s);
+    println!("ops       {} client operations, {:.0} per wall s", ops, ops as f64 / wall_s);
     println!(
         "wall time {:.0}% simulation, {:.0}% checking",
         100.0 * run_wall_s / wall_s,

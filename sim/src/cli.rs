@@ -61,11 +61,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             return Ok(Parsed::CheckHistory(file.into()));
         }
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
-        Some(other) => {
-            return Err(format!(
-                "unknown command {other:?} (expected `run`, `bench` or `check-history`)"
-            ))
-        }
+        Some(other) => return Err(format!("unknown command {other:?} (expected `run`, `bench` or `check-history`)")),
     };
     let mut scenario = None;
     let mut seeds = None;
@@ -84,22 +80,13 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         match a.as_str() {
             "--seed" => {
                 let v = value("--seed")?;
-                seeds = Some(Seeds::One(
-                    v.parse()
-                        .map_err(|_| format!("--seed {v:?}: expected a number"))?,
-                ));
+                seeds = Some(Seeds::One(v.parse().map_err(|_| format!("--seed {v:?}: expected a number"))?));
             }
             "--seeds" => {
                 let v = value("--seeds")?;
-                let (a, b) = v
-                    .split_once("..")
-                    .ok_or_else(|| format!("--seeds {v:?}: expected A..B"))?;
-                let a: u64 = a
-                    .parse()
-                    .map_err(|_| format!("--seeds {v:?}: {a:?} is not a number"))?;
-                let b: u64 = b
-                    .parse()
-                    .map_err(|_| format!("--seeds {v:?}: {b:?} is not a number"))?;
+                let (a, b) = v.split_once("..").ok_or_else(|| format!("--seeds {v:?}: expected A..B"))?;
+                let a: u64 = a.parse().map_err(|_| format!("--seeds {v:?}: {a:?} is not a number"))?;
+                let b: u64 = b.parse().map_err(|_| format!("--seeds {v:?}: {b:?} is not a number"))?;
                 if a > b {
                     return Err(format!("--seeds {v:?}: the range is empty (A > B)"));
                 }
@@ -107,9 +94,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             }
             "--jobs" => {
                 let v = value("--jobs")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--jobs {v:?}: expected a number"))?;
+                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
                 if n == 0 {
                     return Err("--jobs must be at least 1".into());
                 }
@@ -167,21 +152,14 @@ mod tests {
         let a = p(&["run", "--seed", "7"]).unwrap();
         assert_eq!(a.scenario, PathBuf::from("scenarios/default.toml"));
         assert_eq!(a.seeds, Seeds::One(7));
-        assert_eq!(
-            p(&["run", "x.toml", "--seeds", "1..200"]).unwrap().seeds,
-            Seeds::Range(1, 200)
-        );
+        assert_eq!(p(&["run", "x.toml", "--seeds", "1..200"]).unwrap().seeds, Seeds::Range(1, 200));
     }
 
     #[test]
     fn bad_usage_is_explained() {
-        assert!(p(&["run", "--seeds", "5..4"])
-            .unwrap_err()
-            .contains("empty"));
+        assert!(p(&["run", "--seeds", "5..4"]).unwrap_err().contains("empty"));
         assert!(p(&["run", "--seed"]).unwrap_err().contains("needs a value"));
-        assert!(p(&["run", "--seeds", "1..3", "--history", "h"])
-            .unwrap_err()
-            .contains("one --seed"));
+        assert!(p(&["run", "--seeds", "1..3", "--history", "h"]).unwrap_err().contains("one --seed"));
         assert!(p(&["walk"]).is_err());
     }
 }

@@ -33,10 +33,7 @@ pub enum OpOutput {
 pub enum OpValue {
     None,
     Value(String),
-    Cas {
-        expected: Option<String>,
-        new: String,
-    },
+    Cas { expected: Option<String>, new: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -81,15 +78,10 @@ pub fn parse_line(line: &str) -> Result<Op, String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let field = |name: &str| v.get(name).ok_or_else(|| format!("missing field `{name}`"));
     let string = |name: &str| -> Result<String, String> {
-        field(name)?
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| format!("`{name}` is not a string"))
+        field(name)?.as_str().map(String::from).ok_or_else(|| format!("`{name}` is not a string"))
     };
     let number = |name: &str| -> Result<u64, String> {
-        field(name)?
-            .as_u64()
-            .ok_or_else(|| format!("`{name}` is not a non-negative integer"))
+        field(name)?.as_u64().ok_or_else(|| format!("`{name}` is not a non-negative integer"))
     };
     let opt_string = |x: &serde_json::Value, what: &str| -> Result<Option<String>, String> {
         match x {
@@ -106,21 +98,12 @@ pub fn parse_line(line: &str) -> Result<Op, String> {
         "cas" => OpKind::Cas,
         other => return Err(format!("`op` {other:?} is not get/put/append/delete/cas")),
     };
-    let unknown = field("unknown")?
-        .as_bool()
-        .ok_or("`unknown` is not a boolean")?;
+    let unknown = field("unknown")?.as_bool().ok_or("`unknown` is not a boolean")?;
     let raw_value = field("value")?;
     let value = match (op, raw_value) {
         (OpKind::Cas, x) => OpValue::Cas {
-            expected: opt_string(
-                x.get("expected").ok_or("a cas `value` needs `expected`")?,
-                "value.expected",
-            )?,
-            new: x
-                .get("new")
-                .and_then(|n| n.as_str())
-                .ok_or("a cas `value` needs a string `new`")?
-                .to_string(),
+            expected: opt_string(x.get("expected").ok_or("a cas `value` needs `expected`")?, "value.expected")?,
+            new: x.get("new").and_then(|n| n.as_str()).ok_or("a cas `value` needs a string `new`")?.to_string(),
         },
         (_, x) => opt_string(x, "value")?.map_or(OpValue::None, OpValue::Value),
     };
@@ -131,14 +114,9 @@ pub fn parse_line(line: &str) -> Result<Op, String> {
         Some(match op {
             OpKind::Get => OpOutput::Value(opt_string(raw_output, "output")?),
             OpKind::Cas => OpOutput::Cas {
-                swapped: raw_output
-                    .get("swapped")
-                    .and_then(|s| s.as_bool())
-                    .ok_or("a cas `output` needs `swapped`")?,
+                swapped: raw_output.get("swapped").and_then(|s| s.as_bool()).ok_or("a cas `output` needs `swapped`")?,
                 current: opt_string(
-                    raw_output
-                        .get("current")
-                        .ok_or("a cas `output` needs `current`")?,
+                    raw_output.get("current").ok_or("a cas `output` needs `current`")?,
                     "output.current",
                 )?,
             },
@@ -188,14 +166,8 @@ mod tests {
                 client: "c2".into(),
                 op: OpKind::Cas,
                 key: "k".into(),
-                value: OpValue::Cas {
-                    expected: None,
-                    new: "n".into(),
-                },
-                output: Some(OpOutput::Cas {
-                    swapped: true,
-                    current: None,
-                }),
+                value: OpValue::Cas { expected: None, new: "n".into() },
+                output: Some(OpOutput::Cas { swapped: true, current: None }),
                 call: 3,
                 ret: 4,
                 unknown: false,
@@ -215,8 +187,6 @@ mod tests {
             let line = serde_json::to_string(&op).unwrap();
             assert_eq!(parse_line(&line).unwrap(), op, "{line}");
         }
-        assert!(parse_line("{\"op\":\"get\"}")
-            .unwrap_err()
-            .contains("missing field"));
+        assert!(parse_line("{\"op\":\"get\"}").unwrap_err().contains("missing field"));
     }
 }

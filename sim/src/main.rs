@@ -80,11 +80,7 @@ fn check_history(path: &std::path::Path) -> ExitCode {
         }
     };
     let mut ops = Vec::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         match history::parse_line(line) {
             Ok(op) => ops.push(op),
             Err(e) => {
@@ -96,18 +92,8 @@ fn check_history(path: &std::path::Path) -> ExitCode {
     let lin = checkers::linearizability::check(&ops, verdict::LINEARIZABILITY_STEPS_MAX);
     let lost = checkers::lost_writes::check(&ops);
     println!("{} operations", ops.len());
-    for (name, violations) in [
-        ("linearizability", &lin.violations),
-        ("no_lost_writes", &lost),
-    ] {
-        println!(
-            "  {name:<16} {}",
-            if violations.is_empty() {
-                "ok"
-            } else {
-                "FAILED"
-            }
-        );
+    for (name, violations) in [("linearizability", &lin.violations), ("no_lost_writes", &lost)] {
+        println!("  {name:<16} {}", if violations.is_empty() { "ok" } else { "FAILED" });
         for v in violations.iter() {
             for line in v.lines() {
                 println!("      {line}");
@@ -115,10 +101,7 @@ fn check_history(path: &std::path::Path) -> ExitCode {
         }
     }
     if !lin.inconclusive.is_empty() {
-        println!(
-            "  search budget hit (not checked) on keys {:?}",
-            lin.inconclusive
-        );
+        println!("  search budget hit (not checked) on keys {:?}", lin.inconclusive);
     }
     if lin.violations.is_empty() && lost.is_empty() {
         println!("PASS");

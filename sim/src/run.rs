@@ -36,35 +36,19 @@ pub fn single(args: &Args, file: &ScenarioFile, seed: u64) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         if let Some(h) = nondeterministic {
-            println!(
-                "NONDETERMINISM: the same seed gave trace-hash {} and then {h}",
-                verdict.trace_hash
-            );
+            println!("NONDETERMINISM: the same seed gave trace-hash {} and then {h}", verdict.trace_hash);
         }
-        let failed: Vec<&str> = verdict
-            .checks
-            .iter()
-            .filter(|c| !c.passed())
-            .map(|c| c.name)
-            .collect();
+        let failed: Vec<&str> = verdict.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
         if !failed.is_empty() {
             println!("FAIL: {}", failed.join(", "));
         }
-        println!(
-            "REPRODUCE: cargo sim run {} --seed {seed}",
-            args.scenario.display()
-        );
+        println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
         ExitCode::from(1)
     }
 }
 
 fn print_quiet(s: &Scenario, v: &Verdict, passed: bool, nondeterministic: Option<&String>) {
-    let failed: Vec<&str> = v
-        .checks
-        .iter()
-        .filter(|c| !c.passed())
-        .map(|c| c.name)
-        .collect();
+    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
     let what = if passed {
         "ok".to_string()
     } else if nondeterministic.is_some() {
@@ -80,31 +64,24 @@ fn print_quiet(s: &Scenario, v: &Verdict, passed: bool, nondeterministic: Option
 
 fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_hash: Option<&str>) {
     let st = &v.stats;
-    println!(
-        "scenario  {} ({}), seed {}",
-        args.scenario.display(),
-        s.name,
-        s.seed
-    );
+    println!("scenario  {} ({}), seed {}", args.scenario.display(), s.name, s.seed);
     if let Some(bug) = s.planted_bug {
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
         "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append",
-        s.nodes, s.clients, s.register_keys, s.append_keys, s.latency_ms[0], s.latency_ms[1], s.loss, s.append_entries_max
+        s.nodes,
+        s.clients,
+        s.register_keys,
+        s.append_keys,
+        s.latency_ms[0],
+        s.latency_ms[1],
+        s.loss,
+        s.append_entries_max
     );
-    println!(
-        "schedule  {} faults in {:.1}s, then heal",
-        s.schedule.len(),
-        s.faulty_ms as f64 / 1e3
-    );
+    println!("schedule  {} faults in {:.1}s, then heal", s.schedule.len(), s.faulty_ms as f64 / 1e3);
     for f in s.schedule.iter().take(40) {
-        println!(
-            "  {:>8.3}s  {}  ({})",
-            f.at_ms as f64 / 1e3,
-            f.action,
-            f.origin
-        );
+        println!("  {:>8.3}s  {}  ({})", f.at_ms as f64 / 1e3, f.action, f.origin);
     }
     if s.schedule.len() > 40 {
         println!("  … {} more (see --report)", s.schedule.len() - 40);
@@ -133,33 +110,21 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         }
     }
     if let Some(h) = second_hash {
-        let same = if h == v.trace_hash {
-            "same"
-        } else {
-            "DIFFERENT"
-        };
+        let same = if h == v.trace_hash { "same" } else { "DIFFERENT" };
         println!("determinism: second run trace-hash {h} ({same})");
     }
     println!("trace-hash: {}", v.trace_hash);
 }
 
-fn write_files(
-    args: &Args,
-    s: &Scenario,
-    out: &verdict::RunOutput,
-    v: &Verdict,
-) -> Result<(), String> {
+fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict) -> Result<(), String> {
     let create = |p: &std::path::Path| {
-        std::fs::File::create(p)
-            .map(std::io::BufWriter::new)
-            .map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::File::create(p).map(std::io::BufWriter::new).map_err(|e| format!("{}: {e}", p.display()))
     };
     let werr = |p: &std::path::Path, e: std::io::Error| format!("{}: {e}", p.display());
     if let Some(p) = &args.history {
         let mut f = create(p)?;
         for op in &out.history {
-            writeln!(f, "{}", serde_json::to_string(op).expect("ops serialize"))
-                .map_err(|e| werr(p, e))?;
+            writeln!(f, "{}", serde_json::to_string(op).expect("ops serialize")).map_err(|e| werr(p, e))?;
         }
         f.flush().map_err(|e| werr(p, e))?;
     }
@@ -180,8 +145,7 @@ fn write_files(
             "reproduce": format!("cargo sim run {} --seed {}", args.scenario.display(), s.seed),
         });
         let mut f = create(p)?;
-        serde_json::to_writer_pretty(&mut f, &report)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::to_writer_pretty(&mut f, &report).map_err(|e| format!("{}: {e}", p.display()))?;
         f.flush().map_err(|e| werr(p, e))?;
     }
     Ok(())

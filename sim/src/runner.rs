@@ -20,9 +20,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = last - first + 1;
     let mut queue: VecDeque<u64> = (first..=last).collect();
     let mut running: Vec<(u64, Child)> = Vec::new();
@@ -31,19 +29,12 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
-    eprintln!(
-        "running {total} seeds of {} on {jobs} processes",
-        args.scenario.display()
-    );
+    eprintln!("running {total} seeds of {} on {jobs} processes", args.scenario.display());
     while !queue.is_empty() || !running.is_empty() {
         while running.len() < jobs {
             let Some(seed) = queue.pop_front() else { break };
             let mut cmd = Command::new(&exe);
-            cmd.arg("run")
-                .arg(&args.scenario)
-                .arg("--seed")
-                .arg(seed.to_string())
-                .arg("--quiet");
+            cmd.arg("run").arg(&args.scenario).arg("--seed").arg(seed.to_string()).arg("--quiet");
             if args.check_determinism {
                 cmd.arg("--check-determinism");
             }
@@ -66,10 +57,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                     match out.status.code() {
                         Some(0) => {}
                         Some(2) => {
-                            eprintln!(
-                                "\nerror: seed {seed} refused to run:\n{}",
-                                String::from_utf8_lossy(&out.stderr)
-                            );
+                            eprintln!("\nerror: seed {seed} refused to run:\n{}", String::from_utf8_lossy(&out.stderr));
                             return ExitCode::from(2);
                         }
                         code => {
@@ -77,11 +65,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                             let line = stdout.lines().next().unwrap_or("").to_string();
                             let why = match code {
                                 Some(1) => line,
-                                _ => format!(
-                                    "crashed ({:?}): {}",
-                                    out.status,
-                                    last_line(&out.stderr)
-                                ),
+                                _ => format!("crashed ({:?}): {}", out.status, last_line(&out.stderr)),
                             };
                             failed.push((seed, why));
                         }
@@ -97,17 +81,11 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
         if tty {
             let eta = (total - done) as f64 / rate.max(1e-9);
-            eprint!(
-                "\r[{done:>5}/{total}] {} failed  {rate:.2} seeds/s  eta {eta:.0}s   ",
-                failed.len()
-            );
+            eprint!("\r[{done:>5}/{total}] {} failed  {rate:.2} seeds/s  eta {eta:.0}s   ", failed.len());
             let _ = std::io::stderr().flush();
         } else if done * 10 / total > last_report || done == total {
             last_report = done * 10 / total;
-            eprintln!(
-                "[{done:>5}/{total}] {} failed  {rate:.2} seeds/s",
-                failed.len()
-            );
+            eprintln!("[{done:>5}/{total}] {} failed  {rate:.2} seeds/s", failed.len());
         }
         std::thread::sleep(Duration::from_millis(POLL_MS));
     }
@@ -129,19 +107,11 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     failed.sort();
     for (seed, why) in &failed {
         println!("  seed {seed}: {why}");
-        println!(
-            "  REPRODUCE: cargo sim run {} --seed {seed}",
-            args.scenario.display()
-        );
+        println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
     }
     ExitCode::from(1)
 }
 
 fn last_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .to_string()
+    String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string()
 }

@@ -227,12 +227,13 @@ pub enum Action {
         from: NodeId,
         to: NodeId,
     },
+    /// `None`: back to the scenario's `network.loss`.
     Loss {
-        rate: f64,
+        rate: Option<f64>,
     },
+    /// `None`: back to the scenario's `network.latency_ms`.
     Latency {
-        min_ms: u64,
-        max_ms: u64,
+        ms: Option<[u64; 2]>,
     },
     ClockSkew {
         node: Target,
@@ -254,17 +255,12 @@ impl std::fmt::Display for Action {
             Action::Restart { node } => write!(f, "restart {node}"),
             Action::Clog { from, to } => write!(f, "clog n{from}->n{to}"),
             Action::Unclog { from, to } => write!(f, "unclog n{from}->n{to}"),
-            Action::Loss { rate } => write!(f, "loss {rate:.3}"),
-            Action::Latency { min_ms, max_ms } => write!(f, "latency {min_ms}..{max_ms}ms"),
-            Action::ClockSkew {
-                node,
-                offset_ms,
-                drift_ppm,
-            } => {
-                write!(
-                    f,
-                    "clock_skew {node} offset {offset_ms}ms drift {drift_ppm}ppm"
-                )
+            Action::Loss { rate: Some(rate) } => write!(f, "loss {rate:.3}"),
+            Action::Loss { rate: None } => write!(f, "loss back to the scenario's"),
+            Action::Latency { ms: Some([lo, hi]) } => write!(f, "latency {lo}..{hi}ms"),
+            Action::Latency { ms: None } => write!(f, "latency back to the scenario's"),
+            Action::ClockSkew { node, offset_ms, drift_ppm } => {
+                write!(f, "clock_skew {node} offset {offset_ms}ms drift {drift_ppm}ppm")
             }
             Action::DiskError { node } => write!(f, "disk_error {node}"),
         }
@@ -309,10 +305,7 @@ pub struct Scenario {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
     (line, column)
 }
 
@@ -335,78 +328,45 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         let message = e.message().to_string();
         // serde names the offending field in backquotes; lift it into its own slot.
         let field = message.split('`').nth(1).unwrap_or_default().to_string();
-        ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            field,
-            message,
-        }
+        ScenarioError { file: path.to_path_buf(), line, column, field, message }
     })?;
     let err = |span: std::ops::Range<usize>, field: &str, message: String| {
         let (line, column) = line_col(text, span.start);
-        ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            field: field.to_string(),
-            message,
-        }
+        ScenarioError { file: path.to_path_buf(), line, column, field: field.to_string(), message }
     };
     let nodes = file.cluster.nodes.unwrap_or(5);
     if file.cluster.append_entries_max == Some(0) {
         return Err(err(find(text, "append_entries_max"), "cluster.append_entries_max", "must be at least 1".into()));
     }
     if !(1..=64).contains(&nodes) {
-        return Err(err(
-            find(text, "nodes"),
-            "cluster.nodes",
-            format!("{nodes} nodes: expected 1 to 64"),
-        ));
+        return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
     }
     for (i, f) in file.faults.iter().enumerate() {
-        validate_fault(f.get_ref(), nodes)
-            .map_err(|(field, m)| err(f.span(), &format!("faults[{i}].{field}"), m))?;
+        validate_fault(f.get_ref(), nodes).map_err(|(field, m)| err(f.span(), &format!("faults[{i}].{field}"), m))?;
     }
     if let Some(n) = &file.nemesis {
-        validate_nemesis(n.get_ref())
-            .map_err(|(field, m)| err(n.span(), &format!("nemesis.{field}"), m))?;
+        validate_nemesis(n.get_ref()).map_err(|(field, m)| err(n.span(), &format!("nemesis.{field}"), m))?;
     }
     for (name, range) in [
-        (
-            "cluster.election_timeout_ms",
-            file.cluster.election_timeout_ms,
-        ),
+        ("cluster.election_timeout_ms", file.cluster.election_timeout_ms),
         ("network.latency_ms", file.network.latency_ms),
         ("workload.think_time_ms", file.workload.think_time_ms),
     ] {
         if let Some([a, b]) = range {
             if a > b {
                 let key = name.rsplit('.').next().expect("dotted");
-                return Err(err(
-                    find(text, key),
-                    name,
-                    format!("[{a}, {b}] is not a range (min > max)"),
-                ));
+                return Err(err(find(text, key), name, format!("[{a}, {b}] is not a range (min > max)")));
             }
         }
     }
     if let Some(loss) = file.network.loss {
         if !(0.0..=0.5).contains(&loss) {
-            return Err(err(
-                find(text, "loss"),
-                "network.loss",
-                format!("{loss}: expected 0.0 to 0.5"),
-            ));
+            return Err(err(find(text, "loss"), "network.loss", format!("{loss}: expected 0.0 to 0.5")));
         }
     }
     if let Some(m) = file.workload.mix {
         if m.get + m.put + m.append + m.delete + m.cas == 0 {
-            return Err(err(
-                find(text, "mix"),
-                "workload.mix",
-                "every weight is 0".into(),
-            ));
+            return Err(err(find(text, "mix"), "workload.mix", "every weight is 0".into()));
         }
     }
     Ok(file)
@@ -427,10 +387,7 @@ fn find(text: &str, key: &str) -> std::ops::Range<usize> {
 
 fn check_node(n: u64, nodes: u64, field: &str) -> Result<(), (String, String)> {
     if n == 0 || n > nodes {
-        return Err((
-            field.into(),
-            format!("node {n} does not exist (nodes are 1..={nodes})"),
-        ));
+        return Err((field.into(), format!("node {n} does not exist (nodes are 1..={nodes})")));
     }
     Ok(())
 }
@@ -441,17 +398,12 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         if present {
             Ok(())
         } else {
-            Err((
-                field.to_string(),
-                format!("kind = \"{kind}\" needs `{field}`"),
-            ))
+            Err((field.to_string(), format!("kind = \"{kind}\" needs `{field}`")))
         }
     };
     let allowed: &[&str] = match f.kind {
         FaultKind::Partition => &["groups"],
-        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => {
-            &["node"]
-        }
+        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => &["node"],
         FaultKind::Heal => &[],
         FaultKind::Clog | FaultKind::Unclog => &["from", "to"],
         FaultKind::Loss => &["rate"],
@@ -470,10 +422,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
     ];
     for (field, is_present) in present {
         if is_present && !allowed.contains(&field) {
-            return Err((
-                field.into(),
-                format!("kind = \"{kind}\" takes no `{field}`"),
-            ));
+            return Err((field.into(), format!("kind = \"{kind}\" takes no `{field}`")));
         }
     }
     match f.kind {
@@ -533,10 +482,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
 }
 
 fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
-    for (field, range) in [
-        ("interval_ms", n.interval_ms),
-        ("duration_ms", n.duration_ms),
-    ] {
+    for (field, range) in [("interval_ms", n.interval_ms), ("duration_ms", n.duration_ms)] {
         if let Some([a, b]) = range {
             if a > b || b == 0 {
                 return Err((field.into(), format!("[{a}, {b}] is not a non-empty range")));
@@ -545,19 +491,13 @@ fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
     }
     if let Some(kinds) = &n.kinds {
         if kinds.is_empty() {
-            return Err((
-                "kinds".into(),
-                "is empty; leave `nemesis` out for no random faults".into(),
-            ));
+            return Err(("kinds".into(), "is empty; leave `nemesis` out for no random faults".into()));
         }
         for k in kinds {
             if matches!(k, FaultKind::Heal | FaultKind::Restart | FaultKind::Unclog) {
                 return Err((
                     "kinds".into(),
-                    format!(
-                        "\"{}\" is an undo; the nemesis undoes its own faults",
-                        k.name()
-                    ),
+                    format!("\"{}\" is an undo; the nemesis undoes its own faults", k.name()),
                 ));
             }
         }
@@ -637,10 +577,10 @@ impl Scenario {
         schedule.retain(|s| s.at_ms < faulty_ms);
         Scenario {
             path: path.to_path_buf(),
-            name: file.name.clone().unwrap_or_else(|| {
-                path.file_stem()
-                    .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
-            }),
+            name: file
+                .name
+                .clone()
+                .unwrap_or_else(|| path.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())),
             seed,
             planted_bug: file.planted_bug,
             nodes,
@@ -686,49 +626,25 @@ fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
             }
             Action::Partition { groups }
         }
-        FaultKind::Isolate => Action::Isolate {
-            node: target(node(), nodes, rng),
-        },
+        FaultKind::Isolate => Action::Isolate { node: target(node(), nodes, rng) },
         FaultKind::Heal => Action::Heal,
-        FaultKind::Crash => Action::Crash {
-            node: target(node(), nodes, rng),
-        },
-        FaultKind::Restart => Action::Restart {
-            node: target(node(), nodes, rng),
-        },
-        FaultKind::Clog => Action::Clog {
-            from: f.from.expect("validated"),
-            to: f.to.expect("validated"),
-        },
-        FaultKind::Unclog => Action::Unclog {
-            from: f.from.expect("validated"),
-            to: f.to.expect("validated"),
-        },
-        FaultKind::Loss => Action::Loss {
-            rate: f.rate.expect("validated"),
-        },
-        FaultKind::Latency => {
-            let [min_ms, max_ms] = f.latency_ms.expect("validated");
-            Action::Latency { min_ms, max_ms }
-        }
+        FaultKind::Crash => Action::Crash { node: target(node(), nodes, rng) },
+        FaultKind::Restart => Action::Restart { node: target(node(), nodes, rng) },
+        FaultKind::Clog => Action::Clog { from: f.from.expect("validated"), to: f.to.expect("validated") },
+        FaultKind::Unclog => Action::Unclog { from: f.from.expect("validated"), to: f.to.expect("validated") },
+        FaultKind::Loss => Action::Loss { rate: Some(f.rate.expect("validated")) },
+        FaultKind::Latency => Action::Latency { ms: Some(f.latency_ms.expect("validated")) },
         FaultKind::ClockSkew => Action::ClockSkew {
             node: target(node(), nodes, rng),
             offset_ms: f.offset_ms.unwrap_or(0),
             drift_ppm: f.drift_ppm.unwrap_or(0),
         },
-        FaultKind::DiskError => Action::DiskError {
-            node: target(node(), nodes, rng),
-        },
+        FaultKind::DiskError => Action::DiskError { node: target(node(), nodes, rng) },
     }
 }
 
 /// Draws the nemesis's faults for the whole faulty phase, each with its undo.
-fn nemesis_schedule(
-    n: &NemesisSpec,
-    nodes: u64,
-    faulty_ms: u64,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Scheduled> {
+fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
     let kinds: Vec<FaultKind> = n.kinds.clone().unwrap_or_else(|| {
         // Swarm testing: each seed enables a random non-empty subset of fault kinds.
         let mut all = NEMESIS_KINDS.to_vec();
@@ -748,13 +664,7 @@ fn nemesis_schedule(
     while t < faulty_ms {
         let kind = *kinds.choose(rng).expect("non-empty");
         let end = t + rng.gen_range(dur_lo..=dur_hi);
-        let mut push = |at_ms: u64, action: Action| {
-            out.push(Scheduled {
-                at_ms,
-                action,
-                origin: "nemesis".into(),
-            })
-        };
+        let mut push = |at_ms: u64, action: Action| out.push(Scheduled { at_ms, action, origin: "nemesis".into() });
         match kind {
             FaultKind::Partition => {
                 let mut all: Vec<u64> = (1..=nodes).collect();
@@ -767,20 +677,12 @@ fn nemesis_schedule(
                 push(end, Action::Heal);
             }
             FaultKind::Isolate => {
-                let node = if rng.gen_bool(0.7) {
-                    Target::Leader
-                } else {
-                    Target::Node(random_node(rng))
-                };
+                let node = if rng.gen_bool(0.7) { Target::Leader } else { Target::Node(random_node(rng)) };
                 push(t, Action::Isolate { node });
                 push(end, Action::Heal);
             }
             FaultKind::Crash => {
-                let node = if rng.gen_bool(0.3) {
-                    Target::Leader
-                } else {
-                    Target::Node(random_node(rng))
-                };
+                let node = if rng.gen_bool(0.3) { Target::Leader } else { Target::Node(random_node(rng)) };
                 push(t, Action::Crash { node });
                 push(end, Action::Restart { node });
             }
@@ -793,51 +695,20 @@ fn nemesis_schedule(
                 }
             }
             FaultKind::Loss => {
-                push(
-                    t,
-                    Action::Loss {
-                        rate: rng.gen_range(0.0..=loss_max),
-                    },
-                );
-                push(end, Action::Loss { rate: 0.0 });
+                push(t, Action::Loss { rate: Some(rng.gen_range(0.0..=loss_max)) });
+                push(end, Action::Loss { rate: None });
             }
             FaultKind::Latency => {
                 let max_ms = rng.gen_range(10..=200);
-                push(
-                    t,
-                    Action::Latency {
-                        min_ms: max_ms / 4,
-                        max_ms,
-                    },
-                );
-                push(
-                    end,
-                    Action::Latency {
-                        min_ms: 0,
-                        max_ms: 0,
-                    },
-                );
+                push(t, Action::Latency { ms: Some([max_ms / 4, max_ms]) });
+                push(end, Action::Latency { ms: None });
             }
             FaultKind::ClockSkew => {
                 let node = Target::Node(random_node(rng));
                 let offset_ms = rng.gen_range(-offset_max..=offset_max);
                 let drift_ppm = rng.gen_range(-drift_max..=drift_max);
-                push(
-                    t,
-                    Action::ClockSkew {
-                        node,
-                        offset_ms,
-                        drift_ppm,
-                    },
-                );
-                push(
-                    end,
-                    Action::ClockSkew {
-                        node,
-                        offset_ms: 0,
-                        drift_ppm: 0,
-                    },
-                );
+                push(t, Action::ClockSkew { node, offset_ms, drift_ppm });
+                push(end, Action::ClockSkew { node, offset_ms: 0, drift_ppm: 0 });
             }
             FaultKind::DiskError => {
                 let node = Target::Node(random_node(rng));
@@ -864,11 +735,7 @@ mod tests {
         let e = parse_str("name = \"x\"\n[cluster]\nnodse = 5\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert_eq!(e.field, "nodse", "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("scenarios/t.toml:3:1: field `nodse`"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("scenarios/t.toml:3:1: field `nodse`"), "{e}");
     }
 
     #[test]
@@ -898,14 +765,8 @@ mod tests {
         let a = Scenario::resolve(Path::new("x.toml"), &f, 7);
         let b = Scenario::resolve(Path::new("x.toml"), &f, 7);
         let c = Scenario::resolve(Path::new("x.toml"), &f, 8);
-        assert_eq!(
-            serde_json::to_string(&a).unwrap(),
-            serde_json::to_string(&b).unwrap()
-        );
-        assert_ne!(
-            serde_json::to_string(&a).unwrap(),
-            serde_json::to_string(&c).unwrap()
-        );
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_ne!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
         assert!(a.schedule.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     }
 }

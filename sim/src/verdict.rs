@@ -67,77 +67,38 @@ pub fn trace_hash(out: &RunOutput) -> u64 {
 pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
     let lin = checkers::linearizability::check(&out.history, LINEARIZABILITY_STEPS_MAX);
     let completed = out.panic.is_none();
-    let keys = out
-        .history
-        .iter()
-        .map(|o| o.key.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let keys = out.history.iter().map(|o| o.key.as_str()).collect::<std::collections::BTreeSet<_>>().len();
     let lin_note = if lin.inconclusive.is_empty() {
         Some(format!("{keys} keys"))
     } else {
-        Some(format!(
-            "{keys} keys; search budget hit (not checked) on {:?}",
-            lin.inconclusive
-        ))
+        Some(format!("{keys} keys; search budget hit (not checked) on {:?}", lin.inconclusive))
     };
-    let first_write = out.first_write_ns.map(|t| {
-        format!(
-            "first write {:.3}s after heal",
-            (t.saturating_sub(out.heal_ns)) as f64 / 1e9
-        )
-    });
+    let first_write = out
+        .first_write_ns
+        .map(|t| format!("first write {:.3}s after heal", (t.saturating_sub(out.heal_ns)) as f64 / 1e9));
     let checks = vec![
         CheckResult {
             name: "node_invariants",
-            violations: out
-                .panic
-                .iter()
-                .map(|m| format!("the run stopped on a panic: {m}"))
-                .collect(),
+            violations: out.panic.iter().map(|m| format!("the run stopped on a panic: {m}")).collect(),
             note: None,
         },
-        CheckResult {
-            name: "election_safety",
-            violations: checkers::election_safety::check(&out.trace),
-            note: None,
-        },
-        CheckResult {
-            name: "log_matching",
-            violations: checkers::log_matching::check(&out.trace),
-            note: None,
-        },
+        CheckResult { name: "election_safety", violations: checkers::election_safety::check(&out.trace), note: None },
+        CheckResult { name: "log_matching", violations: checkers::log_matching::check(&out.trace), note: None },
         CheckResult {
             name: "state_machine_safety",
             violations: checkers::state_machine_safety::check(&out.trace),
             note: None,
         },
-        CheckResult {
-            name: "linearizability",
-            violations: lin.violations,
-            note: lin_note,
-        },
-        CheckResult {
-            name: "no_lost_writes",
-            violations: checkers::lost_writes::check(&out.history),
-            note: None,
-        },
+        CheckResult { name: "linearizability", violations: lin.violations, note: lin_note },
+        CheckResult { name: "no_lost_writes", violations: checkers::lost_writes::check(&out.history), note: None },
         CheckResult {
             name: "liveness_after_heal",
             violations: if completed {
-                checkers::liveness::check(
-                    out.heal_ns,
-                    out.first_write_ns,
-                    scenario.liveness_timeout_ms,
-                )
+                checkers::liveness::check(out.heal_ns, out.first_write_ns, scenario.liveness_timeout_ms)
             } else {
                 vec![]
             },
-            note: if completed {
-                first_write
-            } else {
-                Some("not reached: the run stopped early".into())
-            },
+            note: if completed { first_write } else { Some("not reached: the run stopped early".into()) },
         },
     ];
     let stats = Stats {
@@ -149,26 +110,10 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
         elections_won: out
             .trace
             .iter()
-            .filter(|e| {
-                matches!(
-                    e.kind,
-                    TraceKind::Node {
-                        event: NodeEvent::BecameLeader { .. },
-                        ..
-                    }
-                )
-            })
+            .filter(|e| matches!(e.kind, TraceKind::Node { event: NodeEvent::BecameLeader { .. }, .. }))
             .count(),
-        faults: out
-            .trace
-            .iter()
-            .filter(|e| matches!(e.kind, TraceKind::Fault(_)))
-            .count(),
+        faults: out.trace.iter().filter(|e| matches!(e.kind, TraceKind::Fault(_))).count(),
         trace_events: out.trace.len(),
     };
-    Verdict {
-        checks,
-        trace_hash: format!("{:016x}", trace_hash(out)),
-        stats,
-    }
+    Verdict { checks, trace_hash: format!("{:016x}", trace_hash(out)), stats }
 }

@@ -55,9 +55,7 @@ impl Client {
         start: Instant,
         history: Arc<Mutex<Vec<Op>>>,
     ) -> Client {
-        let (transport, inbox) = SimTransport::bind(sim_id)
-            .await
-            .expect("client endpoint binds");
+        let (transport, inbox) = SimTransport::bind(sim_id).await.expect("client endpoint binds");
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ sim_id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let target = rng.gen_range(1..=scenario.nodes);
         Client {
@@ -83,10 +81,7 @@ impl Client {
         let deadline = Instant::now() + self.timeout;
         loop {
             self.req_id += 1;
-            let wire = Wire::Request {
-                req_id: self.req_id,
-                command: command.clone(),
-            };
+            let wire = Wire::Request { req_id: self.req_id, command: command.clone() };
             self.transport.send(self.target, codec::encode(&wire));
             let result = loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -106,9 +101,7 @@ impl Client {
                 Ok(out) => return CallOutcome::Done(out),
                 Err(e) if e.is_definite() => {
                     self.target = match e {
-                        ClientError::NotLeader {
-                            leader_hint: Some(l),
-                        } if l != self.target => l,
+                        ClientError::NotLeader { leader_hint: Some(l) } if l != self.target => l,
                         _ => self.rng.gen_range(1..=self.nodes),
                     };
                     let backoff = Duration::from_millis(self.rng.gen_range(5..=30));
@@ -126,13 +119,7 @@ impl Client {
     }
 
     /// Calls and records the operation in the history. Returns the outcome.
-    pub async fn record(
-        &mut self,
-        kind: OpKind,
-        key: &str,
-        value: OpValue,
-        command: Command,
-    ) -> CallOutcome {
+    pub async fn record(&mut self, kind: OpKind, key: &str, value: OpValue, command: Command) -> CallOutcome {
         let call = self.now_ns();
         let outcome = self.call(&command).await;
         let ret = self.now_ns();
@@ -141,16 +128,7 @@ impl Client {
             CallOutcome::Unknown => (None, true),
             CallOutcome::Failed => return outcome,
         };
-        let op = Op {
-            client: self.name.clone(),
-            op: kind,
-            key: key.to_string(),
-            value,
-            output,
-            call,
-            ret,
-            unknown,
-        };
+        let op = Op { client: self.name.clone(), op: kind, key: key.to_string(), value, output, call, ret, unknown };
         self.history.lock().expect("history lock").push(op);
         outcome
     }
@@ -164,18 +142,13 @@ fn to_output(out: &Output) -> OpOutput {
     match out {
         Output::Value(v) => OpOutput::Value(text(v)),
         Output::Done => OpOutput::Ok("ok"),
-        Output::Cas { swapped, current } => OpOutput::Cas {
-            swapped: *swapped,
-            current: text(current),
-        },
+        Output::Cas { swapped, current } => OpOutput::Cas { swapped: *swapped, current: text(current) },
     }
 }
 
 /// The keys of a run: registers `r0..` and append-only lists `a0..`.
 pub fn keys(scenario: &Scenario) -> (Vec<String>, Vec<String>) {
-    let r = (0..scenario.register_keys)
-        .map(|i| format!("r{i}"))
-        .collect();
+    let r = (0..scenario.register_keys).map(|i| format!("r{i}")).collect();
     let a = (0..scenario.append_keys).map(|i| format!("a{i}")).collect();
     (r, a)
 }
@@ -228,36 +201,17 @@ pub async fn run_client(mut client: Client, index: u64, scenario: Scenario, stop
         let k = key.clone().into_bytes();
         let (value, command) = match kind {
             OpKind::Get => (OpValue::None, Command::Get { key: k }),
-            OpKind::Put => (
-                OpValue::Value(unique.clone()),
-                Command::Put {
-                    key: k,
-                    value: unique.into_bytes(),
-                },
-            ),
+            OpKind::Put => (OpValue::Value(unique.clone()), Command::Put { key: k, value: unique.into_bytes() }),
             OpKind::Append => {
                 let token = format!("{unique};");
-                (
-                    OpValue::Value(token.clone()),
-                    Command::Append {
-                        key: k,
-                        value: token.into_bytes(),
-                    },
-                )
+                (OpValue::Value(token.clone()), Command::Append { key: k, value: token.into_bytes() })
             }
             OpKind::Delete => (OpValue::None, Command::Delete { key: k }),
             OpKind::Cas => {
                 let expected = last_seen.get(&key).cloned().flatten();
                 (
-                    OpValue::Cas {
-                        expected: expected.clone(),
-                        new: unique.clone(),
-                    },
-                    Command::Cas {
-                        key: k,
-                        expected: expected.map(String::into_bytes),
-                        new: unique.into_bytes(),
-                    },
+                    OpValue::Cas { expected: expected.clone(), new: unique.clone() },
+                    Command::Cas { key: k, expected: expected.map(String::into_bytes), new: unique.into_bytes() },
                 )
             }
         };
@@ -282,14 +236,8 @@ pub async fn run_probe(mut client: Client, give_up_at: Instant) -> Option<u64> {
     while Instant::now() < give_up_at {
         n += 1;
         let value = format!("probe-{n}");
-        let command = Command::Put {
-            key: b"probe".to_vec(),
-            value: value.clone().into_bytes(),
-        };
-        if let CallOutcome::Done(_) = client
-            .record(OpKind::Put, "probe", OpValue::Value(value), command)
-            .await
-        {
+        let command = Command::Put { key: b"probe".to_vec(), value: value.clone().into_bytes() };
+        if let CallOutcome::Done(_) = client.record(OpKind::Put, "probe", OpValue::Value(value), command).await {
             return Some(client.now_ns());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -303,13 +251,8 @@ pub async fn run_final_reads(mut client: Client, scenario: Scenario, give_up_at:
     let (registers, appends) = keys(&scenario);
     for key in registers.iter().chain(appends.iter()) {
         while Instant::now() < give_up_at {
-            let command = Command::Get {
-                key: key.clone().into_bytes(),
-            };
-            if let CallOutcome::Done(_) = client
-                .record(OpKind::Get, key, OpValue::None, command)
-                .await
-            {
+            let command = Command::Get { key: key.clone().into_bytes() };
+            if let CallOutcome::Done(_) = client.record(OpKind::Get, key, OpValue::None, command).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

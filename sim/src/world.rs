@@ -39,10 +39,7 @@ struct TraceObserver {
 impl Observer for TraceObserver {
     fn on_event(&self, node: NodeId, event: NodeEvent) {
         let t_ns = self.start.elapsed().as_nanos() as u64;
-        self.trace.lock().expect("trace lock").push(TraceEvent {
-            t_ns,
-            kind: TraceKind::Node { node, event },
-        });
+        self.trace.lock().expect("trace lock").push(TraceEvent { t_ns, kind: TraceKind::Node { node, event } });
     }
 }
 
@@ -63,25 +60,16 @@ pub fn run(scenario: &Scenario) -> RunOutput {
     let trace = Arc::new(Mutex::new(Vec::new()));
     let history = Arc::new(Mutex::new(Vec::new()));
     let world = World::new(scenario.clone(), trace.clone(), history.clone());
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(world.run())));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(world.run())));
     match result {
         Ok(out) => out,
         Err(payload) => {
             let message = crate::panics::message(payload.as_ref());
             let trace = std::mem::take(&mut *trace.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut history =
-                std::mem::take(&mut *history.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut history = std::mem::take(&mut *history.lock().unwrap_or_else(|e| e.into_inner()));
             history.sort_by_key(|o| (o.call, o.ret));
             let simulated_ns = trace.last().map_or(0, |e: &TraceEvent| e.t_ns);
-            RunOutput {
-                trace,
-                history,
-                heal_ns: 0,
-                first_write_ns: None,
-                simulated_ns,
-                panic: Some(message),
-            }
+            RunOutput { trace, history, heal_ns: 0, first_write_ns: None, simulated_ns, panic: Some(message) }
         }
     }
 }
@@ -99,11 +87,7 @@ struct World {
 }
 
 impl World {
-    fn new(
-        scenario: Scenario,
-        trace: Arc<Mutex<Vec<TraceEvent>>>,
-        history: Arc<Mutex<Vec<Op>>>,
-    ) -> Self {
+    fn new(scenario: Scenario, trace: Arc<Mutex<Vec<TraceEvent>>>, history: Arc<Mutex<Vec<Op>>>) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x574f_524c_44);
         World {
             scenario,
@@ -124,10 +108,7 @@ impl World {
 
     fn log(&self, kind: TraceKind) {
         let t_ns = self.now_ns();
-        self.trace
-            .lock()
-            .expect("trace lock")
-            .push(TraceEvent { t_ns, kind });
+        self.trace.lock().expect("trace lock").push(TraceEvent { t_ns, kind });
     }
 
     fn start_servers(&mut self) {
@@ -136,16 +117,12 @@ impl World {
         for id in voters.clone() {
             let skew = Arc::new(ClockSkew::default());
             let incarnation = Arc::new(AtomicU64::new(0));
-            let observer: Arc<dyn Observer> = Arc::new(TraceObserver {
-                start: self.start,
-                trace: self.trace.clone(),
-            });
+            let observer: Arc<dyn Observer> = Arc::new(TraceObserver { start: self.start, trace: self.trace.clone() });
             let s = &self.scenario;
             // The seed is set per incarnation below.
             let mut cfg = NodeConfig::new(id, voters.clone(), 0);
             cfg.election_timeout_ms_min = s.election_timeout_ms[0];
-            cfg.election_timeout_ms_max =
-                s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
+            cfg.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
             cfg.heartbeat_interval_ms = s.heartbeat_interval_ms;
             cfg.append_entries_max = s.append_entries_max;
             cfg.request_timeout_ms = s.request_timeout_ms;
@@ -164,27 +141,14 @@ impl World {
                     let skew = skew2.clone();
                     let observer = observer.clone();
                     async move {
-                        let (transport, inbox) =
-                            SimTransport::bind(id).await.expect("node endpoint binds");
+                        let (transport, inbox) = SimTransport::bind(id).await.expect("node endpoint binds");
                         let clock = Arc::new(SkewedClock::new(skew));
-                        match Node::new(
-                            cfg,
-                            transport,
-                            inbox,
-                            SimStorage::open(),
-                            clock,
-                            observer.clone(),
-                        ) {
+                        match Node::new(cfg, transport, inbox, SimStorage::open(), clock, observer.clone()) {
                             Ok((node, _handle)) => {
                                 // A poisoned node returns here and stays silent until restarted.
                                 let _ = node.run().await;
                             }
-                            Err(e) => observer.on_event(
-                                id,
-                                NodeEvent::Poisoned {
-                                    error: e.to_string(),
-                                },
-                            ),
+                            Err(e) => observer.on_event(id, NodeEvent::Poisoned { error: e.to_string() }),
                         }
                     }
                 })
@@ -196,11 +160,7 @@ impl World {
     }
 
     fn client_node(&self, sim_id: NodeId, name: &str) -> NodeHandle {
-        Handle::current()
-            .create_node()
-            .name(name)
-            .ip(sim_addr(sim_id).ip())
-            .build()
+        Handle::current().create_node().name(name).ip(sim_addr(sim_id).ip()).build()
     }
 
     async fn run(mut self) -> RunOutput {
@@ -215,21 +175,10 @@ impl World {
         for c in 1..=s.clients {
             let sim_id = CLIENT_ID_BASE + c;
             let (scenario, history, start) = (s.clone(), self.history.clone(), self.start);
-            clients.push(
-                self.client_node(sim_id, &format!("c{c}"))
-                    .spawn(async move {
-                        let client = Client::connect(
-                            format!("c{c}"),
-                            sim_id,
-                            scenario.seed,
-                            &scenario,
-                            start,
-                            history,
-                        )
-                        .await;
-                        workload::run_client(client, c, scenario, stop_at).await;
-                    }),
-            );
+            clients.push(self.client_node(sim_id, &format!("c{c}")).spawn(async move {
+                let client = Client::connect(format!("c{c}"), sim_id, scenario.seed, &scenario, start, history).await;
+                workload::run_client(client, c, scenario, stop_at).await;
+            }));
         }
 
         for f in s.schedule.clone() {
@@ -245,15 +194,7 @@ impl World {
         let (scenario, history, start) = (s.clone(), self.history.clone(), self.start);
         let give_up = heal_at + Duration::from_millis(s.liveness_timeout_ms);
         let probe = self.client_node(probe_id, "probe").spawn(async move {
-            let client = Client::connect(
-                "probe".into(),
-                probe_id,
-                scenario.seed,
-                &scenario,
-                start,
-                history,
-            )
-            .await;
+            let client = Client::connect("probe".into(), probe_id, scenario.seed, &scenario, start, history).await;
             workload::run_probe(client, give_up).await
         });
         for c in clients {
@@ -268,15 +209,7 @@ impl World {
         let give_up = stop_at.max(Instant::now()) + Duration::from_millis(s.liveness_timeout_ms);
         self.client_node(final_id, "final")
             .spawn(async move {
-                let client = Client::connect(
-                    "final".into(),
-                    final_id,
-                    scenario.seed,
-                    &scenario,
-                    start,
-                    history,
-                )
-                .await;
+                let client = Client::connect("final".into(), final_id, scenario.seed, &scenario, start, history).await;
                 workload::run_final_reads(client, scenario, give_up).await;
             })
             .await
@@ -287,14 +220,7 @@ impl World {
         let trace = std::mem::take(&mut *self.trace.lock().expect("trace lock"));
         let mut history = std::mem::take(&mut *self.history.lock().expect("history lock"));
         history.sort_by_key(|o| (o.call, o.ret));
-        RunOutput {
-            trace,
-            history,
-            heal_ns,
-            first_write_ns,
-            simulated_ns,
-            panic: None,
-        }
+        RunOutput { trace, history, heal_ns, first_write_ns, simulated_ns, panic: None }
     }
 
     /// The node a target names now, if any is up.
@@ -305,8 +231,7 @@ impl World {
             Target::Node(n) => Some(n),
             Target::Leader => leader.or_else(|| up.choose(&mut self.rng).copied()),
             Target::Follower => {
-                let followers: Vec<NodeId> =
-                    up.iter().copied().filter(|&n| Some(n) != leader).collect();
+                let followers: Vec<NodeId> = up.iter().copied().filter(|&n| Some(n) != leader).collect();
                 followers.choose(&mut self.rng).copied()
             }
         }
@@ -319,10 +244,7 @@ impl World {
             .iter()
             .rev()
             .filter_map(|e| match &e.kind {
-                TraceKind::Node {
-                    node,
-                    event: NodeEvent::BecameLeader { term },
-                } => Some((*term, *node)),
+                TraceKind::Node { node, event: NodeEvent::BecameLeader { term } } => Some((*term, *node)),
                 _ => None,
             })
             .max()
@@ -425,24 +347,16 @@ impl World {
                 action.to_string()
             }
             Action::Loss { rate } => {
-                let rate = *rate;
+                let rate = rate.unwrap_or(self.scenario.loss);
                 NetSim::current().update_config(|c| c.packet_loss_rate = rate);
                 action.to_string()
             }
-            Action::Latency { min_ms, max_ms } => {
-                let ms = if *max_ms == 0 {
-                    self.scenario.latency_ms
-                } else {
-                    [*min_ms, *max_ms]
-                };
+            Action::Latency { ms } => {
+                let ms = ms.unwrap_or(self.scenario.latency_ms);
                 NetSim::current().update_config(|c| c.send_latency = latency(ms));
                 action.to_string()
             }
-            Action::ClockSkew {
-                node,
-                offset_ms,
-                drift_ppm,
-            } => match self.resolve(*node) {
+            Action::ClockSkew { node, offset_ms, drift_ppm } => match self.resolve(*node) {
                 Some(n) => {
                     self.skews[&n].set(*offset_ms, *drift_ppm);
                     format!("clock_skew n{n} offset {offset_ms}ms drift {drift_ppm}ppm")
@@ -501,10 +415,6 @@ impl World {
                 }
             }
         }
-        state
-            .into_iter()
-            .filter(|&(_, p)| p)
-            .map(|(n, _)| n)
-            .collect()
+        state.into_iter().filter(|&(_, p)| p).map(|(n, _)| n).collect()
     }
 }

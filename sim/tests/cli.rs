@@ -6,18 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 fn sim(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_phantomdb-sim"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_phantomdb-sim")).args(args).current_dir(root()).output().expect("runs");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -26,11 +19,7 @@ fn sim(args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 fn trace_hash(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("trace-hash: "))
-        .expect("a trace-hash line")
-        .to_string()
+    stdout.lines().find_map(|l| l.strip_prefix("trace-hash: ")).expect("a trace-hash line").to_string()
 }
 
 #[test]
@@ -43,11 +32,7 @@ fn the_same_seed_gives_the_same_trace_hash() {
     assert_eq!(code, Some(0), "{c}");
     assert!(c.contains("(same)"), "{c}");
     let (_, d, _) = sim(&["run", "--seed", "8"]);
-    assert_ne!(
-        trace_hash(&a),
-        trace_hash(&d),
-        "different seeds, different runs"
-    );
+    assert_ne!(trace_hash(&a), trace_hash(&d), "different seeds, different runs");
 }
 
 #[test]
@@ -57,10 +42,7 @@ fn a_typo_in_a_scenario_exits_2_naming_file_line_and_field() {
     std::fs::write(&path, "name = \"typo\"\n\n[cluster]\nnodse = 5\n").unwrap();
     let (code, _, err) = sim(&["run", path.to_str().unwrap(), "--seed", "1"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains(&format!("{}:4:1: field `nodse`", path.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}:4:1: field `nodse`", path.display())), "{err}");
 }
 
 #[test]
@@ -85,18 +67,11 @@ fn a_history_passes_the_checker_and_a_tampered_one_fails() {
     let tampered: Vec<String> = text
         .lines()
         .map(|l| {
-            if !done
-                && l.contains("\"op\":\"get\"")
-                && l.contains("\"unknown\":false")
-                && l.contains("\"key\":\"r")
-            {
+            if !done && l.contains("\"op\":\"get\"") && l.contains("\"unknown\":false") && l.contains("\"key\":\"r") {
                 done = true;
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 let mut v = v.as_object().unwrap().clone();
-                v.insert(
-                    "output".into(),
-                    serde_json::Value::String("never-written".into()),
-                );
+                v.insert("output".into(), serde_json::Value::String("never-written".into()));
                 serde_json::to_string(&v).unwrap()
             } else {
                 l.to_string()

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Returns the first failing seed in `1..=seeds_max` and its trace hash.
@@ -27,21 +24,13 @@ fn first_failure(rel: &str, seeds_max: u64) -> (u64, String, Vec<&'static str>) 
         let s = Scenario::resolve(&path, &file, seed);
         let v = verdict::evaluate(&s, &world::run(&s));
         if !v.passed() {
-            let failed = v
-                .checks
-                .iter()
-                .filter(|c| !c.passed())
-                .map(|c| c.name)
-                .collect();
+            let failed = v.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
             // The control: the same seed without the bug passes.
             let mut clean = scenario::load(&root().join(&path)).expect("scenario parses");
             clean.planted_bug = None;
             let s = Scenario::resolve(&path, &clean, seed);
             let control = verdict::evaluate(&s, &world::run(&s));
-            assert!(
-                control.passed(),
-                "{rel} seed {seed} fails even without the planted bug"
-            );
+            assert!(control.passed(), "{rel} seed {seed} fails even without the planted bug");
             return (seed, v.trace_hash, failed);
         }
     }
@@ -57,24 +46,15 @@ fn replays(rel: &str, seed: u64, hash: &str) {
             .current_dir(root())
             .output()
             .expect("simulator runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let (code, stdout) = run(&["run", rel, "--seed", &seed.to_string()]);
     assert_eq!(code, Some(1), "{stdout}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("REPRODUCE: cargo sim "))
-        .expect("a REPRODUCE line");
+    let line = stdout.lines().find_map(|l| l.strip_prefix("REPRODUCE: cargo sim ")).expect("a REPRODUCE line");
     let args: Vec<&str> = line.split_whitespace().collect();
     let (code, again) = run(&args);
     assert_eq!(code, Some(1), "the REPRODUCE command fails again:\n{again}");
-    assert!(
-        again.contains(&format!("trace-hash: {hash}")),
-        "same trace hash {hash}:\n{again}"
-    );
+    assert!(again.contains(&format!("trace-hash: {hash}")), "same trace hash {hash}:\n{again}");
 }
 
 fn caught_and_replayed(bug: &str, seeds_max: u64) {

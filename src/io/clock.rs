@@ -18,9 +18,7 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        SystemClock {
-            origin: Instant::now(),
-        }
+        SystemClock { origin: Instant::now() }
     }
 }
 
@@ -64,11 +62,7 @@ pub struct SkewedClock {
 
 impl SkewedClock {
     pub fn new(skew: Arc<ClockSkew>) -> Self {
-        SkewedClock {
-            origin: Instant::now(),
-            skew,
-            last_ms: AtomicU64::new(0),
-        }
+        SkewedClock { origin: Instant::now(), skew, last_ms: AtomicU64::new(0) }
     }
 }
 
@@ -79,9 +73,7 @@ impl Clock for SkewedClock {
         let offset_ms = self.skew.offset_ms.load(Ordering::Relaxed);
         let skewed = elapsed_ms + elapsed_ms * drift_ppm / 1_000_000 + offset_ms;
         let candidate = skewed.max(0) as u64;
-        self.last_ms
-            .fetch_max(candidate, Ordering::Relaxed)
-            .max(candidate)
+        self.last_ms.fetch_max(candidate, Ordering::Relaxed).max(candidate)
     }
 }
 

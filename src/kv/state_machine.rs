@@ -18,10 +18,7 @@ impl KvStateMachine {
                 Output::Done
             }
             Command::Append { key, value } => {
-                self.data
-                    .entry(key.clone())
-                    .or_default()
-                    .extend_from_slice(value);
+                self.data.entry(key.clone()).or_default().extend_from_slice(value);
                 Output::Done
             }
             Command::Delete { key } => {
@@ -64,75 +61,29 @@ mod tests {
     fn every_command_against_its_definition() {
         let mut sm = KvStateMachine::default();
         assert_eq!(sm.apply(&Command::Get { key: k("a") }), Output::Value(None));
+        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("x") }), Output::Done);
+        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("y") }), Output::Done);
+        assert_eq!(sm.apply(&Command::Get { key: k("a") }), Output::Value(Some(k("xy"))));
         assert_eq!(
-            sm.apply(&Command::Append {
-                key: k("a"),
-                value: k("x")
-            }),
-            Output::Done
+            sm.apply(&Command::Cas { key: k("a"), expected: Some(k("nope")), new: k("z") }),
+            Output::Cas { swapped: false, current: Some(k("xy")) }
         );
         assert_eq!(
-            sm.apply(&Command::Append {
-                key: k("a"),
-                value: k("y")
-            }),
-            Output::Done
-        );
-        assert_eq!(
-            sm.apply(&Command::Get { key: k("a") }),
-            Output::Value(Some(k("xy")))
-        );
-        assert_eq!(
-            sm.apply(&Command::Cas {
-                key: k("a"),
-                expected: Some(k("nope")),
-                new: k("z")
-            }),
-            Output::Cas {
-                swapped: false,
-                current: Some(k("xy"))
-            }
-        );
-        assert_eq!(
-            sm.apply(&Command::Cas {
-                key: k("a"),
-                expected: Some(k("xy")),
-                new: k("z")
-            }),
-            Output::Cas {
-                swapped: true,
-                current: Some(k("xy"))
-            }
+            sm.apply(&Command::Cas { key: k("a"), expected: Some(k("xy")), new: k("z") }),
+            Output::Cas { swapped: true, current: Some(k("xy")) }
         );
         assert_eq!(sm.apply(&Command::Delete { key: k("a") }), Output::Done);
         assert_eq!(
-            sm.apply(&Command::Cas {
-                key: k("a"),
-                expected: None,
-                new: k("n")
-            }),
-            Output::Cas {
-                swapped: true,
-                current: None
-            }
+            sm.apply(&Command::Cas { key: k("a"), expected: None, new: k("n") }),
+            Output::Cas { swapped: true, current: None }
         );
-        assert_eq!(
-            sm.apply(&Command::Put {
-                key: k("a"),
-                value: k("p")
-            }),
-            Output::Done
-        );
+        assert_eq!(sm.apply(&Command::Put { key: k("a"), value: k("p") }), Output::Done);
         assert_eq!(sm.get(b"a"), Some(&k("p")));
     }
 
     #[test]
     fn commands_round_trip_and_garbage_is_refused() {
-        let c = Command::Cas {
-            key: k("k"),
-            expected: None,
-            new: k("v"),
-        };
+        let c = Command::Cas { key: k("k"), expected: None, new: k("v") };
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
     }

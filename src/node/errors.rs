@@ -27,10 +27,7 @@ pub enum ClientError {
 impl ClientError {
     pub fn is_definite(&self) -> bool {
         match self {
-            ClientError::NotLeader { .. }
-            | ClientError::NoLeader
-            | ClientError::Busy
-            | ClientError::Dropped => true,
+            ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::Busy | ClientError::Dropped => true,
             ClientError::Displaced | ClientError::Timeout | ClientError::Stopped => false,
         }
     }

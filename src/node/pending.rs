@@ -43,11 +43,7 @@ impl Pending {
     /// sends to a forward of a previous incarnation must not match a forward of this one
     /// (the simulator found exactly that: a read answered with another key's value).
     pub fn new(first_forward_id: u64) -> Self {
-        Pending {
-            proposals: BTreeMap::new(),
-            forwards: BTreeMap::new(),
-            next_forward_id: first_forward_id,
-        }
+        Pending { proposals: BTreeMap::new(), forwards: BTreeMap::new(), next_forward_id: first_forward_id }
     }
 
     pub fn len(&self) -> usize {
@@ -57,34 +53,19 @@ impl Pending {
     pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64) -> u64 {
         self.next_forward_id = self.next_forward_id.wrapping_add(1);
         let id = self.next_forward_id;
-        self.forwards.insert(
-            id,
-            Forward {
-                origin,
-                deadline_ms,
-            },
-        );
+        self.forwards.insert(id, Forward { origin, deadline_ms });
         id
     }
 
     /// Removes everything past its deadline; the callers hear `Timeout` (unknown outcome).
     pub fn expire(&mut self, now_ms: u64) -> Vec<Origin> {
         let mut out = Vec::new();
-        let late: Vec<Index> = self
-            .proposals
-            .iter()
-            .filter(|(_, p)| p.deadline_ms <= now_ms)
-            .map(|(&i, _)| i)
-            .collect();
+        let late: Vec<Index> =
+            self.proposals.iter().filter(|(_, p)| p.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
         for i in late {
             out.push(self.proposals.remove(&i).expect("present").origin);
         }
-        let late: Vec<u64> = self
-            .forwards
-            .iter()
-            .filter(|(_, f)| f.deadline_ms <= now_ms)
-            .map(|(&i, _)| i)
-            .collect();
+        let late: Vec<u64> = self.forwards.iter().filter(|(_, f)| f.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
         for i in late {
             out.push(self.forwards.remove(&i).expect("present").origin);
         }

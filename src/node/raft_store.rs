@@ -18,9 +18,7 @@ pub struct RaftStore {
 
 impl RaftStore {
     pub fn new(group: GroupId) -> Self {
-        RaftStore {
-            partition: format!("raft-{group}"),
-        }
+        RaftStore { partition: format!("raft-{group}") }
     }
 
     fn log_key(index: Index) -> Vec<u8> {
@@ -32,18 +30,16 @@ impl RaftStore {
     pub fn load(&self, storage: &impl Storage) -> Result<(HardState, Vec<Entry>), NodeError> {
         let hard = match storage.get(&self.partition, HARD_STATE_KEY)? {
             None => HardState::default(),
-            Some(bytes) => codec::decode(&bytes, RECORD_BYTES_MAX)
-                .map_err(|e| NodeError::Corrupt(format!("hard state: {e}")))?,
+            Some(bytes) => {
+                codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("hard state: {e}")))?
+            }
         };
         let mut entries = Vec::new();
         for (key, bytes) in storage.scan_prefix(&self.partition, LOG_PREFIX)? {
             let entry: Entry = codec::decode(&bytes, RECORD_BYTES_MAX)
                 .map_err(|e| NodeError::Corrupt(format!("log entry under key {key:?}: {e}")))?;
             if key != Self::log_key(entry.index) {
-                return Err(NodeError::Corrupt(format!(
-                    "entry {} stored under key {key:?}",
-                    entry.index
-                )));
+                return Err(NodeError::Corrupt(format!("entry {} stored under key {key:?}", entry.index)));
             }
             entries.push(entry);
         }
@@ -53,9 +49,7 @@ impl RaftStore {
     /// Adds the writes a persistence effect asks for to `batch`; other effects add nothing.
     pub fn stage(&self, effect: &Effect, batch: &mut WriteBatch) {
         match effect {
-            Effect::PersistHardState(hs) => {
-                batch.put(&self.partition, HARD_STATE_KEY.to_vec(), codec::encode(hs))
-            }
+            Effect::PersistHardState(hs) => batch.put(&self.partition, HARD_STATE_KEY.to_vec(), codec::encode(hs)),
             Effect::TruncateLog { from, to } => {
                 for i in *from..=*to {
                     batch.delete(&self.partition, Self::log_key(i));

@@ -91,10 +91,7 @@ impl NodeHandle {
     /// Runs `command` linearizably through the group's leader.
     pub async fn execute(&self, command: Command) -> CallResult {
         let (reply, rx) = oneshot::channel();
-        self.calls
-            .send(Call { command, reply })
-            .await
-            .map_err(|_| ClientError::Stopped)?;
+        self.calls.send(Call { command, reply }).await.map_err(|_| ClientError::Stopped)?;
         rx.await.unwrap_or(Err(ClientError::Stopped))
     }
 }
@@ -133,13 +130,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let last_index = entries.last().map_or(0, |e| e.index);
         let raft = Raft::new(cfg.raft_config(), cfg.seed, clock.now_ms(), hard, entries)
             .map_err(|e| NodeError::Corrupt(e.to_string()))?;
-        observer.on_event(
-            cfg.id,
-            NodeEvent::Recovered {
-                term: hard.term,
-                last_index,
-            },
-        );
+        observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let node = Node {
             cfg,
@@ -166,12 +157,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
     pub async fn run(mut self) -> Result<(), NodeError> {
         let result = self.run_loop().await;
         if let Err(e) = &result {
-            self.observer.on_event(
-                self.cfg.id,
-                NodeEvent::Poisoned {
-                    error: e.to_string(),
-                },
-            );
+            self.observer.on_event(self.cfg.id, NodeEvent::Poisoned { error: e.to_string() });
             tracing::error!(node = self.cfg.id, error = %e, "node stopped");
         }
         result
@@ -230,22 +216,14 @@ impl<T: Transport, S: Storage> Node<T, S> {
         };
         match wire {
             Wire::Raft(env) => {
-                if env.to != self.cfg.id || env.group != self.cfg.group || env.from != inbound.from
-                {
-                    tracing::warn!(
-                        node = self.cfg.id,
-                        from = inbound.from,
-                        "misrouted raft message dropped"
-                    );
+                if env.to != self.cfg.id || env.group != self.cfg.group || env.from != inbound.from {
+                    tracing::warn!(node = self.cfg.id, from = inbound.from, "misrouted raft message dropped");
                     return;
                 }
                 self.raft.step(self.clock.now_ms(), Input::Receive(env));
             }
             Wire::Request { req_id, command } => {
-                let origin = Origin::Remote {
-                    node: inbound.from,
-                    req_id,
-                };
+                let origin = Origin::Remote { node: inbound.from, req_id };
                 if self.cfg.voters.contains(&inbound.from) && !self.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.
                     let hint = self.raft.leader_id();
@@ -270,14 +248,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let deadline_ms = self.clock.now_ms() + self.cfg.request_timeout_ms;
         match self.raft.propose(command.encode()) {
             Ok((index, term)) => {
-                let previous = self.pending.proposals.insert(
-                    index,
-                    Proposal {
-                        term,
-                        origin,
-                        deadline_ms,
-                    },
-                );
+                let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
                 if let Some(p) = previous {
                     // An older proposal of ours left the log at this index. It may still be
                     // committed by a later leader that holds it (Raft Figure 8), so its
@@ -286,9 +257,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 }
             }
             Err(ProposeError::Backpressure) => self.answer(origin, Err(ClientError::Busy)),
-            Err(ProposeError::NotLeader {
-                leader_hint: Some(leader),
-            }) if leader != self.cfg.id => {
+            Err(ProposeError::NotLeader { leader_hint: Some(leader) }) if leader != self.cfg.id => {
                 let req_id = self.pending.add_forward(origin, deadline_ms);
                 let wire = Wire::Request { req_id, command };
                 self.transport.send(leader, codec::encode(&wire));
@@ -303,8 +272,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 let _ = tx.send(result);
             }
             Origin::Remote { node, req_id } => {
-                self.transport
-                    .send(node, codec::encode(&Wire::Reply { req_id, result }));
+                self.transport.send(node, codec::encode(&Wire::Reply { req_id, result }));
             }
         }
     }
@@ -318,16 +286,11 @@ impl<T: Transport, S: Storage> Node<T, S> {
             match effect {
                 Effect::PersistHardState(_) => {}
                 Effect::TruncateLog { from, .. } => {
-                    self.observer
-                        .on_event(self.cfg.id, NodeEvent::Truncated { from });
+                    self.observer.on_event(self.cfg.id, NodeEvent::Truncated { from });
                 }
                 Effect::AppendLog(entries) => {
                     for e in &entries {
-                        let event = NodeEvent::Appended {
-                            index: e.index,
-                            term: e.term,
-                            digest: e.digest(),
-                        };
+                        let event = NodeEvent::Appended { index: e.index, term: e.term, digest: e.digest() };
                         self.observer.on_event(self.cfg.id, event);
                     }
                 }
@@ -336,20 +299,17 @@ impl<T: Transport, S: Storage> Node<T, S> {
                         self.make_durable()?;
                     }
                     let to = envelope.to;
-                    self.transport
-                        .send(to, codec::encode(&Wire::Raft(envelope)));
+                    self.transport.send(to, codec::encode(&Wire::Raft(envelope)));
                 }
                 Effect::Commit { index } => commit = Some(index),
                 Effect::BecameLeader { term } => {
-                    self.observer
-                        .on_event(self.cfg.id, NodeEvent::BecameLeader { term });
+                    self.observer.on_event(self.cfg.id, NodeEvent::BecameLeader { term });
                 }
             }
         }
         self.write_batch()?;
         if let Some(index) = commit {
-            self.observer
-                .on_event(self.cfg.id, NodeEvent::Committed { index });
+            self.observer.on_event(self.cfg.id, NodeEvent::Committed { index });
             // Answers promise durability too (the entry is committed, so a quorum synced
             // it; we sync our own writes as well before saying so).
             self.make_durable()?;
@@ -378,28 +338,17 @@ impl<T: Transport, S: Storage> Node<T, S> {
     fn apply_committed(&mut self, commit: raft::Index) -> Result<(), NodeError> {
         while self.applied < commit {
             let index = self.applied + 1;
-            let entry = self
-                .raft
-                .entry(index)
-                .expect("committed entries are in the log")
-                .clone();
+            let entry = self.raft.entry(index).expect("committed entries are in the log").clone();
             let output = match &entry.payload {
                 Payload::Noop => None,
                 Payload::Command(bytes) => {
-                    let command =
-                        Command::decode(bytes).map_err(|e| NodeError::UndecodableCommand {
-                            index,
-                            reason: e.to_string(),
-                        })?;
+                    let command = Command::decode(bytes)
+                        .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
                     Some(self.sm.apply(&command))
                 }
             };
             self.applied = index;
-            let event = NodeEvent::Applied {
-                index,
-                term: entry.term,
-                digest: entry.digest(),
-            };
+            let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
             self.observer.on_event(self.cfg.id, event);
             if let Some(p) = self.pending.proposals.remove(&index) {
                 let result = match output {

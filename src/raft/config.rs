@@ -85,10 +85,7 @@ impl Config {
             ("append_entries_max", self.append_entries_max),
             ("append_bytes_max", self.append_bytes_max),
             ("inflight_appends_max", self.inflight_appends_max),
-            (
-                "uncommitted_entries_max",
-                self.uncommitted_entries_max as usize,
-            ),
+            ("uncommitted_entries_max", self.uncommitted_entries_max as usize),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit(name));

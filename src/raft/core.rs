@@ -3,8 +3,8 @@
 use super::log::Log;
 use super::progress::{Progress, ProgressState};
 use super::{
-    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index,
-    Message, Payload, PlantedBug, Term,
+    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Message, Payload,
+    PlantedBug, Term,
 };
 use crate::NodeId;
 use rand::{Rng, SeedableRng};
@@ -23,12 +23,8 @@ pub enum Input {
 #[derive(Clone, Debug)]
 pub(crate) enum Role {
     Follower,
-    Candidate {
-        votes: BTreeSet<NodeId>,
-    },
-    Leader {
-        progress: BTreeMap<NodeId, Progress>,
-    },
+    Candidate { votes: BTreeSet<NodeId> },
+    Leader { progress: BTreeMap<NodeId, Progress> },
 }
 
 /// Why a proposal was not accepted. Both are definite: nothing was appended.
@@ -162,9 +158,7 @@ impl Raft {
     /// proposal is committed iff the entry applied at that index has that term.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term), ProposeError> {
         if !self.is_leader() {
-            return Err(ProposeError::NotLeader {
-                leader_hint: self.leader_id,
-            });
+            return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
         }
         if self.log.last_index() - self.commit_index >= self.cfg.uncommitted_entries_max {
             return Err(ProposeError::Backpressure);
@@ -194,9 +188,7 @@ impl Raft {
     }
 
     fn reset_election_deadline(&mut self, now_ms: u64) {
-        let timeout = self
-            .rng
-            .gen_range(self.cfg.election_timeout_ms_min..self.cfg.election_timeout_ms_max);
+        let timeout = self.rng.gen_range(self.cfg.election_timeout_ms_min..self.cfg.election_timeout_ms_max);
         self.election_deadline_ms = now_ms + timeout;
     }
 
@@ -207,9 +199,7 @@ impl Raft {
         self.hard.voted_for = Some(self.cfg.id);
         self.persist_hard_state();
         self.leader_id = None;
-        self.role = Role::Candidate {
-            votes: BTreeSet::from([self.cfg.id]),
-        };
+        self.role = Role::Candidate { votes: BTreeSet::from([self.cfg.id]) };
         self.reset_election_deadline(now_ms);
         if self.has_quorum(1) {
             self.become_leader(now_ms);
@@ -238,21 +228,12 @@ impl Raft {
     }
 
     fn become_leader(&mut self, now_ms: u64) {
-        assert!(
-            matches!(self.role, Role::Candidate { .. }),
-            "only a candidate becomes leader"
-        );
+        assert!(matches!(self.role, Role::Candidate { .. }), "only a candidate becomes leader");
         let next = self.log.last_index() + 1;
-        let progress = self
-            .other_voters()
-            .into_iter()
-            .map(|id| (id, Progress::new(next)))
-            .collect();
+        let progress = self.other_voters().into_iter().map(|id| (id, Progress::new(next))).collect();
         self.role = Role::Leader { progress };
         self.leader_id = Some(self.cfg.id);
-        self.effects.push(Effect::BecameLeader {
-            term: self.hard.term,
-        });
+        self.effects.push(Effect::BecameLeader { term: self.hard.term });
         self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
         // A no-op of the new term lets the leader commit what earlier terms left (§5.4.2).
         self.append_own(Payload::Noop);
@@ -260,13 +241,7 @@ impl Raft {
         self.maybe_commit(); // a single-voter group commits at once
     }
 
-    fn handle_request_vote(
-        &mut self,
-        now_ms: u64,
-        from: NodeId,
-        last_log_index: Index,
-        last_log_term: Term,
-    ) {
+    fn handle_request_vote(&mut self, now_ms: u64, from: NodeId, last_log_index: Index, last_log_term: Term) {
         let log_ok = last_log_term > self.log.last_term()
             || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
         let log_ok = log_ok || PlantedBug::VoteIgnoresLog.is_active(self.cfg.planted_bug);
@@ -282,14 +257,7 @@ impl Raft {
             }
             self.reset_election_deadline(now_ms);
         }
-        self.send(
-            from,
-            Message::RequestVoteResponse {
-                term: self.hard.term,
-                granted,
-            },
-            Durability::Synced,
-        );
+        self.send(from, Message::RequestVoteResponse { term: self.hard.term, granted }, Durability::Synced);
     }
 
     fn handle_vote_response(&mut self, now_ms: u64, from: NodeId, granted: bool) {
@@ -309,11 +277,7 @@ impl Raft {
     // ----- replication (§5.3) ------------------------------------------------------
 
     fn append_own(&mut self, payload: Payload) -> Index {
-        let entry = Entry {
-            term: self.hard.term,
-            index: self.log.last_index() + 1,
-            payload,
-        };
+        let entry = Entry { term: self.hard.term, index: self.log.last_index() + 1, payload };
         let index = entry.index;
         self.log.append(entry.clone());
         self.effects.push(Effect::AppendLog(vec![entry]));
@@ -332,24 +296,15 @@ impl Raft {
         let Role::Leader { progress } = &mut self.role else {
             return;
         };
-        let p = progress
-            .get_mut(&to)
-            .expect("progress for every other voter");
+        let p = progress.get_mut(&to).expect("progress for every other voter");
         let has_new = p.next_index <= self.log.last_index();
         if !heartbeat && (!has_new || !p.can_send(self.cfg.inflight_appends_max)) {
             return;
         }
         let prev_log_index = p.next_index - 1;
-        let prev_log_term = self
-            .log
-            .term_at(prev_log_index)
-            .expect("next_index within log + 1");
+        let prev_log_term = self.log.term_at(prev_log_index).expect("next_index within log + 1");
         let entries = if p.can_send(self.cfg.inflight_appends_max) {
-            self.log.slice(
-                p.next_index,
-                self.cfg.append_entries_max,
-                self.cfg.append_bytes_max,
-            )
+            self.log.slice(p.next_index, self.cfg.append_entries_max, self.cfg.append_bytes_max)
         } else {
             Vec::new()
         };
@@ -396,16 +351,10 @@ impl Raft {
                 if new_commit > self.commit_index {
                     self.set_commit(new_commit);
                 }
-                AppendResult::Success {
-                    match_index: last_new,
-                }
+                AppendResult::Success { match_index: last_new }
             }
         };
-        self.send(
-            from,
-            Message::AppendEntriesResponse { term, result },
-            Durability::Synced,
-        );
+        self.send(from, Message::AppendEntriesResponse { term, result }, Durability::Synced);
     }
 
     /// Appends the leader's entries, dropping ones we already have and truncating a
@@ -456,18 +405,12 @@ impl Raft {
                 }
                 self.send_append(from, false);
             }
-            AppendResult::Conflict {
-                rejected_prev_index,
-                hint_index,
-                hint_term,
-            } => {
+            AppendResult::Conflict { rejected_prev_index, hint_index, hint_term } => {
                 // Stale answers to appends we already moved past are ignored.
                 if rejected_prev_index < p.match_index {
                     return;
                 }
-                if matches!(p.state, ProgressState::Probe { .. })
-                    && rejected_prev_index + 1 != p.next_index
-                {
+                if matches!(p.state, ProgressState::Probe { .. }) && rejected_prev_index + 1 != p.next_index {
                     return;
                 }
                 let skip_to = match hint_term.and_then(|t| self.log.last_index_of_term(t)) {
@@ -508,10 +451,7 @@ impl Raft {
 
     fn set_commit(&mut self, index: Index) {
         assert!(index > self.commit_index, "commit index only grows");
-        assert!(
-            index <= self.log.last_index(),
-            "cannot commit beyond the log"
-        );
+        assert!(index <= self.log.last_index(), "cannot commit beyond the log");
         self.commit_index = index;
         self.effects.push(Effect::Commit { index });
     }
@@ -532,10 +472,7 @@ impl Raft {
             // Tell a stale sender about the newer term so that it steps down.
             match env.message {
                 Message::RequestVote { .. } => {
-                    let reply = Message::RequestVoteResponse {
-                        term: self.hard.term,
-                        granted: false,
-                    };
+                    let reply = Message::RequestVoteResponse { term: self.hard.term, granted: false };
                     self.send(from, reply, Durability::Immediately);
                 }
                 Message::AppendEntries { prev_log_index, .. } => {
@@ -554,50 +491,23 @@ impl Raft {
             return;
         }
         match env.message {
-            Message::RequestVote {
-                last_log_index,
-                last_log_term,
-                ..
-            } => self.handle_request_vote(now_ms, from, last_log_index, last_log_term),
-            Message::RequestVoteResponse { granted, .. } => {
-                self.handle_vote_response(now_ms, from, granted)
+            Message::RequestVote { last_log_index, last_log_term, .. } => {
+                self.handle_request_vote(now_ms, from, last_log_index, last_log_term)
             }
-            Message::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-                ..
-            } => {
+            Message::RequestVoteResponse { granted, .. } => self.handle_vote_response(now_ms, from, granted),
+            Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
                 if self.is_leader() {
                     // Two leaders in one term would break election safety (§5.2).
-                    panic!(
-                        "node {} is leader of term {} and got an append from {from}",
-                        self.cfg.id, term
-                    );
+                    panic!("node {} is leader of term {} and got an append from {from}", self.cfg.id, term);
                 }
-                self.handle_append_entries(
-                    now_ms,
-                    from,
-                    prev_log_index,
-                    prev_log_term,
-                    entries,
-                    leader_commit,
-                )
+                self.handle_append_entries(now_ms, from, prev_log_index, prev_log_term, entries, leader_commit)
             }
-            Message::AppendEntriesResponse { result, .. } => {
-                self.handle_append_response(from, result)
-            }
+            Message::AppendEntriesResponse { result, .. } => self.handle_append_response(from, result),
         }
     }
 
     fn send(&mut self, to: NodeId, message: Message, after: Durability) {
-        let envelope = Envelope {
-            group: self.cfg.group,
-            from: self.cfg.id,
-            to,
-            message,
-        };
+        let envelope = Envelope { group: self.cfg.group, from: self.cfg.id, to, message };
         self.effects.push(Effect::Send { envelope, after });
     }
 
@@ -608,12 +518,7 @@ impl Raft {
     // ----- helpers -----------------------------------------------------------------
 
     fn other_voters(&self) -> Vec<NodeId> {
-        self.cfg
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.cfg.id)
-            .collect()
+        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
     }
 
     fn quorum(&self) -> usize {
@@ -625,27 +530,14 @@ impl Raft {
     }
 
     fn check_invariants(&self) {
-        debug_assert!(
-            self.commit_index <= self.log.last_index(),
-            "commit beyond log"
-        );
-        debug_assert!(
-            self.log.last_term() <= self.hard.term,
-            "log term beyond current term"
-        );
+        debug_assert!(self.commit_index <= self.log.last_index(), "commit beyond log");
+        debug_assert!(self.log.last_term() <= self.hard.term, "log term beyond current term");
         if let Role::Leader { progress } = &self.role {
             debug_assert_eq!(self.leader_id, Some(self.cfg.id));
-            debug_assert_eq!(
-                self.hard.voted_for,
-                Some(self.cfg.id),
-                "a leader voted for itself"
-            );
+            debug_assert_eq!(self.hard.voted_for, Some(self.cfg.id), "a leader voted for itself");
             for p in progress.values() {
                 debug_assert!(p.match_index < p.next_index, "match below next");
-                debug_assert!(
-                    p.next_index <= self.log.last_index() + 1,
-                    "next within log + 1"
-                );
+                debug_assert!(p.next_index <= self.log.last_index() + 1, "next within log + 1");
             }
         }
         if let Role::Candidate { votes } = &self.role {

@@ -57,10 +57,7 @@ impl Log {
                 return Err(format!("log entry at position {i} has index {}", e.index));
             }
             if i > 0 && e.term < entries[i - 1].term {
-                return Err(format!(
-                    "log entry {} has term {} below its predecessor's",
-                    e.index, e.term
-                ));
+                return Err(format!("log entry {} has term {} below its predecessor's", e.index, e.term));
             }
         }
         Ok(Log { entries })
@@ -106,15 +103,8 @@ impl Log {
     }
 
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index() + 1,
-            "log append must be contiguous"
-        );
-        assert!(
-            entry.term >= self.last_term(),
-            "log terms must not decrease"
-        );
+        assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
+        assert!(entry.term >= self.last_term(), "log terms must not decrease");
         self.entries.push(entry);
     }
 
@@ -136,10 +126,6 @@ impl Log {
 
     /// The last index holding `term`, if any entry has it.
     pub fn last_index_of_term(&self, term: Term) -> Option<Index> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.term == term)
-            .map(|e| e.index)
+        self.entries.iter().rev().find(|e| e.term == term).map(|e| e.index)
     }
 }

@@ -15,26 +15,10 @@ pub struct Envelope {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    RequestVote {
-        term: Term,
-        last_log_index: Index,
-        last_log_term: Term,
-    },
-    RequestVoteResponse {
-        term: Term,
-        granted: bool,
-    },
-    AppendEntries {
-        term: Term,
-        prev_log_index: Index,
-        prev_log_term: Term,
-        entries: Vec<Entry>,
-        leader_commit: Index,
-    },
-    AppendEntriesResponse {
-        term: Term,
-        result: AppendResult,
-    },
+    RequestVote { term: Term, last_log_index: Index, last_log_term: Term },
+    RequestVoteResponse { term: Term, granted: bool },
+    AppendEntries { term: Term, prev_log_index: Index, prev_log_term: Term, entries: Vec<Entry>, leader_commit: Index },
+    AppendEntriesResponse { term: Term, result: AppendResult },
 }
 
 /// The follower's answer to an AppendEntries.
@@ -45,11 +29,7 @@ pub enum AppendResult {
     /// The consistency check failed at `rejected_prev_index`. The hint lets the leader skip
     /// a whole conflicting term at once: `hint_term` is the follower's term at that index
     /// (None when its log is shorter) and `hint_index` the first index the leader should try.
-    Conflict {
-        rejected_prev_index: Index,
-        hint_index: Index,
-        hint_term: Option<Term>,
-    },
+    Conflict { rejected_prev_index: Index, hint_index: Index, hint_term: Option<Term> },
 }
 
 impl Message {

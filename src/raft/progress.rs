@@ -72,10 +72,7 @@ impl Progress {
 
     /// The follower refused at `next_index - 1`; start probing again from `next_index`.
     pub fn on_conflict(&mut self, next_index: Index) {
-        assert!(
-            next_index > self.match_index,
-            "never probe below the known match"
-        );
+        assert!(next_index > self.match_index, "never probe below the known match");
         self.next_index = next_index;
         self.state = ProgressState::Probe { paused: false };
         self.inflight.clear();

@@ -20,35 +20,16 @@ fn entries(terms: &[Term]) -> Vec<Entry> {
     terms
         .iter()
         .enumerate()
-        .map(|(i, &term)| Entry {
-            term,
-            index: i as Index + 1,
-            payload: Payload::Command(vec![i as u8]),
-        })
+        .map(|(i, &term)| Entry { term, index: i as Index + 1, payload: Payload::Command(vec![i as u8]) })
         .collect()
 }
 
 fn replica(id: NodeId, n: u64, term: Term, log_terms: &[Term]) -> Raft {
-    Raft::new(
-        cfg(id, n),
-        id,
-        0,
-        HardState {
-            term,
-            voted_for: None,
-        },
-        entries(log_terms),
-    )
-    .unwrap()
+    Raft::new(cfg(id, n), id, 0, HardState { term, voted_for: None }, entries(log_terms)).unwrap()
 }
 
 fn env(from: NodeId, to: NodeId, message: Message) -> Input {
-    Input::Receive(Envelope {
-        group: G,
-        from,
-        to,
-        message,
-    })
+    Input::Receive(Envelope { group: G, from, to, message })
 }
 
 fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
@@ -71,27 +52,14 @@ fn elect(r: &mut Raft, voters: &[NodeId]) {
     time_out(r);
     for &v in voters {
         let term = r.term();
-        r.step(
-            0,
-            env(
-                v,
-                r.id(),
-                Message::RequestVoteResponse {
-                    term,
-                    granted: true,
-                },
-            ),
-        );
+        r.step(0, env(v, r.id(), Message::RequestVoteResponse { term, granted: true }));
     }
     assert!(r.is_leader());
     r.drain_effects();
 }
 
 fn append_ok(term: Term, match_index: Index) -> Message {
-    Message::AppendEntriesResponse {
-        term,
-        result: AppendResult::Success { match_index },
-    }
+    Message::AppendEntriesResponse { term, result: AppendResult::Success { match_index } }
 }
 
 /// A tiny lossless network for multi-replica tests: delivers every sent message in
@@ -103,10 +71,7 @@ struct Net {
 
 impl Net {
     fn new(nodes: Vec<Raft>) -> Self {
-        Net {
-            nodes: nodes.into_iter().map(|r| (r.id(), r)).collect(),
-            cut: BTreeSet::new(),
-        }
+        Net { nodes: nodes.into_iter().map(|r| (r.id(), r)).collect(), cut: BTreeSet::new() }
     }
     fn run(&mut self) {
         let mut queue: Vec<Envelope> = Vec::new();
@@ -137,9 +102,7 @@ impl Net {
     }
     fn log_terms(&self, id: NodeId) -> Vec<Term> {
         let r = &self.nodes[&id];
-        (1..=r.last_index())
-            .map(|i| r.entry(i).unwrap().term)
-            .collect()
+        (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect()
     }
 }
 
@@ -149,36 +112,16 @@ impl Net {
 fn follower_timeout_persists_its_vote_before_asking_for_votes() {
     let mut r = replica(1, 3, 0, &[]);
     time_out(&mut r);
-    let rv = Message::RequestVote {
-        term: 1,
-        last_log_index: 0,
-        last_log_term: 0,
-    };
+    let rv = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 };
     assert_eq!(
         r.drain_effects(),
         vec![
-            Effect::PersistHardState(HardState {
-                term: 1,
-                voted_for: Some(1)
-            }),
+            Effect::PersistHardState(HardState { term: 1, voted_for: Some(1) }),
             Effect::Send {
-                envelope: Envelope {
-                    group: G,
-                    from: 1,
-                    to: 2,
-                    message: rv.clone()
-                },
+                envelope: Envelope { group: G, from: 1, to: 2, message: rv.clone() },
                 after: Durability::Synced
             },
-            Effect::Send {
-                envelope: Envelope {
-                    group: G,
-                    from: 1,
-                    to: 3,
-                    message: rv
-                },
-                after: Durability::Synced
-            },
+            Effect::Send { envelope: Envelope { group: G, from: 1, to: 3, message: rv }, after: Durability::Synced },
         ]
     );
 }
@@ -186,38 +129,18 @@ fn follower_timeout_persists_its_vote_before_asking_for_votes() {
 #[test]
 fn a_granted_vote_is_persisted_and_answered_only_after_sync() {
     let mut r = replica(2, 3, 0, &[]);
-    r.step(
-        0,
-        env(
-            1,
-            2,
-            Message::RequestVote {
-                term: 1,
-                last_log_index: 0,
-                last_log_term: 0,
-            },
-        ),
-    );
+    r.step(0, env(1, 2, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
     assert_eq!(
         r.drain_effects(),
         vec![
-            Effect::PersistHardState(HardState {
-                term: 1,
-                voted_for: None
-            }),
-            Effect::PersistHardState(HardState {
-                term: 1,
-                voted_for: Some(1)
-            }),
+            Effect::PersistHardState(HardState { term: 1, voted_for: None }),
+            Effect::PersistHardState(HardState { term: 1, voted_for: Some(1) }),
             Effect::Send {
                 envelope: Envelope {
                     group: G,
                     from: 2,
                     to: 1,
-                    message: Message::RequestVoteResponse {
-                        term: 1,
-                        granted: true
-                    }
+                    message: Message::RequestVoteResponse { term: 1, granted: true }
                 },
                 after: Durability::Synced
             },
@@ -230,22 +153,8 @@ fn new_leader_appends_a_noop_and_replicates_it() {
     let mut r = replica(1, 3, 0, &[]);
     time_out(&mut r);
     r.drain_effects();
-    r.step(
-        0,
-        env(
-            2,
-            1,
-            Message::RequestVoteResponse {
-                term: 1,
-                granted: true,
-            },
-        ),
-    );
-    let noop = Entry {
-        term: 1,
-        index: 1,
-        payload: Payload::Noop,
-    };
+    r.step(0, env(2, 1, Message::RequestVoteResponse { term: 1, granted: true }));
+    let noop = Entry { term: 1, index: 1, payload: Payload::Noop };
     let append = |to| Effect::Send {
         envelope: Envelope {
             group: G,
@@ -263,23 +172,14 @@ fn new_leader_appends_a_noop_and_replicates_it() {
     };
     assert_eq!(
         r.drain_effects(),
-        vec![
-            Effect::BecameLeader { term: 1 },
-            Effect::AppendLog(vec![noop.clone()]),
-            append(2),
-            append(3)
-        ]
+        vec![Effect::BecameLeader { term: 1 }, Effect::AppendLog(vec![noop.clone()]), append(2), append(3)]
     );
 }
 
 #[test]
 fn follower_truncates_a_conflicting_suffix_then_acknowledges_after_sync() {
     let mut r = replica(2, 3, 2, &[1, 1, 2]);
-    let new = Entry {
-        term: 3,
-        index: 3,
-        payload: Payload::Noop,
-    };
+    let new = Entry { term: 3, index: 3, payload: Payload::Noop };
     r.step(
         0,
         env(
@@ -297,20 +197,12 @@ fn follower_truncates_a_conflicting_suffix_then_acknowledges_after_sync() {
     assert_eq!(
         r.drain_effects(),
         vec![
-            Effect::PersistHardState(HardState {
-                term: 3,
-                voted_for: None
-            }),
+            Effect::PersistHardState(HardState { term: 3, voted_for: None }),
             Effect::TruncateLog { from: 3, to: 3 },
             Effect::AppendLog(vec![new]),
             Effect::Commit { index: 2 },
             Effect::Send {
-                envelope: Envelope {
-                    group: G,
-                    from: 2,
-                    to: 1,
-                    message: append_ok(3, 3)
-                },
+                envelope: Envelope { group: G, from: 2, to: 1, message: append_ok(3, 3) },
                 after: Durability::Synced
             },
         ]
@@ -326,13 +218,7 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
         env(
             1,
             2,
-            Message::AppendEntries {
-                term: 3,
-                prev_log_index: 5,
-                prev_log_term: 3,
-                entries: vec![],
-                leader_commit: 0,
-            },
+            Message::AppendEntries { term: 3, prev_log_index: 5, prev_log_term: 3, entries: vec![], leader_commit: 0 },
         ),
     );
     let out = sends(&f.drain_effects());
@@ -342,11 +228,7 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
             1,
             Message::AppendEntriesResponse {
                 term: 3,
-                result: AppendResult::Conflict {
-                    rejected_prev_index: 5,
-                    hint_index: 3,
-                    hint_term: Some(2)
-                }
+                result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 3, hint_term: Some(2) }
             }
         )]
     );
@@ -360,21 +242,10 @@ fn proposal_is_refused_with_a_leader_hint_on_a_follower() {
         env(
             1,
             2,
-            Message::AppendEntries {
-                term: 1,
-                prev_log_index: 0,
-                prev_log_term: 0,
-                entries: vec![],
-                leader_commit: 0,
-            },
+            Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
         ),
     );
-    assert_eq!(
-        r.propose(vec![1]),
-        Err(ProposeError::NotLeader {
-            leader_hint: Some(1)
-        })
-    );
+    assert_eq!(r.propose(vec![1]), Err(ProposeError::NotLeader { leader_hint: Some(1) }));
 }
 
 #[test]
@@ -430,13 +301,7 @@ fn reject_stale_term_message() {
         env(
             2,
             1,
-            Message::AppendEntries {
-                term: 1,
-                prev_log_index: 0,
-                prev_log_term: 0,
-                entries: vec![],
-                leader_commit: 0,
-            },
+            Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
         ),
     );
     assert_eq!(r.term(), 2);
@@ -459,10 +324,7 @@ fn leader_bcast_beat() {
     elect(&mut r, &[2]);
     let t = r.next_deadline_ms();
     r.step(t, Input::Tick);
-    let to: Vec<NodeId> = sends(&r.drain_effects())
-        .into_iter()
-        .map(|(to, _)| to)
-        .collect();
+    let to: Vec<NodeId> = sends(&r.drain_effects()).into_iter().map(|(to, _)| to).collect();
     assert_eq!(to, vec![2, 3]);
 }
 
@@ -480,10 +342,7 @@ fn nonleader_start_election() {
         assert_eq!(r.term(), before + 1);
         assert_eq!(r.role_name(), "candidate");
         assert_eq!(r.hard_state().voted_for, Some(1));
-        let to: Vec<NodeId> = sends(&r.drain_effects())
-            .into_iter()
-            .map(|(to, _)| to)
-            .collect();
+        let to: Vec<NodeId> = sends(&r.drain_effects()).into_iter().map(|(to, _)| to).collect();
         assert_eq!(to, vec![2, 3]);
     }
 }
@@ -507,10 +366,7 @@ fn leader_election_in_one_round_rpc() {
         let mut r = replica(1, size, 0, &[]);
         time_out(&mut r);
         for &(from, granted) in votes {
-            r.step(
-                0,
-                env(from, 1, Message::RequestVoteResponse { term: 1, granted }),
-            );
+            r.step(0, env(from, 1, Message::RequestVoteResponse { term: 1, granted }));
         }
         assert_eq!(r.role_name(), want, "case {i}");
     }
@@ -529,23 +385,9 @@ fn follower_vote() {
     ];
     for &(voted_for, candidate, granted) in cases {
         let mut r = Raft::new(cfg(1, 3), 1, 0, HardState { term: 1, voted_for }, vec![]).unwrap();
-        r.step(
-            0,
-            env(
-                candidate,
-                1,
-                Message::RequestVote {
-                    term: 1,
-                    last_log_index: 0,
-                    last_log_term: 0,
-                },
-            ),
-        );
+        r.step(0, env(candidate, 1, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
         let out = sends(&r.drain_effects());
-        assert_eq!(
-            out,
-            vec![(candidate, Message::RequestVoteResponse { term: 1, granted })]
-        );
+        assert_eq!(out, vec![(candidate, Message::RequestVoteResponse { term: 1, granted })]);
     }
 }
 
@@ -560,13 +402,7 @@ fn candidate_fallback() {
             env(
                 2,
                 1,
-                Message::AppendEntries {
-                    term,
-                    prev_log_index: 0,
-                    prev_log_term: 0,
-                    entries: vec![],
-                    leader_commit: 0,
-                },
+                Message::AppendEntries { term, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
             ),
         );
         assert_eq!(r.role_name(), "follower");
@@ -584,11 +420,7 @@ fn election_timeout_randomized_and_nonconflicting() {
         assert!((100..200).contains(&d), "{d}");
         seen.insert(d);
     }
-    assert!(
-        seen.len() > 50,
-        "timeouts must be spread, got {} distinct",
-        seen.len()
-    );
+    assert!(seen.len() > 50, "timeouts must be spread, got {} distinct", seen.len());
 }
 
 #[test]
@@ -597,14 +429,7 @@ fn vote_request_carries_last_log_position() {
     let mut r = replica(1, 3, 3, &[1, 2, 3]);
     time_out(&mut r);
     for (_, m) in sends(&r.drain_effects()) {
-        assert_eq!(
-            m,
-            Message::RequestVote {
-                term: 4,
-                last_log_index: 3,
-                last_log_term: 3
-            }
-        );
+        assert_eq!(m, Message::RequestVote { term: 4, last_log_index: 3, last_log_term: 3 });
     }
 }
 
@@ -624,24 +449,9 @@ fn voter_checks_the_candidate_log_is_up_to_date() {
     ];
     for (i, &(log, lt, li, granted)) in cases.iter().enumerate() {
         let mut r = replica(1, 3, 2, log);
-        r.step(
-            0,
-            env(
-                2,
-                1,
-                Message::RequestVote {
-                    term: 3,
-                    last_log_index: li,
-                    last_log_term: lt,
-                },
-            ),
-        );
+        r.step(0, env(2, 1, Message::RequestVote { term: 3, last_log_index: li, last_log_term: lt }));
         let out = sends(&r.drain_effects());
-        assert_eq!(
-            out,
-            vec![(2, Message::RequestVoteResponse { term: 3, granted })],
-            "case {i}"
-        );
+        assert_eq!(out, vec![(2, Message::RequestVoteResponse { term: 3, granted })], "case {i}");
     }
 }
 
@@ -658,11 +468,7 @@ fn leader_start_replication() {
     r.drain_effects();
     let (index, term) = r.propose(b"x".to_vec()).unwrap();
     assert_eq!((index, term), (2, 1));
-    let e = Entry {
-        term: 1,
-        index: 2,
-        payload: Payload::Command(b"x".to_vec()),
-    };
+    let e = Entry { term: 1, index: 2, payload: Payload::Command(b"x".to_vec()) };
     let effects = r.drain_effects();
     assert_eq!(effects[0], Effect::AppendLog(vec![e.clone()]));
     for (_, m) in sends(&effects) {
@@ -696,17 +502,7 @@ fn leader_commit_entry_and_acknowledge_commit() {
         let mut r = replica(1, size, 0, &[]);
         time_out(&mut r);
         for v in 2..=size / 2 + 1 {
-            r.step(
-                0,
-                env(
-                    v,
-                    1,
-                    Message::RequestVoteResponse {
-                        term: 1,
-                        granted: true,
-                    },
-                ),
-            );
+            r.step(0, env(v, 1, Message::RequestVoteResponse { term: 1, granted: true }));
         }
         assert!(r.is_leader());
         r.drain_effects();
@@ -756,13 +552,7 @@ fn follower_commit_entry() {
 #[test]
 fn follower_check_msg_app() {
     // TestFollowerCheckMsgApp: the consistency check on prev index/term.
-    let cases: &[(Term, Index, bool)] = &[
-        (0, 0, true),
-        (1, 1, true),
-        (2, 2, true),
-        (1, 2, false),
-        (3, 3, false),
-    ];
+    let cases: &[(Term, Index, bool)] = &[(0, 0, true), (1, 1, true), (2, 2, true), (1, 2, false), (3, 3, false)];
     for &(prev_term, prev_index, ok) in cases {
         let mut r = replica(2, 3, 2, &[1, 2]);
         r.step(
@@ -780,13 +570,7 @@ fn follower_check_msg_app() {
             ),
         );
         let out = sends(&r.drain_effects());
-        let success = matches!(
-            out[0].1,
-            Message::AppendEntriesResponse {
-                result: AppendResult::Success { .. },
-                ..
-            }
-        );
+        let success = matches!(out[0].1, Message::AppendEntriesResponse { result: AppendResult::Success { .. }, .. });
         assert_eq!(success, ok, "prev ({prev_term}, {prev_index})");
     }
 }
@@ -794,22 +578,14 @@ fn follower_check_msg_app() {
 #[test]
 fn follower_append_entries() {
     // TestFollowerAppendEntries: (prev index, prev term, new entry terms, resulting log)
-    let cases: &[(Index, Term, &[Term], &[Term])] = &[
-        (2, 2, &[3], &[1, 2, 3]),
-        (1, 1, &[3, 4], &[1, 3, 4]),
-        (0, 0, &[1], &[1, 2]),
-        (0, 0, &[3], &[3]),
-    ];
+    let cases: &[(Index, Term, &[Term], &[Term])] =
+        &[(2, 2, &[3], &[1, 2, 3]), (1, 1, &[3, 4], &[1, 3, 4]), (0, 0, &[1], &[1, 2]), (0, 0, &[3], &[3])];
     for (i, &(prev_index, prev_term, new, want)) in cases.iter().enumerate() {
         let mut r = replica(2, 3, 2, &[1, 2]);
         let new: Vec<Entry> = new
             .iter()
             .enumerate()
-            .map(|(k, &term)| Entry {
-                term,
-                index: prev_index + 1 + k as Index,
-                payload: Payload::Noop,
-            })
+            .map(|(k, &term)| Entry { term, index: prev_index + 1 + k as Index, payload: Payload::Noop })
             .collect();
         r.step(
             0,
@@ -825,9 +601,7 @@ fn follower_append_entries() {
                 },
             ),
         );
-        let got: Vec<Term> = (1..=r.last_index())
-            .map(|i| r.entry(i).unwrap().term)
-            .collect();
+        let got: Vec<Term> = (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect();
         assert_eq!(got, want, "case {i}");
     }
 }
@@ -846,25 +620,11 @@ fn leader_sync_follower_log() {
         &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
     ];
     for (i, &flog) in followers.iter().enumerate() {
-        let mut net = Net::new(vec![
-            replica(1, 3, 7, leader_log),
-            replica(2, 3, 7, flog),
-            replica(3, 3, 7, &[]),
-        ]);
+        let mut net = Net::new(vec![replica(1, 3, 7, leader_log), replica(2, 3, 7, flog), replica(3, 3, 7, &[])]);
         net.cut.insert(3);
         time_out(net.get(1));
         // Node 3's vote arrives by hand (as etcd's nopStepper does).
-        net.get(1).step(
-            0,
-            env(
-                3,
-                1,
-                Message::RequestVoteResponse {
-                    term: 8,
-                    granted: true,
-                },
-            ),
-        );
+        net.get(1).step(0, env(3, 1, Message::RequestVoteResponse { term: 8, granted: true }));
         net.run();
         assert!(net.get(1).is_leader(), "case {i}");
         let mut want = leader_log.to_vec();
@@ -883,11 +643,7 @@ fn leader_only_commits_log_from_current_term() {
     let mut r = replica(1, 3, 2, &[1, 2]);
     elect(&mut r, &[2]); // term 3, no-op at index 3
     r.step(0, env(2, 1, append_ok(3, 2)));
-    assert_eq!(
-        r.commit_index(),
-        0,
-        "index 2 (term 2) must not commit by counting"
-    );
+    assert_eq!(r.commit_index(), 0, "index 2 (term 2) must not commit by counting");
     r.step(0, env(2, 1, append_ok(3, 3)));
     assert_eq!(r.commit_index(), 3);
 }
@@ -895,11 +651,7 @@ fn leader_only_commits_log_from_current_term() {
 #[test]
 fn election_restriction_keeps_committed_entries() {
     // §5.4.1: a node missing a committed entry cannot be elected.
-    let mut net = Net::new(vec![
-        replica(1, 3, 0, &[]),
-        replica(2, 3, 0, &[]),
-        replica(3, 3, 0, &[]),
-    ]);
+    let mut net = Net::new(vec![replica(1, 3, 0, &[]), replica(2, 3, 0, &[]), replica(3, 3, 0, &[])]);
     time_out(net.get(1));
     net.run();
     net.get(1).propose(b"a".to_vec()).unwrap();
@@ -931,11 +683,7 @@ fn stale_append_responses_are_ignored() {
             1,
             Message::AppendEntriesResponse {
                 term: 1,
-                result: AppendResult::Conflict {
-                    rejected_prev_index: 0,
-                    hint_index: 1,
-                    hint_term: None,
-                },
+                result: AppendResult::Conflict { rejected_prev_index: 0, hint_index: 1, hint_term: None },
             },
         ),
     );
@@ -944,32 +692,8 @@ fn stale_append_responses_are_ignored() {
 
 #[test]
 fn recovery_refuses_an_inconsistent_log() {
-    let bad = vec![Entry {
-        term: 1,
-        index: 2,
-        payload: Payload::Noop,
-    }];
-    assert!(Raft::new(
-        cfg(1, 3),
-        1,
-        0,
-        HardState {
-            term: 1,
-            voted_for: None
-        },
-        bad
-    )
-    .is_err());
+    let bad = vec![Entry { term: 1, index: 2, payload: Payload::Noop }];
+    assert!(Raft::new(cfg(1, 3), 1, 0, HardState { term: 1, voted_for: None }, bad).is_err());
     let ahead = entries(&[3]);
-    assert!(Raft::new(
-        cfg(1, 3),
-        1,
-        0,
-        HardState {
-            term: 2,
-            voted_for: None
-        },
-        ahead
-    )
-    .is_err());
+    assert!(Raft::new(cfg(1, 3), 1, 0, HardState { term: 2, voted_for: None }, ahead).is_err());
 }

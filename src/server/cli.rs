@@ -47,9 +47,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         match flag.as_str() {
             "--id" => {
                 let v = value?;
-                let n: NodeId = v
-                    .parse()
-                    .map_err(|_| format!("--id {v:?}: expected a number of 1 or more"))?;
+                let n: NodeId = v.parse().map_err(|_| format!("--id {v:?}: expected a number of 1 or more"))?;
                 if n == 0 {
                     return Err("--id 0: node ids start at 1".into());
                 }
@@ -58,9 +56,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "--data-dir" => data_dir = Some(PathBuf::from(value?)),
             "--peer-addr" => {
                 let v = value?;
-                peer_addr = Some(v.parse().map_err(|_| {
-                    format!("--peer-addr {v:?}: expected HOST:PORT, e.g. 127.0.0.1:9001")
-                })?);
+                peer_addr =
+                    Some(v.parse().map_err(|_| format!("--peer-addr {v:?}: expected HOST:PORT, e.g. 127.0.0.1:9001"))?);
             }
             "--initial-cluster" => cluster = Some(parse_cluster(value?)?),
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -68,12 +65,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
     }
     let id = id.ok_or("--id is required")?;
-    let initial_cluster: BTreeMap<NodeId, SocketAddr> =
-        cluster.ok_or("--initial-cluster is required")?;
+    let initial_cluster: BTreeMap<NodeId, SocketAddr> = cluster.ok_or("--initial-cluster is required")?;
     if !initial_cluster.contains_key(&id) {
-        return Err(format!(
-            "--initial-cluster does not list this node (--id {id})"
-        ));
+        return Err(format!("--initial-cluster does not list this node (--id {id})"));
     }
     Ok(Parsed::Node(NodeArgs {
         id,
@@ -86,19 +80,12 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
 fn parse_cluster(v: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
     let mut out = BTreeMap::new();
     for part in v.split(',').filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("--initial-cluster: {part:?} is not ID=HOST:PORT"))?;
-        let id: NodeId = id
-            .parse()
-            .map_err(|_| format!("--initial-cluster: {id:?} is not a node id"))?;
-        let addr: SocketAddr = addr
-            .parse()
-            .map_err(|_| format!("--initial-cluster: {addr:?} is not HOST:PORT"))?;
+        let (id, addr) =
+            part.split_once('=').ok_or_else(|| format!("--initial-cluster: {part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id.parse().map_err(|_| format!("--initial-cluster: {id:?} is not a node id"))?;
+        let addr: SocketAddr = addr.parse().map_err(|_| format!("--initial-cluster: {addr:?} is not HOST:PORT"))?;
         if id == 0 || out.insert(id, addr).is_some() {
-            return Err(format!(
-                "--initial-cluster: node id {id} is 0 or listed twice"
-            ));
+            return Err(format!("--initial-cluster: node id {id} is 0 or listed twice"));
         }
     }
     if out.is_empty() {
@@ -117,7 +104,10 @@ mod tests {
 
     #[test]
     fn a_full_node_command_parses() {
-        let got = p("node --id 2 --data-dir /d --peer-addr 127.0.0.1:9002 --initial-cluster 1=127.0.0.1:9001,2=127.0.0.1:9002").unwrap();
+        let got = p(
+            "node --id 2 --data-dir /d --peer-addr 127.0.0.1:9002 --initial-cluster 1=127.0.0.1:9001,2=127.0.0.1:9002",
+        )
+        .unwrap();
         let Parsed::Node(n) = got else { panic!() };
         assert_eq!(n.id, 2);
         assert_eq!(n.initial_cluster.len(), 2);
@@ -126,17 +116,15 @@ mod tests {
     #[test]
     fn errors_name_the_flag() {
         assert!(p("node --id x").unwrap_err().contains("--id"));
-        assert!(
-            p("node --id 1 --data-dir d --peer-addr nope --initial-cluster 1=127.0.0.1:1")
-                .unwrap_err()
-                .contains("--peer-addr")
-        );
-        assert!(p(
-            "node --id 3 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1"
-        )
-        .unwrap_err()
-        .contains("does not list"));
-        assert!(p("node --id 1 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1,1=127.0.0.1:2").unwrap_err().contains("twice"));
+        assert!(p("node --id 1 --data-dir d --peer-addr nope --initial-cluster 1=127.0.0.1:1")
+            .unwrap_err()
+            .contains("--peer-addr"));
+        assert!(p("node --id 3 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1")
+            .unwrap_err()
+            .contains("does not list"));
+        assert!(p("node --id 1 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1,1=127.0.0.1:2")
+            .unwrap_err()
+            .contains("twice"));
         assert!(p("node --bogus 1").unwrap_err().contains("--bogus"));
     }
 }

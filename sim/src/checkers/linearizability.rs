@@ -49,10 +49,7 @@ pub fn check(history: &[Op], steps_max: u64) -> Outcome {
             KeyResult::Violation { blocked } => violations.push(describe(key, &ops, blocked)),
         }
     }
-    Outcome {
-        violations,
-        inconclusive,
-    }
+    Outcome { violations, inconclusive }
 }
 
 /// Drops operations that cannot change the verdict (see the module docs).
@@ -62,9 +59,7 @@ fn prune(ops: Vec<&Op>) -> Vec<&Op> {
         .filter(|o| !o.unknown)
         .filter_map(|o| match &o.output {
             Some(OpOutput::Value(Some(v))) => Some(v.as_str()),
-            Some(OpOutput::Cas {
-                current: Some(v), ..
-            }) => Some(v.as_str()),
+            Some(OpOutput::Cas { current: Some(v), .. }) => Some(v.as_str()),
             _ => None,
         })
         .collect();
@@ -102,12 +97,7 @@ fn effective_returns(ops: &[&Op]) -> Vec<u64> {
         .iter()
         .filter(|o| !o.unknown)
         .filter_map(|o| match &o.output {
-            Some(
-                OpOutput::Value(Some(v))
-                | OpOutput::Cas {
-                    current: Some(v), ..
-                },
-            ) => Some((v.as_str(), o.ret)),
+            Some(OpOutput::Value(Some(v)) | OpOutput::Cas { current: Some(v), .. }) => Some((v.as_str(), o.ret)),
             _ => None,
         })
         .collect();
@@ -116,22 +106,14 @@ fn effective_returns(ops: &[&Op]) -> Vec<u64> {
             if !o.unknown {
                 return o.ret;
             }
-            observations
-                .iter()
-                .filter(|(v, _)| shows(v, o))
-                .map(|&(_, r)| r)
-                .min()
-                .unwrap_or(u64::MAX)
+            observations.iter().filter(|(v, _)| shows(v, o)).map(|&(_, r)| r).min().unwrap_or(u64::MAX)
         })
         .collect()
 }
 
 /// For an append-only key, the longest value any read returned.
 fn chain_witness(ops: &[&Op]) -> Option<String> {
-    if ops
-        .iter()
-        .any(|o| matches!(o.op, OpKind::Put | OpKind::Delete | OpKind::Cas))
-    {
+    if ops.iter().any(|o| matches!(o.op, OpKind::Put | OpKind::Delete | OpKind::Cas)) {
         return None;
     }
     ops.iter()
@@ -157,9 +139,7 @@ fn step(state: &State, op: &Op) -> Option<State> {
             _ => None,
         },
         (OpKind::Put, OpValue::Value(v)) => Some(Some(v.clone())),
-        (OpKind::Append, OpValue::Value(v)) => {
-            Some(Some(format!("{}{v}", state.as_deref().unwrap_or(""))))
-        }
+        (OpKind::Append, OpValue::Value(v)) => Some(Some(format!("{}{v}", state.as_deref().unwrap_or("")))),
         (OpKind::Delete, _) => Some(None),
         (OpKind::Cas, OpValue::Cas { expected, new }) => {
             let matches = state == expected;
@@ -284,21 +264,9 @@ fn check_key(ops: &[&Op], rets: &[u64], witness: Option<&str>, steps_max: u64) -
 fn describe(key: &str, ops: &[&Op], blocked: usize) -> String {
     let b = ops[blocked];
     let b_ret = if b.unknown { u64::MAX } else { b.ret };
-    let mut lines = vec![format!(
-        "key {key:?}: not linearizable; no order of its operations explains {}",
-        show(b)
-    )];
-    if let Some(
-        OpOutput::Value(Some(v))
-        | OpOutput::Cas {
-            current: Some(v), ..
-        },
-    ) = &b.output
-    {
-        let written = ops.iter().any(|o| {
-            o.written()
-                .is_some_and(|w| v.contains(w.trim_end_matches(';')))
-        });
+    let mut lines = vec![format!("key {key:?}: not linearizable; no order of its operations explains {}", show(b))];
+    if let Some(OpOutput::Value(Some(v)) | OpOutput::Cas { current: Some(v), .. }) = &b.output {
+        let written = ops.iter().any(|o| o.written().is_some_and(|w| v.contains(w.trim_end_matches(';'))));
         if !written {
             lines.push(format!("    no operation on {key:?} ever wrote {v:?}"));
         }
@@ -307,9 +275,7 @@ fn describe(key: &str, ops: &[&Op], blocked: usize) -> String {
     let mut before: Vec<&&Op> = ops.iter().filter(|o| o.call <= b_ret).collect();
     before.sort_by_key(|o| o.call);
     let skip = before.len().saturating_sub(16);
-    lines.push(format!(
-        "    operations on {key:?} up to it, by call time ({skip} earlier ones in --history):"
-    ));
+    lines.push(format!("    operations on {key:?} up to it, by call time ({skip} earlier ones in --history):"));
     for o in &before[skip..] {
         lines.push(format!("      {}", show(o)));
     }
@@ -317,11 +283,7 @@ fn describe(key: &str, ops: &[&Op], blocked: usize) -> String {
 }
 
 fn show(o: &Op) -> String {
-    let ret = if o.unknown {
-        "?".to_string()
-    } else {
-        format!("{:.6}s", o.ret as f64 / 1e9)
-    };
+    let ret = if o.unknown { "?".to_string() } else { format!("{:.6}s", o.ret as f64 / 1e9) };
     let out = match (&o.output, o.unknown) {
         (_, true) | (None, _) => "unknown".to_string(),
         (Some(OpOutput::Value(v)), _) => format!("{v:?}"),
@@ -335,59 +297,21 @@ fn show(o: &Op) -> String {
         OpValue::Value(v) => format!(" {v:?}"),
         OpValue::Cas { expected, new } => format!(" {expected:?}->{new:?}"),
     };
-    format!(
-        "{} {:?}{} -> {} [{:.6}s, {}]",
-        o.client,
-        o.op,
-        input,
-        out,
-        o.call as f64 / 1e9,
-        ret
-    )
+    format!("{} {:?}{} -> {} [{:.6}s, {}]", o.client, o.op, input, out, o.call as f64 / 1e9, ret)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    pub fn op(
-        client: &str,
-        kind: OpKind,
-        value: OpValue,
-        output: Option<OpOutput>,
-        call: u64,
-        ret: u64,
-    ) -> Op {
-        Op {
-            client: client.into(),
-            op: kind,
-            key: "k".into(),
-            value,
-            unknown: output.is_none(),
-            output,
-            call,
-            ret,
-        }
+    pub fn op(client: &str, kind: OpKind, value: OpValue, output: Option<OpOutput>, call: u64, ret: u64) -> Op {
+        Op { client: client.into(), op: kind, key: "k".into(), value, unknown: output.is_none(), output, call, ret }
     }
     pub fn put(c: &str, v: &str, call: u64, ret: u64) -> Op {
-        op(
-            c,
-            OpKind::Put,
-            OpValue::Value(v.into()),
-            Some(OpOutput::Ok("ok")),
-            call,
-            ret,
-        )
+        op(c, OpKind::Put, OpValue::Value(v.into()), Some(OpOutput::Ok("ok")), call, ret)
     }
     pub fn get(c: &str, v: Option<&str>, call: u64, ret: u64) -> Op {
-        op(
-            c,
-            OpKind::Get,
-            OpValue::None,
-            Some(OpOutput::Value(v.map(String::from))),
-            call,
-            ret,
-        )
+        op(c, OpKind::Get, OpValue::None, Some(OpOutput::Value(v.map(String::from))), call, ret)
     }
 
     fn verdict(h: &[Op]) -> (usize, usize) {
@@ -397,37 +321,16 @@ pub(crate) mod tests {
 
     #[test]
     fn passes_sequential_and_concurrent_histories() {
-        assert_eq!(
-            verdict(&[put("a", "1", 0, 10), get("b", Some("1"), 20, 30)]),
-            (0, 0)
-        );
+        assert_eq!(verdict(&[put("a", "1", 0, 10), get("b", Some("1"), 20, 30)]), (0, 0));
         // A read concurrent with a write may see either value.
-        assert_eq!(
-            verdict(&[
-                put("a", "1", 0, 10),
-                put("a", "2", 20, 40),
-                get("b", Some("1"), 25, 30)
-            ]),
-            (0, 0)
-        );
-        assert_eq!(
-            verdict(&[
-                put("a", "1", 0, 10),
-                put("a", "2", 20, 40),
-                get("b", Some("2"), 25, 30)
-            ]),
-            (0, 0)
-        );
+        assert_eq!(verdict(&[put("a", "1", 0, 10), put("a", "2", 20, 40), get("b", Some("1"), 25, 30)]), (0, 0));
+        assert_eq!(verdict(&[put("a", "1", 0, 10), put("a", "2", 20, 40), get("b", Some("2"), 25, 30)]), (0, 0));
     }
 
     #[test]
     fn fails_a_stale_read() {
         // The write of 2 completed before the read began; reading 1 is stale.
-        let h = [
-            put("a", "1", 0, 10),
-            put("a", "2", 20, 30),
-            get("b", Some("1"), 40, 50),
-        ];
+        let h = [put("a", "1", 0, 10), put("a", "2", 20, 30), get("b", Some("1"), 40, 50)];
         assert_eq!(verdict(&h), (1, 0));
     }
 
@@ -440,66 +343,28 @@ pub(crate) mod tests {
     fn unknown_writes_may_or_may_not_take_effect() {
         let lost = op("a", OpKind::Put, OpValue::Value("2".into()), None, 20, 30);
         // Seen later: it took effect.
-        assert_eq!(
-            verdict(&[
-                put("a", "1", 0, 10),
-                lost.clone(),
-                get("b", Some("2"), 100, 110)
-            ]),
-            (0, 0)
-        );
+        assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("2"), 100, 110)]), (0, 0));
         // Never seen: it did not (or not yet).
-        assert_eq!(
-            verdict(&[
-                put("a", "1", 0, 10),
-                lost.clone(),
-                get("b", Some("1"), 100, 110)
-            ]),
-            (0, 0)
-        );
+        assert_eq!(verdict(&[put("a", "1", 0, 10), lost.clone(), get("b", Some("1"), 100, 110)]), (0, 0));
         // Seen by a read that ended before another read saw the older value again: the
         // unknown write took effect before the first read ended, so the second is stale.
-        let h = [
-            put("a", "1", 0, 10),
-            lost.clone(),
-            get("b", Some("2"), 40, 50),
-            get("c", Some("1"), 60, 70),
-        ];
+        let h = [put("a", "1", 0, 10), lost.clone(), get("b", Some("2"), 40, 50), get("c", Some("1"), 60, 70)];
         assert_eq!(verdict(&h), (1, 0));
         // But once seen it cannot vanish again without another write.
-        let h = [
-            put("a", "1", 0, 10),
-            lost,
-            get("b", Some("2"), 100, 110),
-            get("b", Some("1"), 120, 130),
-        ];
+        let h = [put("a", "1", 0, 10), lost, get("b", Some("2"), 100, 110), get("b", Some("1"), 120, 130)];
         assert_eq!(verdict(&h), (1, 0));
     }
 
     #[test]
     fn append_and_cas_follow_the_model() {
-        let app = |v: &str, call, ret| {
-            op(
-                "a",
-                OpKind::Append,
-                OpValue::Value(v.into()),
-                Some(OpOutput::Ok("ok")),
-                call,
-                ret,
-            )
-        };
+        let app =
+            |v: &str, call, ret| op("a", OpKind::Append, OpValue::Value(v.into()), Some(OpOutput::Ok("ok")), call, ret);
         let cas = |exp: Option<&str>, new: &str, swapped, current: Option<&str>, call, ret| {
             op(
                 "c",
                 OpKind::Cas,
-                OpValue::Cas {
-                    expected: exp.map(String::from),
-                    new: new.into(),
-                },
-                Some(OpOutput::Cas {
-                    swapped,
-                    current: current.map(String::from),
-                }),
+                OpValue::Cas { expected: exp.map(String::from), new: new.into() },
+                Some(OpOutput::Cas { swapped, current: current.map(String::from) }),
                 call,
                 ret,
             )
@@ -512,34 +377,19 @@ pub(crate) mod tests {
         ];
         assert_eq!(verdict(&ok), (0, 0));
         // Concurrent appends may land in either order.
-        let ok = [
-            app("x;", 0, 30),
-            app("y;", 5, 30),
-            get("b", Some("y;x;"), 40, 50),
-        ];
+        let ok = [app("x;", 0, 30), app("y;", 5, 30), get("b", Some("y;x;"), 40, 50)];
         assert_eq!(verdict(&ok), (0, 0));
         // Appends reordered against real time.
-        let bad = [
-            app("x;", 0, 10),
-            app("y;", 20, 30),
-            get("b", Some("y;x;"), 40, 50),
-        ];
+        let bad = [app("x;", 0, 10), app("y;", 20, 30), get("b", Some("y;x;"), 40, 50)];
         assert_eq!(verdict(&bad), (1, 0));
         // A CAS that claims to have swapped on a mismatch.
-        let bad = [
-            put("a", "1", 0, 10),
-            cas(Some("2"), "3", true, Some("1"), 20, 30),
-        ];
+        let bad = [put("a", "1", 0, 10), cas(Some("2"), "3", true, Some("1"), 20, 30)];
         assert_eq!(verdict(&bad), (1, 0));
     }
 
     #[test]
     fn a_tiny_budget_is_inconclusive_not_a_pass() {
-        let h = [
-            put("a", "1", 0, 10),
-            put("a", "2", 0, 10),
-            get("b", Some("2"), 20, 30),
-        ];
+        let h = [put("a", "1", 0, 10), put("a", "2", 0, 10), get("b", Some("2"), 20, 30)];
         assert_eq!(check(&h, 1).inconclusive.len(), 1);
     }
 }

@@ -12,10 +12,7 @@ pub fn check(heal_ns: u64, first_write_ns: Option<u64>, timeout_ms: u64) -> Vec<
             (t - heal_ns) as f64 / 1e9,
             timeout_ms as f64 / 1e3
         )],
-        None => vec![format!(
-            "no write committed within {:.3}s after the heal",
-            timeout_ms as f64 / 1e3
-        )],
+        None => vec![format!("no write committed within {:.3}s after the heal", timeout_ms as f64 / 1e3)],
     }
 }
 

@@ -20,16 +20,10 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
             NodeEvent::Recovered { .. } => {
                 next.insert(*node, 1);
             }
-            NodeEvent::Applied {
-                index,
-                term,
-                digest,
-            } => {
+            NodeEvent::Applied { index, term, digest } => {
                 let want = next.entry(*node).or_insert(1);
                 if *index != *want {
-                    v.push(format!(
-                        "n{node} applied index {index} when {want} was next"
-                    ));
+                    v.push(format!("n{node} applied index {index} when {want} was next"));
                 }
                 *want = index + 1;
                 match applied.get(index) {
@@ -53,20 +47,10 @@ mod tests {
     use super::*;
 
     fn ev(node: u64, event: NodeEvent) -> TraceEvent {
-        TraceEvent {
-            t_ns: 0,
-            kind: TraceKind::Node { node, event },
-        }
+        TraceEvent { t_ns: 0, kind: TraceKind::Node { node, event } }
     }
     fn applied(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
-        ev(
-            node,
-            NodeEvent::Applied {
-                index,
-                term,
-                digest,
-            },
-        )
+        ev(node, NodeEvent::Applied { index, term, digest })
     }
 
     #[test]
@@ -75,13 +59,7 @@ mod tests {
             applied(1, 1, 1, 5),
             applied(2, 1, 1, 5),
             applied(1, 2, 1, 6),
-            ev(
-                1,
-                NodeEvent::Recovered {
-                    term: 1,
-                    last_index: 2,
-                },
-            ),
+            ev(1, NodeEvent::Recovered { term: 1, last_index: 2 }),
             applied(1, 1, 1, 5),
         ];
         assert!(check(&t).is_empty());

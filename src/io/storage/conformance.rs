@@ -23,9 +23,7 @@ fn put(s: &mut impl Storage, partition: &str, k: &str, v: &str) {
 }
 
 fn get(s: &impl Storage, partition: &str, k: &str) -> Option<String> {
-    s.get(partition, k.as_bytes())
-        .expect("get")
-        .map(|v| String::from_utf8(v).expect("utf8"))
+    s.get(partition, k.as_bytes()).expect("get").map(|v| String::from_utf8(v).expect("utf8"))
 }
 
 /// Runs every check; panics with the name of the first one that fails.
@@ -42,17 +40,9 @@ pub fn run_all<H: Harness>(h: &mut H) {
 
 fn read_your_writes(s: &mut impl Storage) {
     put(s, P, "a", "1");
-    assert_eq!(
-        get(s, P, "a").as_deref(),
-        Some("1"),
-        "read_your_writes: put"
-    );
+    assert_eq!(get(s, P, "a").as_deref(), Some("1"), "read_your_writes: put");
     put(s, P, "a", "2");
-    assert_eq!(
-        get(s, P, "a").as_deref(),
-        Some("2"),
-        "read_your_writes: overwrite"
-    );
+    assert_eq!(get(s, P, "a").as_deref(), Some("2"), "read_your_writes: overwrite");
     let mut b = WriteBatch::default();
     b.delete(P, b"a".to_vec());
     s.write(b).expect("write");
@@ -65,71 +55,35 @@ fn batches_are_atomic_and_ordered(s: &mut impl Storage) {
     b.put(P, b"x".to_vec(), b"2".to_vec());
     b.put("conformance-other", b"y".to_vec(), b"3".to_vec());
     s.write(b).expect("write");
-    assert_eq!(
-        get(s, P, "x").as_deref(),
-        Some("2"),
-        "later ops in a batch win"
-    );
-    assert_eq!(
-        get(s, "conformance-other", "y").as_deref(),
-        Some("3"),
-        "a batch spans partitions"
-    );
+    assert_eq!(get(s, P, "x").as_deref(), Some("2"), "later ops in a batch win");
+    assert_eq!(get(s, "conformance-other", "y").as_deref(), Some("3"), "a batch spans partitions");
 }
 
 fn scans_are_ordered_and_bounded(s: &mut impl Storage) {
     for k in ["p/3", "p/1", "q/0", "p/2", "o/9"] {
         put(s, P, k, k);
     }
-    let keys: Vec<Vec<u8>> = s
-        .scan_prefix(P, b"p/")
-        .expect("scan")
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(
-        keys,
-        vec![b"p/1".to_vec(), b"p/2".to_vec(), b"p/3".to_vec()],
-        "scan order and bounds"
-    );
+    let keys: Vec<Vec<u8>> = s.scan_prefix(P, b"p/").expect("scan").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec![b"p/1".to_vec(), b"p/2".to_vec(), b"p/3".to_vec()], "scan order and bounds");
 }
 
 fn partitions_are_isolated(s: &mut impl Storage) {
     put(s, "conformance-iso", "p/1", "other");
-    assert_eq!(
-        get(s, P, "p/1").as_deref(),
-        Some("p/1"),
-        "partitions do not share keys"
-    );
-    assert_eq!(
-        s.scan_prefix("conformance-iso", b"").expect("scan").len(),
-        1,
-        "scan stays in its partition"
-    );
+    assert_eq!(get(s, P, "p/1").as_deref(), Some("p/1"), "partitions do not share keys");
+    assert_eq!(s.scan_prefix("conformance-iso", b"").expect("scan").len(), 1, "scan stays in its partition");
 }
 
 fn invalid_partition_names_are_refused(s: &mut impl Storage) {
     assert!(s.get("", b"k").is_err(), "empty partition name");
-    assert!(
-        s.get("bad/name", b"k").is_err(),
-        "partition name with a slash"
-    );
+    assert!(s.get("bad/name", b"k").is_err(), "partition name with a slash");
 }
 
 fn synced_writes_survive_a_crash<H: Harness>(h: &mut H, mut s: H::S) -> H::S {
     put(&mut s, P, "durable", "yes");
     s.sync().expect("sync");
     let s = h.crash(s);
-    assert_eq!(
-        get(&s, P, "durable").as_deref(),
-        Some("yes"),
-        "synced write lost in a crash"
-    );
-    assert_eq!(
-        get(&s, P, "p/2").as_deref(),
-        Some("p/2"),
-        "earlier synced write lost in a crash"
-    );
+    assert_eq!(get(&s, P, "durable").as_deref(), Some("yes"), "synced write lost in a crash");
+    assert_eq!(get(&s, P, "p/2").as_deref(), Some("p/2"), "earlier synced write lost in a crash");
     s
 }
 
@@ -142,21 +96,11 @@ fn unsynced_writes_survive_as_a_prefix<H: Harness>(h: &mut H, mut s: H::S) -> H:
         s.write(b).expect("write");
     }
     let s = h.crash(s);
-    let present: Vec<usize> = (0..N)
-        .filter(|i| get(&s, "prefix", &format!("k{i:02}")).is_some())
-        .collect();
+    let present: Vec<usize> = (0..N).filter(|i| get(&s, "prefix", &format!("k{i:02}")).is_some()).collect();
     let kept = present.len();
-    assert_eq!(
-        present,
-        (0..kept).collect::<Vec<_>>(),
-        "a later batch survived an earlier one"
-    );
+    assert_eq!(present, (0..kept).collect::<Vec<_>>(), "a later batch survived an earlier one");
     let last = get(&s, "prefix", "last");
-    let want = if kept == 0 {
-        None
-    } else {
-        Some((kept - 1).to_string())
-    };
+    let want = if kept == 0 { None } else { Some((kept - 1).to_string()) };
     assert_eq!(last, want, "a batch survived only in part");
     s
 }

@@ -20,14 +20,8 @@ fn io(e: impl std::fmt::Display) -> StorageError {
 
 impl FjallStorage {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = Database::builder(path)
-            .manual_journal_persist(true)
-            .open()
-            .map_err(io)?;
-        Ok(FjallStorage {
-            db,
-            keyspaces: Mutex::new(BTreeMap::new()),
-        })
+        let db = Database::builder(path).manual_journal_persist(true).open().map_err(io)?;
+        Ok(FjallStorage { db, keyspaces: Mutex::new(BTreeMap::new()) })
     }
 
     fn keyspace(&self, name: &str) -> Result<Keyspace, StorageError> {
@@ -36,10 +30,7 @@ impl FjallStorage {
         if let Some(k) = ks.get(name) {
             return Ok(k.clone());
         }
-        let k = self
-            .db
-            .keyspace(name, KeyspaceCreateOptions::default)
-            .map_err(io)?;
+        let k = self.db.keyspace(name, KeyspaceCreateOptions::default).map_err(io)?;
         ks.insert(name.to_string(), k.clone());
         Ok(k)
     }
@@ -47,18 +38,10 @@ impl FjallStorage {
 
 impl Storage for FjallStorage {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .keyspace(partition)?
-            .get(key)
-            .map_err(io)?
-            .map(|v| v.to_vec()))
+        Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(
-        &self,
-        partition: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         let mut out = Vec::new();
         for guard in self.keyspace(partition)?.prefix(prefix) {
             let (k, v) = guard.into_inner().map_err(io)?;
@@ -71,11 +54,7 @@ impl Storage for FjallStorage {
         let mut b = self.db.batch().durability(None);
         for op in batch.ops {
             match op {
-                Op::Put {
-                    partition,
-                    key,
-                    value,
-                } => b.insert(&self.keyspace(&partition)?, key, value),
+                Op::Put { partition, key, value } => b.insert(&self.keyspace(&partition)?, key, value),
                 Op::Delete { partition, key } => b.remove(&self.keyspace(&partition)?, key),
             }
         }

@@ -25,15 +25,8 @@ pub use sim_disk::{SimDisk, SimStorage};
 /// One mutation inside a [`WriteBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Put {
-        partition: String,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        partition: String,
-        key: Vec<u8>,
-    },
+    Put { partition: String, key: Vec<u8>, value: Vec<u8> },
+    Delete { partition: String, key: Vec<u8> },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,17 +36,10 @@ pub struct WriteBatch {
 
 impl WriteBatch {
     pub fn put(&mut self, partition: &str, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(Op::Put {
-            partition: partition.to_string(),
-            key,
-            value,
-        });
+        self.ops.push(Op::Put { partition: partition.to_string(), key, value });
     }
     pub fn delete(&mut self, partition: &str, key: Vec<u8>) {
-        self.ops.push(Op::Delete {
-            partition: partition.to_string(),
-            key,
-        });
+        self.ops.push(Op::Delete { partition: partition.to_string(), key });
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -70,11 +56,7 @@ pub enum StorageError {
 
 pub trait Storage: Send + 'static {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    fn scan_prefix(
-        &self,
-        partition: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
     fn sync(&mut self) -> Result<(), StorageError>;
 }
@@ -82,9 +64,7 @@ pub trait Storage: Send + 'static {
 pub(crate) fn check_partition(name: &str) -> Result<(), StorageError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {

@@ -59,23 +59,16 @@ impl Simulator for SimDisk {
             return;
         };
         let unsynced = std::mem::take(&mut disk.unsynced);
-        let keep = self
-            .rng
-            .lock()
-            .expect("sim disk rng lock")
-            .gen_range(0..=unsynced.len());
+        let keep = self.rng.lock().expect("sim disk rng lock").gen_range(0..=unsynced.len());
         for batch in &unsynced[..keep] {
             apply(&mut disk.durable, batch);
         }
         disk.current = disk.durable.clone();
         disk.io_error_pending = false;
-        self.last_crash.lock().expect("sim disk lock").insert(
-            id,
-            CrashLoss {
-                unsynced_batches: unsynced.len(),
-                kept_batches: keep,
-            },
-        );
+        self.last_crash
+            .lock()
+            .expect("sim disk lock")
+            .insert(id, CrashLoss { unsynced_batches: unsynced.len(), kept_batches: keep });
     }
 }
 
@@ -86,34 +79,17 @@ impl SimDisk {
 
     /// The next write or sync of `node` fails with an I/O error.
     pub fn inject_io_error(node: SimNodeId) {
-        Self::current()
-            .disks
-            .lock()
-            .expect("sim disk lock")
-            .entry(node)
-            .or_default()
-            .io_error_pending = true;
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = true;
     }
 
     /// Withdraws an injected error that has not fired yet.
     pub fn clear_faults(node: SimNodeId) {
-        Self::current()
-            .disks
-            .lock()
-            .expect("sim disk lock")
-            .entry(node)
-            .or_default()
-            .io_error_pending = false;
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = false;
     }
 
     /// What the last crash of `node` lost, if it crashed.
     pub fn last_crash(node: SimNodeId) -> Option<CrashLoss> {
-        Self::current()
-            .last_crash
-            .lock()
-            .expect("sim disk lock")
-            .get(&node)
-            .copied()
+        Self::current().last_crash.lock().expect("sim disk lock").get(&node).copied()
     }
 
     fn with_disk<T>(node: SimNodeId, f: impl FnOnce(&mut Disk) -> T) -> T {
@@ -126,11 +102,7 @@ impl SimDisk {
 fn apply(map: &mut Map, batch: &WriteBatch) {
     for op in &batch.ops {
         match op {
-            Op::Put {
-                partition,
-                key,
-                value,
-            } => {
+            Op::Put { partition, key, value } => {
                 map.insert((partition.clone(), key.clone()), value.clone());
             }
             Op::Delete { partition, key } => {
@@ -149,27 +121,17 @@ pub struct SimStorage {
 
 impl SimStorage {
     pub fn open() -> Self {
-        SimStorage {
-            node: plugin::node(),
-        }
+        SimStorage { node: plugin::node() }
     }
 }
 
 impl Storage for SimStorage {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         check_partition(partition)?;
-        Ok(SimDisk::with_disk(self.node, |d| {
-            d.current
-                .get(&(partition.to_string(), key.to_vec()))
-                .cloned()
-        }))
+        Ok(SimDisk::with_disk(self.node, |d| d.current.get(&(partition.to_string(), key.to_vec())).cloned()))
     }
 
-    fn scan_prefix(
-        &self,
-        partition: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         check_partition(partition)?;
         let start = (partition.to_string(), prefix.to_vec());
         Ok(SimDisk::with_disk(self.node, |d| {
@@ -184,9 +146,7 @@ impl Storage for SimStorage {
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
         for op in &batch.ops {
             match op {
-                Op::Put { partition, .. } | Op::Delete { partition, .. } => {
-                    check_partition(partition)?
-                }
+                Op::Put { partition, .. } | Op::Delete { partition, .. } => check_partition(partition)?,
             }
         }
         SimDisk::with_disk(self.node, |d| {

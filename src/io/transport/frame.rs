@@ -38,10 +38,7 @@ pub enum FrameError {
 impl Frame {
     pub fn encode(&self) -> Vec<u8> {
         let body_len = FROM_BYTES + self.payload.len();
-        assert!(
-            body_len <= FRAME_BODY_BYTES_MAX,
-            "frame of {body_len} bytes exceeds the limit"
-        );
+        assert!(body_len <= FRAME_BODY_BYTES_MAX, "frame of {body_len} bytes exceeds the limit");
         let mut out = Vec::with_capacity(HEADER_BYTES + body_len);
         out.extend_from_slice(&(body_len as u32).to_le_bytes());
         out.extend_from_slice(&[0; 4]);
@@ -122,16 +119,7 @@ mod tests {
 
     #[test]
     fn round_trip_in_pieces() {
-        let frames = [
-            Frame {
-                from: 3,
-                payload: b"hello".to_vec(),
-            },
-            Frame {
-                from: 9,
-                payload: vec![],
-            },
-        ];
+        let frames = [Frame { from: 3, payload: b"hello".to_vec() }, Frame { from: 9, payload: vec![] }];
         let bytes: Vec<u8> = frames.iter().flat_map(|f| f.encode()).collect();
         let mut d = FrameDecoder::default();
         let mut got = Vec::new();
@@ -146,11 +134,7 @@ mod tests {
 
     #[test]
     fn corruption_is_detected() {
-        let mut bytes = Frame {
-            from: 1,
-            payload: b"x".to_vec(),
-        }
-        .encode();
+        let mut bytes = Frame { from: 1, payload: b"x".to_vec() }.encode();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert_eq!(Frame::decode(&bytes), Err(FrameError::Checksum));
@@ -159,23 +143,13 @@ mod tests {
     #[test]
     fn oversized_length_prefix_is_refused_before_buffering_the_body() {
         let mut d = FrameDecoder::default();
-        assert_eq!(
-            d.extend(&(1u32 << 31).to_le_bytes()),
-            Err(FrameError::TooLarge(1 << 31))
-        );
-        assert_eq!(
-            Frame::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0]),
-            Err(FrameError::TooShort(1))
-        );
+        assert_eq!(d.extend(&(1u32 << 31).to_le_bytes()), Err(FrameError::TooLarge(1 << 31)));
+        assert_eq!(Frame::decode(&[1, 0, 0, 0, 0, 0, 0, 0, 0]), Err(FrameError::TooShort(1)));
     }
 
     #[test]
     fn trailing_bytes_in_a_datagram_are_refused() {
-        let mut bytes = Frame {
-            from: 1,
-            payload: b"x".to_vec(),
-        }
-        .encode();
+        let mut bytes = Frame { from: 1, payload: b"x".to_vec() }.encode();
         bytes.push(7);
         assert_eq!(Frame::decode(&bytes), Err(FrameError::Trailing(1)));
     }

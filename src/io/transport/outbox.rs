@@ -26,11 +26,7 @@ where
     L: Link,
 {
     pub fn new(make_link: F) -> Self {
-        Outbox {
-            queues: Mutex::new(BTreeMap::new()),
-            make_link,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Outbox { queues: Mutex::new(BTreeMap::new()), make_link, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
     /// Queues a frame for `to`, starting its worker on first use.

@@ -52,15 +52,8 @@ impl SimTransport {
                 };
                 match Frame::decode(&bytes) {
                     // A frame must come from the address of the node it names.
-                    Ok(f)
-                        if f.from > 0
-                            && f.from < (1 << 24)
-                            && sim_addr(f.from).ip() == src.ip() =>
-                    {
-                        let _ = tx.try_send(Inbound {
-                            from: f.from,
-                            payload: f.payload,
-                        });
+                    Ok(f) if f.from > 0 && f.from < (1 << 24) && sim_addr(f.from).ip() == src.ip() => {
+                        let _ = tx.try_send(Inbound { from: f.from, payload: f.payload });
                     }
                     Ok(f) => {
                         tracing::warn!(from = f.from, %src, "frame with a forged sender dropped")
@@ -69,31 +62,14 @@ impl SimTransport {
                 }
             }
         });
-        let make: Box<dyn Fn(NodeId) -> Option<SimLink> + Send + Sync> = Box::new(move |to| {
-            Some(SimLink {
-                ep: ep.clone(),
-                dst: sim_addr(to),
-            })
-        });
-        Ok((
-            SimTransport {
-                id,
-                outbox: Outbox::new(make),
-            },
-            rx,
-        ))
+        let make: Box<dyn Fn(NodeId) -> Option<SimLink> + Send + Sync> =
+            Box::new(move |to| Some(SimLink { ep: ep.clone(), dst: sim_addr(to) }));
+        Ok((SimTransport { id, outbox: Outbox::new(make) }, rx))
     }
 }
 
 impl Transport for SimTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
-        self.outbox.push(
-            to,
-            Frame {
-                from: self.id,
-                payload,
-            }
-            .encode(),
-        );
+        self.outbox.push(to, Frame { from: self.id, payload }.encode());
     }
 }

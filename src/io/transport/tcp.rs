@@ -27,8 +27,7 @@ impl TcpLink {
     async fn connect(&mut self) -> std::io::Result<&mut TcpStream> {
         if self.stream.is_none() {
             let connect = TcpStream::connect(self.addr);
-            let result =
-                tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await;
+            let result = tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connect).await;
             let mut stream = match result {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(self.back_off(e).await),
@@ -36,15 +35,7 @@ impl TcpLink {
             };
             stream.set_nodelay(true)?;
             // The hello frame: an empty payload that names us.
-            stream
-                .write_all(
-                    &Frame {
-                        from: self.me,
-                        payload: vec![],
-                    }
-                    .encode(),
-                )
-                .await?;
+            stream.write_all(&Frame { from: self.me, payload: vec![] }.encode()).await?;
             self.backoff_ms = BACKOFF_MS_MIN;
             self.stream = Some(stream);
         }
@@ -122,35 +113,15 @@ impl TcpTransport {
             }
         });
         let make: MakeLink = Box::new(move |to| {
-            peers.get(&to).map(|&addr| TcpLink {
-                me: id,
-                addr,
-                stream: None,
-                backoff_ms: BACKOFF_MS_MIN,
-            })
+            peers.get(&to).map(|&addr| TcpLink { me: id, addr, stream: None, backoff_ms: BACKOFF_MS_MIN })
         });
-        Ok((
-            TcpTransport {
-                id,
-                outbox: Outbox::new(make),
-                acceptor,
-            },
-            rx,
-            bound,
-        ))
+        Ok((TcpTransport { id, outbox: Outbox::new(make), acceptor }, rx, bound))
     }
 }
 
 impl Transport for TcpTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
-        self.outbox.push(
-            to,
-            Frame {
-                from: self.id,
-                payload,
-            }
-            .encode(),
-        );
+        self.outbox.push(to, Frame { from: self.id, payload }.encode());
     }
 }
 
@@ -187,14 +158,7 @@ async fn read_connection(mut stream: TcpStream, remote: SocketAddr, inbox: mpsc:
                 }
                 Some(_) => {
                     // Back-pressure a fast peer instead of dropping: TCP has flow control.
-                    if inbox
-                        .send(Inbound {
-                            from: frame.from,
-                            payload: frame.payload,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    if inbox.send(Inbound { from: frame.from, payload: frame.payload }).await.is_err() {
                         return;
                     }
                 }
