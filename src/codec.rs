@@ -23,10 +23,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes exactly one value from `bytes`, refusing to allocate more than `limit_bytes`
 /// and refusing trailing garbage (so every accepted input re-encodes to itself).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit_bytes: usize) -> Result<T, DecodeError> {
-    // bincode's limit is a const generic; we enforce the runtime limit by refusing longer
-    // inputs first (a value never decodes to more bytes than... its encoding allows, but
-    // lengths inside it could claim more), and cap internal claims with a generous
-    // compile-time bound.
+    // Two limits: the input itself may not exceed `limit_bytes`, and no length claimed
+    // inside it may make bincode allocate more than DECODE_CLAIM_BYTES_MAX (bincode's limit
+    // is a compile-time constant). A lying length prefix then fails instead of allocating.
     if bytes.len() > limit_bytes {
         return Err(DecodeError::Malformed(format!("{} bytes exceed the limit of {limit_bytes}", bytes.len())));
     }

@@ -58,8 +58,7 @@ mod sim {
                         fn open(&mut self) -> SimStorage {
                             SimStorage::open()
                         }
-                        fn crash(&mut self, storage: SimStorage) -> SimStorage {
-                            drop(storage);
+                        fn crash(&mut self, _storage: SimStorage) -> SimStorage {
                             let me = madsim::plugin::node();
                             <SimDisk as madsim::plugin::Simulator>::reset_node(
                                 &madsim::plugin::simulator::<SimDisk>(),

@@ -88,7 +88,7 @@ struct World {
 
 impl World {
     fn new(scenario: Scenario, trace: Arc<Mutex<Vec<TraceEvent>>>, history: Arc<Mutex<Vec<Op>>>) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x574f_524c_44);
+        let rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x0057_4f52_4c44);
         World {
             scenario,
             start: Instant::now(),

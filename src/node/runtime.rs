@@ -69,7 +69,7 @@ impl NodeConfig {
 }
 
 /// Separates the forward-id stream from the Raft core's stream drawn from the same seed.
-const FORWARD_ID_STREAM: u64 = 0x464f_5257_4152_44;
+const FORWARD_ID_STREAM: u64 = 0x0046_4f52_5741_5244;
 
 /// Client calls queued to a node before `execute` waits.
 const CALL_QUEUE_MAX: usize = 1024;

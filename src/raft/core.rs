@@ -245,6 +245,8 @@ impl Raft {
         let log_ok = last_log_term > self.log.last_term()
             || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
         let log_ok = log_ok || PlantedBug::VoteIgnoresLog.is_active(self.cfg.planted_bug);
+        // As in etcd: a follower that knows this term's leader does not vote (a leader of
+        // the term exists, so no other candidate could be elected in it anyway).
         let can_vote = match self.hard.voted_for {
             None => self.leader_id.is_none(),
             Some(v) => v == from,

@@ -350,7 +350,8 @@ fn nonleader_start_election() {
 #[test]
 fn leader_election_in_one_round_rpc() {
     // TestLeaderElectionInOneRoundRPC: (size, votes granted by others, expected role)
-    let cases: &[(u64, &[(NodeId, bool)], &str)] = &[
+    type Case<'a> = (u64, &'a [(NodeId, bool)], &'a str);
+    let cases: &[Case] = &[
         (1, &[], "leader"),
         (3, &[(2, true), (3, true)], "leader"),
         (3, &[(2, true)], "leader"),

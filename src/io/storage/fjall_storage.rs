@@ -2,7 +2,7 @@
 //! Batches are committed without durability and `sync` is `PersistMode::SyncAll`, so
 //! many writes share one fsync (group commit).
 
-use super::{check_partition, Op, Storage, StorageError, WriteBatch};
+use super::{check_partition, Op, Pairs, Storage, StorageError, WriteBatch};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,7 +41,7 @@ impl Storage for FjallStorage {
         Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
         let mut out = Vec::new();
         for guard in self.keyspace(partition)?.prefix(prefix) {
             let (k, v) = guard.into_inner().map_err(io)?;

@@ -54,9 +54,12 @@ pub enum StorageError {
     InvalidPartition(String),
 }
 
+/// Key-value pairs in ascending key order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 pub trait Storage: Send + 'static {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
     fn sync(&mut self) -> Result<(), StorageError>;
 }

@@ -10,7 +10,7 @@
 //! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
 //! makes the node's next write or sync fail, which poisons the node.
 
-use super::{check_partition, Op, Storage, StorageError, WriteBatch};
+use super::{check_partition, Op, Pairs, Storage, StorageError, WriteBatch};
 use madsim::plugin::{self, Simulator};
 use madsim::rand::GlobalRng;
 use madsim::task::NodeId as SimNodeId;
@@ -131,7 +131,7 @@ impl Storage for SimStorage {
         Ok(SimDisk::with_disk(self.node, |d| d.current.get(&(partition.to_string(), key.to_vec())).cloned()))
     }
 
-    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
         check_partition(partition)?;
         let start = (partition.to_string(), prefix.to_vec());
         Ok(SimDisk::with_disk(self.node, |d| {

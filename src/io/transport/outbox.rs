@@ -5,8 +5,7 @@ use super::SEND_QUEUE_FRAMES_MAX;
 use crate::NodeId;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub(crate) trait Link: Send + 'static {
@@ -17,7 +16,6 @@ pub(crate) trait Link: Send + 'static {
 pub(crate) struct Outbox<F> {
     queues: Mutex<BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>>,
     make_link: F,
-    dropped: Arc<AtomicU64>,
 }
 
 impl<F, L> Outbox<F>
@@ -26,7 +24,7 @@ where
     L: Link,
 {
     pub fn new(make_link: F) -> Self {
-        Outbox { queues: Mutex::new(BTreeMap::new()), make_link, dropped: Arc::new(AtomicU64::new(0)) }
+        Outbox { queues: Mutex::new(BTreeMap::new()), make_link }
     }
 
     /// Queues a frame for `to`, starting its worker on first use.
@@ -34,7 +32,7 @@ where
         let mut queues = self.queues.lock().expect("outbox lock");
         if !queues.contains_key(&to) {
             let Some(mut link) = (self.make_link)(to) else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = to, "frame for an unknown peer dropped");
                 return;
             };
             let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE_FRAMES_MAX);
@@ -49,7 +47,7 @@ where
         }
         let tx = &queues[&to];
         if tx.try_send(frame).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = to, "send queue full; frame dropped");
         }
     }
 }
