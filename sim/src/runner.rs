@@ -1,16 +1,19 @@
 //! `--seeds A..B`: every seed in its own process (a crash or a hang of one seed cannot
 //! take the others with it), as many at once as there are cores, with progress on stderr
 //! and the failing seeds listed at the end.
+//!
+//! ```text
+//!   queue of seeds ─▶ spawn up to `jobs` children ─▶ one waiter thread per child
+//!        ▲                                                  │ (seed, output)
+//!        └──────────── main loop: recv, record, spawn next ◀┘
+//! ```
 
 use crate::cli::Args;
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
-
-/// How often the runner looks at its children (this is the parent process, outside any
-/// simulation; the runs themselves are deterministic).
-const POLL_MS: u64 = 20;
+use std::process::{Command, ExitCode, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
 
 pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let exe = match std::env::current_exe() {
@@ -23,15 +26,16 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = last - first + 1;
     let mut queue: VecDeque<u64> = (first..=last).collect();
-    let mut running: Vec<(u64, Child)> = Vec::new();
+    let (tx, rx) = mpsc::channel::<(u64, std::io::Result<Output>)>();
+    let mut running = 0usize;
     let mut failed: Vec<(u64, String)> = Vec::new();
     let mut done = 0u64;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
     eprintln!("running {total} seeds of {} on {jobs} processes", args.scenario.display());
-    while !queue.is_empty() || !running.is_empty() {
-        while running.len() < jobs {
+    loop {
+        while running < jobs {
             let Some(seed) = queue.pop_front() else { break };
             let mut cmd = Command::new(&exe);
             cmd.arg("run").arg(&args.scenario).arg("--seed").arg(seed.to_string()).arg("--quiet");
@@ -39,43 +43,46 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                 cmd.arg("--check-determinism");
             }
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            match cmd.spawn() {
-                Ok(child) => running.push((seed, child)),
+            let child = match cmd.spawn() {
+                Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: cannot start a process for seed {seed}: {e}");
                     return ExitCode::from(2);
                 }
-            }
+            };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send((seed, child.wait_with_output()));
+            });
+            running += 1;
         }
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].1.try_wait() {
-                Ok(Some(_)) => {
-                    let (seed, child) = running.swap_remove(i);
-                    let out = child.wait_with_output().expect("finished child");
-                    done += 1;
-                    match out.status.code() {
-                        Some(0) => {}
-                        Some(2) => {
-                            eprintln!("\nerror: seed {seed} refused to run:\n{}", String::from_utf8_lossy(&out.stderr));
-                            return ExitCode::from(2);
-                        }
-                        code => {
-                            let stdout = String::from_utf8_lossy(&out.stdout);
-                            let line = stdout.lines().next().unwrap_or("").to_string();
-                            let why = match code {
-                                Some(1) => line,
-                                _ => format!("crashed ({:?}): {}", out.status, last_line(&out.stderr)),
-                            };
-                            failed.push((seed, why));
-                        }
-                    }
-                }
-                Ok(None) => i += 1,
-                Err(e) => {
-                    eprintln!("error: waiting for a seed: {e}");
-                    return ExitCode::from(2);
-                }
+        if running == 0 {
+            break;
+        }
+        let (seed, out) = rx.recv().expect("a waiter thread reports");
+        running -= 1;
+        done += 1;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: waiting for seed {seed}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match out.status.code() {
+            Some(0) => {}
+            Some(2) => {
+                eprintln!("\nerror: seed {seed} refused to run:\n{}", String::from_utf8_lossy(&out.stderr));
+                return ExitCode::from(2);
+            }
+            code => {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                // A failing child's first line is its verdict line, which names the seed.
+                let why = match code {
+                    Some(1) => stdout.lines().next().unwrap_or("").to_string(),
+                    _ => format!("seed {seed} crashed ({}): {}", out.status, last_line(&out.stderr)),
+                };
+                failed.push((seed, why));
             }
         }
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
@@ -87,17 +94,14 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
             last_report = done * 10 / total;
             eprintln!("[{done:>5}/{total}] {} failed  {rate:.2} seeds/s", failed.len());
         }
-        std::thread::sleep(Duration::from_millis(POLL_MS));
     }
     if tty {
         eprintln!();
     }
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "{} seeds in {:.1}s ({:.1} seeds/min): {} passed, {} failed",
-        total,
-        started.elapsed().as_secs_f64(),
-        total as f64 / minutes.max(1e-9),
+        "{total} seeds in {secs:.1}s ({:.1} seeds/min): {} passed, {} failed",
+        total as f64 * 60.0 / secs.max(1e-9),
         total - failed.len() as u64,
         failed.len()
     );
@@ -106,7 +110,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     }
     failed.sort();
     for (seed, why) in &failed {
-        println!("  seed {seed}: {why}");
+        println!("  {why}");
         println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
     }
     ExitCode::from(1)
