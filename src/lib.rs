@@ -18,5 +18,7 @@ pub mod kv;
 pub mod node;
 pub mod raft;
 pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use ids::{GroupId, NodeId};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const COMMAND_BYTES_MAX: usize = 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 pub enum Command {
     /// Reads go through the log too, which makes them linearizable without leases or
     /// ReadIndex (those come with issue 3).

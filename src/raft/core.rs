@@ -165,6 +165,8 @@ impl Raft {
         }
         let index = self.append_own(Payload::Command(command));
         self.broadcast_append(false);
+        // Followers' acknowledgements trigger commits; a single-voter group has none.
+        self.maybe_commit();
         self.check_invariants();
         Ok((index, self.hard.term))
     }

@@ -515,6 +515,19 @@ fn leader_commit_entry_and_acknowledge_commit() {
 }
 
 #[test]
+fn a_single_voter_group_commits_every_proposal_at_once() {
+    let mut r = replica(1, 1, 0, &[]);
+    time_out(&mut r);
+    assert!(r.is_leader());
+    assert_eq!(r.commit_index(), 1, "its no-op");
+    r.drain_effects();
+    let (index, _) = r.propose(b"x".to_vec()).unwrap();
+    assert_eq!(r.commit_index(), index);
+    let e = Entry { term: 1, index: 2, payload: Payload::Command(b"x".to_vec()) };
+    assert_eq!(r.drain_effects(), vec![Effect::AppendLog(vec![e]), Effect::Commit { index: 2 }]);
+}
+
+#[test]
 fn leader_commit_preceding_entries() {
     // TestLeaderCommitPrecedingEntries: entries of earlier terms commit with the new no-op.
     for log in [&[][..], &[2], &[1, 1], &[1]] {

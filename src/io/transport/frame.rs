@@ -68,8 +68,9 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// Adds received bytes. Refuses to buffer more than one maximal frame, so a peer
-    /// cannot make us hold unbounded memory.
+    /// Adds received bytes. A length prefix over the limit is refused as soon as its four
+    /// bytes arrive, so a reader that takes every complete frame after each `extend`
+    /// never holds more than one maximal frame plus one read.
     pub fn extend(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
         self.buf.extend_from_slice(bytes);
         self.check_header()

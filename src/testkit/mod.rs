@@ -1,0 +1,7 @@
+//! Harnesses shared by the fuzz targets (`fuzz/`) and their regression tests (`tests/`):
+//! a crash found by a fuzzer becomes a permanent test by saving its input under
+//! `fuzz/regressions/<target>/`. Built only with the `testkit` feature.
+
+pub mod frames;
+pub mod kv_model;
+pub mod raft_cluster;
