@@ -302,6 +302,17 @@ pub struct Scenario {
 
 // ----- parsing -------------------------------------------------------------------------
 
+/// The most faults one run may schedule (explicit and nemesis together).
+pub const SCHEDULE_FAULTS_MAX: usize = 100_000;
+/// The longest any phase or timeout may be: one simulated hour.
+pub const PHASE_MS_MAX: u64 = 3_600_000;
+/// Workload bounds, so that a scenario cannot ask for unbounded memory.
+pub const CLIENTS_MAX: u64 = 1_000;
+pub const KEYS_MAX: u64 = 100_000;
+/// Clock skew bounds: a day of offset; a drift of -100% is a clock that stands still.
+pub const CLOCK_OFFSET_MS_MAX: i64 = 86_400_000;
+pub const CLOCK_DRIFT_PPM_MAX: i64 = 1_000_000;
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -341,11 +352,62 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
     if !(1..=64).contains(&nodes) {
         return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
     }
+    let heartbeat = file.cluster.heartbeat_interval_ms.unwrap_or(30);
+    let [election_lo, _] = file.cluster.election_timeout_ms.unwrap_or([150, 300]);
+    if heartbeat == 0 || election_lo <= heartbeat {
+        return Err(err(
+            find(text, "election_timeout_ms"),
+            "cluster.election_timeout_ms",
+            format!("{election_lo} ms is not above the heartbeat interval of {heartbeat} ms (Raft needs heartbeat < election timeout)"),
+        ));
+    }
+    let limits = [
+        ("phases.faulty_ms", "faulty_ms", file.phases.faulty_ms, 1, PHASE_MS_MAX),
+        ("phases.healed_ms", "healed_ms", file.phases.healed_ms, 0, PHASE_MS_MAX),
+        ("phases.liveness_timeout_ms", "liveness_timeout_ms", file.phases.liveness_timeout_ms, 1, PHASE_MS_MAX),
+        ("workload.request_timeout_ms", "request_timeout_ms", file.workload.request_timeout_ms, 1, PHASE_MS_MAX),
+        ("workload.clients", "clients", file.workload.clients, 0, CLIENTS_MAX),
+        ("workload.register_keys", "register_keys", file.workload.register_keys, 0, KEYS_MAX),
+        ("workload.append_keys", "append_keys", file.workload.append_keys, 0, KEYS_MAX),
+        ("cluster.heartbeat_interval_ms", "heartbeat_interval_ms", file.cluster.heartbeat_interval_ms, 1, PHASE_MS_MAX),
+    ];
+    for (field, key, value, lo, hi) in limits {
+        if let Some(v) = value {
+            if !(lo..=hi).contains(&v) {
+                return Err(err(find(text, key), field, format!("{v}: expected {lo} to {hi}")));
+            }
+        }
+    }
+    for (field, key, range) in [
+        ("cluster.election_timeout_ms", "election_timeout_ms", file.cluster.election_timeout_ms),
+        ("network.latency_ms", "latency_ms", file.network.latency_ms),
+        ("workload.think_time_ms", "think_time_ms", file.workload.think_time_ms),
+    ] {
+        if let Some([_, b]) = range {
+            if b > PHASE_MS_MAX {
+                return Err(err(find(text, key), field, format!("{b} ms: expected at most {PHASE_MS_MAX}")));
+            }
+        }
+    }
+    if file.faults.len() > SCHEDULE_FAULTS_MAX {
+        return Err(err(0..0, "faults", format!("{} faults: at most {SCHEDULE_FAULTS_MAX}", file.faults.len())));
+    }
     for (i, f) in file.faults.iter().enumerate() {
         validate_fault(f.get_ref(), nodes).map_err(|(field, m)| err(f.span(), &format!("faults[{i}].{field}"), m))?;
     }
     if let Some(n) = &file.nemesis {
         validate_nemesis(n.get_ref()).map_err(|(field, m)| err(n.span(), &format!("nemesis.{field}"), m))?;
+        let faulty_ms = file.phases.faulty_ms.unwrap_or(FAULTY_MS_DEFAULT);
+        let [interval_lo, _] = n.get_ref().interval_ms.unwrap_or(NEMESIS_INTERVAL_MS_DEFAULT);
+        // Each nemesis fault comes with its undo.
+        let at_most = 2 * (faulty_ms / interval_lo.max(1) + 1) as usize + file.faults.len();
+        if at_most > SCHEDULE_FAULTS_MAX {
+            return Err(err(
+                n.span(),
+                "nemesis.interval_ms",
+                format!("up to {at_most} faults in {faulty_ms} ms: at most {SCHEDULE_FAULTS_MAX}; raise the interval"),
+            ));
+        }
     }
     for (name, range) in [
         ("cluster.election_timeout_ms", file.cluster.election_timeout_ms),
@@ -370,6 +432,18 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         }
     }
     Ok(file)
+}
+
+/// The contract the `scenario_parse` fuzz target checks on any bytes: text that is not
+/// UTF-8 or not a valid scenario is refused with an error; a scenario that parses resolves,
+/// for any seed, to a schedule within [`SCHEDULE_FAULTS_MAX`]. Never a panic.
+pub fn check_any_input(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let path = Path::new("fuzz.toml");
+    if let Ok(file) = parse(path, text) {
+        let scenario = Scenario::resolve(path, &file, data.len() as u64);
+        assert!(scenario.schedule.len() <= SCHEDULE_FAULTS_MAX, "{} faults scheduled", scenario.schedule.len());
+    }
 }
 
 /// The span of the first line that sets `key`, for semantic errors on plain fields.
@@ -443,6 +517,19 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         FaultKind::ClockSkew => {
             need(f.node.is_some(), "node")?;
             need(f.offset_ms.is_some() || f.drift_ppm.is_some(), "offset_ms")?;
+            if let Some(o) = f.offset_ms {
+                if o.abs() > CLOCK_OFFSET_MS_MAX {
+                    return Err(("offset_ms".into(), format!("{o}: expected at most ±{CLOCK_OFFSET_MS_MAX}")));
+                }
+            }
+            if let Some(d) = f.drift_ppm {
+                if d.abs() > CLOCK_DRIFT_PPM_MAX {
+                    return Err((
+                        "drift_ppm".into(),
+                        format!("{d}: expected at most ±{CLOCK_DRIFT_PPM_MAX} (a clock that stands still)"),
+                    ));
+                }
+            }
         }
         FaultKind::Heal => {}
         FaultKind::Clog | FaultKind::Unclog => {
@@ -484,8 +571,18 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
 fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
     for (field, range) in [("interval_ms", n.interval_ms), ("duration_ms", n.duration_ms)] {
         if let Some([a, b]) = range {
-            if a > b || b == 0 {
-                return Err((field.into(), format!("[{a}, {b}] is not a non-empty range")));
+            if a > b || a == 0 || b > PHASE_MS_MAX {
+                return Err((field.into(), format!("[{a}, {b}]: expected 1 <= min <= max <= {PHASE_MS_MAX}")));
+            }
+        }
+    }
+    for (field, v, max) in [
+        ("clock_offset_ms_max", n.clock_offset_ms_max, CLOCK_OFFSET_MS_MAX),
+        ("clock_drift_ppm_max", n.clock_drift_ppm_max, CLOCK_DRIFT_PPM_MAX),
+    ] {
+        if let Some(v) = v {
+            if !(0..=max).contains(&v) {
+                return Err((field.into(), format!("{v}: expected 0 to {max}")));
             }
         }
     }
@@ -511,6 +608,9 @@ fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
 }
 
 // ----- resolution: the seed fills what the file leaves open ------------------------------
+
+const FAULTY_MS_DEFAULT: u64 = 20_000;
+const NEMESIS_INTERVAL_MS_DEFAULT: [u64; 2] = [300, 3_000];
 
 const NEMESIS_KINDS: [FaultKind; 8] = [
     FaultKind::Partition,
@@ -557,7 +657,7 @@ impl Scenario {
         });
         let think_time_ms = draw_range(&mut rng, w.think_time_ms, [0, 5], [10, 50]);
         let request_timeout_ms = w.request_timeout_ms.unwrap_or(1_000);
-        let faulty_ms = file.phases.faulty_ms.unwrap_or(20_000);
+        let faulty_ms = file.phases.faulty_ms.unwrap_or(FAULTY_MS_DEFAULT);
         let liveness_timeout_ms = file.phases.liveness_timeout_ms.unwrap_or(10_000);
         let healed_ms = file.phases.healed_ms.unwrap_or(3_000);
 
@@ -653,7 +753,7 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
         all.truncate(keep);
         all
     });
-    let [int_lo, int_hi] = n.interval_ms.unwrap_or([300, 3_000]);
+    let [int_lo, int_hi] = n.interval_ms.unwrap_or(NEMESIS_INTERVAL_MS_DEFAULT);
     let [dur_lo, dur_hi] = n.duration_ms.unwrap_or([200, 4_000]);
     let loss_max = n.loss_max.unwrap_or(0.3);
     let offset_max = n.clock_offset_ms_max.unwrap_or(5_000);
@@ -757,6 +857,16 @@ mod tests {
         let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"meteor\"\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("meteor"), "{e}");
+    }
+
+    #[test]
+    fn values_that_would_overflow_or_explode_are_refused() {
+        let drift = "[[faults]]\nat_ms = 1\nkind = \"clock_skew\"\nnode = 1\ndrift_ppm = 9223372036854775807\n";
+        assert_eq!(parse_str(drift).unwrap_err().field, "faults[0].drift_ppm");
+        let flood = "[nemesis]\ninterval_ms = [1, 1]\n[phases]\nfaulty_ms = 3600000\n";
+        assert_eq!(parse_str(flood).unwrap_err().field, "nemesis.interval_ms");
+        let timing = "[cluster]\nelection_timeout_ms = [20, 40]\nheartbeat_interval_ms = 30\n";
+        assert_eq!(parse_str(timing).unwrap_err().field, "cluster.election_timeout_ms");
     }
 
     #[test]

@@ -21,6 +21,14 @@ pub enum PlantedBug {
 }
 
 impl PlantedBug {
+    pub const ALL: [PlantedBug; 3] =
+        [PlantedBug::QuorumOffByOne, PlantedBug::VoteIgnoresLog, PlantedBug::VoteNotPersisted];
+
+    /// The bug named `name` (as in scenario files), if there is one.
+    pub fn from_name(name: &str) -> Option<PlantedBug> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             PlantedBug::QuorumOffByOne => "quorum_off_by_one",

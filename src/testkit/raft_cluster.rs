@@ -297,6 +297,10 @@ pub fn run(data: &[u8], planted_bug: Option<PlantedBug>) {
     let nodes = 3 + u.int_in_range(0..=2u8).unwrap_or(0) as usize;
     let mut cluster = Cluster::new(nodes, planted_bug);
     for _ in 0..EVENTS_MAX {
+        // `arbitrary` goes on producing defaults from an exhausted input: stop there.
+        if u.is_empty() {
+            break;
+        }
         let Ok(event) = Event::arbitrary(&mut u) else { break };
         cluster.step(&event);
     }
