@@ -20,6 +20,7 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
   --trace FILE           write the event log (one seed only)
   --report FILE          write the scenario, schedule and verdict as JSON (one seed only)
   --quiet                print only the verdict line
+  --fuzz-input FILE      run a sim_schedule fuzz input (fuzz/artifacts/…) instead of SCENARIO
 
 exit codes: 0 all checks passed, 1 a check failed, 2 bad scenario or usage";
 
@@ -40,6 +41,8 @@ pub struct Args {
     pub report: Option<PathBuf>,
     pub quiet: bool,
     pub jobs: Option<usize>,
+    /// A `sim_schedule` fuzz input to run instead of a scenario file.
+    pub fuzz_input: Option<PathBuf>,
 }
 
 pub enum Parsed {
@@ -74,6 +77,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         report: None,
         quiet: false,
         jobs: None,
+        fuzz_input: None,
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -105,6 +109,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--trace" => args.trace = Some(value("--trace")?.into()),
             "--report" => args.report = Some(value("--report")?.into()),
             "--quiet" => args.quiet = true,
+            "--fuzz-input" => args.fuzz_input = Some(value("--fuzz-input")?.into()),
             s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
             s => {
                 if scenario.is_some() {

@@ -12,6 +12,8 @@ pub mod panics;
 pub mod run;
 pub mod runner;
 pub mod scenario;
+#[cfg(madsim)]
+pub mod schedule_fuzz;
 pub mod trace;
 pub mod verdict;
 #[cfg(madsim)]

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         eprintln!("error: this build has no simulator; run it through `cargo sim run ...` (builds with --cfg madsim)");
         return ExitCode::from(2);
     }
+    if let Some(input) = &args.fuzz_input {
+        return run_fuzz_input(&args, input);
+    }
     let file = match scenario::load(&args.scenario) {
         Ok(f) => f,
         Err(e) => {
@@ -57,6 +60,16 @@ fn run_single(args: &cli::Args, file: &scenario::ScenarioFile, seed: u64) -> Exi
 
 #[cfg(not(madsim))]
 fn run_single(_: &cli::Args, _: &scenario::ScenarioFile, _: u64) -> ExitCode {
+    unreachable!("checked in main")
+}
+
+#[cfg(madsim)]
+fn run_fuzz_input(args: &cli::Args, input: &std::path::Path) -> ExitCode {
+    phantomdb_sim::run::fuzz_input(args, input)
+}
+
+#[cfg(not(madsim))]
+fn run_fuzz_input(_: &cli::Args, _: &std::path::Path) -> ExitCode {
     unreachable!("checked in main")
 }
 

@@ -9,7 +9,22 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn single(args: &Args, file: &ScenarioFile, seed: u64) -> ExitCode {
-    let scenario = Scenario::resolve(&args.scenario, file, seed);
+    scenario(args, Scenario::resolve(&args.scenario, file, seed))
+}
+
+/// Runs a `sim_schedule` fuzz input, with every output a scenario run has.
+pub fn fuzz_input(args: &Args, path: &std::path::Path) -> ExitCode {
+    match std::fs::read(path) {
+        Ok(data) => scenario(args, crate::schedule_fuzz::scenario(&data)),
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn scenario(args: &Args, scenario: Scenario) -> ExitCode {
+    let seed = scenario.seed;
     let wall = Instant::now();
     let out = world::run(&scenario);
     let wall_s = wall.elapsed().as_secs_f64();
@@ -42,7 +57,10 @@ pub fn single(args: &Args, file: &ScenarioFile, seed: u64) -> ExitCode {
         if !failed.is_empty() {
             println!("FAIL: {}", failed.join(", "));
         }
-        println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
+        match &args.fuzz_input {
+            Some(p) => println!("REPRODUCE: cargo sim run --fuzz-input {}", p.display()),
+            None => println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display()),
+        }
         ExitCode::from(1)
     }
 }

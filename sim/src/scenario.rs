@@ -309,7 +309,8 @@ pub const PHASE_MS_MAX: u64 = 3_600_000;
 /// Workload bounds, so that a scenario cannot ask for unbounded memory.
 pub const CLIENTS_MAX: u64 = 1_000;
 pub const KEYS_MAX: u64 = 100_000;
-/// Clock skew bounds: a day of offset; a drift of -100% is a clock that stands still.
+/// Clock skew bounds: a day of offset; a drift of -100% is a clock that stands still
+/// (`phantomdb::io::clock::DRIFT_PPM_MAX`).
 pub const CLOCK_OFFSET_MS_MAX: i64 = 86_400_000;
 pub const CLOCK_DRIFT_PPM_MAX: i64 = 1_000_000;
 

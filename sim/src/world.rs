@@ -18,7 +18,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use phantomdb::io::storage::{SimDisk, SimStorage};
 use phantomdb::io::transport::{sim_addr, SimTransport};
-use phantomdb::io::{ClockSkew, SkewedClock};
+use phantomdb::io::SkewedClock;
 use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
 use phantomdb::NodeId;
 use rand::seq::SliceRandom;
@@ -80,7 +80,7 @@ struct World {
     trace: Arc<Mutex<Vec<TraceEvent>>>,
     history: Arc<Mutex<Vec<Op>>>,
     servers: BTreeMap<NodeId, NodeHandle>,
-    skews: BTreeMap<NodeId, Arc<ClockSkew>>,
+    clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     up: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
     rng: ChaCha8Rng,
@@ -95,7 +95,7 @@ impl World {
             trace,
             history,
             servers: BTreeMap::new(),
-            skews: BTreeMap::new(),
+            clocks: BTreeMap::new(),
             up: BTreeSet::new(),
             clogged: BTreeSet::new(),
             rng,
@@ -115,7 +115,7 @@ impl World {
         let handle = Handle::current();
         let voters: Vec<NodeId> = (1..=self.scenario.nodes).collect();
         for id in voters.clone() {
-            let skew = Arc::new(ClockSkew::default());
+            let clock = SkewedClock::new();
             let incarnation = Arc::new(AtomicU64::new(0));
             let observer: Arc<dyn Observer> = Arc::new(TraceObserver { start: self.start, trace: self.trace.clone() });
             let s = &self.scenario;
@@ -128,7 +128,7 @@ impl World {
             cfg.request_timeout_ms = s.request_timeout_ms;
             cfg.planted_bug = s.planted_bug;
             let seed = s.seed;
-            let skew2 = skew.clone();
+            let node_clock = clock.clone();
             let node = handle
                 .create_node()
                 .name(format!("n{id}"))
@@ -138,11 +138,10 @@ impl World {
                     let inc = incarnation.fetch_add(1, Ordering::Relaxed);
                     // A fresh, seeded stream for each incarnation of each node.
                     cfg.seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (id << 32) ^ inc;
-                    let skew = skew2.clone();
+                    let clock = node_clock.clone();
                     let observer = observer.clone();
                     async move {
                         let (transport, inbox) = SimTransport::bind(id).await.expect("node endpoint binds");
-                        let clock = Arc::new(SkewedClock::new(skew));
                         match Node::new(cfg, transport, inbox, SimStorage::open(), clock, observer.clone()) {
                             Ok((node, _handle)) => {
                                 // A poisoned node returns here and stays silent until restarted.
@@ -154,7 +153,7 @@ impl World {
                 })
                 .build();
             self.servers.insert(id, node);
-            self.skews.insert(id, skew);
+            self.clocks.insert(id, clock);
             self.up.insert(id);
         }
     }
@@ -358,7 +357,7 @@ impl World {
             }
             Action::ClockSkew { node, offset_ms, drift_ppm } => match self.resolve(*node) {
                 Some(n) => {
-                    self.skews[&n].set(*offset_ms, *drift_ppm);
+                    self.clocks[&n].set_skew(*offset_ms, *drift_ppm);
                     format!("clock_skew n{n} offset {offset_ms}ms drift {drift_ppm}ppm")
                 }
                 None => format!("{action}: no node, skipped"),
@@ -382,8 +381,8 @@ impl World {
             c.packet_loss_rate = loss;
             c.send_latency = latency(lat);
         });
-        for skew in self.skews.values() {
-            skew.set(0, 0);
+        for clock in self.clocks.values() {
+            clock.set_skew(0, 0);
         }
         let poisoned = self.poisoned();
         for n in 1..=self.scenario.nodes {

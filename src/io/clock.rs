@@ -1,16 +1,23 @@
-//! Clocks. Contract: `now_ms()` never goes backwards on one node, and counts milliseconds
-//! from an arbitrary per-node origin. It is *not* comparable between nodes: that is what
-//! skew means, and the cores must not depend on it (HLC arrives with transactions).
+//! Clocks. A node reads two clocks, as a real server does:
+//! - `monotonic_ms()` for timers (elections, heartbeats, request deadlines): never goes
+//!   back and never jumps, but may run fast or slow (drift). Like `CLOCK_MONOTONIC`, an
+//!   NTP step does not move it.
+//! - `wall_ms()`, milliseconds since the Unix epoch as this node believes them: may be off
+//!   by an offset and jump in either direction. For timestamps (HLC, with transactions),
+//!   never for timers.
+//!
+//! Neither is comparable between nodes; the cores must not assume they are.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 pub trait Clock: Send + Sync + 'static {
-    fn now_ms(&self) -> u64;
+    fn monotonic_ms(&self) -> u64;
+    fn wall_ms(&self) -> u64;
 }
 
-/// The host's monotonic clock (tokio's `Instant`, which is madsim time in simulation).
+/// The host's clocks: tokio's `Instant` (madsim time in simulation) and the system time.
 #[derive(Debug)]
 pub struct SystemClock {
     origin: Instant,
@@ -29,51 +36,73 @@ impl Default for SystemClock {
 }
 
 impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
+    fn monotonic_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
     }
-}
-
-/// The offset and drift a scenario gives one node's clock; shared between the world
-/// (which changes it) and the node's [`SkewedClock`] (which reads it), and kept across
-/// restarts of the node.
-#[derive(Debug, Default)]
-pub struct ClockSkew {
-    offset_ms: AtomicI64,
-    drift_ppm: AtomicI64,
-}
-
-impl ClockSkew {
-    pub fn set(&self, offset_ms: i64, drift_ppm: i64) {
-        self.offset_ms.store(offset_ms, Ordering::Relaxed);
-        self.drift_ppm.store(drift_ppm, Ordering::Relaxed);
+    fn wall_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 }
 
-/// A clock that runs `drift_ppm` fast (or slow) and jumps by `offset_ms` when the skew is
-/// changed. A backward jump is absorbed: the clock stands still until it catches up, which
-/// keeps the monotonic contract.
+/// The wall time every simulated node starts from (2026-01-01T00:00:00Z).
+pub const SIM_WALL_EPOCH_MS: u64 = 1_767_225_600_000;
+/// Drift is bounded so the monotonic clock never runs backwards (-100% stands still).
+pub const DRIFT_PPM_MAX: i64 = 1_000_000;
+
+/// A simulated node's clocks: simulated time run through an oscillator whose rate (drift)
+/// and wall offset the scenario changes while the run goes on. One is shared by the world
+/// (which skews it) and every incarnation of the node (which reads it).
 #[derive(Debug)]
 pub struct SkewedClock {
-    origin: Instant,
-    skew: Arc<ClockSkew>,
-    last_ms: AtomicU64,
+    state: Mutex<Oscillator>,
+}
+
+#[derive(Debug)]
+struct Oscillator {
+    /// Simulated time and clock reading at the last change of drift; the reading moves on
+    /// from there at (1 + drift) the simulated rate, so a change never makes it jump.
+    base_real: Instant,
+    base_us: u64,
+    drift_ppm: i64,
+    offset_ms: i64,
+}
+
+impl Oscillator {
+    fn reading_us(&self, now: Instant) -> u64 {
+        let real_us = now.saturating_duration_since(self.base_real).as_micros() as i128;
+        let run_us = real_us * i128::from(1_000_000 + self.drift_ppm) / 1_000_000;
+        self.base_us + run_us.max(0) as u64
+    }
 }
 
 impl SkewedClock {
-    pub fn new(skew: Arc<ClockSkew>) -> Self {
-        SkewedClock { origin: Instant::now(), skew, last_ms: AtomicU64::new(0) }
+    /// A true clock (no drift, no offset) starting now.
+    pub fn new() -> Arc<Self> {
+        let state = Oscillator { base_real: Instant::now(), base_us: 0, drift_ppm: 0, offset_ms: 0 };
+        Arc::new(SkewedClock { state: Mutex::new(state) })
+    }
+
+    /// From now on the clock runs `drift_ppm` fast (negative: slow) and its wall reading
+    /// is off by `offset_ms`. Drift is clamped to ±[`DRIFT_PPM_MAX`].
+    pub fn set_skew(&self, offset_ms: i64, drift_ppm: i64) {
+        let mut s = self.state.lock().expect("clock lock");
+        let now = Instant::now();
+        s.base_us = s.reading_us(now);
+        s.base_real = now;
+        s.drift_ppm = drift_ppm.clamp(-DRIFT_PPM_MAX, DRIFT_PPM_MAX);
+        s.offset_ms = offset_ms;
     }
 }
 
 impl Clock for SkewedClock {
-    fn now_ms(&self) -> u64 {
-        let elapsed_ms = self.origin.elapsed().as_millis() as i64;
-        let drift_ppm = self.skew.drift_ppm.load(Ordering::Relaxed);
-        let offset_ms = self.skew.offset_ms.load(Ordering::Relaxed);
-        let skewed = elapsed_ms + elapsed_ms * drift_ppm / 1_000_000 + offset_ms;
-        let candidate = skewed.max(0) as u64;
-        self.last_ms.fetch_max(candidate, Ordering::Relaxed).max(candidate)
+    fn monotonic_ms(&self) -> u64 {
+        let s = self.state.lock().expect("clock lock");
+        s.reading_us(Instant::now()) / 1_000
+    }
+    fn wall_ms(&self) -> u64 {
+        let s = self.state.lock().expect("clock lock");
+        let wall = SIM_WALL_EPOCH_MS as i64 + (s.reading_us(Instant::now()) / 1_000) as i64 + s.offset_ms;
+        wall.max(0) as u64
     }
 }
 
@@ -83,24 +112,29 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn skew_drift_and_backward_jumps_keep_the_contract() {
+    fn drift_changes_the_rate_never_the_reading_and_offsets_move_only_the_wall() {
         madsim::runtime::Runtime::new().block_on(async {
-            let skew = Arc::new(ClockSkew::default());
-            let clock = SkewedClock::new(skew.clone());
+            let clock = SkewedClock::new();
             tokio::time::sleep(Duration::from_millis(1_000)).await;
-            assert_eq!(clock.now_ms(), 1_000);
-            // 10% fast: 2 s of real time read as 2.2 s.
-            skew.set(0, 100_000);
+            assert_eq!(clock.monotonic_ms(), 1_000);
+            assert_eq!(clock.wall_ms(), SIM_WALL_EPOCH_MS + 1_000);
+            // 10% fast from now on: the reading does not jump, it runs faster.
+            clock.set_skew(0, 100_000);
+            assert_eq!(clock.monotonic_ms(), 1_000);
             tokio::time::sleep(Duration::from_millis(1_000)).await;
-            assert_eq!(clock.now_ms(), 2_200);
-            // A jump forward shows at once.
-            skew.set(3_000, 100_000);
-            assert_eq!(clock.now_ms(), 5_200);
-            // A jump back is absorbed: the clock stands still, never goes back.
-            skew.set(-1_000, 0);
-            assert_eq!(clock.now_ms(), 5_200);
-            tokio::time::sleep(Duration::from_millis(5_000)).await;
-            assert_eq!(clock.now_ms(), 6_000);
+            assert_eq!(clock.monotonic_ms(), 2_100);
+            // A wall step of -30 s: the wall clock jumps back, timers do not notice.
+            clock.set_skew(-30_000, 100_000);
+            assert_eq!(clock.monotonic_ms(), 2_100);
+            assert_eq!(clock.wall_ms(), SIM_WALL_EPOCH_MS + 2_100 - 30_000);
+            // -100%: a clock that stands still, never one that goes back.
+            clock.set_skew(0, -5_000_000);
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            assert_eq!(clock.monotonic_ms(), 2_100);
+            // Back to true: it goes on from where it was.
+            clock.set_skew(0, 0);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(clock.monotonic_ms(), 2_600);
         });
     }
 }

@@ -4,13 +4,13 @@
 //! | trait       | real                         | simulated                               |
 //! |-------------|------------------------------|-----------------------------------------|
 //! | `Transport` | TCP, framed + checksummed    | madsim's network, same frames           |
-//! | `Clock`     | the OS monotonic clock       | madsim time + per-node offset and drift |
+//! | `Clock`     | OS monotonic + system time   | madsim time + per-node drift and offset |
 //! | `Storage`   | fjall, `PersistMode::SyncAll`| in-memory disk owned by the world       |
 
 pub mod clock;
 pub mod storage;
 pub mod transport;
 
-pub use clock::{Clock, ClockSkew, SkewedClock, SystemClock};
+pub use clock::{Clock, SkewedClock, SystemClock};
 pub use storage::{Op, Storage, StorageError, WriteBatch};
 pub use transport::{Inbound, Transport};

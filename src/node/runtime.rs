@@ -128,7 +128,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let store = RaftStore::new(cfg.group);
         let (hard, entries) = store.load(&storage)?;
         let last_index = entries.last().map_or(0, |e| e.index);
-        let raft = Raft::new(cfg.raft_config(), cfg.seed, clock.now_ms(), hard, entries)
+        let raft = Raft::new(cfg.raft_config(), cfg.seed, clock.monotonic_ms(), hard, entries)
             .map_err(|e| NodeError::Corrupt(e.to_string()))?;
         observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
@@ -164,10 +164,10 @@ impl<T: Transport, S: Storage> Node<T, S> {
     }
 
     async fn run_loop(&mut self) -> Result<(), NodeError> {
-        let mut next_sweep_ms = self.clock.now_ms() + SWEEP_INTERVAL_MS;
+        let mut next_sweep_ms = self.clock.monotonic_ms() + SWEEP_INTERVAL_MS;
         let mut calls_open = true;
         loop {
-            let now = self.clock.now_ms();
+            let now = self.clock.monotonic_ms();
             let wake_ms = self.raft.next_deadline_ms().min(next_sweep_ms);
             let wait = Duration::from_millis(wake_ms.saturating_sub(now));
             tokio::select! {
@@ -192,7 +192,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     break;
                 }
             }
-            let now = self.clock.now_ms();
+            let now = self.clock.monotonic_ms();
             if now >= self.raft.next_deadline_ms() {
                 self.raft.step(now, Input::Tick);
             }
@@ -220,7 +220,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     tracing::warn!(node = self.cfg.id, from = inbound.from, "misrouted raft message dropped");
                     return;
                 }
-                self.raft.step(self.clock.now_ms(), Input::Receive(env));
+                self.raft.step(self.clock.monotonic_ms(), Input::Receive(env));
             }
             Wire::Request { req_id, command } => {
                 let origin = Origin::Remote { node: inbound.from, req_id };
@@ -245,7 +245,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             self.answer(origin, Err(ClientError::Busy));
             return;
         }
-        let deadline_ms = self.clock.now_ms() + self.cfg.request_timeout_ms;
+        let deadline_ms = self.clock.monotonic_ms() + self.cfg.request_timeout_ms;
         match self.raft.propose(command.encode()) {
             Ok((index, term)) => {
                 let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
