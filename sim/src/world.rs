@@ -83,6 +83,8 @@ struct World {
     clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     up: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
+    /// Every client host created, to be killed at the end with the servers.
+    client_hosts: Vec<madsim::task::NodeId>,
     rng: ChaCha8Rng,
 }
 
@@ -98,6 +100,7 @@ impl World {
             clocks: BTreeMap::new(),
             up: BTreeSet::new(),
             clogged: BTreeSet::new(),
+            client_hosts: Vec::new(),
             rng,
         }
     }
@@ -158,8 +161,20 @@ impl World {
         }
     }
 
-    fn client_node(&self, sim_id: NodeId, name: &str) -> NodeHandle {
-        Handle::current().create_node().name(name).ip(sim_addr(sim_id).ip()).build()
+    fn client_node(&mut self, sim_id: NodeId, name: &str) -> NodeHandle {
+        let host = Handle::current().create_node().name(name).ip(sim_addr(sim_id).ip()).build();
+        self.client_hosts.push(host.id());
+        host
+    }
+
+    /// Kills every host, so that their pending tasks are dropped: madsim does not free a
+    /// runtime's pending tasks when it ends, and the fuzzer runs thousands of worlds in
+    /// one process (found as an out-of-memory by `sim_schedule`).
+    fn kill_all(&mut self) {
+        let handle = Handle::current();
+        for id in self.servers.values().map(|h| h.id()).chain(self.client_hosts.drain(..)) {
+            handle.kill(id);
+        }
     }
 
     async fn run(mut self) -> RunOutput {
@@ -216,6 +231,7 @@ impl World {
         self.log(TraceKind::Phase("end".into()));
 
         let simulated_ns = self.now_ns();
+        self.kill_all();
         let trace = std::mem::take(&mut *self.trace.lock().expect("trace lock"));
         let mut history = std::mem::take(&mut *self.history.lock().expect("history lock"));
         history.sort_by_key(|o| (o.call, o.ret));
