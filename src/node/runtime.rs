@@ -81,7 +81,8 @@ struct Call {
     reply: oneshot::Sender<CallResult>,
 }
 
-/// The local client API of a node (used by the simulator's gateway and, later, RESP).
+/// The in-process client API of a node (used by the real-cluster tests today and by the
+/// RESP server later; simulated clients reach nodes over the transport with `Wire::Request`).
 #[derive(Clone)]
 pub struct NodeHandle {
     calls: mpsc::Sender<Call>,
