@@ -15,7 +15,7 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
                                   DIR resumes the node
            --peer-addr HOST:PORT  where this node listens for its peers
            --initial-cluster LIST every voter as ID=HOST:PORT, comma-separated
-           logs go to stderr; RUST_LOG sets the level (default: info)
+           logs go to stderr; RUST_LOG sets the filter (default: info)
 
 The Redis-protocol client port and `phantomdb demo` come with the real-I/O build.";
 
