@@ -313,8 +313,8 @@ impl Raft {
             Vec::new()
         };
         p.on_sent(entries.last().map(|e| e.index));
-        // Never tell a follower to commit beyond what it is known to hold plus what this
-        // message carries; the follower clamps again on its side.
+        // The follower clamps `leader_commit` to the last entry this message proves it
+        // holds (Fig. 2, AppendEntries rule 5), so sending our whole commit index is safe.
         let message = Message::AppendEntries {
             term: self.hard.term,
             prev_log_index,
