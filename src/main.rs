@@ -1,4 +1,5 @@
-//! The `phantomdb` binary: runs a node on real I/O. See `phantomdb --help`.
+//! The `phantomdb` binary: runs a node on real I/O, or a local demo cluster. See
+//! `phantomdb --help`.
 
 #[cfg(not(madsim))]
 fn main() -> std::process::ExitCode {
@@ -13,24 +14,22 @@ fn main() {
 
 #[cfg(not(madsim))]
 mod real {
-    use phantomdb::io::storage::FjallStorage;
-    use phantomdb::io::transport::TcpTransport;
-    use phantomdb::io::SystemClock;
-    use phantomdb::node::{LogObserver, Node, NodeConfig};
-    use phantomdb::server::cli::{self, NodeArgs, Parsed};
+    use phantomdb::server::cli::{self, DemoArgs, Parsed};
+    use phantomdb::server::config::NodeSettings;
+    use phantomdb::server::launch::run_node;
     use std::process::ExitCode;
-    use std::sync::Arc;
+    use tokio::sync::watch;
 
     pub fn main() -> ExitCode {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let node = match cli::parse(&args) {
+        let parsed = match cli::parse(&args) {
             Ok(Parsed::Help) => {
                 println!("{}", cli::USAGE);
                 return ExitCode::SUCCESS;
             }
-            Ok(Parsed::Node(n)) => n,
+            Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}\n\n{}", cli::USAGE);
+                eprintln!("error: {e}\n\nrun `phantomdb --help` for the flags");
                 return ExitCode::from(2);
             }
         };
@@ -46,36 +45,124 @@ mod real {
                 return ExitCode::FAILURE;
             }
         };
-        match rt.block_on(run(node)) {
+        let result = rt.block_on(async {
+            let stop = stop_signal()?;
+            match parsed {
+                Parsed::Node(settings) => node(*settings, stop).await,
+                Parsed::Demo(demo) => run_demo(demo, stop).await,
+                Parsed::Help => unreachable!("answered above"),
+            }
+        });
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         }
     }
 
-    async fn run(args: NodeArgs) -> Result<(), String> {
-        std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
-        let storage =
-            FjallStorage::open(&args.data_dir).map_err(|e| format!("--data-dir {}: {e}", args.data_dir.display()))?;
-        let peers = args.initial_cluster.clone();
-        let (transport, inbox, bound) = TcpTransport::start(args.id, args.peer_addr, peers.clone())
-            .await
-            .map_err(|e| format!("--peer-addr {}: {e}", args.peer_addr))?;
-        // A fresh seed per process: forwarded-request ids must not repeat across restarts.
-        let seed: u64 = rand::random();
-        let cfg = NodeConfig::new(args.id, peers.keys().copied().collect(), seed);
-        let (node, _handle) =
-            Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
-                .map_err(|e| e.to_string())?;
-        tracing::info!(node = args.id, peer_addr = %bound, data_dir = %args.data_dir.display(), "node started");
-        tokio::select! {
-            result = node.run() => result.map_err(|e| e.to_string()),
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!(node = args.id, "interrupted; stopping");
+    /// Turns SIGTERM and SIGINT (Ctrl-C) into one "stop" that every node task can wait on.
+    fn stop_signal() -> Result<watch::Receiver<bool>, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "stopping");
+            let _ = tx.send(true);
+        });
+        Ok(rx)
+    }
+
+    async fn stopped(mut stop: watch::Receiver<bool>) {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    async fn node(settings: NodeSettings, stop: watch::Receiver<bool>) -> Result<(), String> {
+        let span = tracing::info_span!("node", id = settings.id, group = 1);
+        let result = tracing::Instrument::instrument(run_node(settings, stopped(stop), |_| {}), span).await;
+        if result.is_ok() {
+            tracing::info!("stopped cleanly");
+        }
+        result
+    }
+
+    async fn run_demo(demo: DemoArgs, stop: watch::Receiver<bool>) -> Result<(), String> {
+        let (root, temporary) = match &demo.data_dir {
+            Some(d) => (d.clone(), false),
+            None => (std::env::temp_dir().join(format!("phantomdb-demo-{}", std::process::id())), true),
+        };
+        std::fs::create_dir_all(&root).map_err(|e| format!("--data-dir {}: {e}", root.display()))?;
+        // One secret for the demo's nodes, so the demo runs the authenticated transport.
+        let secret_path = root.join("cluster.secret");
+        if !secret_path.exists() {
+            let secret: [u8; 32] = rand::random();
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&secret_path, hex).map_err(|e| format!("{}: {e}", secret_path.display()))?;
+        }
+        let base = demo.port_base;
+        let addr = |offset: u64, i: u64| format!("127.0.0.1:{}", u64::from(base) + offset + i);
+        let cluster: Vec<String> = (1..=demo.nodes).map(|i| format!("{i}={}", addr(2000, i))).collect();
+        let mut nodes = Vec::new();
+        for i in 1..=demo.nodes {
+            let raw = phantomdb::server::config::RawSettings {
+                id: Some(i),
+                data_dir: Some(root.join(format!("node-{i}"))),
+                peer_addr: Some(addr(2000, i)),
+                resp_addr: Some(addr(0, i)),
+                admin_addr: Some(addr(1000, i)),
+                initial_cluster: Some(cluster.join(",")),
+                cluster_secret_file: Some(secret_path.clone()),
+                ..Default::default()
+            };
+            let settings = NodeSettings::validate(raw)?;
+            let span = tracing::info_span!("node", id = i, group = 1);
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            let run = run_node(settings, stopped(stop.clone()), move |b| {
+                let _ = ready_tx.send(b);
+            });
+            let task = tokio::spawn(tracing::Instrument::instrument(run, span));
+            match ready_rx.await {
+                Ok(b) => println!(
+                    "node {i}: RESP {}  admin http://{}  (peers {})",
+                    b.resp.expect("demo nodes serve RESP"),
+                    b.admin.expect("demo nodes serve admin"),
+                    b.peer
+                ),
+                // It failed before listening: its error says why.
+                Err(_) => return task.await.map_err(|e| e.to_string())?.map_err(|e| format!("node {i}: {e}")),
+            }
+            nodes.push(task);
+        }
+        println!("data: {}{}", root.display(), if temporary { " (removed at exit)" } else { "" });
+        println!(
+            "try:  redis-cli -p {} SET k v && redis-cli -p {} GET k",
+            u64::from(base) + 1,
+            u64::from(base) + demo.nodes
+        );
+        println!("Ctrl-C stops the cluster.");
+        let mut first_error = None;
+        for (i, task) in nodes.into_iter().enumerate() {
+            let r = task.await.map_err(|e| e.to_string()).and_then(|r| r);
+            if let Err(e) = r {
+                first_error.get_or_insert(format!("node {}: {e}", i + 1));
+            }
+        }
+        if temporary {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        match first_error {
+            None => {
+                println!("stopped.");
                 Ok(())
             }
+            Some(e) => Err(e),
         }
     }
 }

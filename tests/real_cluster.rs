@@ -3,6 +3,7 @@
 #![cfg(not(madsim))]
 
 use phantomdb::io::storage::FjallStorage;
+use phantomdb::io::transport::auth::ClusterSecret;
 use phantomdb::io::transport::TcpTransport;
 use phantomdb::io::SystemClock;
 use phantomdb::kv::{Command, Output};
@@ -25,7 +26,9 @@ async fn start_node(
     dir: &Path,
     incarnation: u64,
 ) -> (NodeHandle, JoinHandle<()>) {
-    let (transport, inbox, _) = TcpTransport::from_listener(id, listener, peers.clone()).expect("transport");
+    let (transport, inbox, _) =
+        TcpTransport::from_listener(id, listener, peers.clone(), ClusterSecret::new(b"test cluster secret".to_vec()))
+            .expect("transport");
     let storage = FjallStorage::open(dir).expect("fjall opens");
     let cfg = NodeConfig::new(id, peers.keys().copied().collect(), id * 1_000 + incarnation);
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
@@ -83,10 +86,10 @@ async fn three_nodes_replicate_over_tcp_and_recover_from_fjall() {
     let (_, task) = nodes.remove(0);
     task.abort();
     let _ = task.await;
-    assert_eq!(execute(&nodes[0].0, Command::Append { key: key("log"), value: key("a") }).await, Output::Done);
+    assert_eq!(execute(&nodes[0].0, Command::Append { key: key("log"), value: key("a") }).await, Output::Int(1));
     let listener = TcpListener::bind(peers[&1]).await.expect("rebind node 1's address");
     let restarted = start_node(1, listener, peers.clone(), &dirs[0], 1).await;
-    assert_eq!(execute(&restarted.0, Command::Append { key: key("log"), value: key("b") }).await, Output::Done);
+    assert_eq!(execute(&restarted.0, Command::Append { key: key("log"), value: key("b") }).await, Output::Int(2));
     assert_eq!(execute(&restarted.0, Command::Get { key: key("log") }).await, Output::Value(Some(key("ab"))));
     assert_eq!(execute(&restarted.0, Command::Get { key: key("k0") }).await, Output::Value(Some(key("v"))));
     let swapped = execute(&nodes[1].0, Command::Cas { key: key("k1"), expected: Some(key("v")), new: key("w") }).await;

@@ -18,7 +18,8 @@ pub enum Command {
         key: Vec<u8>,
         value: Vec<u8>,
     },
-    /// Appends `value` to the current value (an absent key counts as empty).
+    /// Appends `value` to the current value (an absent key counts as empty); answers the
+    /// new length.
     Append {
         key: Vec<u8>,
         value: Vec<u8>,
@@ -32,6 +33,45 @@ pub enum Command {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     },
+    /// Sets `value` only if the key's presence is `when` (Redis `SET NX` / `SET XX`);
+    /// answers whether it wrote.
+    PutIf {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        when: Presence,
+    },
+    /// Adds `delta` to the value read as a decimal i64 (absent counts as 0); answers the
+    /// sum, or fails without writing if the value is not an integer or the sum overflows.
+    IncrBy {
+        key: Vec<u8>,
+        delta: i64,
+    },
+    /// Reads every key at one point of the log (one value per key, in order).
+    GetMany {
+        keys: Vec<Vec<u8>>,
+    },
+    /// Writes every pair atomically, in order (a later pair wins on a repeated key).
+    PutMany {
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Deletes the keys; answers how many existed.
+    DeleteMany {
+        keys: Vec<Vec<u8>>,
+    },
+    /// Answers how many of the keys exist (a key listed twice counts twice, as in Redis).
+    CountExisting {
+        keys: Vec<Vec<u8>>,
+    },
+    /// Answers the number of keys.
+    CountKeys,
+}
+
+/// The precondition of [`Command::PutIf`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+pub enum Presence {
+    Absent,
+    Present,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,23 +84,26 @@ pub enum Output {
         swapped: bool,
         current: Option<Vec<u8>>,
     },
+    /// A conditional write's outcome.
+    Written(bool),
+    /// A count, a length or a counter's new value.
+    Int(i64),
+    /// `GetMany`'s values, in the order of its keys.
+    Values(Vec<Option<Vec<u8>>>),
+    /// The command was refused by the state machine and changed nothing. Deterministic:
+    /// every replica refuses it the same way.
+    Failed(ApplyError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ApplyError {
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
 }
 
 impl Command {
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Command::Get { key }
-            | Command::Put { key, .. }
-            | Command::Append { key, .. }
-            | Command::Delete { key }
-            | Command::Cas { key, .. } => key,
-        }
-    }
-
-    pub fn is_read(&self) -> bool {
-        matches!(self, Command::Get { .. })
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(self)
     }

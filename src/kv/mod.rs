@@ -4,5 +4,5 @@
 mod command;
 mod state_machine;
 
-pub use command::{Command, Output, COMMAND_BYTES_MAX};
-pub use state_machine::KvStateMachine;
+pub use command::{ApplyError, Command, Output, Presence, COMMAND_BYTES_MAX};
+pub use state_machine::{parse_i64, KvStateMachine};

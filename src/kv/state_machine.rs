@@ -1,7 +1,7 @@
 //! Applies committed commands. Deterministic: the same log gives the same state and the
 //! same outputs on every replica (the basis of Raft's state machine safety, §5.4.3).
 
-use super::{Command, Output};
+use super::{ApplyError, Command, Output, Presence};
 use crate::codec::{self, DecodeError};
 use std::collections::BTreeMap;
 
@@ -22,8 +22,9 @@ impl KvStateMachine {
                 Output::Done
             }
             Command::Append { key, value } => {
-                self.data.entry(key.clone()).or_default().extend_from_slice(value);
-                Output::Done
+                let current = self.data.entry(key.clone()).or_default();
+                current.extend_from_slice(value);
+                Output::Int(len_i64(current.len()))
             }
             Command::Delete { key } => {
                 self.data.remove(key);
@@ -37,6 +38,46 @@ impl KvStateMachine {
                 }
                 Output::Cas { swapped, current }
             }
+            Command::PutIf { key, value, when } => {
+                let present = self.data.contains_key(key);
+                let write = match when {
+                    Presence::Absent => !present,
+                    Presence::Present => present,
+                };
+                if write {
+                    self.data.insert(key.clone(), value.clone());
+                }
+                Output::Written(write)
+            }
+            Command::IncrBy { key, delta } => {
+                let current = match self.data.get(key) {
+                    None => 0,
+                    Some(bytes) => match parse_i64(bytes) {
+                        Some(n) => n,
+                        None => return Output::Failed(ApplyError::NotAnInteger),
+                    },
+                };
+                let Some(sum) = current.checked_add(*delta) else {
+                    return Output::Failed(ApplyError::Overflow);
+                };
+                self.data.insert(key.clone(), sum.to_string().into_bytes());
+                Output::Int(sum)
+            }
+            Command::GetMany { keys } => Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()),
+            Command::PutMany { pairs } => {
+                for (k, v) in pairs {
+                    self.data.insert(k.clone(), v.clone());
+                }
+                Output::Done
+            }
+            Command::DeleteMany { keys } => {
+                let removed = keys.iter().filter(|k| self.data.remove(*k).is_some()).count();
+                Output::Int(len_i64(removed))
+            }
+            Command::CountExisting { keys } => {
+                Output::Int(len_i64(keys.iter().filter(|k| self.data.contains_key(*k)).count()))
+            }
+            Command::CountKeys => Output::Int(len_i64(self.data.len())),
         }
     }
 
@@ -63,6 +104,28 @@ impl KvStateMachine {
     }
 }
 
+/// Counts and lengths are bounded by memory, far below `i64::MAX`.
+fn len_i64(n: usize) -> i64 {
+    i64::try_from(n).expect("a length fits in i64")
+}
+
+/// A value as Redis reads an integer: optional `-`, decimal digits, no spaces or `+`, no
+/// leading zeros (so that every integer has one spelling), within i64.
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    if text == "-0" {
+        return None;
+    }
+    text.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,8 +138,8 @@ mod tests {
     fn every_command_against_its_definition() {
         let mut sm = KvStateMachine::default();
         assert_eq!(sm.apply(&Command::Get { key: k("a") }), Output::Value(None));
-        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("x") }), Output::Done);
-        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("y") }), Output::Done);
+        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("x") }), Output::Int(1));
+        assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("y") }), Output::Int(2));
         assert_eq!(sm.apply(&Command::Get { key: k("a") }), Output::Value(Some(k("xy"))));
         assert_eq!(
             sm.apply(&Command::Cas { key: k("a"), expected: Some(k("nope")), new: k("z") }),
@@ -93,6 +156,41 @@ mod tests {
         );
         assert_eq!(sm.apply(&Command::Put { key: k("a"), value: k("p") }), Output::Done);
         assert_eq!(sm.get(b"a"), Some(&k("p")));
+    }
+
+    #[test]
+    fn redis_shaped_commands_against_their_definition() {
+        let mut sm = KvStateMachine::default();
+        let put_if = |key: &str, when| Command::PutIf { key: k(key), value: k("v"), when };
+        assert_eq!(sm.apply(&put_if("a", Presence::Present)), Output::Written(false));
+        assert_eq!(sm.apply(&put_if("a", Presence::Absent)), Output::Written(true));
+        assert_eq!(sm.apply(&put_if("a", Presence::Absent)), Output::Written(false));
+        assert_eq!(sm.apply(&put_if("a", Presence::Present)), Output::Written(true));
+        let incr = |delta| Command::IncrBy { key: k("n"), delta };
+        assert_eq!(sm.apply(&incr(5)), Output::Int(5));
+        assert_eq!(sm.apply(&incr(-7)), Output::Int(-2));
+        assert_eq!(sm.apply(&incr(i64::MIN)), Output::Failed(ApplyError::Overflow));
+        assert_eq!(sm.get(b"n"), Some(&k("-2")), "a refused increment changes nothing");
+        assert_eq!(sm.apply(&Command::IncrBy { key: k("a"), delta: 1 }), Output::Failed(ApplyError::NotAnInteger));
+        sm.apply(&Command::PutMany { pairs: vec![(k("x"), k("1")), (k("y"), k("2")), (k("x"), k("3"))] });
+        assert_eq!(
+            sm.apply(&Command::GetMany { keys: vec![k("x"), k("nope"), k("y")] }),
+            Output::Values(vec![Some(k("3")), None, Some(k("2"))])
+        );
+        assert_eq!(sm.apply(&Command::CountExisting { keys: vec![k("x"), k("x"), k("nope")] }), Output::Int(2));
+        assert_eq!(sm.apply(&Command::CountKeys), Output::Int(4));
+        assert_eq!(sm.apply(&Command::DeleteMany { keys: vec![k("x"), k("nope"), k("x")] }), Output::Int(1));
+        assert_eq!(sm.apply(&Command::CountKeys), Output::Int(3));
+    }
+
+    #[test]
+    fn integers_have_one_spelling() {
+        for good in ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert_eq!(parse_i64(good.as_bytes()), Some(good.parse().unwrap()), "{good}");
+        }
+        for bad in ["", "-", "+1", " 1", "1 ", "01", "-0", "1.0", "9223372036854775808", "x"] {
+            assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,9 +19,11 @@ mod observer;
 mod pending;
 mod raft_store;
 mod runtime;
+mod status;
 mod wire;
 
 pub use errors::{ClientError, NodeError};
 pub use observer::{LogObserver, NodeEvent, Observer};
-pub use runtime::{Node, NodeConfig, NodeHandle};
+pub use runtime::{Node, NodeConfig, NodeHandle, Submitted};
+pub use status::{FollowerStatus, NodeStatus};
 pub use wire::{Wire, WIRE_BYTES_MAX};

@@ -2,7 +2,7 @@
 
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::RaftStore;
-use super::{ClientError, NodeError, NodeEvent, Observer, Wire, WIRE_BYTES_MAX};
+use super::{ClientError, FollowerStatus, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, Transport, WriteBatch};
 use crate::kv::{Command, KvStateMachine};
@@ -10,9 +10,10 @@ use crate::raft::{self, Durability, Effect, Input, Payload, ProposeError, Raft};
 use crate::{GroupId, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -34,6 +35,10 @@ pub struct NodeConfig {
     pub pending_requests_max: usize,
     /// Inputs handled before effects are flushed: the group-commit batch.
     pub batch_inputs_max: usize,
+    /// Sync storage before answering (the default). Off, an acknowledged write is on a
+    /// quorum's disks only as far as their operating systems flushed it: faster, and lost
+    /// if a quorum loses power at once. Raft's votes stay safe only with syncing on.
+    pub sync_writes: bool,
     pub planted_bug: Option<raft::PlantedBug>,
 }
 
@@ -53,6 +58,7 @@ impl NodeConfig {
             request_timeout_ms: 2_000,
             pending_requests_max: 4096,
             batch_inputs_max: 256,
+            sync_writes: true,
             planted_bug: None,
         }
     }
@@ -86,14 +92,36 @@ struct Call {
 #[derive(Clone)]
 pub struct NodeHandle {
     calls: mpsc::Sender<Call>,
+    status: watch::Receiver<NodeStatus>,
+}
+
+/// A command handed to the node, whose answer is still to come.
+pub struct Submitted(oneshot::Receiver<CallResult>);
+
+impl Submitted {
+    pub async fn result(self) -> CallResult {
+        self.0.await.unwrap_or(Err(ClientError::Stopped))
+    }
 }
 
 impl NodeHandle {
     /// Runs `command` linearizably through the group's leader.
     pub async fn execute(&self, command: Command) -> CallResult {
+        self.submit(command).await?.result().await
+    }
+
+    /// Queues `command` (waiting while the node's call queue is full) and returns at once
+    /// with its future answer. Commands submitted one after another through one handle
+    /// enter the log in that order, so a pipelining client keeps its order.
+    pub async fn submit(&self, command: Command) -> Result<Submitted, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.calls.send(Call { command, reply }).await.map_err(|_| ClientError::Stopped)?;
-        rx.await.unwrap_or(Err(ClientError::Stopped))
+        Ok(Submitted(rx))
+    }
+
+    /// The node's latest published status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
     }
 }
 
@@ -113,6 +141,7 @@ pub struct Node<T, S> {
     /// Writes were made since the last sync.
     unsynced: bool,
     batch: WriteBatch,
+    status: watch::Sender<NodeStatus>,
 }
 
 impl<T: Transport, S: Storage> Node<T, S> {
@@ -133,7 +162,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             .map_err(|e| NodeError::Corrupt(e.to_string()))?;
         observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
-        let node = Node {
+        let (status, status_rx) = watch::channel(NodeStatus::default());
+        let mut node = Node {
             cfg,
             raft,
             store,
@@ -148,15 +178,24 @@ impl<T: Transport, S: Storage> Node<T, S> {
             pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
             unsynced: false,
             batch: WriteBatch::default(),
+            status,
         };
-        Ok((node, NodeHandle { calls: tx }))
+        node.publish_status();
+        Ok((node, NodeHandle { calls: tx, status: status_rx }))
     }
 
     /// Runs until storage fails (the node is poisoned) or the transport's inbox closes.
     /// Dropping every [`NodeHandle`] does not stop the node: peers and remote clients
     /// still reach it through the transport.
-    pub async fn run(mut self) -> Result<(), NodeError> {
-        let result = self.run_loop().await;
+    pub async fn run(self) -> Result<(), NodeError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Like [`Node::run`], and also stops cleanly when `shutdown` completes: the batch in
+    /// hand is finished and synced, then waiting callers hear `Stopped` (their outcome is
+    /// unknown: a quorum may still commit what they proposed).
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+        let result = self.run_loop(shutdown).await;
         if let Err(e) = &result {
             self.observer.on_event(self.cfg.id, NodeEvent::Poisoned { error: e.to_string() });
             tracing::error!(node = self.cfg.id, error = %e, "node stopped");
@@ -164,15 +203,22 @@ impl<T: Transport, S: Storage> Node<T, S> {
         result
     }
 
-    async fn run_loop(&mut self) -> Result<(), NodeError> {
+    async fn run_loop(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         let mut next_sweep_ms = self.clock.monotonic_ms() + SWEEP_INTERVAL_MS;
         let mut calls_open = true;
+        tokio::pin!(shutdown);
         loop {
             let now = self.clock.monotonic_ms();
             let wake_ms = self.raft.next_deadline_ms().min(next_sweep_ms);
             let wait = Duration::from_millis(wake_ms.saturating_sub(now));
             tokio::select! {
                 biased;
+                _ = &mut shutdown => {
+                    // Even with syncing off, a clean stop leaves everything on disk.
+                    self.sync_now()?;
+                    tracing::info!(node = self.cfg.id, "node stopped on request");
+                    return Ok(());
+                }
                 _ = tokio::time::sleep(wait) => {}
                 inbound = self.inbox.recv() => match inbound {
                     Some(m) => self.on_inbound(m),
@@ -204,7 +250,40 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 }
             }
             self.flush_effects()?;
+            self.publish_status();
         }
+    }
+
+    fn publish_status(&mut self) {
+        let last_index = self.raft.last_index();
+        let followers = self
+            .raft
+            .follower_match()
+            .into_iter()
+            .map(|(id, match_index)| FollowerStatus { id, match_index, lag: last_index.saturating_sub(match_index) })
+            .collect();
+        let status = NodeStatus {
+            id: self.cfg.id,
+            group: self.cfg.group,
+            role: self.raft.role_name(),
+            term: self.raft.term(),
+            leader: self.raft.leader_id(),
+            voters: self.cfg.voters.clone(),
+            last_index,
+            commit_index: self.raft.commit_index(),
+            applied_index: self.applied,
+            followers,
+            elections_started: self.raft.elections_started(),
+            keys: self.sm.len() as u64,
+            pending_requests: self.pending.len() as u64,
+        };
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            if changed {
+                *current = status;
+            }
+            changed
+        });
     }
 
     fn on_inbound(&mut self, inbound: Inbound) {
@@ -327,7 +406,16 @@ impl<T: Transport, S: Storage> Node<T, S> {
         Ok(())
     }
 
+    /// Syncs what was written, unless the configuration turned syncing off.
     fn make_durable(&mut self) -> Result<(), NodeError> {
+        if self.cfg.sync_writes {
+            self.sync_now()
+        } else {
+            self.write_batch()
+        }
+    }
+
+    fn sync_now(&mut self) -> Result<(), NodeError> {
         self.write_batch()?;
         if self.unsynced {
             self.storage.sync()?;

@@ -47,6 +47,8 @@ pub struct Raft {
     election_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
     effects: Vec<Effect>,
+    /// Elections this replica started since it was built (for metrics).
+    elections_started: u64,
 }
 
 impl std::fmt::Debug for Raft {
@@ -93,6 +95,7 @@ impl Raft {
             election_deadline_ms: 0,
             heartbeat_deadline_ms: 0,
             effects: Vec::new(),
+            elections_started: 0,
         };
         raft.reset_election_deadline(now_ms);
         Ok(raft)
@@ -130,6 +133,18 @@ impl Raft {
     }
     pub fn entry(&self, index: Index) -> Option<&Entry> {
         self.log.entry(index)
+    }
+    /// Elections this replica started since it was built.
+    pub fn elections_started(&self) -> u64 {
+        self.elections_started
+    }
+    /// A leader's view of how far each other voter's log matches its own (empty on a
+    /// follower or candidate).
+    pub fn follower_match(&self) -> Vec<(NodeId, Index)> {
+        match &self.role {
+            Role::Leader { progress } => progress.iter().map(|(&id, p)| (id, p.match_index)).collect(),
+            _ => Vec::new(),
+        }
     }
     /// The earliest time at which `Input::Tick` has work to do.
     pub fn next_deadline_ms(&self) -> u64 {
@@ -197,6 +212,7 @@ impl Raft {
     // ----- elections (§5.2) --------------------------------------------------------
 
     fn campaign(&mut self, now_ms: u64) {
+        self.elections_started += 1;
         self.hard.term += 1;
         self.hard.voted_for = Some(self.cfg.id);
         self.persist_hard_state();

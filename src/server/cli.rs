@@ -1,97 +1,123 @@
-//! `phantomdb` command-line parsing. Flag names are an interface (scripts depend on them):
-//! `node --id --data-dir --peer-addr --initial-cluster`.
+//! `phantomdb` command-line parsing. Flag names are an interface (scripts depend on them);
+//! `node`'s flags are also the keys of its TOML config (see [`super::config`]).
 
-use crate::NodeId;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use super::config::{NodeSettings, RawSettings};
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\\
-usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-cluster 1=HOST:PORT,2=...
+usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-cluster 1=HOST:PORT,...
+                      [--resp-addr HOST:PORT] [--admin-addr HOST:PORT]
+                      [--cluster-secret-file FILE] [--config node.toml] [tuning flags]
+       phantomdb demo [--nodes 3] [--port-base 7000] [--data-dir DIR]
 
   node     run one node of a cluster on real I/O (TCP between nodes, fjall on disk)
-           --id N                 this node's id (1 or more; must be in --initial-cluster)
-           --data-dir DIR         where the node keeps its state; restarting with the same
-                                  DIR resumes the node
-           --peer-addr HOST:PORT  where this node listens for its peers
-           --initial-cluster LIST every voter as ID=HOST:PORT, comma-separated
+           --id N                      this node's id (1 or more; must be in --initial-cluster)
+           --data-dir DIR              the node's state; restarting with the same DIR resumes
+                                       the node; one process per DIR (it is locked)
+           --peer-addr HOST:PORT       where this node listens for its peers
+           --initial-cluster LIST      every voter as ID=HOST:PORT, comma-separated
+           --resp-addr HOST:PORT       where Redis clients connect (redis-cli, redis-benchmark)
+           --admin-addr HOST:PORT      HTTP: /health, /metrics (Prometheus), /status (JSON)
+           --cluster-secret-file FILE  shared by every node (16 bytes or more); peers without
+                                       it are refused. Without it peers are not authenticated.
+           --config FILE               TOML with the same keys as the flags (without --);
+                                       flags given on the command line win
+         tuning:
+           --resp-password-file FILE   clients must AUTH with this password
+           --max-value-bytes N         largest key or value accepted (default 524288)
+           --max-clients N             open client connections (default 1024)
+           --sync-writes true|false    fsync before answering (default true)
+           --request-timeout-ms N      how long a request may wait (default 2000)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
-The Redis-protocol client port and `phantomdb demo` come with the real-I/O build.";
+  demo     a local cluster in this process, one command: node i serves RESP on port P+i,
+           admin HTTP on P+1000+i and peers on P+2000+i (P = --port-base). Data lives in a
+           temporary directory unless --data-dir is given. Ctrl-C stops it cleanly.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeArgs {
-    pub id: NodeId,
-    pub data_dir: PathBuf,
-    pub peer_addr: SocketAddr,
-    pub initial_cluster: BTreeMap<NodeId, SocketAddr>,
+pub struct DemoArgs {
+    pub nodes: u64,
+    pub port_base: u16,
+    /// `None`: a temporary directory, removed at exit.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    Node(NodeArgs),
+    Node(Box<NodeSettings>),
+    Demo(DemoArgs),
     Help,
 }
 
+fn number<T: std::str::FromStr>(flag: &str, v: &str, what: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{flag} {v:?}: expected {what}"))
+}
+
 /// Parses the arguments after the program name. Errors name the flag and what it wants.
+/// A `--config` file is read here, so its errors come out the same way.
 pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut it = args.iter();
     match it.next().map(String::as_str) {
-        Some("node") => {}
-        None | Some("-h" | "--help" | "help") => return Ok(Parsed::Help),
-        Some(other) => return Err(format!("unknown command {other:?} (expected `node`)")),
+        Some("node") => parse_node(it),
+        Some("demo") => parse_demo(it),
+        None | Some("-h" | "--help" | "help") => Ok(Parsed::Help),
+        Some(other) => Err(format!("unknown command {other:?} (expected `node` or `demo`)")),
     }
-    let (mut id, mut data_dir, mut peer_addr, mut cluster) = (None, None, None, None);
+}
+
+fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, String> {
+    let mut flags = RawSettings::default();
+    let mut config = None;
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if matches!(flag.as_str(), "-h" | "--help") {
+            return Ok(Parsed::Help);
+        }
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?.clone();
         match flag.as_str() {
-            "--id" => {
-                let v = value?;
-                let n: NodeId = v.parse().map_err(|_| format!("--id {v:?}: expected a number of 1 or more"))?;
-                if n == 0 {
-                    return Err("--id 0: node ids start at 1".into());
-                }
-                id = Some(n);
-            }
-            "--data-dir" => data_dir = Some(PathBuf::from(value?)),
-            "--peer-addr" => {
-                let v = value?;
-                peer_addr =
-                    Some(v.parse().map_err(|_| format!("--peer-addr {v:?}: expected HOST:PORT, e.g. 127.0.0.1:9001"))?);
-            }
-            "--initial-cluster" => cluster = Some(parse_cluster(value?)?),
-            "-h" | "--help" => return Ok(Parsed::Help),
+            "--id" => flags.id = Some(number(flag, &v, "a node id (1 or more)")?),
+            "--data-dir" => flags.data_dir = Some(v.into()),
+            "--peer-addr" => flags.peer_addr = Some(v),
+            "--resp-addr" => flags.resp_addr = Some(v),
+            "--admin-addr" => flags.admin_addr = Some(v),
+            "--initial-cluster" => flags.initial_cluster = Some(v),
+            "--cluster-secret-file" => flags.cluster_secret_file = Some(v.into()),
+            "--resp-password-file" => flags.resp_password_file = Some(v.into()),
+            "--config" => config = Some(PathBuf::from(v)),
+            "--max-value-bytes" => flags.max_value_bytes = Some(number(flag, &v, "a number of bytes")?),
+            "--max-clients" => flags.max_clients = Some(number(flag, &v, "a number")?),
+            "--request-timeout-ms" => flags.request_timeout_ms = Some(number(flag, &v, "milliseconds")?),
+            "--sync-writes" => flags.sync_writes = Some(number(flag, &v, "true or false")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
-    let id = id.ok_or("--id is required")?;
-    let initial_cluster: BTreeMap<NodeId, SocketAddr> = cluster.ok_or("--initial-cluster is required")?;
-    if !initial_cluster.contains_key(&id) {
-        return Err(format!("--initial-cluster does not list this node (--id {id})"));
-    }
-    Ok(Parsed::Node(NodeArgs {
-        id,
-        data_dir: data_dir.ok_or("--data-dir is required")?,
-        peer_addr: peer_addr.ok_or("--peer-addr is required")?,
-        initial_cluster,
-    }))
+    let raw = match config {
+        Some(path) => RawSettings::from_file(&path)?.overlay(flags),
+        None => flags,
+    };
+    Ok(Parsed::Node(Box::new(NodeSettings::validate(raw)?)))
 }
 
-fn parse_cluster(v: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
-    let mut out = BTreeMap::new();
-    for part in v.split(',').filter(|p| !p.is_empty()) {
-        let (id, addr) =
-            part.split_once('=').ok_or_else(|| format!("--initial-cluster: {part:?} is not ID=HOST:PORT"))?;
-        let id: NodeId = id.parse().map_err(|_| format!("--initial-cluster: {id:?} is not a node id"))?;
-        let addr: SocketAddr = addr.parse().map_err(|_| format!("--initial-cluster: {addr:?} is not HOST:PORT"))?;
-        if id == 0 || out.insert(id, addr).is_some() {
-            return Err(format!("--initial-cluster: node id {id} is 0 or listed twice"));
+fn parse_demo<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, String> {
+    let mut demo = DemoArgs { nodes: 3, port_base: 7000, data_dir: None };
+    while let Some(flag) = it.next() {
+        if matches!(flag.as_str(), "-h" | "--help") {
+            return Ok(Parsed::Help);
+        }
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--nodes" => demo.nodes = number(flag, v, "a number of nodes, 1 to 9")?,
+            "--port-base" => demo.port_base = number(flag, v, "a port number")?,
+            "--data-dir" => demo.data_dir = Some(v.into()),
+            other => return Err(format!("unknown flag {other:?}")),
         }
     }
-    if out.is_empty() {
-        return Err("--initial-cluster is empty".into());
+    if !(1..=9).contains(&demo.nodes) {
+        return Err(format!("--nodes {}: expected 1 to 9", demo.nodes));
     }
-    Ok(out)
+    if u64::from(demo.port_base) + 2000 + demo.nodes > 65535 || demo.port_base == 0 {
+        return Err(format!("--port-base {}: ports up to P+2000+nodes must be below 65536", demo.port_base));
+    }
+    Ok(Parsed::Demo(demo))
 }
 
 #[cfg(test)]
@@ -104,13 +130,16 @@ mod tests {
 
     #[test]
     fn a_full_node_command_parses() {
-        let got = p(
-            "node --id 2 --data-dir /d --peer-addr 127.0.0.1:9002 --initial-cluster 1=127.0.0.1:9001,2=127.0.0.1:9002",
-        )
+        let got = p("node --id 2 --data-dir /d --peer-addr 127.0.0.1:9002 --resp-addr 127.0.0.1:7002 \
+                     --admin-addr 127.0.0.1:8002 --initial-cluster 1=127.0.0.1:9001,2=127.0.0.1:9002 \
+                     --sync-writes false --max-clients 10")
         .unwrap();
         let Parsed::Node(n) = got else { panic!() };
         assert_eq!(n.id, 2);
         assert_eq!(n.initial_cluster.len(), 2);
+        assert_eq!(n.admin_addr, Some("127.0.0.1:8002".parse().unwrap()));
+        assert!(!n.sync_writes);
+        assert_eq!(n.max_clients, 10);
     }
 
     #[test]
@@ -122,9 +151,41 @@ mod tests {
         assert!(p("node --id 3 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1")
             .unwrap_err()
             .contains("does not list"));
-        assert!(p("node --id 1 --data-dir d --peer-addr 127.0.0.1:1 --initial-cluster 1=127.0.0.1:1,1=127.0.0.1:2")
-            .unwrap_err()
-            .contains("twice"));
         assert!(p("node --bogus 1").unwrap_err().contains("--bogus"));
+        assert!(p("node --sync-writes maybe").unwrap_err().contains("true or false"));
+        assert!(p("node --config /nonexistent/node.toml").unwrap_err().contains("--config /nonexistent/node.toml"));
+        assert!(p("demo --nodes 0").unwrap_err().contains("--nodes"));
+        assert!(p("demo --port-base 65000").unwrap_err().contains("--port-base"));
+        assert!(p("frobnicate").unwrap_err().contains("frobnicate"));
+    }
+
+    #[test]
+    fn a_config_file_is_equivalent_to_flags_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 1\ndata-dir = \"/d\"\npeer-addr = \"127.0.0.1:9001\"\nresp-addr = \"127.0.0.1:7001\"\n\
+             initial-cluster = \"1=127.0.0.1:9001\"\n",
+        )
+        .unwrap();
+        let from_file = p(&format!("node --config {}", path.display())).unwrap();
+        let from_flags = p("node --id 1 --data-dir /d --peer-addr 127.0.0.1:9001 --resp-addr 127.0.0.1:7001 \
+                            --initial-cluster 1=127.0.0.1:9001")
+        .unwrap();
+        assert_eq!(from_file, from_flags);
+        let Parsed::Node(n) = p(&format!("node --config {} --resp-addr 127.0.0.1:7777", path.display())).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(n.resp_addr, Some("127.0.0.1:7777".parse().unwrap()));
+        std::fs::write(&path, "id = 1\nport = 3\n").unwrap();
+        let e = p(&format!("node --config {}", path.display())).unwrap_err();
+        assert!(e.contains("node.toml") && e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn demo_defaults() {
+        assert_eq!(p("demo").unwrap(), Parsed::Demo(DemoArgs { nodes: 3, port_base: 7000, data_dir: None }));
     }
 }

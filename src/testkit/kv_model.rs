@@ -1,7 +1,7 @@
 //! The KV state machine against a model (`BTreeMap`), on an arbitrary command sequence
 //! with snapshot/restore in between: every output and the final state must agree.
 
-use crate::kv::{Command, KvStateMachine, Output};
+use crate::kv::{ApplyError, Command, KvStateMachine, Output, Presence};
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
 
@@ -23,8 +23,9 @@ fn model(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, command: &Command) -> Output {
             Output::Done
         }
         Command::Append { key, value } => {
-            map.entry(key.clone()).or_default().extend_from_slice(value);
-            Output::Done
+            let v = map.entry(key.clone()).or_default();
+            v.extend_from_slice(value);
+            Output::Int(v.len() as i64)
         }
         Command::Delete { key } => {
             map.remove(key);
@@ -38,6 +39,46 @@ fn model(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, command: &Command) -> Output {
             }
             Output::Cas { swapped, current }
         }
+        Command::PutIf { key, value, when } => {
+            let ok = map.contains_key(key) == (*when == Presence::Present);
+            if ok {
+                map.insert(key.clone(), value.clone());
+            }
+            Output::Written(ok)
+        }
+        Command::IncrBy { key, delta } => {
+            // The model reads integers the lenient way and then demands the canonical
+            // spelling back, which is the same rule said differently.
+            let current = match map.get(key) {
+                None => 0i128,
+                Some(b) => match std::str::from_utf8(b).ok().and_then(|t| t.parse::<i64>().ok()) {
+                    Some(n) if n.to_string().as_bytes() == b.as_slice() => n as i128,
+                    _ => return Output::Failed(ApplyError::NotAnInteger),
+                },
+            };
+            let sum = current + *delta as i128;
+            if sum > i64::MAX as i128 || sum < i64::MIN as i128 {
+                return Output::Failed(ApplyError::Overflow);
+            }
+            map.insert(key.clone(), sum.to_string().into_bytes());
+            Output::Int(sum as i64)
+        }
+        Command::GetMany { keys } => Output::Values(keys.iter().map(|k| map.get(k).cloned()).collect()),
+        Command::PutMany { pairs } => {
+            for (k, v) in pairs {
+                map.insert(k.clone(), v.clone());
+            }
+            Output::Done
+        }
+        Command::DeleteMany { keys } => {
+            let mut n = 0;
+            for k in keys {
+                n += map.remove(k).is_some() as i64;
+            }
+            Output::Int(n)
+        }
+        Command::CountExisting { keys } => Output::Int(keys.iter().filter(|k| map.contains_key(*k)).count() as i64),
+        Command::CountKeys => Output::Int(map.len() as i64),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Contract: `send` is best-effort and never blocks. A frame may be dropped (full queue,
 //! broken connection, partition), delayed, duplicated or reordered across connections;
 //! the protocols above (Raft) tolerate all of that. A delivered frame is intact: frames
-//! carry a CRC32 and a corrupt one is dropped, never handed up. Every queue is bounded.
+//! carry a CRC32 and a corrupt one is dropped, never handed up. Over TCP a frame is also
+//! authenticated: only a peer holding the cluster secret is heard ([`auth`]). Every queue is bounded.
 //!
 //! ```text
 //!   send(to, payload) ─▶ Outbox: one bounded queue + worker per peer ─▶ Link::deliver
@@ -11,6 +12,8 @@
 //!   receive loop ─▶ FrameDecoder (size limit, checksum) ─▶ bounded inbox ─▶ node
 //! ```
 
+#[cfg(not(madsim))]
+pub mod auth;
 pub mod frame;
 mod outbox;
 #[cfg(madsim)]
@@ -22,7 +25,7 @@ pub use frame::{Frame, FrameDecoder, FrameError, FRAME_BODY_BYTES_MAX};
 #[cfg(madsim)]
 pub use sim::{sim_addr, SimTransport};
 #[cfg(not(madsim))]
-pub use tcp::TcpTransport;
+pub use tcp::{PeerHealth, TcpTransport};
 
 use crate::NodeId;
 

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 pub(crate) trait Link: Send + 'static {
-    /// Delivers one encoded frame; an error drops it (the worker goes on with the next).
+    /// Delivers one queued item (the simulator queues encoded frames; the TCP link frames
+    /// and seals payloads itself); an error drops it (the worker goes on with the next).
     fn deliver(&mut self, frame: Vec<u8>) -> impl Future<Output = std::io::Result<()>> + Send;
 }
 
@@ -36,13 +37,13 @@ where
                 return;
             };
             let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE_FRAMES_MAX);
-            tokio::spawn(async move {
+            tokio::spawn(tracing::Instrument::in_current_span(async move {
                 while let Some(frame) = rx.recv().await {
                     if let Err(e) = link.deliver(frame).await {
                         tracing::debug!(peer = to, error = %e, "frame dropped");
                     }
                 }
-            });
+            }));
             queues.insert(to, tx);
         }
         let tx = &queues[&to];

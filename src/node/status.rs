@@ -1,0 +1,35 @@
+//! What a node says about itself to operators (RESP `INFO`, admin `/status` and
+//! `/metrics`): a snapshot the event loop publishes after every batch of inputs.
+
+use crate::raft::{Index, Term};
+use crate::{GroupId, NodeId};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub group: GroupId,
+    /// `follower`, `candidate` or `leader`.
+    pub role: &'static str,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+    pub last_index: Index,
+    pub commit_index: Index,
+    pub applied_index: Index,
+    /// On a leader: each other voter's matching log position and how far behind the
+    /// leader's last entry it is. Empty elsewhere.
+    pub followers: Vec<FollowerStatus>,
+    pub elections_started: u64,
+    /// Keys in the state machine as applied here.
+    pub keys: u64,
+    /// Requests waiting for an answer (proposals and forwards).
+    pub pending_requests: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FollowerStatus {
+    pub id: NodeId,
+    pub match_index: Index,
+    pub lag: u64,
+}

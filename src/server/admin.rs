@@ -1,0 +1,133 @@
+//! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON).
+//!
+//! A deliberately small HTTP/1.1 server: one request per connection, GET and HEAD only,
+//! the request head bounded in size and time, `Connection: close` on every answer. It
+//! serves operators and scrapers, not traffic.
+
+use super::metrics::Metrics;
+use crate::io::transport::PeerHealth;
+use crate::node::{NodeHandle, NodeStatus};
+use crate::NodeId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const HEAD_BYTES_MAX: usize = 8 * 1024;
+const HEAD_TIMEOUT_MS: u64 = 5_000;
+const CONNECTIONS_MAX: usize = 64;
+
+/// What the endpoint reads from.
+#[derive(Clone)]
+pub struct AdminState {
+    pub node: NodeHandle,
+    pub metrics: Arc<Metrics>,
+    pub peers: Arc<PeerHealth>,
+    /// Every member's peer address, as configured.
+    pub members: BTreeMap<NodeId, SocketAddr>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    #[serde(flatten)]
+    node: &'a NodeStatus,
+    members: Vec<Member>,
+}
+
+#[derive(Serialize)]
+struct Member {
+    id: NodeId,
+    peer_addr: SocketAddr,
+    /// Our outbound connection to it (always true for ourselves).
+    connected: bool,
+}
+
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        // Over the limit, the connection is dropped unanswered: a scraper retries.
+        let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_millis(HEAD_TIMEOUT_MS), answer(stream, &state)).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > HEAD_BYTES_MAX {
+            return respond(&mut stream, 431, "text/plain", "request head too large\n", false).await;
+        }
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split(' ');
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        return respond(&mut stream, 405, "text/plain", "only GET and HEAD\n", head_only).await;
+    }
+    let path = target.split('?').next().unwrap_or("");
+    let status = state.node.status();
+    match path {
+        "/health" => {
+            let body =
+                serde_json::json!({ "status": "ok", "node": status.id, "role": status.role, "leader": status.leader });
+            respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
+        }
+        "/metrics" => {
+            let body = state.metrics.render(&status, Some((state.peers.connected(), state.peers.auth_failures())));
+            respond(&mut stream, 200, "text/plain; version=0.0.4", &body, head_only).await
+        }
+        "/status" => {
+            let connected: BTreeMap<NodeId, bool> = state.peers.connected().into_iter().collect();
+            let members = state
+                .members
+                .iter()
+                .map(|(&id, &peer_addr)| Member {
+                    id,
+                    peer_addr,
+                    connected: id == status.id || connected.get(&id) == Some(&true),
+                })
+                .collect();
+            let body = serde_json::to_string_pretty(&Status { node: &status, members }).expect("status serializes");
+            respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
+        }
+        _ => respond(&mut stream, 404, "text/plain", "not found; try /health, /metrics or /status\n", head_only).await,
+    }
+}
+
+async fn respond(stream: &mut TcpStream, code: u16, kind: &str, body: &str, head_only: bool) -> std::io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Request Header Fields Too Large",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&out).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,242 @@
+//! A node's settings, from flags, a TOML file, or both (flags win). Field names are an
+//! interface: the TOML keys are the flag names without `--`.
+//!
+//! ```toml
+//! id = 1
+//! data-dir = "/var/lib/phantomdb/1"
+//! peer-addr = "127.0.0.1:9001"
+//! resp-addr = "127.0.0.1:7001"
+//! admin-addr = "127.0.0.1:8001"
+//! initial-cluster = "1=127.0.0.1:9001,2=127.0.0.1:9002,3=127.0.0.1:9003"
+//! cluster-secret-file = "/etc/phantomdb/secret"
+//! ```
+
+use crate::kv::COMMAND_BYTES_MAX;
+use crate::NodeId;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The largest value a client may set; leaves room in a log entry for the key and the
+/// command's encoding.
+pub const VALUE_BYTES_LIMIT: usize = COMMAND_BYTES_MAX - 64 * 1024;
+/// The largest cluster secret file read.
+const SECRET_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// A secret shorter than this is refused: it could be guessed.
+pub const SECRET_BYTES_MIN: usize = 16;
+
+/// Settings as given, before validation: every field optional. Deserialized from TOML
+/// with unknown keys refused, and filled from flags by [`super::cli`].
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSettings {
+    pub id: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    pub peer_addr: Option<String>,
+    pub resp_addr: Option<String>,
+    pub admin_addr: Option<String>,
+    pub initial_cluster: Option<String>,
+    pub cluster_secret_file: Option<PathBuf>,
+    pub resp_password_file: Option<PathBuf>,
+    pub max_value_bytes: Option<u64>,
+    pub max_clients: Option<u64>,
+    pub sync_writes: Option<bool>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl RawSettings {
+    /// Reads a TOML config file. Errors name the file and, for syntax, the line.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))
+    }
+
+    /// `self` with every field `over` sets replaced.
+    pub fn overlay(self, over: RawSettings) -> RawSettings {
+        RawSettings {
+            id: over.id.or(self.id),
+            data_dir: over.data_dir.or(self.data_dir),
+            peer_addr: over.peer_addr.or(self.peer_addr),
+            resp_addr: over.resp_addr.or(self.resp_addr),
+            admin_addr: over.admin_addr.or(self.admin_addr),
+            initial_cluster: over.initial_cluster.or(self.initial_cluster),
+            cluster_secret_file: over.cluster_secret_file.or(self.cluster_secret_file),
+            resp_password_file: over.resp_password_file.or(self.resp_password_file),
+            max_value_bytes: over.max_value_bytes.or(self.max_value_bytes),
+            max_clients: over.max_clients.or(self.max_clients),
+            sync_writes: over.sync_writes.or(self.sync_writes),
+            request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
+        }
+    }
+}
+
+/// Validated settings of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSettings {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    pub peer_addr: SocketAddr,
+    /// `None`: no client port (the node still replicates and forwards).
+    pub resp_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub initial_cluster: BTreeMap<NodeId, SocketAddr>,
+    pub cluster_secret_file: Option<PathBuf>,
+    pub resp_password_file: Option<PathBuf>,
+    pub max_value_bytes: usize,
+    pub max_clients: usize,
+    pub sync_writes: bool,
+    pub request_timeout_ms: u64,
+}
+
+fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| format!("{field} {v:?}: expected HOST:PORT, e.g. 127.0.0.1:9001"))
+}
+
+impl NodeSettings {
+    /// Checks everything that can be checked without touching the disk or the network.
+    pub fn validate(raw: RawSettings) -> Result<Self, String> {
+        let id = raw.id.ok_or("--id is required")?;
+        if id == 0 {
+            return Err("--id 0: node ids start at 1".into());
+        }
+        let cluster = parse_cluster(&raw.initial_cluster.ok_or("--initial-cluster is required")?)?;
+        if !cluster.contains_key(&id) {
+            return Err(format!("--initial-cluster does not list this node (--id {id})"));
+        }
+        let peer_addr = addr("--peer-addr", &raw.peer_addr.ok_or("--peer-addr is required")?)?;
+        let resp_addr = raw.resp_addr.as_deref().map(|v| addr("--resp-addr", v)).transpose()?;
+        let admin_addr = raw.admin_addr.as_deref().map(|v| addr("--admin-addr", v)).transpose()?;
+        let max_value_bytes = raw.max_value_bytes.unwrap_or(512 * 1024);
+        if max_value_bytes == 0 || max_value_bytes > VALUE_BYTES_LIMIT as u64 {
+            return Err(format!("--max-value-bytes {max_value_bytes}: expected 1 to {VALUE_BYTES_LIMIT}"));
+        }
+        let max_clients = raw.max_clients.unwrap_or(1024);
+        if !(1..=100_000).contains(&max_clients) {
+            return Err(format!("--max-clients {max_clients}: expected 1 to 100000"));
+        }
+        let request_timeout_ms = raw.request_timeout_ms.unwrap_or(2_000);
+        if !(100..=600_000).contains(&request_timeout_ms) {
+            return Err(format!("--request-timeout-ms {request_timeout_ms}: expected 100 to 600000"));
+        }
+        Ok(NodeSettings {
+            id,
+            data_dir: raw.data_dir.ok_or("--data-dir is required")?,
+            peer_addr,
+            resp_addr,
+            admin_addr,
+            initial_cluster: cluster,
+            cluster_secret_file: raw.cluster_secret_file,
+            resp_password_file: raw.resp_password_file,
+            max_value_bytes: max_value_bytes as usize,
+            max_clients: max_clients as usize,
+            sync_writes: raw.sync_writes.unwrap_or(true),
+            request_timeout_ms,
+        })
+    }
+}
+
+pub fn parse_cluster(v: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
+    let mut out = BTreeMap::new();
+    for part in v.split(',').filter(|p| !p.is_empty()) {
+        let (id, a) = part.split_once('=').ok_or_else(|| format!("--initial-cluster: {part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id.parse().map_err(|_| format!("--initial-cluster: {id:?} is not a node id"))?;
+        let a: SocketAddr = a.parse().map_err(|_| format!("--initial-cluster: {a:?} is not HOST:PORT"))?;
+        if id == 0 || out.insert(id, a).is_some() {
+            return Err(format!("--initial-cluster: node id {id} is 0 or listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("--initial-cluster is empty".into());
+    }
+    Ok(out)
+}
+
+/// Reads a secret (cluster secret, RESP password) from a file: its bytes without one
+/// trailing newline. `flag` names the setting in errors.
+pub fn read_secret_file(flag: &str, path: &Path, bytes_min: usize) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    if meta.len() > SECRET_FILE_BYTES_MAX {
+        return Err(format!("{flag} {}: larger than {SECRET_FILE_BYTES_MAX} bytes", path.display()));
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    if bytes.len() < bytes_min {
+        return Err(format!("{flag} {}: {} bytes; at least {bytes_min} are needed", path.display(), bytes.len()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> RawSettings {
+        RawSettings {
+            id: Some(1),
+            data_dir: Some("/d".into()),
+            peer_addr: Some("127.0.0.1:9001".into()),
+            initial_cluster: Some("1=127.0.0.1:9001,2=127.0.0.1:9002".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn toml_uses_the_flag_names() {
+        let raw: RawSettings = toml::from_str(
+            "id = 2\ndata-dir = \"/d\"\npeer-addr = \"127.0.0.1:9002\"\nresp-addr = \"127.0.0.1:7002\"\n\
+             initial-cluster = \"1=127.0.0.1:9001,2=127.0.0.1:9002\"\nsync-writes = false\n",
+        )
+        .unwrap();
+        let s = NodeSettings::validate(raw).unwrap();
+        assert_eq!(s.id, 2);
+        assert_eq!(s.resp_addr, Some("127.0.0.1:7002".parse().unwrap()));
+        assert!(!s.sync_writes);
+        assert_eq!(s.max_value_bytes, 512 * 1024);
+    }
+
+    #[test]
+    fn unknown_or_mistyped_keys_name_the_line() {
+        let e = toml::from_str::<RawSettings>("id = 1\nresp_addr = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("resp_addr"), "{e}");
+        let e = toml::from_str::<RawSettings>("id = \"one\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn flags_overlay_the_file() {
+        let file = RawSettings { id: Some(1), max_clients: Some(5), ..full() };
+        let flags = RawSettings { max_clients: Some(9), ..Default::default() };
+        let s = NodeSettings::validate(file.overlay(flags)).unwrap();
+        assert_eq!((s.id, s.max_clients), (1, 9));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let check = |raw: RawSettings, needle: &str| {
+            let e = NodeSettings::validate(raw).unwrap_err();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        };
+        check(RawSettings { id: None, ..full() }, "--id is required");
+        check(RawSettings { id: Some(3), ..full() }, "does not list");
+        check(RawSettings { resp_addr: Some("nope".into()), ..full() }, "--resp-addr");
+        check(RawSettings { max_value_bytes: Some(u64::MAX), ..full() }, "--max-value-bytes");
+        check(RawSettings { initial_cluster: Some("1=127.0.0.1:1,1=127.0.0.1:2".into()), ..full() }, "twice");
+    }
+
+    #[test]
+    fn secrets_are_read_without_their_newline_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, "0123456789abcdef\n").unwrap();
+        assert_eq!(read_secret_file("--x", &p, 16).unwrap(), b"0123456789abcdef");
+        std::fs::write(&p, "short\n").unwrap();
+        assert!(read_secret_file("--x", &p, 16).unwrap_err().contains("at least 16"));
+        assert!(read_secret_file("--x", &dir.path().join("none"), 1).unwrap_err().starts_with("--x "));
+    }
+}

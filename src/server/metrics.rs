@@ -1,0 +1,225 @@
+//! The node's metrics, rendered in the Prometheus text exposition format (version 0.0.4)
+//! for the admin endpoint's `/metrics`.
+//!
+//! Counters and histograms are lock-free atomics updated on the request path; gauges that
+//! describe Raft come from the node's published [`NodeStatus`] at render time.
+
+use super::resp::COMMANDS;
+use crate::node::NodeStatus;
+use crate::NodeId;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, in seconds (a latency above the last counts in `+Inf`).
+const BUCKETS_S: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
+    buckets: [AtomicU64; BUCKETS_S.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let slot = BUCKETS_S.iter().position(|&b| s <= b).unwrap_or(BUCKETS_S.len());
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_S.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS_S.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+    }
+}
+
+/// How a request ended, for `phantomdb_requests_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Refused before running (arity, syntax, unknown command, auth).
+    Refused,
+    /// `-TRYAGAIN`: definitely not applied.
+    TryAgain,
+    /// `-UNCERTAIN`: may or may not have been applied.
+    Uncertain,
+}
+
+const OUTCOMES: [(Outcome, &str); 4] = [
+    (Outcome::Ok, "ok"),
+    (Outcome::Refused, "refused"),
+    (Outcome::TryAgain, "tryagain"),
+    (Outcome::Uncertain, "uncertain"),
+];
+
+/// The transport's view of its peers: each peer with whether our outbound connection is
+/// up, and the count of inbound connections refused for failing authentication.
+pub type PeerReport = (Vec<(NodeId, bool)>, u64);
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Per command of [`COMMANDS`] (same order), then one slot for unknown commands.
+    requests: Vec<[AtomicU64; 4]>,
+    latency: Vec<Histogram>,
+    pub storage_sync: Histogram,
+    pub resp_connections_open: AtomicU64,
+    pub resp_connections_total: AtomicU64,
+    /// Connections refused at the connection limit.
+    pub resp_connections_rejected: AtomicU64,
+    /// Connections closed for malformed or oversized input.
+    pub resp_protocol_errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let n = COMMANDS.len() + 1;
+        Metrics {
+            requests: (0..n).map(|_| Default::default()).collect(),
+            latency: (0..n).map(|_| Histogram::default()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The slot of a command name (lowercase), `None` for an unknown one.
+    pub fn slot(name: &str) -> usize {
+        COMMANDS.iter().position(|c| c.name == name).unwrap_or(COMMANDS.len())
+    }
+
+    pub fn record(&self, slot: usize, outcome: Outcome, took: Duration) {
+        let o = OUTCOMES.iter().position(|(x, _)| *x == outcome).expect("every outcome is listed");
+        self.requests[slot][o].fetch_add(1, Relaxed);
+        self.latency[slot].observe(took);
+    }
+
+    pub fn render(&self, status: &NodeStatus, peers: Option<PeerReport>) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let name_of = |slot: usize| COMMANDS.get(slot).map_or("unknown", |c| c.name);
+        header(&mut out, "phantomdb_requests_total", "counter", "RESP requests by command and outcome.");
+        for (slot, counts) in self.requests.iter().enumerate() {
+            for (i, (_, outcome)) in OUTCOMES.iter().enumerate() {
+                let v = counts[i].load(Relaxed);
+                if v > 0 {
+                    let _ = writeln!(
+                        out,
+                        "phantomdb_requests_total{{command=\"{}\",outcome=\"{outcome}\"}} {v}",
+                        name_of(slot)
+                    );
+                }
+            }
+        }
+        header(&mut out, "phantomdb_request_duration_seconds", "histogram", "RESP request latency by command.");
+        for (slot, h) in self.latency.iter().enumerate() {
+            if h.buckets.iter().any(|b| b.load(Relaxed) > 0) {
+                h.render(&mut out, "phantomdb_request_duration_seconds", &format!("command=\"{}\"", name_of(slot)));
+            }
+        }
+        header(&mut out, "phantomdb_storage_sync_duration_seconds", "histogram", "Latency of storage syncs (fsync).");
+        self.storage_sync.render(&mut out, "phantomdb_storage_sync_duration_seconds", "");
+        let gauges: [(&str, &str, &str, u64); 11] = [
+            ("phantomdb_raft_term", "gauge", "Current Raft term.", status.term),
+            (
+                "phantomdb_raft_is_leader",
+                "gauge",
+                "1 if this node leads its group.",
+                u64::from(status.role == "leader"),
+            ),
+            ("phantomdb_raft_leader_id", "gauge", "The known leader's id (0: none).", status.leader.unwrap_or(0)),
+            ("phantomdb_raft_last_index", "gauge", "Index of the last log entry.", status.last_index),
+            ("phantomdb_raft_commit_index", "gauge", "Highest index known committed.", status.commit_index),
+            (
+                "phantomdb_raft_applied_index",
+                "gauge",
+                "Highest index applied to the state machine.",
+                status.applied_index,
+            ),
+            ("phantomdb_raft_elections_total", "counter", "Elections this process started.", status.elections_started),
+            ("phantomdb_keys", "gauge", "Keys in the state machine.", status.keys),
+            ("phantomdb_pending_requests", "gauge", "Requests waiting for an answer.", status.pending_requests),
+            ("phantomdb_resp_connections", "gauge", "Open RESP connections.", self.resp_connections_open.load(Relaxed)),
+            (
+                "phantomdb_resp_protocol_errors_total",
+                "counter",
+                "RESP connections closed for malformed or oversized input.",
+                self.resp_protocol_errors.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        header(&mut out, "phantomdb_resp_connections_total", "counter", "RESP connections accepted.");
+        let _ = writeln!(out, "phantomdb_resp_connections_total {}", self.resp_connections_total.load(Relaxed));
+        header(
+            &mut out,
+            "phantomdb_resp_connections_rejected_total",
+            "counter",
+            "RESP connections refused at the limit.",
+        );
+        let _ =
+            writeln!(out, "phantomdb_resp_connections_rejected_total {}", self.resp_connections_rejected.load(Relaxed));
+        header(&mut out, "phantomdb_raft_follower_lag_entries", "gauge", "On the leader: entries each follower lacks.");
+        for f in &status.followers {
+            let _ = writeln!(out, "phantomdb_raft_follower_lag_entries{{peer=\"{}\"}} {}", f.id, f.lag);
+        }
+        if let Some((connected, auth_failures)) = peers {
+            header(&mut out, "phantomdb_peer_connected", "gauge", "1 if the outbound connection to the peer is up.");
+            for (id, up) in connected {
+                let _ = writeln!(out, "phantomdb_peer_connected{{peer=\"{id}\"}} {}", u8::from(up));
+            }
+            header(
+                &mut out,
+                "phantomdb_peer_auth_failures_total",
+                "counter",
+                "Inbound peers refused: bad cluster secret.",
+            );
+            let _ = writeln!(out, "phantomdb_peer_auth_failures_total {auth_failures}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_counted() {
+        let m = Metrics::new();
+        let get = Metrics::slot("get");
+        m.record(get, Outcome::Ok, Duration::from_micros(80));
+        m.record(get, Outcome::Ok, Duration::from_millis(3));
+        m.record(get, Outcome::TryAgain, Duration::from_secs(20));
+        m.record(Metrics::slot("nope"), Outcome::Refused, Duration::ZERO);
+        let text = m.render(&NodeStatus { term: 7, ..Default::default() }, None);
+        assert!(text.contains("phantomdb_requests_total{command=\"get\",outcome=\"ok\"} 2\n"), "{text}");
+        assert!(text.contains("phantomdb_requests_total{command=\"unknown\",outcome=\"refused\"} 1\n"));
+        assert!(text.contains("phantomdb_request_duration_seconds_bucket{command=\"get\",le=\"0.0001\"} 1\n"));
+        assert!(text.contains("phantomdb_request_duration_seconds_bucket{command=\"get\",le=\"0.005\"} 2\n"));
+        assert!(text.contains("phantomdb_request_duration_seconds_bucket{command=\"get\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("phantomdb_request_duration_seconds_count{command=\"get\"} 3\n"));
+        assert!(text.contains("phantomdb_raft_term 7\n"));
+        // Every sample line belongs to a declared family.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let family = line.split(['{', ' ']).next().unwrap();
+            let base = family.trim_end_matches("_bucket").trim_end_matches("_sum").trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {base} ")) || text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
+    }
+}

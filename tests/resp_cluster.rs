@@ -1,0 +1,290 @@
+//! The deployable build end to end: `phantomdb node` processes on 127.0.0.1 driven by a
+//! Redis client library (the `redis` crate), as a user would run them.
+#![cfg(not(madsim))]
+
+mod common;
+
+use common::{connect, http_get, query_retrying, wait_for, write_secret, Cluster, Proc, WAIT};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+fn set(key: &str, value: &str) -> redis::Cmd {
+    redis::cmd("SET").arg(key).arg(value).clone()
+}
+
+fn get(key: &str) -> redis::Cmd {
+    redis::cmd("GET").arg(key).clone()
+}
+
+/// Writes unique keys through `ports` (round robin on reconnect) until `stop`; returns
+/// the keys whose SET was acknowledged with OK. A `-TRYAGAIN` is retried; an `-UNCERTAIN`,
+/// a timeout or a broken connection leaves the write's outcome unknown, so it is not
+/// counted.
+fn writer(name: String, ports: Vec<u16>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<String>>>) {
+    let mut target = 0;
+    let mut conn = None;
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = conn.as_mut() else {
+            target = (target + 1) % ports.len();
+            conn = common::try_connect(ports[target]);
+            continue;
+        };
+        let key = format!("{name}-{seq}");
+        match set(&key, &seq.to_string()).query::<String>(c) {
+            Ok(ok) => {
+                assert_eq!(ok, "OK");
+                acked.lock().unwrap().push(key);
+                seq += 1;
+            }
+            Err(e) if e.code() == Some("TRYAGAIN") => {}
+            Err(e) if e.code() == Some("UNCERTAIN") => seq += 1,
+            Err(_) => {
+                seq += 1;
+                conn = None;
+            }
+        }
+    }
+}
+
+/// Every key in `keys` reads back with its value through node `id`.
+fn assert_all_present(cluster: &Cluster, id: u64, keys: &[String]) {
+    let mut c = cluster.client(id);
+    for chunk in keys.chunks(500) {
+        let mut cmd = redis::cmd("MGET");
+        for k in chunk {
+            cmd.arg(k);
+        }
+        let values: Vec<Option<String>> = query_retrying(&mut c, &cmd);
+        for (k, v) in chunk.iter().zip(values) {
+            let want = k.rsplit('-').next().unwrap();
+            assert_eq!(v.as_deref(), Some(want), "acknowledged write {k} read through node {id}");
+        }
+    }
+}
+
+#[test]
+fn three_nodes_serve_redis_clients_and_lose_no_acknowledged_write_to_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 3);
+    cluster.start_all();
+
+    // A client writes and reads through each node (followers forward to the leader).
+    for id in 1..=3 {
+        let mut c = cluster.client(id);
+        let _: String = query_retrying(&mut c, &set(&format!("k{id}"), &format!("v{id}")));
+        for reader in 1..=3 {
+            let got: Option<String> = query_retrying(&mut cluster.client(reader), &get(&format!("k{id}")));
+            assert_eq!(got.as_deref(), Some(format!("v{id}").as_str()), "k{id} through node {reader}");
+        }
+    }
+    let leader = cluster.leader();
+    let (code, body) = cluster.admin_get(leader, "/status");
+    assert_eq!(code, 200);
+    assert!(body.contains("\"role\": \"leader\""), "{body}");
+
+    // Load through the followers, then SIGKILL the leader.
+    let followers: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let ports = followers.iter().map(|&f| cluster.ports[f as usize - 1].resp).collect();
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || writer(format!("w{w}"), ports, stop, acked))
+        })
+        .collect();
+    let acked_len = || acked.lock().unwrap().len();
+    wait_for("writes before the kill", || (acked_len() >= 200).then_some(()));
+    cluster.kill(leader);
+    let at_kill = acked_len();
+    wait_for("writes to continue under a new leader", || (acked_len() >= at_kill + 200).then_some(()));
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+
+    // The killed node restarts from its data dir and catches up while writes go on.
+    cluster.start(leader);
+    let target: u64 = cluster.info(new_leader, "commit_index").unwrap().parse().unwrap();
+    wait_for("the restarted node to catch up", || {
+        let applied: u64 = cluster.info(leader, "applied_index")?.parse().ok()?;
+        (applied >= target).then_some(())
+    });
+
+    // Under load again, SIGKILL a follower.
+    let victim = *followers.iter().find(|&&f| f != new_leader).unwrap();
+    let before = acked_len();
+    wait_for("writes before the second kill", || (acked_len() >= before + 100).then_some(()));
+    cluster.kill(victim);
+    let at_kill = acked_len();
+    wait_for("writes to continue after the second kill", || (acked_len() >= at_kill + 100).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+
+    // Every acknowledged write is there, read through every running node.
+    let keys = acked.lock().unwrap().clone();
+    assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), keys.len(), "keys are unique");
+    for id in (1..=3).filter(|&n| n != victim) {
+        assert_all_present(&cluster, id, &keys);
+    }
+    let (code, metrics) = cluster.admin_get(new_leader, "/metrics");
+    assert_eq!(code, 200);
+    for family in ["phantomdb_raft_term", "phantomdb_request_duration_seconds_bucket", "phantomdb_peer_connected"] {
+        assert!(metrics.contains(family), "{family} in /metrics");
+    }
+}
+
+/// Sends `bytes` on a fresh connection; returns what the server answered before closing.
+fn send_and_read_to_close(port: u16, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // The server may close before taking everything; that is its right.
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("the server closes the connection in time");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn bad_input_gets_an_error_and_closes_only_that_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 1);
+    cluster.extra[0].extend(["--max-value-bytes".to_string(), "1024".to_string()]);
+    cluster.start_all();
+    let port = cluster.ports[0].resp;
+    let mut bystander = connect(port);
+    let _: String = query_retrying(&mut bystander, &set("before", "x"));
+
+    let huge = send_and_read_to_close(port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1099511627776\r\n");
+    assert!(huge.starts_with("-ERR Protocol error") && huge.contains("exceeds"), "{huge}");
+    let over = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1025\r\n{}\r\n", "x".repeat(1025));
+    let answer = send_and_read_to_close(port, over.as_bytes());
+    assert!(answer.starts_with("-ERR Protocol error") && answer.contains("1025"), "{answer}");
+    let garbage = send_and_read_to_close(port, b"\x00\xff\xfe garbage \x01\r\n");
+    assert!(garbage.starts_with("-ERR Protocol error"), "{garbage}");
+    // Answers already due are sent before the error.
+    let mixed = send_and_read_to_close(port, b"*1\r\n$4\r\nPING\r\n*1\r\n+oops\r\n*1\r\n$4\r\nPING\r\n");
+    assert!(mixed.starts_with("+PONG\r\n-ERR Protocol error"), "{mixed}");
+    assert!(!mixed.contains("PONG\r\n-ERR Protocol error: expected '$', got '+'\r\n+PONG"), "nothing after the error");
+
+    // A value of exactly the maximum is fine; wrong arity and unknown commands get an
+    // error and the connection stays usable.
+    let _: String = query_retrying(&mut bystander, &set("max", &"y".repeat(1024)));
+    let e = redis::cmd("GET").query::<String>(&mut bystander).unwrap_err();
+    assert!(e.to_string().contains("wrong number of arguments"), "{e}");
+    let e = redis::cmd("NOSUCH").arg("a").query::<String>(&mut bystander).unwrap_err();
+    assert!(e.to_string().contains("unknown command"), "{e}");
+    let got: Option<String> = query_retrying(&mut bystander, &get("before"));
+    assert_eq!(got.as_deref(), Some("x"), "the bystander's connection was never disturbed");
+    let (_, metrics) = cluster.admin_get(1, "/metrics");
+    assert!(metrics.contains("phantomdb_resp_protocol_errors_total 4"), "{metrics}");
+}
+
+#[test]
+fn a_peer_with_the_wrong_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 3);
+    let wrong = write_secret(dir.path(), "wrong.secret", "not the secret the others share");
+    cluster.extra[2] = vec!["--cluster-secret-file".into(), wrong.display().to_string()];
+    cluster.start_all();
+    // Nodes 1 and 2 form a quorum and serve; node 3 is never heard, and hears no one.
+    let mut c = cluster.client(1);
+    let _: String = query_retrying(&mut c, &set("k", "v"));
+    let leader = cluster.leader();
+    assert_ne!(leader, 3);
+    wait_for("node 1 to log the refusal", || cluster.proc(1).log.contains("peer refused").then_some(()));
+    let refusal = cluster.proc(1).log.lines().into_iter().find(|l| l.contains("peer refused")).unwrap();
+    assert!(refusal.contains("claimed_id=Some(3)") && refusal.contains("wrong cluster secret"), "{refusal}");
+    let (_, metrics) = cluster.admin_get(1, "/metrics");
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("phantomdb_peer_auth_failures_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the counter is exported");
+    assert!(failures >= 1);
+    let e = get("k").query::<Option<String>>(&mut cluster.client(3)).unwrap_err();
+    assert_eq!(e.code(), Some("TRYAGAIN"), "node 3 knows no leader: {e}");
+    assert_ne!(cluster.info(3, "leader").as_deref(), Some(leader.to_string().as_str()));
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_locked_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 1);
+    cluster.start_all();
+    let mut c = cluster.client(1);
+    let _: String = query_retrying(&mut c, &set("kept", "yes"));
+
+    // A second process on the same data dir is refused, naming the holder.
+    let mut args = cluster.args(1);
+    for flag in ["--peer-addr", "--resp-addr", "--admin-addr"] {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = format!("127.0.0.1:{}", common::free_port());
+    }
+    let mut second = Proc::start(&args);
+    let status = second.wait_exit();
+    assert!(!status.success());
+    wait_for("the lock error", || second.log.contains("is in use by another phantomdb process").then_some(()));
+
+    cluster.proc(1).signal(libc::SIGTERM);
+    let status = cluster.proc(1).wait_exit();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    let log = cluster.proc(1).log.clone();
+    wait_for("the clean-stop line", || log.contains("stopped cleanly").then_some(()));
+
+    // Released: a new process takes the directory and finds the data.
+    cluster.start(1);
+    let got: Option<String> = query_retrying(&mut cluster.client(1), &get("kept"));
+    assert_eq!(got.as_deref(), Some("yes"));
+}
+
+#[test]
+fn the_demo_serves_every_node_and_stops_on_ctrl_c() {
+    // Nine ports per base; take a base whose ports are free right now.
+    let base = (0..200)
+        .map(|i| 20_000 + i * 97)
+        .find(|&b| {
+            (1..=3)
+                .all(|i| [0, 1000, 2000].iter().all(|o| std::net::TcpListener::bind(("127.0.0.1", b + o + i)).is_ok()))
+        })
+        .expect("a free port range");
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_phantomdb"))
+        .args(["demo", "--port-base", &base.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = demo.stdout.take().unwrap();
+    let started = Instant::now();
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    while !text.contains("Ctrl-C") {
+        assert!(started.elapsed() < WAIT, "the demo starts in time: {text}");
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "the demo exited early: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    for i in 1..=3u16 {
+        assert!(text.contains(&format!("node {i}: RESP 127.0.0.1:{}", base + i)), "{text}");
+        assert!(text.contains(&format!("admin http://127.0.0.1:{}", base + 1000 + i)), "{text}");
+    }
+    let _: String = query_retrying(&mut connect(base + 1), &set("k", "v"));
+    for i in 1..=3 {
+        let got: Option<String> = query_retrying(&mut connect(base + i), &get("k"));
+        assert_eq!(got.as_deref(), Some("v"), "through node {i}");
+    }
+    assert_eq!(http_get(base + 1001, "/health").0, 200);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(demo.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_for("the demo to stop", || demo.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    assert!(rest.contains("stopped."), "{rest}");
+}
