@@ -49,6 +49,10 @@ pub struct Raft {
     effects: Vec<Effect>,
     /// Elections this replica started since it was built (for metrics).
     elections_started: u64,
+    /// Proposals were appended since the last broadcast. Proposals are batched: the
+    /// appends that carry them go out when the effects are drained, so many proposals
+    /// between two drains travel in one AppendEntries per follower.
+    broadcast_due: bool,
 }
 
 impl std::fmt::Debug for Raft {
@@ -96,6 +100,7 @@ impl Raft {
             heartbeat_deadline_ms: 0,
             effects: Vec::new(),
             elections_started: 0,
+            broadcast_due: false,
         };
         raft.reset_election_deadline(now_ms);
         Ok(raft)
@@ -156,6 +161,11 @@ impl Raft {
 
     /// Takes the effects produced since the last call, in the order they must be applied.
     pub fn drain_effects(&mut self) -> Vec<Effect> {
+        if std::mem::take(&mut self.broadcast_due) {
+            // Still leader (a step since the proposal may have deposed us): send what the
+            // batch of proposals appended.
+            self.broadcast_append(false);
+        }
         std::mem::take(&mut self.effects)
     }
 
@@ -179,7 +189,7 @@ impl Raft {
             return Err(ProposeError::Backpressure);
         }
         let index = self.append_own(Payload::Command(command));
-        self.broadcast_append(false);
+        self.broadcast_due = true;
         // Followers' acknowledgements trigger commits; a single-voter group has none.
         self.maybe_commit();
         self.check_invariants();

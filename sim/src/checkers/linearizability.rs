@@ -179,7 +179,7 @@ fn check_key(ops: &[&Op], rets: &[u64], witness: Option<&str>, steps_max: u64) -
     // Events: 2i = call of op i, 2i+1 = its return. Calls sort before returns at equal
     // times, so touching operations count as concurrent (the permissive reading).
     let time = |e: usize| {
-        if e % 2 == 0 {
+        if e.is_multiple_of(2) {
             (ops[e / 2].call, 0)
         } else {
             (rets[e / 2], 1)
@@ -229,7 +229,7 @@ fn check_key(ops: &[&Op], rets: &[u64], witness: Option<&str>, steps_max: u64) -
         if steps > steps_max {
             return KeyResult::Inconclusive;
         }
-        if entry % 2 == 0 {
+        if entry.is_multiple_of(2) {
             let i = entry / 2;
             let stepped = step(&state, ops[i]).filter(|s2| witness.is_none_or(|w| on_chain(s2, w)));
             if let Some(s2) = stepped {
