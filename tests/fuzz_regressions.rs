@@ -9,7 +9,7 @@
 #![cfg(not(madsim))]
 
 use phantomdb::raft::PlantedBug;
-use phantomdb::testkit::{frames, kv_model, raft_cluster};
+use phantomdb::testkit::{frames, kv_model, raft_cluster, resp};
 use std::path::{Path, PathBuf};
 
 fn regressions() -> PathBuf {
@@ -37,6 +37,7 @@ fn every_saved_fuzz_find_is_replayed() {
                 "frame_decode" => frames::run(&data),
                 "kv_apply" => kv_model::run(&data),
                 "raft_step" => raft_cluster::run(&data, None),
+                "resp_parse" => resp::run(&data),
                 "scenario_parse" | "sim_schedule" => continue, // sim/tests/fuzz_regressions.rs
                 other => {
                     // raft_step-<bug>: a planted bug the target found; it must still be found,

@@ -5,3 +5,4 @@
 pub mod frames;
 pub mod kv_model;
 pub mod raft_cluster;
+pub mod resp;

@@ -78,7 +78,8 @@ impl RequestParser {
             if input.is_empty() {
                 return Ok(None);
             }
-            let parsed = if input[0] == b'*' { parse_multibulk(input, self.limits)? } else { parse_inline(input)? };
+            let parsed =
+                if input[0] == b'*' { parse_multibulk(input, self.limits)? } else { parse_inline(input, self.limits)? };
             let Some((args, used)) = parsed else {
                 if input.len() > self.limits.request_bytes_max {
                     return Err(ParseError::RequestTooLarge { max: self.limits.request_bytes_max });
@@ -163,7 +164,8 @@ fn parse_multibulk(input: &[u8], limits: ParseLimits) -> Result<Option<(Args, us
     Ok(Some((args, pos)))
 }
 
-fn parse_inline(input: &[u8]) -> Result<Option<(Args, usize)>, ParseError> {
+/// An inline request obeys the same limits as a multibulk one.
+fn parse_inline(input: &[u8], limits: ParseLimits) -> Result<Option<(Args, usize)>, ParseError> {
     // A lone `\n` ends an inline line too (what `nc` without `-C` sends).
     let end = input.iter().position(|&b| b == b'\n');
     let Some(end) = end else {
@@ -176,7 +178,16 @@ fn parse_inline(input: &[u8]) -> Result<Option<(Args, usize)>, ParseError> {
     if text.len() > INLINE_BYTES_MAX || !text.iter().all(|&b| printable(b)) {
         return Err(ParseError::BadInline);
     }
-    let args = text.split(|&b| b == b' ' || b == b'\t').filter(|a| !a.is_empty()).map(<[u8]>::to_vec).collect();
+    if end + 1 > limits.request_bytes_max {
+        return Err(ParseError::RequestTooLarge { max: limits.request_bytes_max });
+    }
+    let args: Args = text.split(|&b| b == b' ' || b == b'\t').filter(|a| !a.is_empty()).map(<[u8]>::to_vec).collect();
+    if args.len() > limits.args_max {
+        return Err(ParseError::TooManyArgs { count: args.len() as u64, max: limits.args_max });
+    }
+    if let Some(long) = args.iter().find(|a| a.len() > limits.bulk_bytes_max) {
+        return Err(ParseError::BulkTooLarge { len: long.len() as u64, max: limits.bulk_bytes_max });
+    }
     Ok(Some((args, end + 1)))
 }
 
@@ -259,5 +270,13 @@ mod tests {
         assert_eq!(parse_all(b"GET \xff\r\n"), Err(ParseError::BadInline));
         assert_eq!(parse_all(b"*1\r\n$1111111111111111111111111111111111111111"), Err(ParseError::InvalidBulkLength));
         assert_eq!(parse_all(&[b'a'; INLINE_BYTES_MAX + 1]), Err(ParseError::BadInline));
+    }
+
+    #[test]
+    fn inline_requests_obey_the_same_limits() {
+        assert_eq!(parse_all(b"a b c d e\r\n"), Err(ParseError::TooManyArgs { count: 5, max: 4 }));
+        assert_eq!(parse_all(b"GET 0123456789abcdefg\r\n"), Err(ParseError::BulkTooLarge { len: 17, max: 16 }));
+        let long = format!("GET {}\r\n", "k ".repeat(40));
+        assert!(matches!(parse_all(long.as_bytes()), Err(ParseError::RequestTooLarge { .. })));
     }
 }
