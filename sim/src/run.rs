@@ -87,7 +87,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append",
+        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}",
         s.nodes,
         s.clients,
         s.register_keys,
@@ -95,7 +95,9 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         s.latency_ms[0],
         s.latency_ms[1],
         s.loss,
-        s.append_entries_max
+        s.append_entries_max,
+        on_off(s.pre_vote),
+        on_off(s.check_quorum)
     );
     println!("schedule  {} faults in {:.1}s, then heal", s.schedule.len(), s.faulty_ms as f64 / 1e3);
     for f in s.schedule.iter().take(40) {
@@ -167,4 +169,12 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
         f.flush().map_err(|e| werr(p, e))?;
     }
     Ok(())
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
 }

@@ -63,6 +63,9 @@ pub struct ClusterSpec {
     pub heartbeat_interval_ms: Option<u64>,
     /// Entries per AppendEntries message (small values stress backtracking and flow control).
     pub append_entries_max: Option<usize>,
+    /// Raft pre-vote and check-quorum; each drawn from the seed when left out.
+    pub pre_vote: Option<bool>,
+    pub check_quorum: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +288,8 @@ pub struct Scenario {
     pub election_timeout_ms: [u64; 2],
     pub heartbeat_interval_ms: u64,
     pub append_entries_max: usize,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub clients: u64,
@@ -643,6 +648,11 @@ impl Scenario {
         // backtracking and pipelining far more than the default does.
         let append_entries_max =
             file.cluster.append_entries_max.unwrap_or_else(|| *[1, 2, 8, 64].choose(&mut rng).expect("non-empty"));
+        // Drawn from a stream of their own, so that adding them left every seed's other
+        // draws (and so its schedule) as it was.
+        let mut raft_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4556_4f54_4551);
+        let pre_vote = file.cluster.pre_vote.unwrap_or_else(|| raft_rng.gen_bool(0.5));
+        let check_quorum = file.cluster.check_quorum.unwrap_or_else(|| raft_rng.gen_bool(0.5));
         let latency_ms = draw_range(&mut rng, file.network.latency_ms, [0, 2], [3, 15]);
         let loss = file.network.loss.unwrap_or(0.0);
         let w = &file.workload;
@@ -688,6 +698,8 @@ impl Scenario {
             election_timeout_ms,
             heartbeat_interval_ms,
             append_entries_max,
+            pre_vote,
+            check_quorum,
             latency_ms,
             loss,
             clients,

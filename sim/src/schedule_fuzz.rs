@@ -89,6 +89,8 @@ pub fn scenario(data: &[u8]) -> Scenario {
         election_timeout_ms: [150, 300],
         heartbeat_interval_ms: 30,
         append_entries_max: 8,
+        pre_vote: true,
+        check_quorum: true,
         latency_ms: [1, 10],
         loss: 0.0,
         clients: 3,

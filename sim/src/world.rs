@@ -128,6 +128,8 @@ impl World {
             cfg.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
             cfg.heartbeat_interval_ms = s.heartbeat_interval_ms;
             cfg.append_entries_max = s.append_entries_max;
+            cfg.pre_vote = s.pre_vote;
+            cfg.check_quorum = s.check_quorum;
             cfg.request_timeout_ms = s.request_timeout_ms;
             cfg.planted_bug = s.planted_bug;
             let seed = s.seed;

@@ -39,6 +39,9 @@ pub struct NodeConfig {
     /// quorum's disks only as far as their operating systems flushed it: faster, and lost
     /// if a quorum loses power at once. Raft's votes stay safe only with syncing on.
     pub sync_writes: bool,
+    /// Raft pre-vote and check-quorum (see `raft::Config`); both on by default.
+    pub pre_vote: bool,
+    pub check_quorum: bool,
     pub planted_bug: Option<raft::PlantedBug>,
 }
 
@@ -59,6 +62,8 @@ impl NodeConfig {
             pending_requests_max: 4096,
             batch_inputs_max: 256,
             sync_writes: true,
+            pre_vote: r.pre_vote,
+            check_quorum: r.check_quorum,
             planted_bug: None,
         }
     }
@@ -69,6 +74,8 @@ impl NodeConfig {
         c.election_timeout_ms_max = self.election_timeout_ms_max;
         c.heartbeat_interval_ms = self.heartbeat_interval_ms;
         c.append_entries_max = self.append_entries_max;
+        c.pre_vote = self.pre_vote;
+        c.check_quorum = self.check_quorum;
         c.planted_bug = self.planted_bug;
         c
     }

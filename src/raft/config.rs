@@ -20,6 +20,14 @@ pub struct Config {
     pub inflight_appends_max: usize,
     /// Proposals the leader accepts beyond its commit index before refusing new ones.
     pub uncommitted_entries_max: u64,
+    /// Pre-vote (Raft thesis §9.6): before a real election, a node asks whether it could
+    /// win, without raising its term. A node cut off from the cluster then cannot disrupt
+    /// the leader when it comes back.
+    pub pre_vote: bool,
+    /// Check-quorum (thesis §6.2): a leader that has not heard from a quorum within an
+    /// election timeout steps down; a node that heard from a leader within the minimum
+    /// election timeout refuses to help elect another (§4.2.3, disruptive servers).
+    pub check_quorum: bool,
     /// A bug to plant (only honoured with the `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
 }
@@ -52,6 +60,8 @@ impl Config {
             append_bytes_max: 256 * 1024,
             inflight_appends_max: 16,
             uncommitted_entries_max: 4096,
+            pre_vote: true,
+            check_quorum: true,
             planted_bug: None,
         }
     }

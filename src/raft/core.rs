@@ -23,8 +23,16 @@ pub enum Input {
 #[derive(Clone, Debug)]
 pub(crate) enum Role {
     Follower,
-    Candidate { votes: BTreeSet<NodeId> },
-    Leader { progress: BTreeMap<NodeId, Progress> },
+    /// Asking for pre-votes: the term is unchanged until a quorum would vote for us.
+    PreCandidate {
+        votes: BTreeSet<NodeId>,
+    },
+    Candidate {
+        votes: BTreeSet<NodeId>,
+    },
+    Leader {
+        progress: BTreeMap<NodeId, Progress>,
+    },
 }
 
 /// Why a proposal was not accepted. Both are definite: nothing was appended.
@@ -46,6 +54,11 @@ pub struct Raft {
     leader_id: Option<NodeId>,
     election_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
+    /// Until then, a follower believes its leader alive (check-quorum): it neither grants
+    /// pre-votes nor lets a vote request raise its term.
+    lease_until_ms: u64,
+    /// When a leader next checks that it heard from a quorum (check-quorum).
+    check_quorum_deadline_ms: u64,
     effects: Vec<Effect>,
     /// Elections this replica started since it was built (for metrics).
     elections_started: u64,
@@ -98,6 +111,8 @@ impl Raft {
             leader_id: None,
             election_deadline_ms: 0,
             heartbeat_deadline_ms: 0,
+            lease_until_ms: 0,
+            check_quorum_deadline_ms: 0,
             effects: Vec::new(),
             elections_started: 0,
             broadcast_due: false,
@@ -120,6 +135,7 @@ impl Raft {
     pub fn role_name(&self) -> &'static str {
         match self.role {
             Role::Follower => "follower",
+            Role::PreCandidate { .. } => "pre-candidate",
             Role::Candidate { .. } => "candidate",
             Role::Leader { .. } => "leader",
         }
@@ -154,6 +170,9 @@ impl Raft {
     /// The earliest time at which `Input::Tick` has work to do.
     pub fn next_deadline_ms(&self) -> u64 {
         match self.role {
+            Role::Leader { .. } if self.cfg.check_quorum => {
+                self.heartbeat_deadline_ms.min(self.check_quorum_deadline_ms)
+            }
             Role::Leader { .. } => self.heartbeat_deadline_ms,
             _ => self.election_deadline_ms,
         }
@@ -201,17 +220,53 @@ impl Raft {
     fn tick(&mut self, now_ms: u64) {
         match self.role {
             Role::Leader { .. } => {
+                if self.cfg.check_quorum && now_ms >= self.check_quorum_deadline_ms && !self.check_quorum(now_ms) {
+                    return;
+                }
                 if now_ms >= self.heartbeat_deadline_ms {
                     self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
                     self.broadcast_append(true);
                 }
             }
-            Role::Follower | Role::Candidate { .. } => {
+            Role::Follower | Role::PreCandidate { .. } | Role::Candidate { .. } => {
                 if now_ms >= self.election_deadline_ms {
-                    self.campaign(now_ms);
+                    if self.cfg.pre_vote {
+                        self.pre_campaign(now_ms);
+                    } else {
+                        self.campaign(now_ms);
+                    }
                 }
             }
         }
+    }
+
+    /// The leader's periodic check that a quorum still answers it. Returns false if it
+    /// stepped down.
+    fn check_quorum(&mut self, now_ms: u64) -> bool {
+        let Role::Leader { progress } = &mut self.role else { unreachable!("only a leader checks its quorum") };
+        let active = 1 + progress.values().filter(|p| p.recent_active).count();
+        for p in progress.values_mut() {
+            p.recent_active = false;
+        }
+        self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
+        if self.has_quorum(active) {
+            return true;
+        }
+        // Clients of a leader that cannot commit should go elsewhere (thesis §6.2).
+        let term = self.hard.term;
+        self.become_follower(now_ms, term, None);
+        false
+    }
+
+    /// Whether this node believes a leader is alive (only with check-quorum): a leader
+    /// itself, or a follower that heard from its leader within the minimum election
+    /// timeout.
+    fn in_lease(&self, now_ms: u64) -> bool {
+        self.cfg.check_quorum
+            && match self.role {
+                Role::Leader { .. } => true,
+                _ => self.leader_id.is_some() && now_ms < self.lease_until_ms,
+            }
     }
 
     fn reset_election_deadline(&mut self, now_ms: u64) {
@@ -220,6 +275,63 @@ impl Raft {
     }
 
     // ----- elections (§5.2) --------------------------------------------------------
+
+    /// Pre-vote (thesis §9.6): ask for votes in term + 1 without taking it.
+    fn pre_campaign(&mut self, now_ms: u64) {
+        self.leader_id = None;
+        self.role = Role::PreCandidate { votes: BTreeSet::from([self.cfg.id]) };
+        self.reset_election_deadline(now_ms);
+        if self.has_quorum(1) {
+            self.campaign(now_ms);
+            return;
+        }
+        // Nothing changed that needs persisting: the term and vote are untouched.
+        let message = Message::PreVote {
+            term: self.hard.term + 1,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for to in self.other_voters() {
+            self.send(to, message.clone(), Durability::Immediately);
+        }
+    }
+
+    /// §5.4.1: a vote goes only to a candidate whose log is at least as up to date.
+    fn log_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        let ok = last_log_term > self.log.last_term()
+            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
+        ok || PlantedBug::VoteIgnoresLog.is_active(self.cfg.planted_bug)
+    }
+
+    fn handle_pre_vote(&mut self, now_ms: u64, from: NodeId, term: Term, last_log_index: Index, last_log_term: Term) {
+        if self.in_lease(now_ms) {
+            // Our leader is alive: no help for a rival, and no answer (as in etcd).
+            return;
+        }
+        // A pre-vote for a later term may be granted whatever we voted in ours: granting
+        // binds nothing.
+        let can_vote = term > self.hard.term
+            || self.hard.voted_for == Some(from)
+            || (self.hard.voted_for.is_none() && self.leader_id.is_none());
+        let granted = can_vote && self.log_up_to_date(last_log_index, last_log_term);
+        let term = if granted { term } else { self.hard.term };
+        self.send(from, Message::PreVoteResponse { term, granted }, Durability::Immediately);
+    }
+
+    fn handle_pre_vote_response(&mut self, now_ms: u64, from: NodeId, term: Term, granted: bool) {
+        let proposed = self.hard.term + 1;
+        let Role::PreCandidate { votes } = &mut self.role else {
+            return;
+        };
+        if !granted || term != proposed || !self.cfg.voters.contains(&from) {
+            return;
+        }
+        votes.insert(from);
+        let count = votes.len();
+        if self.has_quorum(count) {
+            self.campaign(now_ms);
+        }
+    }
 
     fn campaign(&mut self, now_ms: u64) {
         self.elections_started += 1;
@@ -263,6 +375,7 @@ impl Raft {
         self.leader_id = Some(self.cfg.id);
         self.effects.push(Effect::BecameLeader { term: self.hard.term });
         self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
+        self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
         // A no-op of the new term lets the leader commit what earlier terms left (§5.4.2).
         self.append_own(Payload::Noop);
         self.broadcast_append(false);
@@ -270,9 +383,7 @@ impl Raft {
     }
 
     fn handle_request_vote(&mut self, now_ms: u64, from: NodeId, last_log_index: Index, last_log_term: Term) {
-        let log_ok = last_log_term > self.log.last_term()
-            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
-        let log_ok = log_ok || PlantedBug::VoteIgnoresLog.is_active(self.cfg.planted_bug);
+        let log_ok = self.log_up_to_date(last_log_index, last_log_term);
         // As in etcd: a follower that knows this term's leader does not vote (a leader of
         // the term exists, so no other candidate could be elected in it anyway).
         let can_vote = match self.hard.voted_for {
@@ -362,6 +473,7 @@ impl Raft {
     ) {
         // A valid leader of our term: follow it (a candidate of the same term steps down).
         self.become_follower(now_ms, self.hard.term, Some(from));
+        self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
         let term = self.hard.term;
         let result = match self.log.term_at(prev_log_index) {
             None => AppendResult::Conflict {
@@ -427,6 +539,7 @@ impl Raft {
         let Some(p) = progress.get_mut(&from) else {
             return;
         };
+        p.recent_active = true;
         match result {
             AppendResult::Success { match_index } => {
                 assert!(match_index <= last_index, "follower matches beyond our log");
@@ -496,13 +609,27 @@ impl Raft {
         let from = env.from;
         let term = env.message.term();
         if term > self.hard.term {
-            let leader = matches!(env.message, Message::AppendEntries { .. }).then_some(from);
-            self.become_follower(now_ms, term, leader);
+            match env.message {
+                // A pre-vote never raises a term: not the receiver's, and a grant (which
+                // carries the term asked about) not the pre-candidate's.
+                Message::PreVote { .. } | Message::PreVoteResponse { granted: true, .. } => {}
+                // Thesis §4.2.3: while we believe a leader alive, a vote request from a
+                // node that lost touch with it neither raises our term nor gets an answer.
+                Message::RequestVote { .. } if self.in_lease(now_ms) => return,
+                _ => {
+                    let leader = matches!(env.message, Message::AppendEntries { .. }).then_some(from);
+                    self.become_follower(now_ms, term, leader);
+                }
+            }
         } else if term < self.hard.term {
             // Tell a stale sender about the newer term so that it steps down.
             match env.message {
                 Message::RequestVote { .. } => {
                     let reply = Message::RequestVoteResponse { term: self.hard.term, granted: false };
+                    self.send(from, reply, Durability::Immediately);
+                }
+                Message::PreVote { .. } => {
+                    let reply = Message::PreVoteResponse { term: self.hard.term, granted: false };
                     self.send(from, reply, Durability::Immediately);
                 }
                 Message::AppendEntries { prev_log_index, .. } => {
@@ -525,6 +652,10 @@ impl Raft {
                 self.handle_request_vote(now_ms, from, last_log_index, last_log_term)
             }
             Message::RequestVoteResponse { granted, .. } => self.handle_vote_response(now_ms, from, granted),
+            Message::PreVote { term, last_log_index, last_log_term } => {
+                self.handle_pre_vote(now_ms, from, term, last_log_index, last_log_term)
+            }
+            Message::PreVoteResponse { term, granted } => self.handle_pre_vote_response(now_ms, from, term, granted),
             Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
                 if self.is_leader() {
                     // Two leaders in one term would break election safety (§5.2).
@@ -570,7 +701,7 @@ impl Raft {
                 debug_assert!(p.next_index <= self.log.last_index() + 1, "next within log + 1");
             }
         }
-        if let Role::Candidate { votes } = &self.role {
+        if let Role::Candidate { votes } | Role::PreCandidate { votes } = &self.role {
             debug_assert!(votes.contains(&self.cfg.id));
         }
     }

@@ -15,10 +15,38 @@ pub struct Envelope {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    RequestVote { term: Term, last_log_index: Index, last_log_term: Term },
-    RequestVoteResponse { term: Term, granted: bool },
-    AppendEntries { term: Term, prev_log_index: Index, prev_log_term: Term, entries: Vec<Entry>, leader_commit: Index },
-    AppendEntriesResponse { term: Term, result: AppendResult },
+    RequestVote {
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    RequestVoteResponse {
+        term: Term,
+        granted: bool,
+    },
+    /// "Would you vote for me in `term`?" (the sender's term + 1; the sender's own term
+    /// stays). Answering changes nothing on the receiver.
+    PreVote {
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    /// A grant carries the term asked about; a refusal the refuser's own term.
+    PreVoteResponse {
+        term: Term,
+        granted: bool,
+    },
+    AppendEntries {
+        term: Term,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    AppendEntriesResponse {
+        term: Term,
+        result: AppendResult,
+    },
 }
 
 /// The follower's answer to an AppendEntries.
@@ -37,6 +65,8 @@ impl Message {
         match self {
             Message::RequestVote { term, .. }
             | Message::RequestVoteResponse { term, .. }
+            | Message::PreVote { term, .. }
+            | Message::PreVoteResponse { term, .. }
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. } => *term,
         }

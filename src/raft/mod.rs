@@ -34,6 +34,8 @@ mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prevote;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};

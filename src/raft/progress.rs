@@ -20,6 +20,8 @@ pub(crate) struct Progress {
     pub state: ProgressState,
     /// Last index of each pipelined append in flight (Replicate only), oldest first.
     pub inflight: VecDeque<Index>,
+    /// Heard from since the leader's last quorum check (check-quorum).
+    pub recent_active: bool,
 }
 
 impl Progress {
@@ -29,6 +31,7 @@ impl Progress {
             next_index,
             state: ProgressState::Probe { paused: false },
             inflight: VecDeque::new(),
+            recent_active: false,
         }
     }
 

@@ -8,11 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const G: u64 = 1;
 
+/// The paper's Raft: no pre-vote, no check-quorum (the etcd paper tests assume neither).
 fn cfg(id: NodeId, n: u64) -> Config {
     let mut c = Config::new(id, G, (1..=n).collect());
     c.election_timeout_ms_min = 100;
     c.election_timeout_ms_max = 200;
     c.heartbeat_interval_ms = 10;
+    c.pre_vote = false;
+    c.check_quorum = false;
     c
 }
 

@@ -96,6 +96,9 @@ pub struct Cluster {
     network: Vec<Envelope>,
     now_ms: u64,
     planted_bug: Option<PlantedBug>,
+    /// Pre-vote and check-quorum, as the input chose.
+    pre_vote: bool,
+    check_quorum: bool,
     /// Every leader ever elected, by term (election safety).
     leaders: BTreeMap<Term, NodeId>,
     /// Every entry ever committed, by index (state machine safety).
@@ -103,7 +106,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// `nodes` replicas with pre-vote and check-quorum on (the defaults).
     pub fn new(nodes: usize, planted_bug: Option<PlantedBug>) -> Self {
+        Self::with_options(nodes, planted_bug, true, true)
+    }
+
+    pub fn with_options(nodes: usize, planted_bug: Option<PlantedBug>, pre_vote: bool, check_quorum: bool) -> Self {
         let ids: Vec<NodeId> = (1..=nodes as NodeId).collect();
         let mut c = Cluster {
             ids: ids.clone(),
@@ -111,6 +119,8 @@ impl Cluster {
             network: Vec::new(),
             now_ms: 0,
             planted_bug,
+            pre_vote,
+            check_quorum,
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
         };
@@ -128,6 +138,8 @@ impl Cluster {
         cfg.heartbeat_interval_ms = 20;
         cfg.append_entries_max = 4;
         cfg.uncommitted_entries_max = 64;
+        cfg.pre_vote = self.pre_vote;
+        cfg.check_quorum = self.check_quorum;
         cfg.planted_bug = self.planted_bug;
         cfg
     }
@@ -291,11 +303,13 @@ impl Cluster {
     }
 }
 
-/// Runs a whole fuzz input: the first byte picks 3 to 5 nodes, the rest are events.
+/// Runs a whole fuzz input: the first byte picks 3 to 5 nodes, the second whether
+/// pre-vote and check-quorum are on, the rest are events.
 pub fn run(data: &[u8], planted_bug: Option<PlantedBug>) {
     let mut u = Unstructured::new(data);
     let nodes = 3 + u.int_in_range(0..=2u8).unwrap_or(0) as usize;
-    let mut cluster = Cluster::new(nodes, planted_bug);
+    let features = u.int_in_range(0..=3u8).unwrap_or(0);
+    let mut cluster = Cluster::with_options(nodes, planted_bug, features & 1 == 1, features & 2 == 2);
     for _ in 0..EVENTS_MAX {
         // `arbitrary` goes on producing defaults from an exhausted input: stop there.
         if u.is_empty() {

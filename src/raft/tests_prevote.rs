@@ -1,0 +1,285 @@
+//! Pre-vote and check-quorum: exact effects, and ports of etcd's cases (named after their
+//! originals in `raft_test.go`) on a small network with a clock.
+
+use super::*;
+use crate::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn cfg(id: NodeId, n: u64, pre_vote: bool, check_quorum: bool) -> Config {
+    let mut c = Config::new(id, 1, (1..=n).collect());
+    c.election_timeout_ms_min = 100;
+    c.election_timeout_ms_max = 200;
+    c.heartbeat_interval_ms = 10;
+    c.pre_vote = pre_vote;
+    c.check_quorum = check_quorum;
+    c
+}
+
+/// Replicas on a lossless network with one clock; `cut` holds the links that drop.
+struct Net {
+    nodes: BTreeMap<NodeId, Raft>,
+    now_ms: u64,
+    cut: BTreeSet<(NodeId, NodeId)>,
+}
+
+impl Net {
+    fn new(n: u64, pre_vote: bool, check_quorum: bool) -> Self {
+        let nodes = (1..=n)
+            .map(|id| (id, Raft::new(cfg(id, n, pre_vote, check_quorum), id, 0, HardState::default(), vec![]).unwrap()))
+            .collect();
+        Net { nodes, now_ms: 0, cut: BTreeSet::new() }
+    }
+
+    fn isolate(&mut self, id: NodeId) {
+        for &other in self.nodes.keys() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Delivers until nothing is in flight.
+    fn deliver(&mut self) {
+        for _ in 0..10_000 {
+            let mut queue = Vec::new();
+            for r in self.nodes.values_mut() {
+                for e in r.drain_effects() {
+                    if let Effect::Send { envelope, .. } = e {
+                        queue.push(envelope);
+                    }
+                }
+            }
+            if queue.is_empty() {
+                return;
+            }
+            for env in queue {
+                if !self.cut.contains(&(env.from, env.to)) {
+                    let now = self.now_ms;
+                    self.nodes.get_mut(&env.to).unwrap().step(now, Input::Receive(env));
+                }
+            }
+        }
+        panic!("the network did not quiesce");
+    }
+
+    /// Fires node `id`'s next deadline (moving the clock there), then delivers.
+    fn fire(&mut self, id: NodeId) {
+        let r = self.nodes.get_mut(&id).unwrap();
+        self.now_ms = self.now_ms.max(r.next_deadline_ms());
+        r.step(self.now_ms, Input::Tick);
+        self.deliver();
+    }
+
+    /// Lets `ms` pass, every node ticking at its deadlines, messages delivered at once.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now_ms + ms;
+        loop {
+            let next = self.nodes.values().map(Raft::next_deadline_ms).min().unwrap();
+            if next > end {
+                break;
+            }
+            self.now_ms = self.now_ms.max(next);
+            let now = self.now_ms;
+            for r in self.nodes.values_mut() {
+                if r.next_deadline_ms() <= now {
+                    r.step(now, Input::Tick);
+                }
+            }
+            self.deliver();
+        }
+        self.now_ms = end;
+    }
+
+    fn get(&self, id: NodeId) -> &Raft {
+        &self.nodes[&id]
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        self.nodes.values().filter(|r| r.is_leader()).map(Raft::id).collect()
+    }
+
+    fn terms(&self) -> Vec<Term> {
+        self.nodes.values().map(Raft::term).collect()
+    }
+}
+
+#[test]
+fn a_pre_vote_round_raises_no_term_and_persists_nothing() {
+    let mut r = Raft::new(cfg(1, 3, true, true), 1, 0, HardState { term: 4, voted_for: None }, vec![]).unwrap();
+    let t = r.next_deadline_ms();
+    r.step(t, Input::Tick);
+    assert_eq!(r.role_name(), "pre-candidate");
+    assert_eq!(r.term(), 4);
+    let effects = r.drain_effects();
+    let ask = Message::PreVote { term: 5, last_log_index: 0, last_log_term: 0 };
+    let expected: Vec<Effect> = [2, 3]
+        .map(|to| Effect::Send {
+            envelope: Envelope { group: 1, from: 1, to, message: ask.clone() },
+            after: Durability::Immediately,
+        })
+        .to_vec();
+    assert_eq!(effects, expected);
+    // A quorum of grants starts the real election: now the term rises, durably.
+    r.step(
+        t,
+        Input::Receive(Envelope {
+            group: 1,
+            from: 2,
+            to: 1,
+            message: Message::PreVoteResponse { term: 5, granted: true },
+        }),
+    );
+    assert_eq!(r.role_name(), "candidate");
+    assert_eq!(r.term(), 5);
+    let effects = r.drain_effects();
+    assert_eq!(effects[0], Effect::PersistHardState(HardState { term: 5, voted_for: Some(1) }));
+}
+
+#[test]
+fn granting_a_pre_vote_changes_nothing_on_the_granter() {
+    let mut r = Raft::new(cfg(2, 3, true, true), 2, 0, HardState { term: 4, voted_for: Some(3) }, vec![]).unwrap();
+    let ask = Message::PreVote { term: 5, last_log_index: 0, last_log_term: 0 };
+    r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: ask }));
+    assert_eq!(r.hard_state(), HardState { term: 4, voted_for: Some(3) }, "term and vote untouched");
+    let effects = r.drain_effects();
+    let reply = Message::PreVoteResponse { term: 5, granted: true };
+    assert_eq!(
+        effects,
+        vec![Effect::Send {
+            envelope: Envelope { group: 1, from: 2, to: 1, message: reply },
+            after: Durability::Immediately
+        }]
+    );
+}
+
+/// etcd TestDuelingPreCandidates: a pre-candidate whose log is behind gets no pre-votes,
+/// so it raises no term, before or after the partition heals.
+#[test]
+fn dueling_pre_candidates() {
+    let mut net = Net::new(3, true, false);
+    net.cut.insert((1, 3));
+    net.cut.insert((3, 1));
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    net.fire(3);
+    assert_eq!(net.get(3).term(), 1, "learned the term from the refusal, no higher");
+    assert!(!net.get(3).is_leader());
+    net.heal();
+    net.fire(3);
+    assert_eq!(net.leaders(), vec![1]);
+    assert_eq!(net.terms(), vec![1, 1, 1], "no disruption");
+}
+
+/// etcd TestLeaderStepdownWhenQuorumLost: a leader that hears from no quorum for an
+/// election timeout steps down.
+#[test]
+fn leader_stepdown_when_quorum_lost() {
+    let mut net = Net::new(3, false, true);
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    net.isolate(1);
+    net.isolate(2);
+    net.isolate(3);
+    net.advance(250);
+    assert!(!net.get(1).is_leader(), "deposed itself");
+    assert_eq!(net.get(1).term(), 1, "stepping down raises no term");
+}
+
+/// etcd TestLeaderSupersedingWithCheckQuorum / TestPreVoteWithCheckQuorum: the leader is
+/// cut off; the others' leases expire and they elect a new leader.
+#[test]
+fn pre_vote_with_check_quorum() {
+    let mut net = Net::new(3, true, true);
+    net.fire(1);
+    net.isolate(1);
+    net.advance(400);
+    let leaders: Vec<NodeId> = net.leaders().into_iter().filter(|&l| l != 1).collect();
+    assert_eq!(leaders.len(), 1, "one of 2 and 3 leads: {:?}", net.leaders());
+    assert!(!net.get(1).is_leader(), "the old leader stepped down on its own");
+}
+
+/// etcd TestFreeStuckCandidateWithCheckQuorum: without pre-vote, an isolated node's term
+/// runs ahead; once healed, the leader learns the higher term and a new election settles
+/// everyone on one term.
+#[test]
+fn free_stuck_candidate_with_check_quorum() {
+    let mut net = Net::new(3, false, true);
+    net.fire(1);
+    net.isolate(3);
+    net.advance(1000);
+    let stuck = net.get(3).term();
+    assert!(stuck > 2, "node 3 kept campaigning alone (term {stuck})");
+    net.heal();
+    net.advance(2000);
+    assert_eq!(net.leaders().len(), 1);
+    let terms = net.terms();
+    assert!(terms.iter().all(|&t| t == terms[0] && t >= stuck), "one term again: {terms:?}");
+}
+
+/// etcd TestDisruptiveFollowerPreVote: with pre-vote, a follower cut off for a long time
+/// comes back without raising its term, and the leader stays.
+#[test]
+fn disruptive_follower_pre_vote() {
+    let mut net = Net::new(3, true, true);
+    net.fire(1);
+    net.isolate(3);
+    net.advance(1000);
+    assert_eq!(net.get(3).term(), 1, "pre-votes failed; the term never rose");
+    net.heal();
+    net.advance(1000);
+    assert_eq!(net.leaders(), vec![1]);
+    assert_eq!(net.terms(), vec![1, 1, 1]);
+}
+
+/// etcd TestPreVoteWithSplitVote: two pre-candidates both win their pre-votes, split the
+/// real vote, and the next round elects one.
+#[test]
+fn pre_vote_with_split_vote() {
+    let mut net = Net::new(3, true, false);
+    net.fire(1);
+    net.isolate(1);
+    // Both time out before either hears the other.
+    for id in [2, 3] {
+        let r = net.nodes.get_mut(&id).unwrap();
+        let t = r.next_deadline_ms().max(net.now_ms);
+        r.step(t, Input::Tick);
+    }
+    net.deliver();
+    assert_eq!(net.get(2).term(), 2);
+    assert_eq!(net.get(3).term(), 2);
+    assert_eq!(net.leaders(), vec![1], "split: neither won term 2 (1 is cut off, still leading term 1)");
+    net.fire(2);
+    assert!(net.get(2).is_leader());
+    assert_eq!(net.get(2).term(), 3);
+}
+
+/// A follower whose leader went silent grants pre-votes once its lease expires, but not
+/// before (etcd's `inLease`).
+#[test]
+fn a_follower_grants_pre_votes_only_after_its_lease() {
+    let mut net = Net::new(3, true, true);
+    net.fire(1);
+    net.isolate(1);
+    // Within the lease: node 2 asks, node 3 stays silent.
+    let r = net.nodes.get_mut(&2).unwrap();
+    r.step(net.now_ms + 1, Input::Tick); // not due: nothing happens
+    let now = net.now_ms + 5;
+    let ask = Message::PreVote { term: 2, last_log_index: 1, last_log_term: 1 };
+    let r3 = net.nodes.get_mut(&3).unwrap();
+    r3.step(now, Input::Receive(Envelope { group: 1, from: 2, to: 3, message: ask.clone() }));
+    assert!(r3.drain_effects().is_empty(), "in lease: no answer");
+    let later = now + 200;
+    r3.step(later, Input::Receive(Envelope { group: 1, from: 2, to: 3, message: ask }));
+    let granted = r3.drain_effects().into_iter().any(|e| {
+        matches!(
+            e,
+            Effect::Send { envelope: Envelope { message: Message::PreVoteResponse { granted: true, .. }, .. }, .. }
+        )
+    });
+    assert!(granted, "lease expired: granted");
+}
