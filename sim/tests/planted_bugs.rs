@@ -78,3 +78,8 @@ fn vote_ignores_log_is_caught_within_10_seeds() {
 fn vote_not_persisted_is_caught_within_100_seeds() {
     caught_and_replayed("vote_not_persisted", 100);
 }
+
+#[test]
+fn read_index_without_quorum_is_caught_within_10_seeds() {
+    caught_and_replayed("read_index_without_quorum", 10);
+}

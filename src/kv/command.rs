@@ -9,8 +9,7 @@ pub const COMMAND_BYTES_MAX: usize = 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 pub enum Command {
-    /// Reads go through the log too, which makes them linearizable without leases or
-    /// ReadIndex (those come with issue 3).
+    /// Reads are linearizable: the leader serves them after a ReadIndex confirmation.
     Get {
         key: Vec<u8>,
     },
@@ -104,6 +103,15 @@ pub enum ApplyError {
 }
 
 impl Command {
+    /// Whether the command only reads: it can be served by ReadIndex instead of a log
+    /// entry.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Get { .. } | Command::GetMany { .. } | Command::CountExisting { .. } | Command::CountKeys
+        )
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         codec::encode(self)
     }

@@ -3,7 +3,7 @@
 //! deadline.
 
 use super::ClientError;
-use crate::kv::Output;
+use crate::kv::{Command, Output};
 use crate::raft::{Index, Term};
 use crate::NodeId;
 use std::collections::BTreeMap;
@@ -31,11 +31,23 @@ pub struct Forward {
     pub deadline_ms: u64,
 }
 
+/// A read-only command waiting for its ReadIndex confirmation (`index: None`), then for
+/// the state machine to apply `index`.
+#[derive(Debug)]
+pub struct Read {
+    pub command: Command,
+    pub origin: Origin,
+    pub deadline_ms: u64,
+    pub index: Option<Index>,
+}
+
 #[derive(Debug)]
 pub struct Pending {
     pub proposals: BTreeMap<Index, Proposal>,
     pub forwards: BTreeMap<u64, Forward>,
+    pub reads: BTreeMap<u64, Read>,
     next_forward_id: u64,
+    next_read_id: u64,
 }
 
 impl Pending {
@@ -43,11 +55,25 @@ impl Pending {
     /// sends to a forward of a previous incarnation must not match a forward of this one
     /// (the simulator found exactly that: a read answered with another key's value).
     pub fn new(first_forward_id: u64) -> Self {
-        Pending { proposals: BTreeMap::new(), forwards: BTreeMap::new(), next_forward_id: first_forward_id }
+        Pending {
+            proposals: BTreeMap::new(),
+            forwards: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            next_forward_id: first_forward_id,
+            next_read_id: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.proposals.len() + self.forwards.len()
+        self.proposals.len() + self.forwards.len() + self.reads.len()
+    }
+
+    /// Read ids are local to this incarnation: they never leave the node.
+    pub fn add_read(&mut self, command: Command, origin: Origin, deadline_ms: u64) -> u64 {
+        self.next_read_id += 1;
+        let id = self.next_read_id;
+        self.reads.insert(id, Read { command, origin, deadline_ms, index: None });
+        id
     }
 
     pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64) -> u64 {
@@ -68,6 +94,10 @@ impl Pending {
         let late: Vec<u64> = self.forwards.iter().filter(|(_, f)| f.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
         for i in late {
             out.push(self.forwards.remove(&i).expect("present").origin);
+        }
+        let late: Vec<u64> = self.reads.iter().filter(|(_, r)| r.deadline_ms <= now_ms).map(|(&i, _)| i).collect();
+        for i in late {
+            out.push(self.reads.remove(&i).expect("present").origin);
         }
         out
     }

@@ -60,7 +60,11 @@ impl RaftStore {
                     batch.put(&self.partition, Self::log_key(e.index), codec::encode(e));
                 }
             }
-            Effect::Send { .. } | Effect::Commit { .. } | Effect::BecameLeader { .. } => {}
+            Effect::Send { .. }
+            | Effect::Commit { .. }
+            | Effect::BecameLeader { .. }
+            | Effect::ReadReady { .. }
+            | Effect::ReadFailed { .. } => {}
         }
     }
 }

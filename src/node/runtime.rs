@@ -333,6 +333,15 @@ impl<T: Transport, S: Storage> Node<T, S> {
             return;
         }
         let deadline_ms = self.clock.monotonic_ms() + self.cfg.request_timeout_ms;
+        if command.is_read_only() {
+            // ReadIndex: confirmed by a round of heartbeats, not written to the log.
+            let id = self.pending.add_read(command, origin, deadline_ms);
+            if let Err(e) = self.raft.read_index(id) {
+                let read = self.pending.reads.remove(&id).expect("just added");
+                self.refused(read.command, read.origin, deadline_ms, e);
+            }
+            return;
+        }
         match self.raft.propose(command.encode()) {
             Ok((index, term)) => {
                 let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
@@ -343,13 +352,37 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     self.answer(p.origin, Err(ClientError::Displaced));
                 }
             }
-            Err(ProposeError::Backpressure) => self.answer(origin, Err(ClientError::Busy)),
-            Err(ProposeError::NotLeader { leader_hint: Some(leader) }) if leader != self.cfg.id => {
+            Err(e) => self.refused(command, origin, deadline_ms, e),
+        }
+    }
+
+    /// The core refused a proposal or read: forward it to the leader we know, or answer.
+    fn refused(&mut self, command: Command, origin: Origin, deadline_ms: u64, e: ProposeError) {
+        match e {
+            ProposeError::Backpressure => self.answer(origin, Err(ClientError::Busy)),
+            ProposeError::NotLeader { leader_hint: Some(leader) } if leader != self.cfg.id => {
                 let req_id = self.pending.add_forward(origin, deadline_ms);
                 let wire = Wire::Request { req_id, command };
                 self.transport.send(leader, codec::encode(&wire));
             }
-            Err(ProposeError::NotLeader { .. }) => self.answer(origin, Err(ClientError::NoLeader)),
+            ProposeError::NotLeader { .. } => self.answer(origin, Err(ClientError::NoLeader)),
+        }
+    }
+
+    /// Serves the confirmed reads whose index the state machine has reached.
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let due: Vec<u64> = self
+            .pending
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let read = self.pending.reads.remove(&id).expect("listed above");
+            let output = self.sm.apply(&read.command);
+            self.answer(read.origin, Ok(output));
         }
     }
 
@@ -392,6 +425,18 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 Effect::BecameLeader { term } => {
                     self.observer.on_event(self.cfg.id, NodeEvent::BecameLeader { term });
                 }
+                Effect::ReadReady { id, index } => {
+                    // Gone already if it timed out meanwhile.
+                    if let Some(read) = self.pending.reads.get_mut(&id) {
+                        read.index = Some(index);
+                    }
+                }
+                Effect::ReadFailed { id } => {
+                    if let Some(read) = self.pending.reads.remove(&id) {
+                        let hint = self.raft.leader_id();
+                        self.answer(read.origin, Err(ClientError::NotLeader { leader_hint: hint }));
+                    }
+                }
             }
         }
         self.write_batch()?;
@@ -402,6 +447,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             self.make_durable()?;
             self.apply_committed(index)?;
         }
+        self.serve_reads();
         Ok(())
     }
 

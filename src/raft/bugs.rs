@@ -18,11 +18,18 @@ pub enum PlantedBug {
     /// A voter grants its vote without making it durable (§5.1, Fig. 2): after a crash it
     /// can vote twice in one term, and two leaders can be elected in one term.
     VoteNotPersisted,
+    /// The leader answers a ReadIndex read without confirming with a quorum that it still
+    /// leads (thesis §6.4 step 3): a deposed leader serves stale reads.
+    ReadIndexWithoutQuorum,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 3] =
-        [PlantedBug::QuorumOffByOne, PlantedBug::VoteIgnoresLog, PlantedBug::VoteNotPersisted];
+    pub const ALL: [PlantedBug; 4] = [
+        PlantedBug::QuorumOffByOne,
+        PlantedBug::VoteIgnoresLog,
+        PlantedBug::VoteNotPersisted,
+        PlantedBug::ReadIndexWithoutQuorum,
+    ];
 
     /// The bug named `name` (as in scenario files), if there is one.
     pub fn from_name(name: &str) -> Option<PlantedBug> {
@@ -34,6 +41,7 @@ impl PlantedBug {
             PlantedBug::QuorumOffByOne => "quorum_off_by_one",
             PlantedBug::VoteIgnoresLog => "vote_ignores_log",
             PlantedBug::VoteNotPersisted => "vote_not_persisted",
+            PlantedBug::ReadIndexWithoutQuorum => "read_index_without_quorum",
         }
     }
 

@@ -11,6 +11,19 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Reads a leader holds at once; more are refused with `Backpressure`.
+const READS_PENDING_MAX: usize = 16 * 1024;
+
+/// A read waiting for a quorum to confirm the leader.
+#[derive(Clone, Copy, Debug)]
+struct PendingRead {
+    id: u64,
+    /// The commit index when the read arrived: serve it once applied.
+    index: Index,
+    /// The round a quorum must echo (0: not sent yet).
+    seq: u64,
+}
+
 /// Inputs besides proposals.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -62,6 +75,13 @@ pub struct Raft {
     effects: Vec<Effect>,
     /// Elections this replica started since it was built (for metrics).
     elections_started: u64,
+    /// The leader's current contact round (see `Message::AppendEntries::read_seq`).
+    read_seq: u64,
+    /// Reads waiting for this leader's first commit in its term (a new leader does not
+    /// know the commit index until then; thesis §6.4 step 1).
+    reads_awaiting_commit: Vec<u64>,
+    /// Reads waiting for a quorum to echo `seq` (0: their round is not sent yet).
+    reads_awaiting_quorum: Vec<PendingRead>,
     /// Proposals were appended since the last broadcast. Proposals are batched: the
     /// appends that carry them go out when the effects are drained, so many proposals
     /// between two drains travel in one AppendEntries per follower.
@@ -116,6 +136,9 @@ impl Raft {
             effects: Vec::new(),
             elections_started: 0,
             broadcast_due: false,
+            read_seq: 0,
+            reads_awaiting_commit: Vec::new(),
+            reads_awaiting_quorum: Vec::new(),
         };
         raft.reset_election_deadline(now_ms);
         Ok(raft)
@@ -180,6 +203,17 @@ impl Raft {
 
     /// Takes the effects produced since the last call, in the order they must be applied.
     pub fn drain_effects(&mut self) -> Vec<Effect> {
+        if self.reads_awaiting_quorum.iter().any(|r| r.seq == 0) {
+            // One round of contact confirms every read that arrived since the last round.
+            self.read_seq += 1;
+            let seq = self.read_seq;
+            for r in self.reads_awaiting_quorum.iter_mut().filter(|r| r.seq == 0) {
+                r.seq = seq;
+            }
+            self.broadcast_due = false;
+            self.broadcast_append(true);
+            self.release_reads();
+        }
         if std::mem::take(&mut self.broadcast_due) {
             // Still leader (a step since the proposal may have deposed us): send what the
             // batch of proposals appended.
@@ -213,6 +247,60 @@ impl Raft {
         self.maybe_commit();
         self.check_invariants();
         Ok((index, self.hard.term))
+    }
+
+    /// Starts a linearizable read (ReadIndex, thesis §6.4): the answer comes as
+    /// `Effect::ReadReady { id, index }` once a quorum has confirmed this leader, or as
+    /// `Effect::ReadFailed { id }` if it stops leading first. `id` is the caller's.
+    pub fn read_index(&mut self, id: u64) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
+        }
+        if self.reads_awaiting_commit.len() + self.reads_awaiting_quorum.len() >= READS_PENDING_MAX {
+            return Err(ProposeError::Backpressure);
+        }
+        if self.committed_in_term() {
+            self.reads_awaiting_quorum.push(PendingRead { id, index: self.commit_index, seq: 0 });
+        } else {
+            self.reads_awaiting_commit.push(id);
+        }
+        Ok(())
+    }
+
+    fn committed_in_term(&self) -> bool {
+        self.log.term_at(self.commit_index) == Some(self.hard.term)
+    }
+
+    /// Answers the reads whose round a quorum has echoed.
+    fn release_reads(&mut self) {
+        let Role::Leader { progress } = &self.role else {
+            return;
+        };
+        let mut acked: Vec<u64> = progress.values().map(|p| p.read_seq_acked).collect();
+        acked.push(self.read_seq);
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = if PlantedBug::ReadIndexWithoutQuorum.is_active(self.cfg.planted_bug) {
+            self.read_seq
+        } else {
+            acked[self.quorum() - 1]
+        };
+        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
+            std::mem::take(&mut self.reads_awaiting_quorum).into_iter().partition(|r| r.seq != 0 && r.seq <= confirmed);
+        self.reads_awaiting_quorum = waiting;
+        for r in ready {
+            self.effects.push(Effect::ReadReady { id: r.id, index: r.index });
+        }
+    }
+
+    /// A leader that stops leading fails its pending reads.
+    fn fail_reads(&mut self) {
+        let ids: Vec<u64> = std::mem::take(&mut self.reads_awaiting_commit)
+            .into_iter()
+            .chain(std::mem::take(&mut self.reads_awaiting_quorum).into_iter().map(|r| r.id))
+            .collect();
+        for id in ids {
+            self.effects.push(Effect::ReadFailed { id });
+        }
     }
 
     // ----- time --------------------------------------------------------------------
@@ -357,6 +445,9 @@ impl Raft {
 
     fn become_follower(&mut self, now_ms: u64, term: Term, leader: Option<NodeId>) {
         assert!(term >= self.hard.term, "terms never go back");
+        if self.is_leader() {
+            self.fail_reads();
+        }
         if term > self.hard.term {
             self.hard.term = term;
             self.hard.voted_for = None;
@@ -376,6 +467,7 @@ impl Raft {
         self.effects.push(Effect::BecameLeader { term: self.hard.term });
         self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
         self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
+        self.read_seq = 0;
         // A no-op of the new term lets the leader commit what earlier terms left (§5.4.2).
         self.append_own(Payload::Noop);
         self.broadcast_append(false);
@@ -458,19 +550,22 @@ impl Raft {
             prev_log_term,
             entries,
             leader_commit: self.commit_index,
+            read_seq: self.read_seq,
         };
         self.send(to, message, Durability::Synced);
     }
 
+    /// `prev` is the (index, term) the entries follow.
     fn handle_append_entries(
         &mut self,
         now_ms: u64,
         from: NodeId,
-        prev_log_index: Index,
-        prev_log_term: Term,
+        prev: (Index, Term),
         entries: Vec<Entry>,
         leader_commit: Index,
+        read_seq: u64,
     ) {
+        let (prev_log_index, prev_log_term) = prev;
         // A valid leader of our term: follow it (a candidate of the same term steps down).
         self.become_follower(now_ms, self.hard.term, Some(from));
         self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
@@ -496,7 +591,7 @@ impl Raft {
                 AppendResult::Success { match_index: last_new }
             }
         };
-        self.send(from, Message::AppendEntriesResponse { term, result }, Durability::Synced);
+        self.send(from, Message::AppendEntriesResponse { term, result, read_seq }, Durability::Synced);
     }
 
     /// Appends the leader's entries, dropping ones we already have and truncating a
@@ -531,7 +626,7 @@ impl Raft {
         }
     }
 
-    fn handle_append_response(&mut self, from: NodeId, result: AppendResult) {
+    fn handle_append_response(&mut self, from: NodeId, result: AppendResult, read_seq: u64) {
         let last_index = self.log.last_index();
         let Role::Leader { progress } = &mut self.role else {
             return;
@@ -540,6 +635,14 @@ impl Raft {
             return;
         };
         p.recent_active = true;
+        if read_seq > p.read_seq_acked {
+            p.read_seq_acked = read_seq;
+            self.release_reads();
+        }
+        let Role::Leader { progress } = &mut self.role else {
+            unreachable!("still leader");
+        };
+        let p = progress.get_mut(&from).expect("looked up above");
         match result {
             AppendResult::Success { match_index } => {
                 assert!(match_index <= last_index, "follower matches beyond our log");
@@ -597,6 +700,11 @@ impl Raft {
         assert!(index <= self.log.last_index(), "cannot commit beyond the log");
         self.commit_index = index;
         self.effects.push(Effect::Commit { index });
+        if self.is_leader() && self.committed_in_term() && !self.reads_awaiting_commit.is_empty() {
+            for id in std::mem::take(&mut self.reads_awaiting_commit) {
+                self.reads_awaiting_quorum.push(PendingRead { id, index, seq: 0 });
+            }
+        }
     }
 
     // ----- messages ----------------------------------------------------------------
@@ -635,6 +743,7 @@ impl Raft {
                 Message::AppendEntries { prev_log_index, .. } => {
                     let reply = Message::AppendEntriesResponse {
                         term: self.hard.term,
+                        read_seq: 0,
                         result: AppendResult::Conflict {
                             rejected_prev_index: prev_log_index,
                             hint_index: 0,
@@ -656,14 +765,17 @@ impl Raft {
                 self.handle_pre_vote(now_ms, from, term, last_log_index, last_log_term)
             }
             Message::PreVoteResponse { term, granted } => self.handle_pre_vote_response(now_ms, from, term, granted),
-            Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, .. } => {
+            Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_seq, .. } => {
                 if self.is_leader() {
                     // Two leaders in one term would break election safety (§5.2).
                     panic!("node {} is leader of term {} and got an append from {from}", self.cfg.id, term);
                 }
-                self.handle_append_entries(now_ms, from, prev_log_index, prev_log_term, entries, leader_commit)
+                let prev = (prev_log_index, prev_log_term);
+                self.handle_append_entries(now_ms, from, prev, entries, leader_commit, read_seq)
             }
-            Message::AppendEntriesResponse { result, .. } => self.handle_append_response(from, result),
+            Message::AppendEntriesResponse { result, read_seq, .. } => {
+                self.handle_append_response(from, result, read_seq)
+            }
         }
     }
 

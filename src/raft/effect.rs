@@ -42,4 +42,15 @@ pub enum Effect {
     BecameLeader {
         term: Term,
     },
+    /// Read `id` (from [`super::Raft::read_index`]) may be served once the state machine
+    /// has applied `index`: a quorum confirmed this leader after the read arrived.
+    ReadReady {
+        id: u64,
+        index: Index,
+    },
+    /// Read `id` will not be confirmed: this replica stopped leading. Nothing was changed,
+    /// so the client may retry elsewhere.
+    ReadFailed {
+        id: u64,
+    },
 }

@@ -36,16 +36,21 @@ pub enum Message {
         term: Term,
         granted: bool,
     },
+    /// `read_seq` numbers the leader's rounds of contact within its term; the follower
+    /// echoes it, which proves to the leader that it still led when that round went out
+    /// (ReadIndex, thesis §6.4).
     AppendEntries {
         term: Term,
         prev_log_index: Index,
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: Index,
+        read_seq: u64,
     },
     AppendEntriesResponse {
         term: Term,
         result: AppendResult,
+        read_seq: u64,
     },
 }
 

@@ -36,6 +36,8 @@ mod progress;
 mod tests;
 #[cfg(test)]
 mod tests_prevote;
+#[cfg(test)]
+mod tests_read_index;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};

@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     pub inflight: VecDeque<Index>,
     /// Heard from since the leader's last quorum check (check-quorum).
     pub recent_active: bool,
+    /// The highest `read_seq` the follower echoed this term.
+    pub read_seq_acked: u64,
 }
 
 impl Progress {
@@ -32,6 +34,7 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             inflight: VecDeque::new(),
             recent_active: false,
+            read_seq_acked: 0,
         }
     }
 

@@ -62,7 +62,7 @@ fn elect(r: &mut Raft, voters: &[NodeId]) {
 }
 
 fn append_ok(term: Term, match_index: Index) -> Message {
-    Message::AppendEntriesResponse { term, result: AppendResult::Success { match_index } }
+    Message::AppendEntriesResponse { term, result: AppendResult::Success { match_index }, read_seq: 0 }
 }
 
 /// A tiny lossless network for multi-replica tests: delivers every sent message in
@@ -169,6 +169,7 @@ fn new_leader_appends_a_noop_and_replicates_it() {
                 prev_log_term: 0,
                 entries: vec![noop.clone()],
                 leader_commit: 0,
+                read_seq: 0,
             },
         },
         after: Durability::Synced,
@@ -194,6 +195,7 @@ fn follower_truncates_a_conflicting_suffix_then_acknowledges_after_sync() {
                 prev_log_term: 1,
                 entries: vec![new.clone()],
                 leader_commit: 2,
+                read_seq: 0,
             },
         ),
     );
@@ -221,7 +223,14 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
         env(
             1,
             2,
-            Message::AppendEntries { term: 3, prev_log_index: 5, prev_log_term: 3, entries: vec![], leader_commit: 0 },
+            Message::AppendEntries {
+                term: 3,
+                prev_log_index: 5,
+                prev_log_term: 3,
+                entries: vec![],
+                leader_commit: 0,
+                read_seq: 0,
+            },
         ),
     );
     let out = sends(&f.drain_effects());
@@ -231,7 +240,8 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
             1,
             Message::AppendEntriesResponse {
                 term: 3,
-                result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 3, hint_term: Some(2) }
+                result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 3, hint_term: Some(2) },
+                read_seq: 0
             }
         )]
     );
@@ -245,7 +255,14 @@ fn proposal_is_refused_with_a_leader_hint_on_a_follower() {
         env(
             1,
             2,
-            Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
+            Message::AppendEntries {
+                term: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: vec![],
+                leader_commit: 0,
+                read_seq: 0,
+            },
         ),
     );
     assert_eq!(r.propose(vec![1]), Err(ProposeError::NotLeader { leader_hint: Some(1) }));
@@ -286,6 +303,7 @@ fn update_term_from_message() {
                     prev_log_term: 0,
                     entries: vec![],
                     leader_commit: 0,
+                    read_seq: 0,
                 },
             ),
         );
@@ -304,7 +322,14 @@ fn reject_stale_term_message() {
         env(
             2,
             1,
-            Message::AppendEntries { term: 1, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
+            Message::AppendEntries {
+                term: 1,
+                prev_log_index: 0,
+                prev_log_term: 0,
+                entries: vec![],
+                leader_commit: 0,
+                read_seq: 0,
+            },
         ),
     );
     assert_eq!(r.term(), 2);
@@ -406,7 +431,14 @@ fn candidate_fallback() {
             env(
                 2,
                 1,
-                Message::AppendEntries { term, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
+                Message::AppendEntries {
+                    term,
+                    prev_log_index: 0,
+                    prev_log_term: 0,
+                    entries: vec![],
+                    leader_commit: 0,
+                    read_seq: 0,
+                },
             ),
         );
         assert_eq!(r.role_name(), "follower");
@@ -483,7 +515,8 @@ fn leader_start_replication() {
                 prev_log_index: 1,
                 prev_log_term: 1,
                 entries: vec![e.clone()],
-                leader_commit: 1
+                leader_commit: 1,
+                read_seq: 0
             }
         );
     }
@@ -559,6 +592,7 @@ fn follower_commit_entry() {
                     prev_log_term: 0,
                     entries: entries(&vec![1; n]),
                     leader_commit,
+                    read_seq: 0,
                 },
             ),
         );
@@ -583,6 +617,7 @@ fn follower_check_msg_app() {
                     prev_log_term: prev_term,
                     entries: vec![],
                     leader_commit: 0,
+                    read_seq: 0,
                 },
             ),
         );
@@ -615,6 +650,7 @@ fn follower_append_entries() {
                     prev_log_term: prev_term,
                     entries: new,
                     leader_commit: 0,
+                    read_seq: 0,
                 },
             ),
         );
@@ -701,6 +737,7 @@ fn stale_append_responses_are_ignored() {
             Message::AppendEntriesResponse {
                 term: 1,
                 result: AppendResult::Conflict { rejected_prev_index: 0, hint_index: 1, hint_term: None },
+                read_seq: 0,
             },
         ),
     );

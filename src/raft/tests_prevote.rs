@@ -16,21 +16,31 @@ fn cfg(id: NodeId, n: u64, pre_vote: bool, check_quorum: bool) -> Config {
 }
 
 /// Replicas on a lossless network with one clock; `cut` holds the links that drop.
-struct Net {
-    nodes: BTreeMap<NodeId, Raft>,
-    now_ms: u64,
-    cut: BTreeSet<(NodeId, NodeId)>,
+pub(super) struct Net {
+    pub nodes: BTreeMap<NodeId, Raft>,
+    pub now_ms: u64,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Every effect other than a send, by node, in order.
+    pub seen: Vec<(NodeId, Effect)>,
 }
 
 impl Net {
-    fn new(n: u64, pre_vote: bool, check_quorum: bool) -> Self {
-        let nodes = (1..=n)
-            .map(|id| (id, Raft::new(cfg(id, n, pre_vote, check_quorum), id, 0, HardState::default(), vec![]).unwrap()))
-            .collect();
-        Net { nodes, now_ms: 0, cut: BTreeSet::new() }
+    pub(super) fn new(n: u64, pre_vote: bool, check_quorum: bool) -> Self {
+        Self::with_bug(n, pre_vote, check_quorum, None)
     }
 
-    fn isolate(&mut self, id: NodeId) {
+    pub(super) fn with_bug(n: u64, pre_vote: bool, check_quorum: bool, bug: Option<PlantedBug>) -> Self {
+        let nodes = (1..=n)
+            .map(|id| {
+                let mut c = cfg(id, n, pre_vote, check_quorum);
+                c.planted_bug = bug;
+                (id, Raft::new(c, id, 0, HardState::default(), vec![]).unwrap())
+            })
+            .collect();
+        Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new() }
+    }
+
+    pub(super) fn isolate(&mut self, id: NodeId) {
         for &other in self.nodes.keys() {
             if other != id {
                 self.cut.insert((id, other));
@@ -39,18 +49,19 @@ impl Net {
         }
     }
 
-    fn heal(&mut self) {
+    pub(super) fn heal(&mut self) {
         self.cut.clear();
     }
 
     /// Delivers until nothing is in flight.
-    fn deliver(&mut self) {
+    pub(super) fn deliver(&mut self) {
         for _ in 0..10_000 {
             let mut queue = Vec::new();
-            for r in self.nodes.values_mut() {
+            for (&id, r) in self.nodes.iter_mut() {
                 for e in r.drain_effects() {
-                    if let Effect::Send { envelope, .. } = e {
-                        queue.push(envelope);
+                    match e {
+                        Effect::Send { envelope, .. } => queue.push(envelope),
+                        other => self.seen.push((id, other)),
                     }
                 }
             }
@@ -68,7 +79,7 @@ impl Net {
     }
 
     /// Fires node `id`'s next deadline (moving the clock there), then delivers.
-    fn fire(&mut self, id: NodeId) {
+    pub(super) fn fire(&mut self, id: NodeId) {
         let r = self.nodes.get_mut(&id).unwrap();
         self.now_ms = self.now_ms.max(r.next_deadline_ms());
         r.step(self.now_ms, Input::Tick);
@@ -76,7 +87,7 @@ impl Net {
     }
 
     /// Lets `ms` pass, every node ticking at its deadlines, messages delivered at once.
-    fn advance(&mut self, ms: u64) {
+    pub(super) fn advance(&mut self, ms: u64) {
         let end = self.now_ms + ms;
         loop {
             let next = self.nodes.values().map(Raft::next_deadline_ms).min().unwrap();
@@ -95,15 +106,15 @@ impl Net {
         self.now_ms = end;
     }
 
-    fn get(&self, id: NodeId) -> &Raft {
+    pub(super) fn get(&self, id: NodeId) -> &Raft {
         &self.nodes[&id]
     }
 
-    fn leaders(&self) -> Vec<NodeId> {
+    pub(super) fn leaders(&self) -> Vec<NodeId> {
         self.nodes.values().filter(|r| r.is_leader()).map(Raft::id).collect()
     }
 
-    fn terms(&self) -> Vec<Term> {
+    pub(super) fn terms(&self) -> Vec<Term> {
         self.nodes.values().map(Raft::term).collect()
     }
 }

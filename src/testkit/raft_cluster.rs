@@ -53,6 +53,10 @@ pub enum Event {
     Restart {
         node: u8,
     },
+    /// A ReadIndex read at the node (refused unless it leads).
+    Read {
+        node: u8,
+    },
 }
 
 #[derive(Default)]
@@ -101,6 +105,10 @@ pub struct Cluster {
     check_quorum: bool,
     /// Every leader ever elected, by term (election safety).
     leaders: BTreeMap<Term, NodeId>,
+    /// Reads in flight: (node, read id) to the highest index committed anywhere when the
+    /// read began. A linearizable read must be served at or after it.
+    reads: BTreeMap<(NodeId, u64), Index>,
+    next_read_id: u64,
     /// Every entry ever committed, by index (state machine safety).
     committed: BTreeMap<Index, Entry>,
 }
@@ -121,6 +129,8 @@ impl Cluster {
             planted_bug,
             pre_vote,
             check_quorum,
+            reads: BTreeMap::new(),
+            next_read_id: 0,
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
         };
@@ -202,7 +212,10 @@ impl Cluster {
                 self.drain(id);
             }
             Event::Crash { node, keep } => {
-                let slot = self.slots.get_mut(&self.node(node)).expect("known node");
+                let id = self.node(node);
+                // Its reads die with it.
+                self.reads.retain(|&(n, _), _| n != id);
+                let slot = self.slots.get_mut(&id).expect("known node");
                 if slot.raft.take().is_some() {
                     let unsynced = std::mem::take(&mut slot.disk.unsynced);
                     let keep = keep as usize % (unsynced.len() + 1);
@@ -210,6 +223,18 @@ impl Cluster {
                         slot.disk.apply(e);
                     }
                 }
+            }
+            Event::Read { node } => {
+                let id = self.node(node);
+                self.next_read_id += 1;
+                let read_id = self.next_read_id;
+                let floor = self.committed.keys().next_back().copied().unwrap_or(0);
+                if let Some(r) = self.slots.get_mut(&id).and_then(|s| s.raft.as_mut()) {
+                    if r.read_index(read_id).is_ok() {
+                        self.reads.insert((id, read_id), floor);
+                    }
+                }
+                self.drain(id);
             }
             Event::Restart { node } => {
                 let id = self.node(node);
@@ -240,6 +265,16 @@ impl Cluster {
                     }
                 }
                 Effect::Commit { .. } => {}
+                Effect::ReadReady { id: read_id, index } => {
+                    let floor = self.reads.remove(&(id, read_id)).expect("a read the harness started");
+                    assert!(
+                        index >= floor,
+                        "stale read: node {id} serves read {read_id} at index {index}, but {floor} was committed before it began"
+                    );
+                }
+                Effect::ReadFailed { id: read_id } => {
+                    self.reads.remove(&(id, read_id)).expect("a read the harness started");
+                }
                 Effect::BecameLeader { term } => {
                     if let Some(&other) = self.leaders.get(&term) {
                         assert_eq!(other, id, "election safety: term {term} has leaders {other} and {id}");
