@@ -139,6 +139,34 @@ fn three_nodes_serve_redis_clients_and_lose_no_acknowledged_write_to_sigkill() {
     }
 }
 
+/// Durability on one node, where nothing can hide a lost write behind a replica: SIGKILL
+/// the process in the middle of a stream of writes, restart it from its data dir, and
+/// every write it acknowledged is there.
+#[test]
+fn sigkill_mid_write_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 1);
+    cluster.start_all();
+    let port = cluster.ports[0].resp;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || writer(format!("s{w}"), vec![port], stop, acked))
+        })
+        .collect();
+    wait_for("writes in flight", || (acked.lock().unwrap().len() >= 500).then_some(()));
+    cluster.kill(1);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let keys = acked.lock().unwrap().clone();
+    cluster.start(1);
+    assert_all_present(&cluster, 1, &keys);
+}
+
 /// Sends `bytes` on a fresh connection; returns what the server answered before closing.
 fn send_and_read_to_close(port: u16, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
