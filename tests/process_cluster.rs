@@ -41,6 +41,24 @@ fn nodes_elect_a_leader_and_replace_it_after_sigkill() {
     assert!(!recovered.contains("term=0"), "{recovered}");
 }
 
+/// An operator hands leadership over with the admin endpoint (Raft's TimeoutNow).
+#[test]
+fn leadership_moves_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 3);
+    cluster.start_all();
+    let leader = cluster.leader();
+    let target = (1..=3).find(|&n| n != leader).unwrap();
+    let admin = |id: u64| cluster.ports[id as usize - 1].admin;
+    let (code, body) = common::http(admin(target), "POST", &format!("/transfer-leader?to={leader}"));
+    assert_eq!(code, 409, "a follower cannot hand over: {body}");
+    assert!(body.contains("not the leader"), "{body}");
+    assert_eq!(common::http(admin(leader), "POST", "/transfer-leader?to=x").0, 400);
+    let (code, body) = common::http(admin(leader), "POST", &format!("/transfer-leader?to={target}"));
+    assert_eq!(code, 200, "{body}");
+    wait_for("the target to lead", || (cluster.info(target, "role").as_deref() == Some("leader")).then_some(()));
+}
+
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {
     let out =

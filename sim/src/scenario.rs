@@ -115,6 +115,8 @@ pub enum FaultKind {
     Latency,
     ClockSkew,
     DiskError,
+    /// The leader hands leadership to `node` (Raft's TimeoutNow), as an operator would.
+    TransferLeader,
 }
 
 impl FaultKind {
@@ -131,6 +133,7 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::ClockSkew => "clock_skew",
             FaultKind::DiskError => "disk_error",
+            FaultKind::TransferLeader => "transfer_leader",
         }
     }
 }
@@ -246,6 +249,9 @@ pub enum Action {
     DiskError {
         node: Target,
     },
+    TransferLeader {
+        to: Target,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -266,6 +272,7 @@ impl std::fmt::Display for Action {
                 write!(f, "clock_skew {node} offset {offset_ms}ms drift {drift_ppm}ppm")
             }
             Action::DiskError { node } => write!(f, "disk_error {node}"),
+            Action::TransferLeader { to } => write!(f, "transfer_leader to {to}"),
         }
     }
 }
@@ -483,7 +490,11 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
     };
     let allowed: &[&str] = match f.kind {
         FaultKind::Partition => &["groups"],
-        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => &["node"],
+        FaultKind::Isolate
+        | FaultKind::Crash
+        | FaultKind::Restart
+        | FaultKind::DiskError
+        | FaultKind::TransferLeader => &["node"],
         FaultKind::Heal => &[],
         FaultKind::Clog | FaultKind::Unclog => &["from", "to"],
         FaultKind::Loss => &["rate"],
@@ -517,7 +528,11 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
                 }
             }
         }
-        FaultKind::Isolate | FaultKind::Crash | FaultKind::Restart | FaultKind::DiskError => {
+        FaultKind::Isolate
+        | FaultKind::Crash
+        | FaultKind::Restart
+        | FaultKind::DiskError
+        | FaultKind::TransferLeader => {
             need(f.node.is_some(), "node")?;
         }
         FaultKind::ClockSkew => {
@@ -618,7 +633,7 @@ fn validate_nemesis(n: &NemesisSpec) -> Result<(), (String, String)> {
 const FAULTY_MS_DEFAULT: u64 = 20_000;
 const NEMESIS_INTERVAL_MS_DEFAULT: [u64; 2] = [300, 3_000];
 
-const NEMESIS_KINDS: [FaultKind; 8] = [
+const NEMESIS_KINDS: [FaultKind; 9] = [
     FaultKind::Partition,
     FaultKind::Isolate,
     FaultKind::Crash,
@@ -627,6 +642,7 @@ const NEMESIS_KINDS: [FaultKind; 8] = [
     FaultKind::Latency,
     FaultKind::ClockSkew,
     FaultKind::DiskError,
+    FaultKind::TransferLeader,
 ];
 
 impl Scenario {
@@ -753,6 +769,7 @@ fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
             drift_ppm: f.drift_ppm.unwrap_or(0),
         },
         FaultKind::DiskError => Action::DiskError { node: target(node(), nodes, rng) },
+        FaultKind::TransferLeader => Action::TransferLeader { to: target(node(), nodes, rng) },
     }
 }
 
@@ -827,6 +844,11 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
                 let node = Target::Node(random_node(rng));
                 push(t, Action::DiskError { node });
                 push(end, Action::Restart { node });
+            }
+            FaultKind::TransferLeader => {
+                // Nothing to undo: leadership simply moved.
+                let to = if rng.gen_bool(0.7) { Target::Follower } else { Target::Node(random_node(rng)) };
+                push(t, Action::TransferLeader { to });
             }
             FaultKind::Heal | FaultKind::Restart | FaultKind::Unclog => unreachable!("validated"),
         }

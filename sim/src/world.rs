@@ -80,6 +80,8 @@ struct World {
     trace: Arc<Mutex<Vec<TraceEvent>>>,
     history: Arc<Mutex<Vec<Op>>>,
     servers: BTreeMap<NodeId, NodeHandle>,
+    /// The client API of each server's current incarnation (for operator actions).
+    node_apis: Arc<Mutex<BTreeMap<NodeId, phantomdb::node::NodeHandle>>>,
     clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     up: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
@@ -97,6 +99,7 @@ impl World {
             trace,
             history,
             servers: BTreeMap::new(),
+            node_apis: Arc::new(Mutex::new(BTreeMap::new())),
             clocks: BTreeMap::new(),
             up: BTreeSet::new(),
             clogged: BTreeSet::new(),
@@ -134,6 +137,7 @@ impl World {
             cfg.planted_bug = s.planted_bug;
             let seed = s.seed;
             let node_clock = clock.clone();
+            let apis = self.node_apis.clone();
             let node = handle
                 .create_node()
                 .name(format!("n{id}"))
@@ -145,10 +149,12 @@ impl World {
                     cfg.seed = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ (id << 32) ^ inc;
                     let clock = node_clock.clone();
                     let observer = observer.clone();
+                    let apis = apis.clone();
                     async move {
                         let (transport, inbox) = SimTransport::bind(id).await.expect("node endpoint binds");
                         match Node::new(cfg, transport, inbox, SimStorage::open(), clock, observer.clone()) {
-                            Ok((node, _handle)) => {
+                            Ok((node, api)) => {
+                                apis.lock().expect("node api lock").insert(id, api);
                                 // A poisoned node returns here and stays silent until restarted.
                                 let _ = node.run().await;
                             }
@@ -380,6 +386,21 @@ impl World {
                 }
                 None => format!("{action}: no node, skipped"),
             },
+            Action::TransferLeader { to } => {
+                let leader = self.current_leader();
+                let target = self.resolve(*to);
+                let api = leader.and_then(|l| self.node_apis.lock().expect("node api lock").get(&l).cloned());
+                match (leader, target, api) {
+                    (Some(l), Some(t), Some(api)) if l != t => {
+                        // Refusals (it stopped leading meanwhile) are part of the game.
+                        tokio::spawn(async move {
+                            let _ = api.transfer_leadership(t).await;
+                        });
+                        format!("transfer_leader n{l} -> n{t}")
+                    }
+                    _ => format!("{action}: no leader or no other node, skipped"),
+                }
+            }
             Action::DiskError { node } => match self.resolve(*node) {
                 Some(n) => {
                     SimDisk::inject_io_error(self.sim_id(n));

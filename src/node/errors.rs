@@ -33,6 +33,15 @@ impl ClientError {
     }
 }
 
+/// Why an operator's request to a node (a leadership transfer) was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Transfer(#[from] crate::raft::TransferError),
+    #[error("the node stopped")]
+    Stopped,
+}
+
 /// Why a node stopped. Each is fatal: the node does not retry.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -22,7 +22,7 @@ mod runtime;
 mod status;
 mod wire;
 
-pub use errors::{ClientError, NodeError};
+pub use errors::{ClientError, ControlError, NodeError};
 pub use observer::{LogObserver, NodeEvent, Observer};
 pub use runtime::{Node, NodeConfig, NodeHandle, Submitted};
 pub use status::{FollowerStatus, NodeStatus};

@@ -2,7 +2,9 @@
 
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::RaftStore;
-use super::{ClientError, FollowerStatus, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
+use super::{
+    ClientError, ControlError, FollowerStatus, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX,
+};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, Transport, WriteBatch};
 use crate::kv::{Command, KvStateMachine};
@@ -94,11 +96,20 @@ struct Call {
     reply: oneshot::Sender<CallResult>,
 }
 
+/// Operators' requests, on a channel of their own so that client load cannot delay them.
+enum Control {
+    TransferLeader { to: NodeId, reply: oneshot::Sender<Result<(), ControlError>> },
+}
+
+/// Operators' requests queued to a node before `transfer_leadership` waits.
+const CONTROL_QUEUE_MAX: usize = 16;
+
 /// The in-process client API of a node (used by the real-cluster tests today and by the
 /// RESP server later; simulated clients reach nodes over the transport with `Wire::Request`).
 #[derive(Clone)]
 pub struct NodeHandle {
     calls: mpsc::Sender<Call>,
+    controls: mpsc::Sender<Control>,
     status: watch::Receiver<NodeStatus>,
 }
 
@@ -126,6 +137,15 @@ impl NodeHandle {
         Ok(Submitted(rx))
     }
 
+    /// Asks this node, which must lead its group, to hand leadership to voter `to`.
+    /// Returns once the transfer has started (or was refused); whether `to` takes over
+    /// shows in the status (`leader`, `transfer_target`).
+    pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.controls.send(Control::TransferLeader { to, reply }).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
     /// The node's latest published status.
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().clone()
@@ -142,6 +162,7 @@ pub struct Node<T, S> {
     observer: Arc<dyn Observer>,
     inbox: mpsc::Receiver<Inbound>,
     calls: mpsc::Receiver<Call>,
+    controls: mpsc::Receiver<Control>,
     sm: KvStateMachine,
     applied: raft::Index,
     pending: Pending,
@@ -169,6 +190,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             .map_err(|e| NodeError::Corrupt(e.to_string()))?;
         observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
+        let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(NodeStatus::default());
         let mut node = Node {
             cfg,
@@ -180,6 +202,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             observer,
             inbox,
             calls,
+            controls,
             sm: KvStateMachine::default(),
             applied: 0,
             pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
@@ -188,7 +211,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             status,
         };
         node.publish_status();
-        Ok((node, NodeHandle { calls: tx, status: status_rx }))
+        Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
     }
 
     /// Runs until storage fails (the node is poisoned) or the transport's inbox closes.
@@ -213,6 +236,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
     async fn run_loop(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         let mut next_sweep_ms = self.clock.monotonic_ms() + SWEEP_INTERVAL_MS;
         let mut calls_open = true;
+        let mut controls_open = true;
         tokio::pin!(shutdown);
         loop {
             let now = self.clock.monotonic_ms();
@@ -234,6 +258,17 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 call = self.calls.recv(), if calls_open => match call {
                     Some(c) => self.on_call(c.command, Origin::Local(c.reply)),
                     None => calls_open = false,
+                },
+                control = self.controls.recv(), if controls_open => match control {
+                    Some(Control::TransferLeader { to, reply }) => {
+                        let now = self.clock.monotonic_ms();
+                        let result = self.raft.transfer_leadership(now, to).map_err(ControlError::from);
+                        if result.is_ok() {
+                            tracing::info!(node = self.cfg.id, to, "transferring leadership");
+                        }
+                        let _ = reply.send(result);
+                    }
+                    None => controls_open = false,
                 },
             }
             // Group commit: take what else is ready, then flush once.
@@ -281,6 +316,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             applied_index: self.applied,
             followers,
             elections_started: self.raft.elections_started(),
+            transfer_target: self.raft.transfer_target(),
             keys: self.sm.len() as u64,
             pending_requests: self.pending.len() as u64,
         };
@@ -359,7 +395,10 @@ impl<T: Transport, S: Storage> Node<T, S> {
     /// The core refused a proposal or read: forward it to the leader we know, or answer.
     fn refused(&mut self, command: Command, origin: Origin, deadline_ms: u64, e: ProposeError) {
         match e {
-            ProposeError::Backpressure => self.answer(origin, Err(ClientError::Busy)),
+            // A transfer lasts an election timeout at most: a retry soon succeeds.
+            ProposeError::Backpressure | ProposeError::Transferring { .. } => {
+                self.answer(origin, Err(ClientError::Busy))
+            }
             ProposeError::NotLeader { leader_hint: Some(leader) } if leader != self.cfg.id => {
                 let req_id = self.pending.add_forward(origin, deadline_ms);
                 let wire = Wire::Request { req_id, command };

@@ -21,6 +21,8 @@ pub struct NodeStatus {
     /// leader's last entry it is. Empty elsewhere.
     pub followers: Vec<FollowerStatus>,
     pub elections_started: u64,
+    /// On a leader handing over: the node it hands leadership to.
+    pub transfer_target: Option<NodeId>,
     /// Keys in the state machine as applied here.
     pub keys: u64,
     /// Requests waiting for an answer (proposals and forwards).

@@ -14,6 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Reads a leader holds at once; more are refused with `Backpressure`.
 const READS_PENDING_MAX: usize = 16 * 1024;
 
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    to: NodeId,
+    timeout_now_sent: bool,
+    deadline_ms: u64,
+}
+
 /// A read waiting for a quorum to confirm the leader.
 #[derive(Clone, Copy, Debug)]
 struct PendingRead {
@@ -55,6 +62,17 @@ pub enum ProposeError {
     NotLeader { leader_hint: Option<NodeId> },
     #[error("too many uncommitted entries")]
     Backpressure,
+    #[error("leadership is being transferred to {to}")]
+    Transferring { to: NodeId },
+}
+
+/// Why a leadership transfer cannot start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("node {0} is not a voter of this group")]
+    NotAVoter(NodeId),
 }
 
 pub struct Raft {
@@ -82,6 +100,9 @@ pub struct Raft {
     reads_awaiting_commit: Vec<u64>,
     /// Reads waiting for a quorum to echo `seq` (0: their round is not sent yet).
     reads_awaiting_quorum: Vec<PendingRead>,
+    /// A leadership transfer in progress: the target, whether `TimeoutNow` went out, and
+    /// when the attempt is abandoned (an election timeout after it began).
+    transfer: Option<Transfer>,
     /// Proposals were appended since the last broadcast. Proposals are batched: the
     /// appends that carry them go out when the effects are drained, so many proposals
     /// between two drains travel in one AppendEntries per follower.
@@ -137,6 +158,7 @@ impl Raft {
             elections_started: 0,
             broadcast_due: false,
             read_seq: 0,
+            transfer: None,
             reads_awaiting_commit: Vec::new(),
             reads_awaiting_quorum: Vec::new(),
         };
@@ -192,12 +214,16 @@ impl Raft {
     }
     /// The earliest time at which `Input::Tick` has work to do.
     pub fn next_deadline_ms(&self) -> u64 {
-        match self.role {
+        let deadline = match self.role {
             Role::Leader { .. } if self.cfg.check_quorum => {
                 self.heartbeat_deadline_ms.min(self.check_quorum_deadline_ms)
             }
             Role::Leader { .. } => self.heartbeat_deadline_ms,
             _ => self.election_deadline_ms,
+        };
+        match self.transfer {
+            Some(t) => deadline.min(t.deadline_ms),
+            None => deadline,
         }
     }
 
@@ -238,6 +264,10 @@ impl Raft {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
         }
+        if let Some(t) = self.transfer {
+            // Entries appended now could leave the target behind forever (thesis §3.10).
+            return Err(ProposeError::Transferring { to: t.to });
+        }
         if self.log.last_index() - self.commit_index >= self.cfg.uncommitted_entries_max {
             return Err(ProposeError::Backpressure);
         }
@@ -247,6 +277,44 @@ impl Raft {
         self.maybe_commit();
         self.check_invariants();
         Ok((index, self.hard.term))
+    }
+
+    /// Hands leadership to voter `to` (thesis §3.10): proposals are refused meanwhile;
+    /// once `to`'s log matches ours it is told to start an election at once, which it
+    /// wins unless something fails; after an election timeout the attempt is abandoned.
+    /// Asking for a transfer to ourselves, or again to the same target, changes nothing.
+    pub fn transfer_leadership(&mut self, now_ms: u64, to: NodeId) -> Result<(), TransferError> {
+        if !self.is_leader() {
+            return Err(TransferError::NotLeader { leader_hint: self.leader_id });
+        }
+        if !self.cfg.voters.contains(&to) {
+            return Err(TransferError::NotAVoter(to));
+        }
+        if to == self.cfg.id || self.transfer.is_some_and(|t| t.to == to) {
+            return Ok(());
+        }
+        self.transfer =
+            Some(Transfer { to, timeout_now_sent: false, deadline_ms: now_ms + self.cfg.election_timeout_ms_min });
+        self.maybe_send_timeout_now(to);
+        // Catch the target up if it is behind: a heartbeat goes even where the pipeline
+        // is paused, and a rejection sets the leader probing from the right place.
+        self.send_append(to, true);
+        Ok(())
+    }
+
+    /// The leadership transfer in progress, if any: its target.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|t| t.to)
+    }
+
+    fn maybe_send_timeout_now(&mut self, from: NodeId) {
+        let Some(t) = self.transfer else { return };
+        let Role::Leader { progress } = &self.role else { return };
+        if t.to != from || t.timeout_now_sent || progress[&from].match_index != self.log.last_index() {
+            return;
+        }
+        self.transfer = Some(Transfer { timeout_now_sent: true, ..t });
+        self.send(from, Message::TimeoutNow { term: self.hard.term }, Durability::Immediately);
     }
 
     /// Starts a linearizable read (ReadIndex, thesis §6.4): the answer comes as
@@ -311,6 +379,10 @@ impl Raft {
                 if self.cfg.check_quorum && now_ms >= self.check_quorum_deadline_ms && !self.check_quorum(now_ms) {
                     return;
                 }
+                if self.transfer.is_some_and(|t| now_ms >= t.deadline_ms) {
+                    // The target did not take over in time: lead on, accept proposals again.
+                    self.transfer = None;
+                }
                 if now_ms >= self.heartbeat_deadline_ms {
                     self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
                     self.broadcast_append(true);
@@ -321,7 +393,7 @@ impl Raft {
                     if self.cfg.pre_vote {
                         self.pre_campaign(now_ms);
                     } else {
-                        self.campaign(now_ms);
+                        self.campaign(now_ms, false);
                     }
                 }
             }
@@ -370,7 +442,7 @@ impl Raft {
         self.role = Role::PreCandidate { votes: BTreeSet::from([self.cfg.id]) };
         self.reset_election_deadline(now_ms);
         if self.has_quorum(1) {
-            self.campaign(now_ms);
+            self.campaign(now_ms, false);
             return;
         }
         // Nothing changed that needs persisting: the term and vote are untouched.
@@ -417,11 +489,11 @@ impl Raft {
         votes.insert(from);
         let count = votes.len();
         if self.has_quorum(count) {
-            self.campaign(now_ms);
+            self.campaign(now_ms, false);
         }
     }
 
-    fn campaign(&mut self, now_ms: u64) {
+    fn campaign(&mut self, now_ms: u64, transfer: bool) {
         self.elections_started += 1;
         self.hard.term += 1;
         self.hard.voted_for = Some(self.cfg.id);
@@ -437,6 +509,7 @@ impl Raft {
             term: self.hard.term,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            transfer,
         };
         for to in self.other_voters() {
             self.send(to, message.clone(), Durability::Synced);
@@ -447,6 +520,7 @@ impl Raft {
         assert!(term >= self.hard.term, "terms never go back");
         if self.is_leader() {
             self.fail_reads();
+            self.transfer = None;
         }
         if term > self.hard.term {
             self.hard.term = term;
@@ -650,6 +724,7 @@ impl Raft {
                     self.maybe_commit();
                 }
                 self.send_append(from, false);
+                self.maybe_send_timeout_now(from);
             }
             AppendResult::Conflict { rejected_prev_index, hint_index, hint_term } => {
                 // Stale answers to appends we already moved past are ignored.
@@ -723,7 +798,7 @@ impl Raft {
                 Message::PreVote { .. } | Message::PreVoteResponse { granted: true, .. } => {}
                 // Thesis §4.2.3: while we believe a leader alive, a vote request from a
                 // node that lost touch with it neither raises our term nor gets an answer.
-                Message::RequestVote { .. } if self.in_lease(now_ms) => return,
+                Message::RequestVote { transfer: false, .. } if self.in_lease(now_ms) => return,
                 _ => {
                     let leader = matches!(env.message, Message::AppendEntries { .. }).then_some(from);
                     self.become_follower(now_ms, term, leader);
@@ -775,6 +850,13 @@ impl Raft {
             }
             Message::AppendEntriesResponse { result, read_seq, .. } => {
                 self.handle_append_response(from, result, read_seq)
+            }
+            Message::TimeoutNow { .. } => {
+                // Only a follower of this term's leader takes the hint (a candidate is
+                // already campaigning; a leader is the sender).
+                if matches!(self.role, Role::Follower | Role::PreCandidate { .. }) && self.leader_id == Some(from) {
+                    self.campaign(now_ms, true);
+                }
             }
         }
     }

@@ -15,10 +15,13 @@ pub struct Envelope {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
+    /// `transfer`: the election a leader asked for by `TimeoutNow`; voters grant it even
+    /// while they believe that leader alive (check-quorum's lease does not apply).
     RequestVote {
         term: Term,
         last_log_index: Index,
         last_log_term: Term,
+        transfer: bool,
     },
     RequestVoteResponse {
         term: Term,
@@ -52,6 +55,11 @@ pub enum Message {
         result: AppendResult,
         read_seq: u64,
     },
+    /// Leadership transfer (thesis §3.10): "start an election now"; the leader sends it
+    /// once the target's log matches its own.
+    TimeoutNow {
+        term: Term,
+    },
 }
 
 /// The follower's answer to an AppendEntries.
@@ -72,6 +80,7 @@ impl Message {
             | Message::RequestVoteResponse { term, .. }
             | Message::PreVote { term, .. }
             | Message::PreVoteResponse { term, .. }
+            | Message::TimeoutNow { term }
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. } => *term,
         }

@@ -38,10 +38,12 @@ mod tests;
 mod tests_prevote;
 #[cfg(test)]
 mod tests_read_index;
+#[cfg(test)]
+mod tests_transfer;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
-pub use core::{Input, ProposeError, Raft, RecoverError};
+pub use core::{Input, ProposeError, Raft, RecoverError, TransferError};
 pub use effect::{Durability, Effect, HardState};
 pub use log::{Entry, Payload};
 pub use message::{AppendResult, Envelope, Message};

@@ -115,7 +115,7 @@ impl Net {
 fn follower_timeout_persists_its_vote_before_asking_for_votes() {
     let mut r = replica(1, 3, 0, &[]);
     time_out(&mut r);
-    let rv = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 };
+    let rv = Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false };
     assert_eq!(
         r.drain_effects(),
         vec![
@@ -132,7 +132,7 @@ fn follower_timeout_persists_its_vote_before_asking_for_votes() {
 #[test]
 fn a_granted_vote_is_persisted_and_answered_only_after_sync() {
     let mut r = replica(2, 3, 0, &[]);
-    r.step(0, env(1, 2, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
+    r.step(0, env(1, 2, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false }));
     assert_eq!(
         r.drain_effects(),
         vec![
@@ -414,7 +414,10 @@ fn follower_vote() {
     ];
     for &(voted_for, candidate, granted) in cases {
         let mut r = Raft::new(cfg(1, 3), 1, 0, HardState { term: 1, voted_for }, vec![]).unwrap();
-        r.step(0, env(candidate, 1, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0 }));
+        r.step(
+            0,
+            env(candidate, 1, Message::RequestVote { term: 1, last_log_index: 0, last_log_term: 0, transfer: false }),
+        );
         let out = sends(&r.drain_effects());
         assert_eq!(out, vec![(candidate, Message::RequestVoteResponse { term: 1, granted })]);
     }
@@ -465,7 +468,7 @@ fn vote_request_carries_last_log_position() {
     let mut r = replica(1, 3, 3, &[1, 2, 3]);
     time_out(&mut r);
     for (_, m) in sends(&r.drain_effects()) {
-        assert_eq!(m, Message::RequestVote { term: 4, last_log_index: 3, last_log_term: 3 });
+        assert_eq!(m, Message::RequestVote { term: 4, last_log_index: 3, last_log_term: 3, transfer: false });
     }
 }
 
@@ -485,7 +488,7 @@ fn voter_checks_the_candidate_log_is_up_to_date() {
     ];
     for (i, &(log, lt, li, granted)) in cases.iter().enumerate() {
         let mut r = replica(1, 3, 2, log);
-        r.step(0, env(2, 1, Message::RequestVote { term: 3, last_log_index: li, last_log_term: lt }));
+        r.step(0, env(2, 1, Message::RequestVote { term: 3, last_log_index: li, last_log_term: lt, transfer: false }));
         let out = sends(&r.drain_effects());
         assert_eq!(out, vec![(2, Message::RequestVoteResponse { term: 3, granted })], "case {i}");
     }

@@ -1,6 +1,7 @@
-//! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON).
+//! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON),
+//! and `POST /transfer-leader?to=N` (on the leader: hand leadership to node N).
 //!
-//! A deliberately small HTTP/1.1 server: one request per connection, GET and HEAD only,
+//! A deliberately small HTTP/1.1 server: one request per connection, no request bodies,
 //! the request head bounded in size and time, `Connection: close` on every answer. It
 //! serves operators and scrapers, not traffic.
 
@@ -80,10 +81,14 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     let mut words = line.split(' ');
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        return respond(&mut stream, 405, "text/plain", "only GET and HEAD\n", head_only).await;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method == "POST" && path == "/transfer-leader" {
+        return transfer_leader(&mut stream, state, query).await;
     }
-    let path = target.split('?').next().unwrap_or("");
+    if method != "GET" && !head_only {
+        return respond(&mut stream, 405, "text/plain", "GET or HEAD (POST only for /transfer-leader)\n", head_only)
+            .await;
+    }
     let status = state.node.status();
     match path {
         "/health" => {
@@ -113,10 +118,29 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     }
 }
 
+async fn transfer_leader(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+    let to = query.split('&').find_map(|kv| kv.strip_prefix("to=")).and_then(|v| v.parse::<NodeId>().ok());
+    let Some(to) = to else {
+        return respond(stream, 400, "application/json", "{\"error\":\"expected ?to=NODE_ID\"}\n", false).await;
+    };
+    match state.node.transfer_leadership(to).await {
+        Ok(()) => {
+            let body = serde_json::json!({ "transferring_to": to });
+            respond(stream, 200, "application/json", &format!("{body}\n"), false).await
+        }
+        Err(e) => {
+            let body = serde_json::json!({ "error": e.to_string() });
+            respond(stream, 409, "application/json", &format!("{body}\n"), false).await
+        }
+    }
+}
+
 async fn respond(stream: &mut TcpStream, code: u16, kind: &str, body: &str, head_only: bool) -> std::io::Result<()> {
     let reason = match code {
         200 => "OK",
+        400 => "Bad Request",
         404 => "Not Found",
+        409 => "Conflict",
         405 => "Method Not Allowed",
         _ => "Request Header Fields Too Large",
     };

@@ -222,9 +222,14 @@ pub fn query_retrying<T: redis::FromRedisValue>(c: &mut redis::Connection, cmd: 
 }
 
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http(port, "GET", path)
+}
+
+/// One HTTP request on the admin endpoint: (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint listens");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status line");
