@@ -85,6 +85,11 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
         CheckResult { name: "election_safety", violations: checkers::election_safety::check(&out.trace), note: None },
         CheckResult { name: "log_matching", violations: checkers::log_matching::check(&out.trace), note: None },
         CheckResult {
+            name: "leader_completeness",
+            violations: checkers::leader_completeness::check(&out.trace),
+            note: None,
+        },
+        CheckResult {
             name: "state_machine_safety",
             violations: checkers::state_machine_safety::check(&out.trace),
             note: None,

@@ -3,6 +3,7 @@
 //! trace and history, never the system's internals.
 
 pub mod election_safety;
+pub mod leader_completeness;
 pub mod linearizability;
 pub mod liveness;
 pub mod log_matching;
