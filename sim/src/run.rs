@@ -87,7 +87,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}",
+        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, snapshot every {} entries in {}-byte chunks",
         s.nodes,
         s.clients,
         s.register_keys,
@@ -97,7 +97,9 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         s.loss,
         s.append_entries_max,
         on_off(s.pre_vote),
-        on_off(s.check_quorum)
+        on_off(s.check_quorum),
+        s.snapshot_entries,
+        s.snapshot_chunk_bytes
     );
     println!("schedule  {} faults in {:.1}s, then heal", s.schedule.len(), s.faulty_ms as f64 / 1e3);
     for f in s.schedule.iter().take(40) {

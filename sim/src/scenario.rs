@@ -66,6 +66,11 @@ pub struct ClusterSpec {
     /// Raft pre-vote and check-quorum; each drawn from the seed when left out.
     pub pre_vote: Option<bool>,
     pub check_quorum: Option<bool>,
+    /// Log compaction: a snapshot every this many applied entries (default: 16, 64, 256
+    /// or 100000 by seed), sent to lagging followers in chunks of `snapshot_chunk_bytes`
+    /// (default: 64, 512 or 65536 by seed).
+    pub snapshot_entries: Option<u64>,
+    pub snapshot_chunk_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +302,8 @@ pub struct Scenario {
     pub append_entries_max: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub snapshot_entries: u64,
+    pub snapshot_chunk_bytes: usize,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub clients: u64,
@@ -361,6 +368,16 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
     let nodes = file.cluster.nodes.unwrap_or(5);
     if file.cluster.append_entries_max == Some(0) {
         return Err(err(find(text, "append_entries_max"), "cluster.append_entries_max", "must be at least 1".into()));
+    }
+    if file.cluster.snapshot_entries == Some(0) {
+        return Err(err(find(text, "snapshot_entries"), "cluster.snapshot_entries", "must be at least 1".into()));
+    }
+    if file.cluster.snapshot_chunk_bytes == Some(0) {
+        return Err(err(
+            find(text, "snapshot_chunk_bytes"),
+            "cluster.snapshot_chunk_bytes",
+            "must be at least 1".into(),
+        ));
     }
     if !(1..=64).contains(&nodes) {
         return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
@@ -669,6 +686,14 @@ impl Scenario {
         let mut raft_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4556_4f54_4551);
         let pre_vote = file.cluster.pre_vote.unwrap_or_else(|| raft_rng.gen_bool(0.5));
         let check_quorum = file.cluster.check_quorum.unwrap_or_else(|| raft_rng.gen_bool(0.5));
+        let snapshot_entries = file
+            .cluster
+            .snapshot_entries
+            .unwrap_or_else(|| *[16, 64, 256, 100_000].choose(&mut raft_rng).expect("non-empty"));
+        let snapshot_chunk_bytes = file
+            .cluster
+            .snapshot_chunk_bytes
+            .unwrap_or_else(|| *[64, 512, 65_536].choose(&mut raft_rng).expect("non-empty"));
         let latency_ms = draw_range(&mut rng, file.network.latency_ms, [0, 2], [3, 15]);
         let loss = file.network.loss.unwrap_or(0.0);
         let w = &file.workload;
@@ -716,6 +741,8 @@ impl Scenario {
             append_entries_max,
             pre_vote,
             check_quorum,
+            snapshot_entries,
+            snapshot_chunk_bytes,
             latency_ms,
             loss,
             clients,

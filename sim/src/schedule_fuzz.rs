@@ -91,6 +91,8 @@ pub fn scenario(data: &[u8]) -> Scenario {
         append_entries_max: 8,
         pre_vote: true,
         check_quorum: true,
+        snapshot_entries: 64,
+        snapshot_chunk_bytes: 512,
         latency_ms: [1, 10],
         loss: 0.0,
         clients: 3,

@@ -5,4 +5,4 @@ mod command;
 mod state_machine;
 
 pub use command::{ApplyError, Command, Output, Presence, COMMAND_BYTES_MAX};
-pub use state_machine::{parse_i64, KvStateMachine};
+pub use state_machine::{parse_i64, KvStateMachine, SNAPSHOT_BYTES_MAX};

@@ -8,9 +8,23 @@ use crate::NodeId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
     /// The node restarted from storage with this state.
+    /// The node restarted from storage with this state: a snapshot up to
+    /// `snapshot_index` (0: none) and log entries up to `last_index`.
     Recovered {
         term: Term,
+        snapshot_index: Index,
         last_index: Index,
+    },
+    /// The node took a snapshot of its state machine at `index` and dropped the log
+    /// entries it covers.
+    Compacted {
+        index: Index,
+    },
+    /// The node replaced its state machine by the leader's snapshot up to `index`, whose
+    /// last entry had `term`.
+    SnapshotInstalled {
+        index: Index,
+        term: Term,
     },
     BecameLeader {
         term: Term,
@@ -53,8 +67,11 @@ impl Observer for LogObserver {
     fn on_event(&self, node: NodeId, event: NodeEvent) {
         match event {
             NodeEvent::BecameLeader { term } => tracing::info!(node, term, "became leader"),
-            NodeEvent::Recovered { term, last_index } => {
-                tracing::info!(node, term, last_index, "recovered")
+            NodeEvent::Recovered { term, snapshot_index, last_index } => {
+                tracing::info!(node, term, snapshot_index, last_index, "recovered")
+            }
+            NodeEvent::SnapshotInstalled { index, term } => {
+                tracing::info!(node, index, term, "installed the leader's snapshot")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, %error, "poisoned"),
             other => tracing::trace!(node, event = ?other, "node event"),

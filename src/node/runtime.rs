@@ -41,6 +41,11 @@ pub struct NodeConfig {
     /// quorum's disks only as far as their operating systems flushed it: faster, and lost
     /// if a quorum loses power at once. Raft's votes stay safe only with syncing on.
     pub sync_writes: bool,
+    /// Log compaction: a snapshot is taken after this many entries are applied past the
+    /// last one.
+    pub snapshot_entries_min: u64,
+    /// Bytes of snapshot per InstallSnapshot message.
+    pub snapshot_chunk_bytes_max: usize,
     /// Raft pre-vote and check-quorum (see `raft::Config`); both on by default.
     pub pre_vote: bool,
     pub check_quorum: bool,
@@ -64,6 +69,8 @@ impl NodeConfig {
             pending_requests_max: 4096,
             batch_inputs_max: 256,
             sync_writes: true,
+            snapshot_entries_min: 10_000,
+            snapshot_chunk_bytes_max: r.snapshot_chunk_bytes_max,
             pre_vote: r.pre_vote,
             check_quorum: r.check_quorum,
             planted_bug: None,
@@ -78,6 +85,7 @@ impl NodeConfig {
         c.append_entries_max = self.append_entries_max;
         c.pre_vote = self.pre_vote;
         c.check_quorum = self.check_quorum;
+        c.snapshot_chunk_bytes_max = self.snapshot_chunk_bytes_max;
         c.planted_bug = self.planted_bug;
         c
     }
@@ -184,11 +192,22 @@ impl<T: Transport, S: Storage> Node<T, S> {
     ) -> Result<(Self, NodeHandle), NodeError> {
         let seed = cfg.seed;
         let store = RaftStore::new(cfg.group);
-        let (hard, entries) = store.load(&storage)?;
-        let last_index = entries.last().map_or(0, |e| e.index);
-        let raft = Raft::new(cfg.raft_config(), cfg.seed, clock.monotonic_ms(), hard, entries)
-            .map_err(|e| NodeError::Corrupt(e.to_string()))?;
-        observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, last_index });
+        let recovered = store.load(&storage)?;
+        let hard = recovered.hard;
+        let (sm, snapshot) = match recovered.snapshot {
+            None => (KvStateMachine::default(), None),
+            Some((meta, data)) => {
+                let sm = KvStateMachine::restore(&data)
+                    .map_err(|e| NodeError::Corrupt(format!("snapshot at {}: {e}", meta.index)))?;
+                (sm, Some((meta, Arc::new(data))))
+            }
+        };
+        let snapshot_index = snapshot.as_ref().map_or(0, |(m, _)| m.index);
+        let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
+        let raft =
+            Raft::with_snapshot(cfg.raft_config(), cfg.seed, clock.monotonic_ms(), hard, snapshot, recovered.entries)
+                .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+        observer.on_event(cfg.id, NodeEvent::Recovered { term: hard.term, snapshot_index, last_index });
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(NodeStatus::default());
@@ -203,8 +222,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             inbox,
             calls,
             controls,
-            sm: KvStateMachine::default(),
-            applied: 0,
+            sm,
+            applied: snapshot_index,
             pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
             unsynced: false,
             batch: WriteBatch::default(),
@@ -464,6 +483,22 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 Effect::BecameLeader { term } => {
                     self.observer.on_event(self.cfg.id, NodeEvent::BecameLeader { term });
                 }
+                Effect::InstallSnapshot { meta, data, .. } => {
+                    // Staged above; the state machine follows it now.
+                    self.sm = KvStateMachine::restore(&data).map_err(|e| {
+                        NodeError::Corrupt(format!("leader's snapshot at {} does not decode: {e}", meta.index))
+                    })?;
+                    self.applied = meta.index;
+                    // Our own proposals it covers may or may not be in it.
+                    let covered: Vec<raft::Index> =
+                        self.pending.proposals.range(..=meta.index).map(|(&i, _)| i).collect();
+                    for i in covered {
+                        let p = self.pending.proposals.remove(&i).expect("listed");
+                        self.answer(p.origin, Err(ClientError::Displaced));
+                    }
+                    let event = NodeEvent::SnapshotInstalled { index: meta.index, term: meta.term };
+                    self.observer.on_event(self.cfg.id, event);
+                }
                 Effect::ReadReady { id, index } => {
                     // Gone already if it timed out meanwhile.
                     if let Some(read) = self.pending.reads.get_mut(&id) {
@@ -485,8 +520,29 @@ impl<T: Transport, S: Storage> Node<T, S> {
             // it; we sync our own writes as well before saying so).
             self.make_durable()?;
             self.apply_committed(index)?;
+            self.maybe_snapshot()?;
         }
         self.serve_reads();
+        Ok(())
+    }
+
+    /// Log compaction: once `snapshot_entries_min` entries were applied since the last
+    /// snapshot, the state machine is saved (durably, before the entries it replaces are
+    /// dropped) and the log is cut behind it.
+    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        let last = self.raft.snapshot_meta();
+        if self.applied < last.index + self.cfg.snapshot_entries_min {
+            return Ok(());
+        }
+        let index = self.applied;
+        let term = self.raft.entry(index).expect("applied entries past the snapshot are in the log").term;
+        let data = self.sm.snapshot();
+        let meta = raft::SnapshotMeta { index, term };
+        self.store.stage_snapshot(meta, &data, Some((last.index + 1, index)), &mut self.batch);
+        // The entries go only once the snapshot that replaces them is on disk.
+        self.sync_now()?;
+        self.raft.compact(index, Arc::new(data));
+        self.observer.on_event(self.cfg.id, NodeEvent::Compacted { index });
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub struct Config {
     pub inflight_appends_max: usize,
     /// Proposals the leader accepts beyond its commit index before refusing new ones.
     pub uncommitted_entries_max: u64,
+    /// Bytes of snapshot in one InstallSnapshot message.
+    pub snapshot_chunk_bytes_max: usize,
     /// Pre-vote (Raft thesis §9.6): before a real election, a node asks whether it could
     /// win, without raising its term. A node cut off from the cluster then cannot disrupt
     /// the leader when it comes back.
@@ -60,6 +62,7 @@ impl Config {
             append_bytes_max: 256 * 1024,
             inflight_appends_max: 16,
             uncommitted_entries_max: 4096,
+            snapshot_chunk_bytes_max: 64 * 1024,
             pre_vote: true,
             check_quorum: true,
             planted_bug: None,
@@ -96,6 +99,7 @@ impl Config {
             ("append_bytes_max", self.append_bytes_max),
             ("inflight_appends_max", self.inflight_appends_max),
             ("uncommitted_entries_max", self.uncommitted_entries_max as usize),
+            ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit(name));

@@ -4,12 +4,16 @@ use super::log::Log;
 use super::progress::{Progress, ProgressState};
 use super::{
     AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Message, Payload,
-    PlantedBug, Term,
+    PlantedBug, SnapshotMeta, Term,
 };
 use crate::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The largest snapshot a follower accepts from its leader.
+const SNAPSHOT_RECEIVE_BYTES_MAX: usize = 1 << 30;
 
 /// Reads a leader holds at once; more are refused with `Backpressure`.
 const READS_PENDING_MAX: usize = 16 * 1024;
@@ -76,7 +80,8 @@ pub enum TransferError {
 }
 
 pub struct Raft {
-    cfg: Config,
+    /// Visible to the core's tests, which tune a replica after building it.
+    pub(super) cfg: Config,
     rng: ChaCha8Rng,
     hard: HardState,
     log: Log,
@@ -103,6 +108,11 @@ pub struct Raft {
     /// A leadership transfer in progress: the target, whether `TimeoutNow` went out, and
     /// when the attempt is abandoned (an election timeout after it began).
     transfer: Option<Transfer>,
+    /// The bytes of the latest snapshot (`log.snapshot()`), to send to followers that need
+    /// what it replaced.
+    snapshot_data: Option<Arc<Vec<u8>>>,
+    /// A snapshot being received from the leader, chunk by chunk.
+    incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     /// Proposals were appended since the last broadcast. Proposals are batched: the
     /// appends that carry them go out when the effects are drained, so many proposals
     /// between two drains travel in one AppendEntries per follower.
@@ -132,8 +142,27 @@ impl Raft {
         hard: HardState,
         entries: Vec<Entry>,
     ) -> Result<Self, RecoverError> {
+        Self::with_snapshot(cfg, seed, now_ms, hard, None, entries)
+    }
+
+    /// Like [`Raft::new`] for a node that persisted a snapshot: `entries` follow it.
+    pub fn with_snapshot(
+        cfg: Config,
+        seed: u64,
+        now_ms: u64,
+        hard: HardState,
+        snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+        entries: Vec<Entry>,
+    ) -> Result<Self, RecoverError> {
         cfg.validate()?;
-        let log = Log::from_entries(entries).map_err(RecoverError::Log)?;
+        let meta = snapshot.as_ref().map(|(m, _)| *m).unwrap_or_default();
+        if meta.term > hard.term {
+            return Err(RecoverError::Log(format!(
+                "snapshot term {} is above the persisted term {}",
+                meta.term, hard.term
+            )));
+        }
+        let log = Log::from_parts(meta, entries).map_err(RecoverError::Log)?;
         if let Some(last) = log.entry(log.last_index()) {
             if last.term > hard.term {
                 return Err(RecoverError::Log(format!(
@@ -147,7 +176,8 @@ impl Raft {
             cfg,
             hard,
             log,
-            commit_index: 0,
+            // What a snapshot holds was committed.
+            commit_index: meta.index,
             role: Role::Follower,
             leader_id: None,
             election_deadline_ms: 0,
@@ -159,6 +189,8 @@ impl Raft {
             broadcast_due: false,
             read_seq: 0,
             transfer: None,
+            snapshot_data: snapshot.map(|(_, d)| d),
+            incoming_snapshot: None,
             reads_awaiting_commit: Vec::new(),
             reads_awaiting_quorum: Vec::new(),
         };
@@ -197,8 +229,23 @@ impl Raft {
     pub fn last_index(&self) -> Index {
         self.log.last_index()
     }
+    /// `None` for indexes not in the log, those compacted into the snapshot included.
     pub fn entry(&self, index: Index) -> Option<&Entry> {
         self.log.entry(index)
+    }
+    /// What the latest snapshot replaced (index 0: no snapshot).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.log.snapshot()
+    }
+
+    /// The driver took a snapshot of the state machine at `index` (applied, so committed)
+    /// and made it durable: forget the entries it covers and send it to followers that
+    /// need them.
+    pub fn compact(&mut self, index: Index, data: Arc<Vec<u8>>) {
+        assert!(index <= self.commit_index, "snapshot at {index} beyond commit {}", self.commit_index);
+        assert!(index > self.log.snapshot().index, "snapshots move forward");
+        self.log.compact_to(index);
+        self.snapshot_data = Some(data);
     }
     /// Elections this replica started since it was built.
     pub fn elections_started(&self) -> u64 {
@@ -604,6 +651,24 @@ impl Raft {
             return;
         };
         let p = progress.get_mut(&to).expect("progress for every other voter");
+        let snapshot = self.log.snapshot();
+        if p.next_index <= snapshot.index || matches!(p.state, ProgressState::Snapshot { .. }) {
+            // Entries it needs are compacted away: it gets the snapshot instead. A
+            // heartbeat re-sends the chunk in flight (it may have been lost).
+            let (index, offset) = match p.state {
+                ProgressState::Snapshot { index, offset } if index == snapshot.index => (index, offset),
+                _ => (snapshot.index, 0),
+            };
+            let fresh =
+                !matches!(p.state, ProgressState::Snapshot { index: i, offset: o } if i == index && o == offset);
+            if !fresh && !heartbeat {
+                return;
+            }
+            p.state = ProgressState::Snapshot { index, offset };
+            p.inflight.clear();
+            self.send_snapshot_chunk(to, offset);
+            return;
+        }
         let has_new = p.next_index <= self.log.last_index();
         if !heartbeat && (!has_new || !p.can_send(self.cfg.inflight_appends_max)) {
             return;
@@ -630,6 +695,88 @@ impl Raft {
     }
 
     /// `prev` is the (index, term) the entries follow.
+    fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
+        let meta = self.log.snapshot();
+        let data = self.snapshot_data.as_ref().expect("a compacted log has its snapshot");
+        let start = (offset as usize).min(data.len());
+        let end = (start + self.cfg.snapshot_chunk_bytes_max).min(data.len());
+        let message = Message::InstallSnapshot {
+            term: self.hard.term,
+            meta,
+            offset: start as u64,
+            data: data[start..end].to_vec(),
+            done: end == data.len(),
+        };
+        self.send(to, message, Durability::Immediately);
+    }
+
+    fn handle_install_snapshot(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    ) {
+        self.become_follower(now_ms, self.hard.term, Some(from));
+        self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
+        let term = self.hard.term;
+        if meta.index <= self.commit_index {
+            // We hold all of it already (committed entries match the leader's, §5.4).
+            self.incoming_snapshot = None;
+            let reply = Message::InstallSnapshotResponse { term, meta, received: 0, done: true };
+            self.send(from, reply, Durability::Immediately);
+            return;
+        }
+        let buffer = match &mut self.incoming_snapshot {
+            Some((m, buf)) if *m == meta => buf,
+            _ => &mut self.incoming_snapshot.insert((meta, Vec::new())).1,
+        };
+        if offset == buffer.len() as u64 && buffer.len() + data.len() <= SNAPSHOT_RECEIVE_BYTES_MAX {
+            buffer.extend_from_slice(&data);
+        } else if offset == buffer.len() as u64 {
+            // Larger than we accept: drop it; the leader starts over, and an operator
+            // sees the node stay behind.
+            buffer.clear();
+        }
+        let received = buffer.len() as u64;
+        if !done || offset + data.len() as u64 != received {
+            let reply = Message::InstallSnapshotResponse { term, meta, received, done: false };
+            self.send(from, reply, Durability::Immediately);
+            return;
+        }
+        let (_, bytes) = self.incoming_snapshot.take().expect("filled above");
+        let data = Arc::new(bytes);
+        let discard = self.log.install(meta);
+        self.commit_index = meta.index;
+        self.snapshot_data = Some(data.clone());
+        self.effects.push(Effect::InstallSnapshot { meta, data, discard });
+        let reply = Message::InstallSnapshotResponse { term, meta, received, done: true };
+        self.send(from, reply, Durability::Synced);
+    }
+
+    fn handle_install_snapshot_response(&mut self, from: NodeId, meta: SnapshotMeta, received: u64, done: bool) {
+        let Role::Leader { progress } = &mut self.role else { return };
+        let Some(p) = progress.get_mut(&from) else { return };
+        p.recent_active = true;
+        let ProgressState::Snapshot { index, .. } = p.state else { return };
+        if index != meta.index {
+            return; // about an older snapshot
+        }
+        if done {
+            p.match_index = p.match_index.max(meta.index);
+            p.next_index = meta.index + 1;
+            p.state = ProgressState::Probe { paused: false };
+            self.maybe_commit();
+            self.send_append(from, false);
+            self.maybe_send_timeout_now(from);
+        } else {
+            p.state = ProgressState::Snapshot { index, offset: received };
+            self.send_snapshot_chunk(from, received);
+        }
+    }
+
     fn handle_append_entries(
         &mut self,
         now_ms: u64,
@@ -639,11 +786,21 @@ impl Raft {
         leader_commit: Index,
         read_seq: u64,
     ) {
-        let (prev_log_index, prev_log_term) = prev;
+        let (mut prev_log_index, mut prev_log_term) = prev;
+        let mut entries = entries;
         // A valid leader of our term: follow it (a candidate of the same term steps down).
         self.become_follower(now_ms, self.hard.term, Some(from));
         self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
         let term = self.hard.term;
+        let snapshot = self.log.snapshot();
+        if prev_log_index < snapshot.index {
+            // What our snapshot covers is committed, so the leader holds the same entries:
+            // skip them and check the rest against the snapshot's last entry.
+            let skip = ((snapshot.index - prev_log_index) as usize).min(entries.len());
+            entries.drain(..skip);
+            prev_log_index = snapshot.index;
+            prev_log_term = snapshot.term;
+        }
         let result = match self.log.term_at(prev_log_index) {
             None => AppendResult::Conflict {
                 rejected_prev_index: prev_log_index,
@@ -850,6 +1007,15 @@ impl Raft {
             }
             Message::AppendEntriesResponse { result, read_seq, .. } => {
                 self.handle_append_response(from, result, read_seq)
+            }
+            Message::InstallSnapshot { meta, offset, data, done, .. } => {
+                if self.is_leader() {
+                    panic!("node {} is leader of term {} and got a snapshot from {from}", self.cfg.id, term);
+                }
+                self.handle_install_snapshot(now_ms, from, meta, offset, data, done)
+            }
+            Message::InstallSnapshotResponse { meta, received, done, .. } => {
+                self.handle_install_snapshot_response(from, meta, received, done)
             }
             Message::TimeoutNow { .. } => {
                 // Only a follower of this term's leader takes the hint (a candidate is

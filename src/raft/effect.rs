@@ -1,8 +1,9 @@
 //! What the core asks its driver to do.
 
-use super::{Entry, Envelope, Index, Term};
+use super::{Entry, Envelope, Index, SnapshotMeta, Term};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The state that must survive a crash before we answer anyone (Raft Fig. 2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,14 @@ pub enum Effect {
     ReadReady {
         id: u64,
         index: Index,
+    },
+    /// Replace the state machine by this snapshot from the leader, persist it, and delete
+    /// the log entries `discard` (inclusive) it replaces. The commit index is now
+    /// `meta.index`; a `Send { after: Synced }` that follows promises it is durable.
+    InstallSnapshot {
+        meta: SnapshotMeta,
+        data: Arc<Vec<u8>>,
+        discard: Option<(Index, Index)>,
     },
     /// Read `id` will not be confirmed: this replica stopped leading. Nothing was changed,
     /// so the client may retry elsewhere.

@@ -1,6 +1,6 @@
 //! The replicated log held in memory by the core. The driver persists every change the
 //! core announces as effects; on restart the core is rebuilt from what was persisted.
-//! (The whole log stays in memory until snapshots and compaction arrive with issue 3.)
+//! Entries covered by a snapshot are dropped ([`Log::compact_to`]).
 
 use super::{Index, Term};
 use serde::{Deserialize, Serialize};
@@ -43,56 +43,72 @@ impl Entry {
 }
 
 /// A contiguous log starting at index 1.
+/// What a snapshot replaces: the log up to `index`, whose last entry had `term`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: Index,
+    pub term: Term,
+}
+
+/// The entries after the last snapshot. Index `snapshot.index` is known only by its term;
+/// indexes below it are gone (committed, and inside the snapshot).
 #[derive(Debug, Default)]
 pub(crate) struct Log {
+    snapshot: SnapshotMeta,
     entries: Vec<Entry>,
 }
 
 impl Log {
-    /// Rebuilds a log from persisted entries, which must be contiguous from index 1 with
-    /// non-decreasing terms.
-    pub fn from_entries(entries: Vec<Entry>) -> Result<Self, String> {
+    /// A log that follows `snapshot` with `entries` (contiguous from `snapshot.index + 1`).
+    pub fn from_parts(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<Self, String> {
         for (i, e) in entries.iter().enumerate() {
-            if e.index != i as Index + 1 {
-                return Err(format!("log entry at position {i} has index {}", e.index));
+            if e.index != snapshot.index + i as Index + 1 {
+                return Err(format!(
+                    "log entry at position {i} after snapshot {} has index {}",
+                    snapshot.index, e.index
+                ));
             }
-            if i > 0 && e.term < entries[i - 1].term {
+            let previous = if i == 0 { snapshot.term } else { entries[i - 1].term };
+            if e.term < previous {
                 return Err(format!("log entry {} has term {} below its predecessor's", e.index, e.term));
             }
         }
-        Ok(Log { entries })
+        Ok(Log { snapshot, entries })
+    }
+
+    pub fn snapshot(&self) -> SnapshotMeta {
+        self.snapshot
     }
 
     pub fn last_index(&self) -> Index {
-        self.entries.len() as Index
+        self.snapshot.index + self.entries.len() as Index
     }
 
     pub fn last_term(&self) -> Term {
-        self.entries.last().map_or(0, |e| e.term)
+        self.entries.last().map_or(self.snapshot.term, |e| e.term)
     }
 
-    /// The term at `index`; 0 for index 0; None past the end.
+    /// The term at `index`: known for the snapshot's last index and the entries after it.
     pub fn term_at(&self, index: Index) -> Option<Term> {
-        if index == 0 {
-            return Some(0);
+        if index == self.snapshot.index {
+            return Some(self.snapshot.term);
         }
-        self.entries.get(index as usize - 1).map(|e| e.term)
+        self.entry(index).map(|e| e.term)
     }
 
     pub fn entry(&self, index: Index) -> Option<&Entry> {
-        if index == 0 {
+        if index <= self.snapshot.index {
             return None;
         }
-        self.entries.get(index as usize - 1)
+        self.entries.get((index - self.snapshot.index - 1) as usize)
     }
 
-    /// Entries from `from` on, at most `count_max` of them and at most `bytes_max` bytes
-    /// (but always at least one if any exist, so a large entry cannot block replication).
+    /// Up to `count_max` entries from `from` (at least one if any), within `bytes_max`.
     pub fn slice(&self, from: Index, count_max: usize, bytes_max: usize) -> Vec<Entry> {
-        debug_assert!(from >= 1);
+        assert!(from > self.snapshot.index, "slice from {from} reaches into snapshot {}", self.snapshot.index);
         let mut out = Vec::new();
         let mut bytes = 0;
-        for e in self.entries.iter().skip(from as usize - 1).take(count_max) {
+        for e in self.entries.iter().skip((from - self.snapshot.index - 1) as usize).take(count_max) {
             bytes += e.size_bytes();
             if !out.is_empty() && bytes > bytes_max {
                 break;
@@ -108,24 +124,51 @@ impl Log {
         self.entries.push(entry);
     }
 
-    /// Removes every entry from `from` on.
+    /// Removes the entries from `from` on.
     pub fn truncate_from(&mut self, from: Index) {
-        assert!(from >= 1);
-        self.entries.truncate(from as usize - 1);
+        assert!(from > self.snapshot.index, "cannot truncate into snapshot {}", self.snapshot.index);
+        self.entries.truncate((from - self.snapshot.index - 1) as usize);
     }
 
-    /// The first index of the run of entries with the same term as `index`.
+    /// The first index of the run of entries that share `index`'s term (a conflict hint);
+    /// never below the first entry after the snapshot.
     pub fn first_index_of_term_at(&self, index: Index) -> Index {
         let term = self.term_at(index).expect("index within the log");
         let mut i = index;
-        while i > 1 && self.term_at(i - 1) == Some(term) {
+        while i > self.snapshot.index + 1 && self.term_at(i - 1) == Some(term) {
             i -= 1;
         }
         i
     }
 
-    /// The last index holding `term`, if any entry has it.
     pub fn last_index_of_term(&self, term: Term) -> Option<Index> {
-        self.entries.iter().rev().find(|e| e.term == term).map(|e| e.index)
+        match self.entries.iter().rev().find(|e| e.term == term) {
+            Some(e) => Some(e.index),
+            None => (self.snapshot.term == term && self.snapshot.index > 0).then_some(self.snapshot.index),
+        }
+    }
+
+    /// Forgets the entries up to `index` (they are in a snapshot now).
+    pub fn compact_to(&mut self, index: Index) {
+        assert!(index > self.snapshot.index, "compaction only moves forward");
+        let term = self.term_at(index).expect("compacting to an index in the log");
+        self.entries.drain(..(index - self.snapshot.index) as usize);
+        self.snapshot = SnapshotMeta { index, term };
+    }
+
+    /// Replaces the log by an installed snapshot. Entries after it survive only if the
+    /// log agrees with the snapshot's last entry (§7: "if an existing entry has the same
+    /// index and term as the snapshot's last included entry, retain log entries following
+    /// it"). Returns the indexes removed.
+    pub fn install(&mut self, meta: SnapshotMeta) -> Option<(Index, Index)> {
+        assert!(meta.index > self.snapshot.index, "an installed snapshot moves forward");
+        let (first, last) = (self.snapshot.index + 1, self.last_index());
+        if self.term_at(meta.index) == Some(meta.term) {
+            self.compact_to(meta.index);
+            return (first <= meta.index).then_some((first, meta.index));
+        }
+        self.entries.clear();
+        self.snapshot = meta;
+        (first <= last).then_some((first, last))
     }
 }

@@ -1,7 +1,7 @@
 //! Messages between replicas of one group (Raft Fig. 2), wrapped in an [`Envelope`] that
 //! names the group so that one node can host many groups.
 
-use super::{Entry, Index, Term};
+use super::{Entry, Index, SnapshotMeta, Term};
 use crate::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,23 @@ pub enum Message {
     TimeoutNow {
         term: Term,
     },
+    /// A chunk of the leader's snapshot (§7), for a follower that needs entries the leader
+    /// has compacted away. Chunks go one at a time, from `offset`; `done` marks the last.
+    InstallSnapshot {
+        term: Term,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
+    /// `received`: the bytes of `meta`'s snapshot the follower holds (where the next chunk
+    /// starts); `done`: the snapshot is installed and durable.
+    InstallSnapshotResponse {
+        term: Term,
+        meta: SnapshotMeta,
+        received: u64,
+        done: bool,
+    },
 }
 
 /// The follower's answer to an AppendEntries.
@@ -81,6 +98,8 @@ impl Message {
             | Message::PreVote { term, .. }
             | Message::PreVoteResponse { term, .. }
             | Message::TimeoutNow { term }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotResponse { term, .. }
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. } => *term,
         }

@@ -39,13 +39,15 @@ mod tests_prevote;
 #[cfg(test)]
 mod tests_read_index;
 #[cfg(test)]
+mod tests_snapshot;
+#[cfg(test)]
 mod tests_transfer;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use core::{Input, ProposeError, Raft, RecoverError, TransferError};
 pub use effect::{Durability, Effect, HardState};
-pub use log::{Entry, Payload};
+pub use log::{Entry, Payload, SnapshotMeta};
 pub use message::{AppendResult, Envelope, Message};
 
 /// A Raft term (§5.1). Terms only grow.

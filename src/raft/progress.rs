@@ -11,6 +11,9 @@ pub(crate) enum ProgressState {
     Probe { paused: bool },
     /// Logs agree up to `match_index`; entries are sent optimistically.
     Replicate,
+    /// The follower needs entries we compacted: our snapshot `index` goes to it chunk by
+    /// chunk, the next from `offset`.
+    Snapshot { index: Index, offset: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +46,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe { paused } => !paused,
             ProgressState::Replicate => self.inflight.len() < inflight_max,
+            ProgressState::Snapshot { .. } => false,
         }
     }
 
@@ -56,6 +60,7 @@ impl Progress {
                     self.inflight.push_back(last);
                 }
             }
+            ProgressState::Snapshot { .. } => {}
         }
     }
 
@@ -64,7 +69,7 @@ impl Progress {
         while self.inflight.front().is_some_and(|&i| i <= index) {
             self.inflight.pop_front();
         }
-        if let ProgressState::Probe { .. } = self.state {
+        if let ProgressState::Probe { .. } | ProgressState::Snapshot { .. } = self.state {
             self.state = ProgressState::Replicate;
             self.inflight.clear();
         }

@@ -265,6 +265,7 @@ impl Cluster {
                     }
                 }
                 Effect::Commit { .. } => {}
+                Effect::InstallSnapshot { .. } => unreachable!("the harness never compacts, so no snapshot is sent"),
                 Effect::ReadReady { id: read_id, index } => {
                     let floor = self.reads.remove(&(id, read_id)).expect("a read the harness started");
                     assert!(

@@ -35,6 +35,16 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
                 // Unsynced writes past the surviving prefix were lost in the crash.
                 log.split_off(&(last_index + 1));
             }
+            NodeEvent::SnapshotInstalled { index, term } => {
+                // The snapshot stands for the committed entries up to `index`; a suffix
+                // survives only if it agrees with the snapshot's last entry (§7).
+                if log.get(index).map(|&(t, _)| t) != Some(*term) {
+                    log.split_off(&(index + 1));
+                }
+                for (&i, &(t, d, _)) in committed.range(..=*index) {
+                    log.insert(i, (t, d));
+                }
+            }
             NodeEvent::Committed { index } => {
                 let first_new = committed.keys().next_back().map_or(1, |&i| i + 1);
                 for i in first_new..=*index {
@@ -55,7 +65,8 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
                     }
                 }
             }
-            NodeEvent::Applied { .. } | NodeEvent::Poisoned { .. } => {}
+            // Compaction drops entries from memory, not from what the node holds.
+            NodeEvent::Applied { .. } | NodeEvent::Poisoned { .. } | NodeEvent::Compacted { .. } => {}
         }
     }
     v.into_vec()
@@ -108,7 +119,7 @@ mod tests {
             append(3, 2, 1, 1),
             ev(4, 1, NodeEvent::Committed { index: 1 }),
             // Node 2 loses its unsynced copy (a durability bug) and then leads.
-            ev(5, 2, NodeEvent::Recovered { term: 1, last_index: 0 }),
+            ev(5, 2, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 0 }),
             ev(6, 2, NodeEvent::BecameLeader { term: 2 }),
         ];
         assert_eq!(check(&trace).len(), 1);

@@ -1,7 +1,8 @@
 //! State Machine Safety — Raft paper, Figure 3: "if a server has applied a log entry at a
 //! given index to its state machine, no other server will ever apply a different log entry
-//! for the same index". Also: each node applies indices in order, without gaps, from 1
-//! after every restart.
+//! for the same index". Also: each node applies indices in order, without gaps, from just
+//! after its snapshot at every restart and after every installed snapshot; and a snapshot
+//! agrees with the log (its last entry is the one applied at that index everywhere).
 
 use super::Violations;
 use crate::trace::{TraceEvent, TraceKind};
@@ -17,8 +18,19 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
             continue;
         };
         match event {
-            NodeEvent::Recovered { .. } => {
-                next.insert(*node, 1);
+            NodeEvent::Recovered { snapshot_index, .. } => {
+                next.insert(*node, snapshot_index + 1);
+            }
+            NodeEvent::SnapshotInstalled { index, term } => {
+                next.insert(*node, index + 1);
+                if let Some(&(t, _, other)) = applied.get(index) {
+                    if t != *term {
+                        v.push(format!(
+                            "n{node} installed a snapshot ending at index {index} term {term}, but n{other} applied \
+                             term {t} there"
+                        ));
+                    }
+                }
             }
             NodeEvent::Applied { index, term, digest } => {
                 let want = next.entry(*node).or_insert(1);
@@ -59,7 +71,7 @@ mod tests {
             applied(1, 1, 1, 5),
             applied(2, 1, 1, 5),
             applied(1, 2, 1, 6),
-            ev(1, NodeEvent::Recovered { term: 1, last_index: 2 }),
+            ev(1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 2 }),
             applied(1, 1, 1, 5),
         ];
         assert!(check(&t).is_empty());
@@ -75,5 +87,27 @@ mod tests {
     fn fails_a_gap() {
         let v = check(&[applied(1, 1, 1, 5), applied(1, 3, 1, 7)]);
         assert_eq!(v.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn after_a_snapshot_application_resumes_past_it() {
+        let t = [
+            applied(1, 1, 1, 5),
+            applied(1, 2, 1, 6),
+            applied(1, 3, 1, 7),
+            ev(2, NodeEvent::SnapshotInstalled { index: 3, term: 1 }),
+            applied(2, 4, 1, 8),
+            ev(2, NodeEvent::Recovered { term: 1, snapshot_index: 3, last_index: 4 }),
+            applied(2, 4, 1, 8),
+        ];
+        assert!(check(&t).is_empty(), "{:?}", check(&t));
+    }
+
+    #[test]
+    fn fails_a_snapshot_that_disagrees_with_the_log() {
+        let t = [applied(1, 1, 1, 5), applied(1, 2, 2, 6), ev(2, NodeEvent::SnapshotInstalled { index: 2, term: 1 })];
+        let v = check(&t);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("installed a snapshot ending at index 2 term 1"), "{v:?}");
     }
 }
