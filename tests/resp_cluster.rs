@@ -71,6 +71,10 @@ fn assert_all_present(cluster: &Cluster, id: u64, keys: &[String]) {
 fn three_nodes_serve_redis_clients_and_lose_no_acknowledged_write_to_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::new(dir.path(), 3);
+    // Compact often, so that the restarted node is behind every log and needs a snapshot.
+    for extra in &mut cluster.extra {
+        extra.extend(["--snapshot-entries".to_string(), "100".to_string()]);
+    }
     cluster.start_all();
 
     // A client writes and reads through each node (followers forward to the leader).
@@ -113,6 +117,11 @@ fn three_nodes_serve_redis_clients_and_lose_no_acknowledged_write_to_sigkill() {
         let applied: u64 = cluster.info(leader, "applied_index")?.parse().ok()?;
         (applied >= target).then_some(())
     });
+    let (_, metrics) = cluster.admin_get(leader, "/metrics");
+    assert!(
+        !metrics.contains("phantomdb_raft_snapshots_installed_total 0\n"),
+        "the restarted node caught up from the leader's snapshot (over TCP):\n{metrics}"
+    );
 
     // Under load again, SIGKILL a follower.
     let victim = *followers.iter().find(|&&f| f != new_leader).unwrap();
@@ -146,6 +155,9 @@ fn three_nodes_serve_redis_clients_and_lose_no_acknowledged_write_to_sigkill() {
 fn sigkill_mid_write_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::new(dir.path(), 1);
+    // Snapshots and compaction happen many times during the run: recovery reads a
+    // snapshot from fjall and the log after it.
+    cluster.extra[0].extend(["--snapshot-entries".to_string(), "50".to_string()]);
     cluster.start_all();
     let port = cluster.ports[0].resp;
     let stop = Arc::new(AtomicBool::new(false));
@@ -165,6 +177,8 @@ fn sigkill_mid_write_loses_no_acknowledged_write() {
     let keys = acked.lock().unwrap().clone();
     cluster.start(1);
     assert_all_present(&cluster, 1, &keys);
+    let snapshot: u64 = cluster.info(1, "snapshot_index").unwrap().parse().unwrap();
+    assert!(snapshot > 0, "recovered from a snapshot");
 }
 
 /// Sends `bytes` on a fresh connection; returns what the server answered before closing.

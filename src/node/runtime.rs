@@ -178,6 +178,8 @@ pub struct Node<T, S> {
     unsynced: bool,
     batch: WriteBatch,
     status: watch::Sender<NodeStatus>,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
 }
 
 impl<T: Transport, S: Storage> Node<T, S> {
@@ -228,6 +230,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             unsynced: false,
             batch: WriteBatch::default(),
             status,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
         };
         node.publish_status();
         Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
@@ -336,6 +340,9 @@ impl<T: Transport, S: Storage> Node<T, S> {
             followers,
             elections_started: self.raft.elections_started(),
             transfer_target: self.raft.transfer_target(),
+            snapshot_index: self.raft.snapshot_meta().index,
+            snapshots_taken: self.snapshots_taken,
+            snapshots_installed: self.snapshots_installed,
             keys: self.sm.len() as u64,
             pending_requests: self.pending.len() as u64,
         };
@@ -496,6 +503,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                         let p = self.pending.proposals.remove(&i).expect("listed");
                         self.answer(p.origin, Err(ClientError::Displaced));
                     }
+                    self.snapshots_installed += 1;
                     let event = NodeEvent::SnapshotInstalled { index: meta.index, term: meta.term };
                     self.observer.on_event(self.cfg.id, event);
                 }
@@ -542,6 +550,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         // The entries go only once the snapshot that replaces them is on disk.
         self.sync_now()?;
         self.raft.compact(index, Arc::new(data));
+        self.snapshots_taken += 1;
         self.observer.on_event(self.cfg.id, NodeEvent::Compacted { index });
         Ok(())
     }

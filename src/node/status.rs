@@ -21,6 +21,11 @@ pub struct NodeStatus {
     /// leader's last entry it is. Empty elsewhere.
     pub followers: Vec<FollowerStatus>,
     pub elections_started: u64,
+    /// The latest snapshot's last index (0: none), and snapshots taken here and installed
+    /// from a leader since the process started.
+    pub snapshot_index: Index,
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
     /// On a leader handing over: the node it hands leadership to.
     pub transfer_target: Option<NodeId>,
     /// Keys in the state machine as applied here.

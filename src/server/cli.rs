@@ -28,6 +28,7 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --max-clients N             open client connections (default 1024)
            --sync-writes true|false    fsync before answering (default true)
            --request-timeout-ms N      how long a request may wait (default 2000)
+           --snapshot-entries N        compact the log after N applied entries (default 10000)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -87,6 +88,7 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--max-clients" => flags.max_clients = Some(number(flag, &v, "a number")?),
             "--request-timeout-ms" => flags.request_timeout_ms = Some(number(flag, &v, "milliseconds")?),
             "--sync-writes" => flags.sync_writes = Some(number(flag, &v, "true or false")?),
+            "--snapshot-entries" => flags.snapshot_entries = Some(number(flag, &v, "a number of log entries")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

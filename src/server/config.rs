@@ -43,6 +43,7 @@ pub struct RawSettings {
     pub max_clients: Option<u64>,
     pub sync_writes: Option<bool>,
     pub request_timeout_ms: Option<u64>,
+    pub snapshot_entries: Option<u64>,
 }
 
 impl RawSettings {
@@ -67,6 +68,7 @@ impl RawSettings {
             max_clients: over.max_clients.or(self.max_clients),
             sync_writes: over.sync_writes.or(self.sync_writes),
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
+            snapshot_entries: over.snapshot_entries.or(self.snapshot_entries),
         }
     }
 }
@@ -87,6 +89,7 @@ pub struct NodeSettings {
     pub max_clients: usize,
     pub sync_writes: bool,
     pub request_timeout_ms: u64,
+    pub snapshot_entries: u64,
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -119,6 +122,10 @@ impl NodeSettings {
         if !(100..=600_000).contains(&request_timeout_ms) {
             return Err(format!("--request-timeout-ms {request_timeout_ms}: expected 100 to 600000"));
         }
+        let snapshot_entries = raw.snapshot_entries.unwrap_or(10_000);
+        if !(1..=100_000_000).contains(&snapshot_entries) {
+            return Err(format!("--snapshot-entries {snapshot_entries}: expected 1 to 100000000"));
+        }
         Ok(NodeSettings {
             id,
             data_dir: raw.data_dir.ok_or("--data-dir is required")?,
@@ -132,6 +139,7 @@ impl NodeSettings {
             max_clients: max_clients as usize,
             sync_writes: raw.sync_writes.unwrap_or(true),
             request_timeout_ms,
+            snapshot_entries,
         })
     }
 }

@@ -127,7 +127,7 @@ impl Metrics {
         }
         header(&mut out, "phantomdb_storage_sync_duration_seconds", "histogram", "Latency of storage syncs (fsync).");
         self.storage_sync.render(&mut out, "phantomdb_storage_sync_duration_seconds", "");
-        let gauges: [(&str, &str, &str, u64); 11] = [
+        let gauges: [(&str, &str, &str, u64); 14] = [
             ("phantomdb_raft_term", "gauge", "Current Raft term.", status.term),
             (
                 "phantomdb_raft_is_leader",
@@ -146,6 +146,19 @@ impl Metrics {
             ),
             ("phantomdb_raft_elections_total", "counter", "Elections this process started.", status.elections_started),
             ("phantomdb_keys", "gauge", "Keys in the state machine.", status.keys),
+            ("phantomdb_raft_snapshot_index", "gauge", "Last index of the latest snapshot.", status.snapshot_index),
+            (
+                "phantomdb_raft_snapshots_taken_total",
+                "counter",
+                "Snapshots taken (log compactions).",
+                status.snapshots_taken,
+            ),
+            (
+                "phantomdb_raft_snapshots_installed_total",
+                "counter",
+                "Snapshots installed from a leader.",
+                status.snapshots_installed,
+            ),
             ("phantomdb_pending_requests", "gauge", "Requests waiting for an answer.", status.pending_requests),
             ("phantomdb_resp_connections", "gauge", "Open RESP connections.", self.resp_connections_open.load(Relaxed)),
             (

@@ -145,7 +145,7 @@ pub fn info(s: &NodeStatus) -> String {
     let mut text = format!(
         "# Server\r\nredis_version:7.0.0\r\nphantomdb_version:{}\r\nnode_id:{}\r\nraft_group:{}\r\n\r\n\
          # Replication\r\nrole:{}\r\nterm:{}\r\nleader:{}\r\nvoters:{}\r\nlast_index:{}\r\n\
-         commit_index:{}\r\napplied_index:{}\r\nelections_started:{}\r\n",
+         commit_index:{}\r\napplied_index:{}\r\nsnapshot_index:{}\r\nelections_started:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         s.id,
         s.group,
@@ -156,6 +156,7 @@ pub fn info(s: &NodeStatus) -> String {
         s.last_index,
         s.commit_index,
         s.applied_index,
+        s.snapshot_index,
         s.elections_started,
     );
     for f in &s.followers {
