@@ -39,6 +39,8 @@ mod tests_prevote;
 #[cfg(test)]
 mod tests_read_index;
 #[cfg(test)]
+mod tests_reorder;
+#[cfg(test)]
 mod tests_snapshot;
 #[cfg(test)]
 mod tests_transfer;
