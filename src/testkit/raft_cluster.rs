@@ -15,10 +15,13 @@
 //! from it. Checked after every event: election safety, log matching, commit monotonicity
 //! (per incarnation), state machine safety (committed entries never change).
 
-use crate::raft::{Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, PlantedBug, Raft, Term};
+use crate::raft::{
+    Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, PlantedBug, Raft, SnapshotMeta, Term,
+};
 use crate::NodeId;
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Messages in flight before new ones are dropped.
 const NETWORK_MESSAGES_MAX: usize = 512;
@@ -57,11 +60,18 @@ pub enum Event {
     Read {
         node: u8,
     },
+    /// The node snapshots its state machine at its commit index and compacts its log,
+    /// as the node runtime does (durably, before dropping entries).
+    Compact {
+        node: u8,
+    },
 }
 
 #[derive(Default)]
 struct Disk {
     hard: HardState,
+    snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+    /// The entries after the snapshot.
     log: Vec<Entry>,
     unsynced: Vec<Effect>,
 }
@@ -70,12 +80,18 @@ impl Disk {
     fn apply(&mut self, effect: &Effect) {
         match effect {
             Effect::PersistHardState(hs) => self.hard = *hs,
-            Effect::TruncateLog { from, .. } => self.log.truncate(*from as usize - 1),
+            Effect::TruncateLog { from, .. } => self.log.retain(|e| e.index < *from),
             Effect::AppendLog(entries) => {
                 for e in entries {
-                    assert_eq!(e.index as usize, self.log.len() + 1, "appends are contiguous on disk");
+                    let last = self.log.last().map_or(self.snapshot.as_ref().map_or(0, |(m, _)| m.index), |l| l.index);
+                    assert_eq!(e.index, last + 1, "appends are contiguous on disk");
                     self.log.push(e.clone());
                 }
+            }
+            Effect::InstallSnapshot { meta, data, discard } => {
+                self.snapshot = Some((*meta, data.clone()));
+                let (from, to) = discard.unwrap_or((1, 0));
+                self.log.retain(|e| e.index > meta.index && !(from..=to).contains(&e.index));
             }
             _ => {}
         }
@@ -161,8 +177,9 @@ impl Cluster {
         slot.incarnation += 1;
         slot.last_commit = 0;
         let seed = id * 1_000_003 + slot.incarnation;
-        let raft = Raft::new(cfg, seed, now, slot.disk.hard, slot.disk.log.clone())
-            .unwrap_or_else(|e| panic!("node {id} cannot recover from what it persisted: {e}"));
+        let raft =
+            Raft::with_snapshot(cfg, seed, now, slot.disk.hard, slot.disk.snapshot.clone(), slot.disk.log.clone())
+                .unwrap_or_else(|e| panic!("node {id} cannot recover from what it persisted: {e}"));
         slot.raft = Some(raft);
     }
 
@@ -236,6 +253,24 @@ impl Cluster {
                 }
                 self.drain(id);
             }
+            Event::Compact { node } => {
+                let id = self.node(node);
+                let slot = self.slots.get_mut(&id).expect("known node");
+                if let Some(r) = slot.raft.as_mut() {
+                    let index = r.commit_index();
+                    if index > r.snapshot_meta().index {
+                        let term = r.entry(index).expect("committed past the snapshot: in the log").term;
+                        let meta = SnapshotMeta { index, term };
+                        let data = Arc::new(index.to_le_bytes().to_vec());
+                        // Durable first, then the entries go.
+                        slot.disk.sync();
+                        slot.disk.snapshot = Some((meta, data.clone()));
+                        slot.disk.log.retain(|e| e.index > index);
+                        r.compact(index, data);
+                    }
+                }
+                self.drain(id);
+            }
             Event::Restart { node } => {
                 let id = self.node(node);
                 if self.slots[&id].raft.is_none() {
@@ -253,9 +288,10 @@ impl Cluster {
         let Some(raft) = slot.raft.as_mut() else { return };
         for effect in raft.drain_effects() {
             match effect {
-                Effect::PersistHardState(_) | Effect::TruncateLog { .. } | Effect::AppendLog(_) => {
-                    slot.disk.unsynced.push(effect)
-                }
+                Effect::PersistHardState(_)
+                | Effect::TruncateLog { .. }
+                | Effect::AppendLog(_)
+                | Effect::InstallSnapshot { .. } => slot.disk.unsynced.push(effect),
                 Effect::Send { envelope, after } => {
                     if after == Durability::Synced {
                         slot.disk.sync();
@@ -265,7 +301,7 @@ impl Cluster {
                     }
                 }
                 Effect::Commit { .. } => {}
-                Effect::InstallSnapshot { .. } => unreachable!("the harness never compacts, so no snapshot is sent"),
+
                 Effect::ReadReady { id: read_id, index } => {
                     let floor = self.reads.remove(&(id, read_id)).expect("a read the harness started");
                     assert!(
@@ -294,8 +330,10 @@ impl Cluster {
         for (i, &(a, ra)) in live.iter().enumerate() {
             for &(b, rb) in &live[i + 1..] {
                 let last = ra.last_index().min(rb.last_index());
+                // Below either snapshot, entries are gone (committed, checked below).
+                let first = ra.snapshot_meta().index.max(rb.snapshot_meta().index) + 1;
                 let mut matched = false;
-                for index in (1..=last).rev() {
+                for index in (first..=last).rev() {
                     let (ea, eb) = (ra.entry(index).expect("in log"), rb.entry(index).expect("in log"));
                     if matched {
                         assert_eq!(ea, eb, "log matching: nodes {a} and {b} differ at {index} below a match");
@@ -319,8 +357,19 @@ impl Cluster {
                 "commit index of node {id} went back from {} to {commit}",
                 slot.last_commit
             );
+            let snapshot = r.snapshot_meta();
+            // Snapshot/log agreement: a snapshot ends where the committed log has that term.
+            if let Some(e) = self.committed.get(&snapshot.index) {
+                assert_eq!(e.term, snapshot.term, "node {id}'s snapshot at {} disagrees with the log", snapshot.index);
+            }
             for index in slot.last_commit + 1..=commit {
-                let entry = r.entry(index).expect("committed entries are in the log").clone();
+                let Some(entry) = r.entry(index).cloned() else {
+                    assert!(
+                        index <= snapshot.index,
+                        "committed entry {index} of node {id} is neither in its log nor its snapshot"
+                    );
+                    continue;
+                };
                 match self.committed.get(&index) {
                     Some(e) => {
                         assert_eq!(e, &entry, "state machine safety: node {id} commits a different entry at {index}")
