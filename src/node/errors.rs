@@ -38,6 +38,8 @@ impl ClientError {
 pub enum ControlError {
     #[error(transparent)]
     Transfer(#[from] crate::raft::TransferError),
+    #[error(transparent)]
+    Membership(#[from] crate::raft::MembershipError),
     #[error("the node stopped")]
     Stopped,
 }

@@ -11,7 +11,7 @@ use super::NodeError;
 use crate::codec;
 use crate::io::{Storage, WriteBatch};
 use crate::kv::SNAPSHOT_BYTES_MAX;
-use crate::raft::{Effect, Entry, HardState, Index, SnapshotMeta};
+use crate::raft::{Effect, Entry, HardState, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 
 const HARD_STATE_KEY: &[u8] = b"hs";
@@ -21,7 +21,8 @@ const SNAPSHOT_KEY: &[u8] = b"snap";
 /// What recovery finds.
 pub struct Recovered {
     pub hard: HardState,
-    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The snapshot with the configuration in force at its index.
+    pub snapshot: Option<(SnapshotMeta, Membership, Vec<u8>)>,
     /// The entries after the snapshot, contiguous.
     pub entries: Vec<Entry>,
 }
@@ -49,14 +50,14 @@ impl RaftStore {
                 codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("hard state: {e}")))?
             }
         };
-        let snapshot: Option<(SnapshotMeta, Vec<u8>)> = match storage.get(&self.partition, SNAPSHOT_KEY)? {
+        let snapshot: Option<(SnapshotMeta, Membership, Vec<u8>)> = match storage.get(&self.partition, SNAPSHOT_KEY)? {
             None => None,
             Some(bytes) => Some(
                 codec::decode(&bytes, SNAPSHOT_BYTES_MAX + 1024)
                     .map_err(|e| NodeError::Corrupt(format!("snapshot: {e}")))?,
             ),
         };
-        let after = snapshot.as_ref().map_or(0, |(m, _)| m.index);
+        let after = snapshot.as_ref().map_or(0, |(m, _, _)| m.index);
         let mut entries = Vec::new();
         for (key, bytes) in storage.scan_prefix(&self.partition, LOG_PREFIX)? {
             let entry: Entry = codec::decode(&bytes, RECORD_BYTES_MAX)
@@ -76,11 +77,12 @@ impl RaftStore {
     pub fn stage_snapshot(
         &self,
         meta: SnapshotMeta,
+        membership: &Membership,
         data: &[u8],
         discard: Option<(Index, Index)>,
         batch: &mut WriteBatch,
     ) {
-        batch.put(&self.partition, SNAPSHOT_KEY.to_vec(), codec::encode(&(meta, data)));
+        batch.put(&self.partition, SNAPSHOT_KEY.to_vec(), codec::encode(&(meta, membership, data)));
         if let Some((from, to)) = discard {
             for i in from..=to {
                 batch.delete(&self.partition, Self::log_key(i));
@@ -102,7 +104,9 @@ impl RaftStore {
                     batch.put(&self.partition, Self::log_key(e.index), codec::encode(e));
                 }
             }
-            Effect::InstallSnapshot { meta, data, discard } => self.stage_snapshot(*meta, data, *discard, batch),
+            Effect::InstallSnapshot { meta, membership, data, discard } => {
+                self.stage_snapshot(*meta, membership, data, *discard, batch)
+            }
             Effect::Send { .. }
             | Effect::Commit { .. }
             | Effect::BecameLeader { .. }

@@ -12,6 +12,7 @@ use crate::raft::{self, Durability, Effect, Input, Payload, ProposeError, Raft};
 use crate::{GroupId, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +107,15 @@ struct Call {
 
 /// Operators' requests, on a channel of their own so that client load cannot delay them.
 enum Control {
-    TransferLeader { to: NodeId, reply: oneshot::Sender<Result<(), ControlError>> },
+    TransferLeader {
+        to: NodeId,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    ChangeMembership {
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
 }
 
 /// Operators' requests queued to a node before `transfer_leadership` waits.
@@ -154,6 +163,20 @@ impl NodeHandle {
         rx.await.unwrap_or(Err(ControlError::Stopped))
     }
 
+    /// Asks this node, which must lead, to change the group's configuration to `voters`
+    /// and `learners` (by joint consensus). Returns once the change has started; the
+    /// status shows it go through (`outgoing_voters` empties when it is done).
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<(), ControlError> {
+        let (reply, rx) = oneshot::channel();
+        let control = Control::ChangeMembership { voters, learners, reply };
+        self.controls.send(control).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
     /// The node's latest published status.
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().clone()
@@ -198,13 +221,13 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let hard = recovered.hard;
         let (sm, snapshot) = match recovered.snapshot {
             None => (KvStateMachine::default(), None),
-            Some((meta, data)) => {
+            Some((meta, membership, data)) => {
                 let sm = KvStateMachine::restore(&data)
                     .map_err(|e| NodeError::Corrupt(format!("snapshot at {}: {e}", meta.index)))?;
-                (sm, Some((meta, Arc::new(data))))
+                (sm, Some((meta, membership, Arc::new(data))))
             }
         };
-        let snapshot_index = snapshot.as_ref().map_or(0, |(m, _)| m.index);
+        let snapshot_index = snapshot.as_ref().map_or(0, |(m, _, _)| m.index);
         let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
         let raft =
             Raft::with_snapshot(cfg.raft_config(), cfg.seed, clock.monotonic_ms(), hard, snapshot, recovered.entries)
@@ -291,6 +314,12 @@ impl<T: Transport, S: Storage> Node<T, S> {
                         }
                         let _ = reply.send(result);
                     }
+                    Some(Control::ChangeMembership { voters, learners, reply }) => {
+                        let result = self.raft.propose_membership(voters.clone(), learners.clone()).map(|index| {
+                            tracing::info!(node = self.cfg.id, index, ?voters, ?learners, "configuration change started");
+                        });
+                        let _ = reply.send(result.map_err(ControlError::from));
+                    }
                     None => controls_open = false,
                 },
             }
@@ -333,7 +362,9 @@ impl<T: Transport, S: Storage> Node<T, S> {
             role: self.raft.role_name(),
             term: self.raft.term(),
             leader: self.raft.leader_id(),
-            voters: self.cfg.voters.clone(),
+            voters: self.raft.membership().voters.iter().copied().collect(),
+            outgoing_voters: self.raft.membership().outgoing.iter().copied().collect(),
+            learners: self.raft.membership().learners.iter().copied().collect(),
             last_index,
             commit_index: self.raft.commit_index(),
             applied_index: self.applied,
@@ -373,7 +404,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             }
             Wire::Request { req_id, command } => {
                 let origin = Origin::Remote { node: inbound.from, req_id };
-                if self.cfg.voters.contains(&inbound.from) && !self.raft.is_leader() {
+                if self.raft.membership().is_member(inbound.from) && !self.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.
                     let hint = self.raft.leader_id();
                     self.answer(origin, Err(ClientError::NotLeader { leader_hint: hint }));
@@ -546,7 +577,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let term = self.raft.entry(index).expect("applied entries past the snapshot are in the log").term;
         let data = self.sm.snapshot();
         let meta = raft::SnapshotMeta { index, term };
-        self.store.stage_snapshot(meta, &data, Some((last.index + 1, index)), &mut self.batch);
+        let membership = self.raft.membership_at(index);
+        self.store.stage_snapshot(meta, &membership, &data, Some((last.index + 1, index)), &mut self.batch);
         // The entries go only once the snapshot that replaces them is on disk.
         self.sync_now()?;
         self.raft.compact(index, Arc::new(data));
@@ -586,7 +618,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             let index = self.applied + 1;
             let entry = self.raft.entry(index).expect("committed entries are in the log").clone();
             let output = match &entry.payload {
-                Payload::Noop => None,
+                // Configurations act in the core, on append.
+                Payload::Noop | Payload::Membership(_) => None,
                 Payload::Command(bytes) => {
                     let command = Command::decode(bytes)
                         .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;

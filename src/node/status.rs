@@ -13,7 +13,11 @@ pub struct NodeStatus {
     pub role: &'static str,
     pub term: Term,
     pub leader: Option<NodeId>,
+    /// The configuration in force: voters, the outgoing voters while a change is joint,
+    /// and learners.
     pub voters: Vec<NodeId>,
+    pub outgoing_voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
     pub last_index: Index,
     pub commit_index: Index,
     pub applied_index: Index,

@@ -7,7 +7,8 @@ use crate::{GroupId, NodeId};
 pub struct Config {
     pub id: NodeId,
     pub group: GroupId,
-    /// Every voter of the group, this node included.
+    /// The group's voters when it was created (this node may be among them or join
+    /// later); membership changes in the log and in snapshots supersede it.
     pub voters: Vec<NodeId>,
     /// Election timeouts are drawn uniformly from `[min, max)` (§5.2).
     pub election_timeout_ms_min: u64,
@@ -38,8 +39,6 @@ pub struct Config {
 pub enum ConfigError {
     #[error("node id 0 is reserved")]
     ZeroId,
-    #[error("this node ({0}) is not among the voters")]
-    NotAVoter(NodeId),
     #[error("voter {0} is listed twice")]
     DuplicateVoter(NodeId),
     #[error("election timeout range [{min}, {max}) is empty or not above the heartbeat interval {heartbeat}")]
@@ -72,9 +71,6 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.id == 0 {
             return Err(ConfigError::ZeroId);
-        }
-        if !self.voters.contains(&self.id) {
-            return Err(ConfigError::NotAVoter(self.id));
         }
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();

@@ -3,8 +3,8 @@
 use super::log::Log;
 use super::progress::{Progress, ProgressState};
 use super::{
-    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Message, Payload,
-    PlantedBug, SnapshotMeta, Term,
+    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Membership, Message,
+    Payload, PlantedBug, SnapshotMeta, Term,
 };
 use crate::NodeId;
 use rand::{Rng, SeedableRng};
@@ -70,6 +70,21 @@ pub enum ProposeError {
     Transferring { to: NodeId },
 }
 
+/// Why a configuration change was not started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("a new leader commits an entry of its own term before changing the configuration")]
+    NotCommittedInTerm,
+    #[error("a configuration change is still in progress")]
+    ChangeInProgress,
+    #[error("a configuration needs at least one voter, and no node can be both voter and learner")]
+    Invalid,
+    #[error("leadership is being transferred")]
+    Transferring,
+}
+
 /// Why a leadership transfer cannot start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransferError {
@@ -111,6 +126,12 @@ pub struct Raft {
     /// The bytes of the latest snapshot (`log.snapshot()`), to send to followers that need
     /// what it replaced.
     snapshot_data: Option<Arc<Vec<u8>>>,
+    /// The time of the latest input, for transitions that follow a commit.
+    last_now_ms: u64,
+    /// The configuration as of the snapshot (or the initial voters).
+    base_membership: Membership,
+    /// Configurations in the log after the snapshot, by index; the last is in force.
+    configs: BTreeMap<Index, Membership>,
     /// A snapshot being received from the leader, chunk by chunk.
     incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     /// Proposals were appended since the last broadcast. Proposals are batched: the
@@ -151,11 +172,22 @@ impl Raft {
         seed: u64,
         now_ms: u64,
         hard: HardState,
-        snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+        snapshot: Option<(SnapshotMeta, Membership, Arc<Vec<u8>>)>,
         entries: Vec<Entry>,
     ) -> Result<Self, RecoverError> {
         cfg.validate()?;
-        let meta = snapshot.as_ref().map(|(m, _)| *m).unwrap_or_default();
+        let meta = snapshot.as_ref().map(|(m, _, _)| *m).unwrap_or_default();
+        let base_membership = match &snapshot {
+            Some((_, membership, _)) => membership.clone(),
+            None => Membership::with_voters(cfg.voters.iter().copied()),
+        };
+        let configs = entries
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::Membership(m) => Some((e.index, m.clone())),
+                _ => None,
+            })
+            .collect();
         if meta.term > hard.term {
             return Err(RecoverError::Log(format!(
                 "snapshot term {} is above the persisted term {}",
@@ -189,7 +221,10 @@ impl Raft {
             broadcast_due: false,
             read_seq: 0,
             transfer: None,
-            snapshot_data: snapshot.map(|(_, d)| d),
+            snapshot_data: snapshot.map(|(_, _, d)| d),
+            base_membership,
+            configs,
+            last_now_ms: now_ms,
             incoming_snapshot: None,
             reads_awaiting_commit: Vec::new(),
             reads_awaiting_quorum: Vec::new(),
@@ -233,6 +268,95 @@ impl Raft {
     pub fn entry(&self, index: Index) -> Option<&Entry> {
         self.log.entry(index)
     }
+    /// The configuration in force: the newest in the log.
+    pub fn membership(&self) -> &Membership {
+        self.configs.values().next_back().unwrap_or(&self.base_membership)
+    }
+
+    /// The configuration in force at `index` (what a snapshot there must carry).
+    pub fn membership_at(&self, index: Index) -> Membership {
+        self.configs.range(..=index).next_back().map_or_else(|| self.base_membership.clone(), |(_, m)| m.clone())
+    }
+
+    /// Starts a change to `voters` and `learners` (§6): if the voters change, through the
+    /// joint configuration, which the leader replaces by the new one once committed. One
+    /// change at a time, and only after this leader committed an entry of its term.
+    /// Returns where the first entry of the change landed.
+    pub fn propose_membership(
+        &mut self,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<Index, MembershipError> {
+        if !self.is_leader() {
+            return Err(MembershipError::NotLeader { leader_hint: self.leader_id });
+        }
+        if voters.is_empty() || !voters.is_disjoint(&learners) {
+            return Err(MembershipError::Invalid);
+        }
+        if self.transfer.is_some() {
+            return Err(MembershipError::Transferring);
+        }
+        if !self.committed_in_term() {
+            return Err(MembershipError::NotCommittedInTerm);
+        }
+        let current = self.membership().clone();
+        let pending = self.configs.keys().next_back().is_some_and(|&i| i > self.commit_index);
+        if current.is_joint() || pending {
+            return Err(MembershipError::ChangeInProgress);
+        }
+        let next = if voters == current.voters {
+            Membership { voters, outgoing: BTreeSet::new(), learners }
+        } else {
+            Membership { voters, outgoing: current.voters, learners }
+        };
+        let index = self.append_own(Payload::Membership(next));
+        self.broadcast_due = true;
+        self.maybe_commit();
+        Ok(index)
+    }
+
+    /// The configuration changed (appended, truncated, compacted or installed): a leader
+    /// replicates to exactly the members.
+    fn membership_changed(&mut self) {
+        let members = self.membership().members();
+        let next = self.log.last_index() + 1;
+        let me = self.cfg.id;
+        let Role::Leader { progress } = &mut self.role else { return };
+        progress.retain(|id, _| members.contains(id));
+        for id in members {
+            if id != me {
+                progress.entry(id).or_insert_with(|| Progress::new(next));
+            }
+        }
+    }
+
+    /// After a commit: a committed joint configuration is followed by the new one; a
+    /// leader no longer among the voters of a committed configuration steps down (§6).
+    fn advance_membership(&mut self, now_ms: u64) {
+        if !self.is_leader() {
+            return;
+        }
+        let Some((&index, m)) = self.configs.iter().next_back() else {
+            if !self.base_membership.is_voter(self.cfg.id) {
+                let term = self.hard.term;
+                self.become_follower(now_ms, term, None);
+            }
+            return;
+        };
+        if index > self.commit_index {
+            return;
+        }
+        if m.is_joint() {
+            let next = Membership { voters: m.voters.clone(), outgoing: BTreeSet::new(), learners: m.learners.clone() };
+            self.append_own(Payload::Membership(next));
+            self.broadcast_due = true;
+            self.maybe_commit();
+        } else if !m.is_voter(self.cfg.id) {
+            let term = self.hard.term;
+            self.become_follower(now_ms, term, None);
+        }
+    }
+
     /// What the latest snapshot replaced (index 0: no snapshot).
     pub fn snapshot_meta(&self) -> SnapshotMeta {
         self.log.snapshot()
@@ -244,6 +368,8 @@ impl Raft {
     pub fn compact(&mut self, index: Index, data: Arc<Vec<u8>>) {
         assert!(index <= self.commit_index, "snapshot at {index} beyond commit {}", self.commit_index);
         assert!(index > self.log.snapshot().index, "snapshots move forward");
+        self.base_membership = self.membership_at(index);
+        self.configs = self.configs.split_off(&(index + 1));
         self.log.compact_to(index);
         self.snapshot_data = Some(data);
     }
@@ -298,6 +424,7 @@ impl Raft {
     // ----- inputs ------------------------------------------------------------------
 
     pub fn step(&mut self, now_ms: u64, input: Input) {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
         match input {
             Input::Tick => self.tick(now_ms),
             Input::Receive(env) => self.receive(now_ms, env),
@@ -334,7 +461,7 @@ impl Raft {
         if !self.is_leader() {
             return Err(TransferError::NotLeader { leader_hint: self.leader_id });
         }
-        if !self.cfg.voters.contains(&to) {
+        if !self.membership().is_voter(to) {
             return Err(TransferError::NotAVoter(to));
         }
         if to == self.cfg.id || self.transfer.is_some_and(|t| t.to == to) {
@@ -391,13 +518,13 @@ impl Raft {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let mut acked: Vec<u64> = progress.values().map(|p| p.read_seq_acked).collect();
-        acked.push(self.read_seq);
-        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let me = self.cfg.id;
+        let acked =
+            |id: NodeId| if id == me { self.read_seq } else { progress.get(&id).map_or(0, |p| p.read_seq_acked) };
         let confirmed = if PlantedBug::ReadIndexWithoutQuorum.is_active(self.cfg.planted_bug) {
             self.read_seq
         } else {
-            acked[self.quorum() - 1]
+            self.membership().quorum_value(acked, false)
         };
         let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
             std::mem::take(&mut self.reads_awaiting_quorum).into_iter().partition(|r| r.seq != 0 && r.seq <= confirmed);
@@ -436,7 +563,11 @@ impl Raft {
                 }
             }
             Role::Follower | Role::PreCandidate { .. } | Role::Candidate { .. } => {
-                if now_ms >= self.election_deadline_ms {
+                if now_ms >= self.election_deadline_ms && !self.membership().is_voter(self.cfg.id) {
+                    // Learners, removed nodes and nodes not yet added never campaign.
+                    self.role = Role::Follower;
+                    self.reset_election_deadline(now_ms);
+                } else if now_ms >= self.election_deadline_ms {
                     if self.cfg.pre_vote {
                         self.pre_campaign(now_ms);
                     } else {
@@ -451,12 +582,14 @@ impl Raft {
     /// stepped down.
     fn check_quorum(&mut self, now_ms: u64) -> bool {
         let Role::Leader { progress } = &mut self.role else { unreachable!("only a leader checks its quorum") };
-        let active = 1 + progress.values().filter(|p| p.recent_active).count();
+        let me = self.cfg.id;
+        let active: BTreeSet<NodeId> =
+            progress.iter().filter(|(_, p)| p.recent_active).map(|(&id, _)| id).chain([me]).collect();
         for p in progress.values_mut() {
             p.recent_active = false;
         }
         self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
-        if self.has_quorum(active) {
+        if self.membership().has_quorum(|id| active.contains(&id)) {
             return true;
         }
         // Clients of a leader that cannot commit should go elsewhere (thesis §6.2).
@@ -488,7 +621,7 @@ impl Raft {
         self.leader_id = None;
         self.role = Role::PreCandidate { votes: BTreeSet::from([self.cfg.id]) };
         self.reset_election_deadline(now_ms);
-        if self.has_quorum(1) {
+        if self.won(&BTreeSet::from([self.cfg.id])) {
             self.campaign(now_ms, false);
             return;
         }
@@ -520,7 +653,8 @@ impl Raft {
         let can_vote = term > self.hard.term
             || self.hard.voted_for == Some(from)
             || (self.hard.voted_for.is_none() && self.leader_id.is_none());
-        let granted = can_vote && self.log_up_to_date(last_log_index, last_log_term);
+        let granted =
+            can_vote && self.log_up_to_date(last_log_index, last_log_term) && self.membership().is_voter(self.cfg.id);
         let term = if granted { term } else { self.hard.term };
         self.send(from, Message::PreVoteResponse { term, granted }, Durability::Immediately);
     }
@@ -530,12 +664,12 @@ impl Raft {
         let Role::PreCandidate { votes } = &mut self.role else {
             return;
         };
-        if !granted || term != proposed || !self.cfg.voters.contains(&from) {
+        if !granted || term != proposed {
             return;
         }
         votes.insert(from);
-        let count = votes.len();
-        if self.has_quorum(count) {
+        let votes = votes.clone();
+        if self.membership().is_voter(from) && self.won(&votes) {
             self.campaign(now_ms, false);
         }
     }
@@ -548,7 +682,7 @@ impl Raft {
         self.leader_id = None;
         self.role = Role::Candidate { votes: BTreeSet::from([self.cfg.id]) };
         self.reset_election_deadline(now_ms);
-        if self.has_quorum(1) {
+        if self.won(&BTreeSet::from([self.cfg.id])) {
             self.become_leader(now_ms);
             return;
         }
@@ -582,7 +716,14 @@ impl Raft {
     fn become_leader(&mut self, now_ms: u64) {
         assert!(matches!(self.role, Role::Candidate { .. }), "only a candidate becomes leader");
         let next = self.log.last_index() + 1;
-        let progress = self.other_voters().into_iter().map(|id| (id, Progress::new(next))).collect();
+        let me = self.cfg.id;
+        let progress = self
+            .membership()
+            .members()
+            .into_iter()
+            .filter(|&id| id != me)
+            .map(|id| (id, Progress::new(next)))
+            .collect();
         self.role = Role::Leader { progress };
         self.leader_id = Some(self.cfg.id);
         self.effects.push(Effect::BecameLeader { term: self.hard.term });
@@ -603,7 +744,8 @@ impl Raft {
             None => self.leader_id.is_none(),
             Some(v) => v == from,
         };
-        let granted = can_vote && log_ok;
+        // Only voters vote (a learner or a removed node has no say).
+        let granted = can_vote && log_ok && self.membership().is_voter(self.cfg.id);
         if granted {
             self.hard.voted_for = Some(from);
             if !PlantedBug::VoteNotPersisted.is_active(self.cfg.planted_bug) {
@@ -618,12 +760,12 @@ impl Raft {
         let Role::Candidate { votes } = &mut self.role else {
             return;
         };
-        if !granted || !self.cfg.voters.contains(&from) {
+        if !granted {
             return;
         }
         votes.insert(from);
-        let count = votes.len();
-        if self.has_quorum(count) {
+        let votes = votes.clone();
+        if self.membership().is_voter(from) && self.won(&votes) {
             self.become_leader(now_ms);
         }
     }
@@ -633,15 +775,25 @@ impl Raft {
     fn append_own(&mut self, payload: Payload) -> Index {
         let entry = Entry { term: self.hard.term, index: self.log.last_index() + 1, payload };
         let index = entry.index;
+        let config = match &entry.payload {
+            Payload::Membership(m) => Some(m.clone()),
+            _ => None,
+        };
         self.log.append(entry.clone());
         self.effects.push(Effect::AppendLog(vec![entry]));
+        if let Some(m) = config {
+            self.configs.insert(index, m);
+            self.membership_changed();
+        }
         index
     }
 
     /// Sends appends to every follower that may receive one; `heartbeat` also reaches
     /// paused followers, so that a lost message is retried every heartbeat interval.
     fn broadcast_append(&mut self, heartbeat: bool) {
-        for to in self.other_voters() {
+        let Role::Leader { progress } = &self.role else { return };
+        let targets: Vec<NodeId> = progress.keys().copied().collect();
+        for to in targets {
             self.send_append(to, heartbeat);
         }
     }
@@ -703,6 +855,7 @@ impl Raft {
         let message = Message::InstallSnapshot {
             term: self.hard.term,
             meta,
+            membership: self.base_membership.clone(),
             offset: start as u64,
             data: data[start..end].to_vec(),
             done: end == data.len(),
@@ -710,11 +863,13 @@ impl Raft {
         self.send(to, message, Durability::Immediately);
     }
 
+    #[allow(clippy::too_many_arguments)] // the fields of one message
     fn handle_install_snapshot(
         &mut self,
         now_ms: u64,
         from: NodeId,
         meta: SnapshotMeta,
+        membership: Membership,
         offset: u64,
         data: Vec<u8>,
         done: bool,
@@ -748,10 +903,13 @@ impl Raft {
         }
         let (_, bytes) = self.incoming_snapshot.take().expect("filled above");
         let data = Arc::new(bytes);
+        let kept_suffix = self.log.term_at(meta.index) == Some(meta.term);
         let discard = self.log.install(meta);
+        self.configs = if kept_suffix { self.configs.split_off(&(meta.index + 1)) } else { BTreeMap::new() };
+        self.base_membership = membership.clone();
         self.commit_index = meta.index;
         self.snapshot_data = Some(data.clone());
-        self.effects.push(Effect::InstallSnapshot { meta, data, discard });
+        self.effects.push(Effect::InstallSnapshot { meta, membership, data, discard });
         let reply = Message::InstallSnapshotResponse { term, meta, received, done: true };
         self.send(from, reply, Durability::Synced);
     }
@@ -844,10 +1002,14 @@ impl Raft {
                         );
                         let to = self.log.last_index();
                         self.log.truncate_from(e.index);
+                        self.configs.split_off(&e.index);
                         self.effects.push(Effect::TruncateLog { from: e.index, to });
                     }
                     None => {}
                 }
+            }
+            if let Payload::Membership(m) = &e.payload {
+                self.configs.insert(e.index, m.clone());
             }
             self.log.append(e.clone());
             fresh.push(e);
@@ -908,15 +1070,10 @@ impl Raft {
         let Role::Leader { progress } = &self.role else {
             return;
         };
-        let mut matched: Vec<Index> = progress.values().map(|p| p.match_index).collect();
-        matched.push(self.log.last_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum = if PlantedBug::QuorumOffByOne.is_active(self.cfg.planted_bug) {
-            (self.cfg.voters.len() / 2).max(1)
-        } else {
-            self.quorum()
-        };
-        let candidate = matched[quorum - 1];
+        let (me, last) = (self.cfg.id, self.log.last_index());
+        let matched = |id: NodeId| if id == me { last } else { progress.get(&id).map_or(0, |p| p.match_index) };
+        let shrink = PlantedBug::QuorumOffByOne.is_active(self.cfg.planted_bug);
+        let candidate = self.membership().quorum_value(matched, shrink).min(last);
         if candidate <= self.commit_index {
             return;
         }
@@ -932,6 +1089,8 @@ impl Raft {
         assert!(index <= self.log.last_index(), "cannot commit beyond the log");
         self.commit_index = index;
         self.effects.push(Effect::Commit { index });
+        let now = self.last_now_ms;
+        self.advance_membership(now);
         if self.is_leader() && self.committed_in_term() && !self.reads_awaiting_commit.is_empty() {
             for id in std::mem::take(&mut self.reads_awaiting_commit) {
                 self.reads_awaiting_quorum.push(PendingRead { id, index, seq: 0 });
@@ -1008,11 +1167,11 @@ impl Raft {
             Message::AppendEntriesResponse { result, read_seq, .. } => {
                 self.handle_append_response(from, result, read_seq)
             }
-            Message::InstallSnapshot { meta, offset, data, done, .. } => {
+            Message::InstallSnapshot { meta, membership, offset, data, done, .. } => {
                 if self.is_leader() {
                     panic!("node {} is leader of term {} and got a snapshot from {from}", self.cfg.id, term);
                 }
-                self.handle_install_snapshot(now_ms, from, meta, offset, data, done)
+                self.handle_install_snapshot(now_ms, from, meta, membership, offset, data, done)
             }
             Message::InstallSnapshotResponse { meta, received, done, .. } => {
                 self.handle_install_snapshot_response(from, meta, received, done)
@@ -1020,7 +1179,8 @@ impl Raft {
             Message::TimeoutNow { .. } => {
                 // Only a follower of this term's leader takes the hint (a candidate is
                 // already campaigning; a leader is the sender).
-                if matches!(self.role, Role::Follower | Role::PreCandidate { .. }) && self.leader_id == Some(from) {
+                let follower = matches!(self.role, Role::Follower | Role::PreCandidate { .. });
+                if follower && self.leader_id == Some(from) && self.membership().is_voter(self.cfg.id) {
                     self.campaign(now_ms, true);
                 }
             }
@@ -1038,16 +1198,14 @@ impl Raft {
 
     // ----- helpers -----------------------------------------------------------------
 
+    /// The voters (of either half) other than this node: whom to ask for votes.
     fn other_voters(&self) -> Vec<NodeId> {
-        self.cfg.voters.iter().copied().filter(|&v| v != self.cfg.id).collect()
+        self.membership().all_voters().into_iter().filter(|&v| v != self.cfg.id).collect()
     }
 
-    fn quorum(&self) -> usize {
-        self.cfg.voters.len() / 2 + 1
-    }
-
-    fn has_quorum(&self, count: usize) -> bool {
-        count >= self.quorum()
+    /// Whether `votes` (this node's included) elect it in the configuration in force.
+    fn won(&self, votes: &BTreeSet<NodeId>) -> bool {
+        self.membership().has_quorum(|id| votes.contains(&id))
     }
 
     fn check_invariants(&self) {

@@ -1,6 +1,6 @@
 //! What the core asks its driver to do.
 
-use super::{Entry, Envelope, Index, SnapshotMeta, Term};
+use super::{Entry, Envelope, Index, Membership, SnapshotMeta, Term};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub enum Effect {
     /// `meta.index`; a `Send { after: Synced }` that follows promises it is durable.
     InstallSnapshot {
         meta: SnapshotMeta,
+        /// The configuration at `meta.index`, persisted with the snapshot.
+        membership: Membership,
         data: Arc<Vec<u8>>,
         discard: Option<(Index, Index)>,
     },

@@ -19,6 +19,8 @@ pub enum Payload {
     Noop,
     /// An encoded state-machine command; the core never looks inside.
     Command(Vec<u8>),
+    /// A new configuration of the group (§6); it takes effect when appended.
+    Membership(super::Membership),
 }
 
 impl Entry {
@@ -37,6 +39,7 @@ impl Entry {
     pub fn size_bytes(&self) -> usize {
         24 + match &self.payload {
             Payload::Noop => 0,
+            Payload::Membership(m) => 8 * (m.voters.len() + m.outgoing.len() + m.learners.len()),
             Payload::Command(c) => c.len(),
         }
     }

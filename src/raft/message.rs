@@ -1,7 +1,7 @@
 //! Messages between replicas of one group (Raft Fig. 2), wrapped in an [`Envelope`] that
 //! names the group so that one node can host many groups.
 
-use super::{Entry, Index, SnapshotMeta, Term};
+use super::{Entry, Index, Membership, SnapshotMeta, Term};
 use crate::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,8 @@ pub enum Message {
     InstallSnapshot {
         term: Term,
         meta: SnapshotMeta,
+        /// The configuration in force at `meta.index`.
+        membership: Membership,
         offset: u64,
         data: Vec<u8>,
         done: bool,

@@ -30,10 +30,13 @@ mod config;
 mod core;
 mod effect;
 mod log;
+mod membership;
 mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_membership;
 #[cfg(test)]
 mod tests_prevote;
 #[cfg(test)]
@@ -47,9 +50,10 @@ mod tests_transfer;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
-pub use core::{Input, ProposeError, Raft, RecoverError, TransferError};
+pub use core::{Input, MembershipError, ProposeError, Raft, RecoverError, TransferError};
 pub use effect::{Durability, Effect, HardState};
 pub use log::{Entry, Payload, SnapshotMeta};
+pub use membership::Membership;
 pub use message::{AppendResult, Envelope, Message};
 
 /// A Raft term (§5.1). Terms only grow.

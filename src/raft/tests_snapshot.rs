@@ -88,7 +88,7 @@ fn recovery_from_a_snapshot() {
         1,
         0,
         HardState { term: 3, voted_for: None },
-        Some((meta, Arc::new(vec![1]))),
+        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![1]))),
         after,
     )
     .unwrap();
@@ -99,13 +99,20 @@ fn recovery_from_a_snapshot() {
         1,
         0,
         HardState { term: 1, voted_for: None },
-        Some((meta, Arc::new(vec![]))),
+        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
         vec![],
     );
     assert!(bad.is_err());
     let gap = vec![Entry { term: 3, index: 9, payload: Payload::Noop }];
-    assert!(Raft::with_snapshot(c, 1, 0, HardState { term: 3, voted_for: None }, Some((meta, Arc::new(vec![]))), gap)
-        .is_err());
+    assert!(Raft::with_snapshot(
+        c,
+        1,
+        0,
+        HardState { term: 3, voted_for: None },
+        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
+        gap
+    )
+    .is_err());
 }
 
 /// An append that reaches back into the follower's snapshot is checked from the
@@ -115,9 +122,15 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
     let mut c = Config::new(2, 1, vec![1, 2, 3]);
     c.pre_vote = false;
     let meta = SnapshotMeta { index: 5, term: 1 };
-    let mut r =
-        Raft::with_snapshot(c, 2, 0, HardState { term: 1, voted_for: None }, Some((meta, Arc::new(vec![]))), vec![])
-            .unwrap();
+    let mut r = Raft::with_snapshot(
+        c,
+        2,
+        0,
+        HardState { term: 1, voted_for: None },
+        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
+        vec![],
+    )
+    .unwrap();
     let entries: Vec<Entry> = (4..=7).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
     let append =
         Message::AppendEntries { term: 1, prev_log_index: 3, prev_log_term: 1, entries, leader_commit: 6, read_seq: 0 };
@@ -145,7 +158,14 @@ fn an_out_of_order_chunk_asks_for_the_right_offset() {
             group: 1,
             from: 1,
             to: 2,
-            message: Message::InstallSnapshot { term: 1, meta, offset, data: data.to_vec(), done },
+            message: Message::InstallSnapshot {
+                term: 1,
+                meta,
+                membership: Membership::with_voters([1, 2, 3]),
+                offset,
+                data: data.to_vec(),
+                done,
+            },
         })
     };
     r.step(0, chunk(0, b"abc", false));

@@ -16,7 +16,8 @@
 //! (per incarnation), state machine safety (committed entries never change).
 
 use crate::raft::{
-    Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, PlantedBug, Raft, SnapshotMeta, Term,
+    Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, Membership, PlantedBug, Raft, SnapshotMeta,
+    Term,
 };
 use crate::NodeId;
 use arbitrary::{Arbitrary, Unstructured};
@@ -70,7 +71,7 @@ pub enum Event {
 #[derive(Default)]
 struct Disk {
     hard: HardState,
-    snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
+    snapshot: Option<(SnapshotMeta, Membership, Arc<Vec<u8>>)>,
     /// The entries after the snapshot.
     log: Vec<Entry>,
     unsynced: Vec<Effect>,
@@ -83,13 +84,14 @@ impl Disk {
             Effect::TruncateLog { from, .. } => self.log.retain(|e| e.index < *from),
             Effect::AppendLog(entries) => {
                 for e in entries {
-                    let last = self.log.last().map_or(self.snapshot.as_ref().map_or(0, |(m, _)| m.index), |l| l.index);
+                    let last =
+                        self.log.last().map_or(self.snapshot.as_ref().map_or(0, |(m, _, _)| m.index), |l| l.index);
                     assert_eq!(e.index, last + 1, "appends are contiguous on disk");
                     self.log.push(e.clone());
                 }
             }
-            Effect::InstallSnapshot { meta, data, discard } => {
-                self.snapshot = Some((*meta, data.clone()));
+            Effect::InstallSnapshot { meta, membership, data, discard } => {
+                self.snapshot = Some((*meta, membership.clone(), data.clone()));
                 let (from, to) = discard.unwrap_or((1, 0));
                 self.log.retain(|e| e.index > meta.index && !(from..=to).contains(&e.index));
             }
@@ -264,7 +266,7 @@ impl Cluster {
                         let data = Arc::new(index.to_le_bytes().to_vec());
                         // Durable first, then the entries go.
                         slot.disk.sync();
-                        slot.disk.snapshot = Some((meta, data.clone()));
+                        slot.disk.snapshot = Some((meta, r.membership_at(index), data.clone()));
                         slot.disk.log.retain(|e| e.index > index);
                         r.compact(index, data);
                     }
