@@ -71,6 +71,9 @@ pub struct ClusterSpec {
     /// (default: 64, 512 or 65536 by seed).
     pub snapshot_entries: Option<u64>,
     pub snapshot_chunk_bytes: Option<usize>,
+    /// Nodes `1..=voters` form the group at the start; the others run outside it until a
+    /// membership change adds them. Default: all nodes.
+    pub voters: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +125,11 @@ pub enum FaultKind {
     DiskError,
     /// The leader hands leadership to `node` (Raft's TimeoutNow), as an operator would.
     TransferLeader,
+    /// Membership changes, through the leader: `node` becomes a voter (from outside or as
+    /// a learner: a promotion), leaves the group, or joins as a learner.
+    AddVoter,
+    RemoveVoter,
+    AddLearner,
 }
 
 impl FaultKind {
@@ -139,6 +147,9 @@ impl FaultKind {
             FaultKind::ClockSkew => "clock_skew",
             FaultKind::DiskError => "disk_error",
             FaultKind::TransferLeader => "transfer_leader",
+            FaultKind::AddVoter => "add_voter",
+            FaultKind::RemoveVoter => "remove_voter",
+            FaultKind::AddLearner => "add_learner",
         }
     }
 }
@@ -257,6 +268,15 @@ pub enum Action {
     TransferLeader {
         to: Target,
     },
+    AddVoter {
+        node: Target,
+    },
+    RemoveVoter {
+        node: Target,
+    },
+    AddLearner {
+        node: Target,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -278,6 +298,9 @@ impl std::fmt::Display for Action {
             }
             Action::DiskError { node } => write!(f, "disk_error {node}"),
             Action::TransferLeader { to } => write!(f, "transfer_leader to {to}"),
+            Action::AddVoter { node } => write!(f, "add_voter {node}"),
+            Action::RemoveVoter { node } => write!(f, "remove_voter {node}"),
+            Action::AddLearner { node } => write!(f, "add_learner {node}"),
         }
     }
 }
@@ -304,6 +327,7 @@ pub struct Scenario {
     pub check_quorum: bool,
     pub snapshot_entries: u64,
     pub snapshot_chunk_bytes: usize,
+    pub initial_voters: u64,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub clients: u64,
@@ -366,6 +390,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         ScenarioError { file: path.to_path_buf(), line, column, field: field.to_string(), message }
     };
     let nodes = file.cluster.nodes.unwrap_or(5);
+    if let Some(v) = file.cluster.voters {
+        if v == 0 || v > nodes {
+            return Err(err(find(text, "voters"), "cluster.voters", format!("{v}: expected 1 to nodes ({nodes})")));
+        }
+    }
     if file.cluster.append_entries_max == Some(0) {
         return Err(err(find(text, "append_entries_max"), "cluster.append_entries_max", "must be at least 1".into()));
     }
@@ -511,7 +540,10 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         | FaultKind::Crash
         | FaultKind::Restart
         | FaultKind::DiskError
-        | FaultKind::TransferLeader => &["node"],
+        | FaultKind::TransferLeader
+        | FaultKind::AddVoter
+        | FaultKind::RemoveVoter
+        | FaultKind::AddLearner => &["node"],
         FaultKind::Heal => &[],
         FaultKind::Clog | FaultKind::Unclog => &["from", "to"],
         FaultKind::Loss => &["rate"],
@@ -549,7 +581,10 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         | FaultKind::Crash
         | FaultKind::Restart
         | FaultKind::DiskError
-        | FaultKind::TransferLeader => {
+        | FaultKind::TransferLeader
+        | FaultKind::AddVoter
+        | FaultKind::RemoveVoter
+        | FaultKind::AddLearner => {
             need(f.node.is_some(), "node")?;
         }
         FaultKind::ClockSkew => {
@@ -743,6 +778,7 @@ impl Scenario {
             check_quorum,
             snapshot_entries,
             snapshot_chunk_bytes,
+            initial_voters: file.cluster.voters.unwrap_or(nodes),
             latency_ms,
             loss,
             clients,
@@ -797,6 +833,9 @@ fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
         },
         FaultKind::DiskError => Action::DiskError { node: target(node(), nodes, rng) },
         FaultKind::TransferLeader => Action::TransferLeader { to: target(node(), nodes, rng) },
+        FaultKind::AddVoter => Action::AddVoter { node: target(node(), nodes, rng) },
+        FaultKind::RemoveVoter => Action::RemoveVoter { node: target(node(), nodes, rng) },
+        FaultKind::AddLearner => Action::AddLearner { node: target(node(), nodes, rng) },
     }
 }
 
@@ -871,6 +910,17 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
                 let node = Target::Node(random_node(rng));
                 push(t, Action::DiskError { node });
                 push(end, Action::Restart { node });
+            }
+            FaultKind::AddVoter | FaultKind::RemoveVoter | FaultKind::AddLearner => {
+                // Membership churn: one change now, and its opposite later.
+                let node = Target::Node(random_node(rng));
+                let (now, later) = match kind {
+                    FaultKind::AddVoter => (Action::AddVoter { node }, Action::RemoveVoter { node }),
+                    FaultKind::RemoveVoter => (Action::RemoveVoter { node }, Action::AddVoter { node }),
+                    _ => (Action::AddLearner { node }, Action::AddVoter { node }),
+                };
+                push(t, now);
+                push(end, later);
             }
             FaultKind::TransferLeader => {
                 // Nothing to undo: leadership simply moved.

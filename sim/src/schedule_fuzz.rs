@@ -93,6 +93,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         check_quorum: true,
         snapshot_entries: 64,
         snapshot_chunk_bytes: 512,
+        initial_voters: nodes,
         latency_ms: [1, 10],
         loss: 0.0,
         clients: 3,

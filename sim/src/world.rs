@@ -119,8 +119,10 @@ impl World {
 
     fn start_servers(&mut self) {
         let handle = Handle::current();
-        let voters: Vec<NodeId> = (1..=self.scenario.nodes).collect();
-        for id in voters.clone() {
+        // Every node runs; the first `initial_voters` form the group, the others wait to
+        // be added.
+        let voters: Vec<NodeId> = (1..=self.scenario.initial_voters).collect();
+        for id in 1..=self.scenario.nodes {
             let clock = SkewedClock::new();
             let incarnation = Arc::new(AtomicU64::new(0));
             let observer: Arc<dyn Observer> = Arc::new(TraceObserver { start: self.start, trace: self.trace.clone() });
@@ -403,6 +405,9 @@ impl World {
                     _ => format!("{action}: no leader or no other node, skipped"),
                 }
             }
+            Action::AddVoter { node } | Action::RemoveVoter { node } | Action::AddLearner { node } => {
+                self.change_membership(action, *node)
+            }
             Action::DiskError { node } => match self.resolve(*node) {
                 Some(n) => {
                     SimDisk::inject_io_error(self.sim_id(n));
@@ -412,6 +417,42 @@ impl World {
             },
         };
         self.log(TraceKind::Fault(described));
+    }
+
+    /// Asks the current leader to change the configuration it has in force, as an operator
+    /// would; a change it refuses (one in progress, no longer leader) is part of the game.
+    fn change_membership(&mut self, action: &Action, node: Target) -> String {
+        let leader = self.current_leader();
+        let target = self.resolve(node);
+        let api = leader.and_then(|l| self.node_apis.lock().expect("node api lock").get(&l).cloned());
+        let (Some(l), Some(t), Some(api)) = (leader, target, api) else {
+            return format!("{action}: no leader or no such node, skipped");
+        };
+        let status = api.status();
+        let mut voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
+        let mut learners: BTreeSet<NodeId> = status.learners.iter().copied().collect();
+        match action {
+            Action::AddVoter { .. } => {
+                learners.remove(&t);
+                voters.insert(t);
+            }
+            Action::RemoveVoter { .. } => {
+                voters.remove(&t);
+                learners.remove(&t);
+            }
+            _ if voters.contains(&t) => return format!("{action}: n{t} is a voter, skipped"),
+            _ => {
+                learners.insert(t);
+            }
+        }
+        if voters.is_empty() {
+            return format!("{action}: n{t} is the last voter, skipped");
+        }
+        let described = format!("{action} via n{l}: voters {voters:?} learners {learners:?}");
+        tokio::spawn(async move {
+            let _ = api.change_membership(voters, learners).await;
+        });
+        described
     }
 
     /// Ends the faulty phase: network whole again, clocks true, every node running.

@@ -484,7 +484,8 @@ impl Raft {
     fn maybe_send_timeout_now(&mut self, from: NodeId) {
         let Some(t) = self.transfer else { return };
         let Role::Leader { progress } = &self.role else { return };
-        if t.to != from || t.timeout_now_sent || progress[&from].match_index != self.log.last_index() {
+        let caught_up = progress.get(&from).is_some_and(|p| p.match_index == self.log.last_index());
+        if t.to != from || t.timeout_now_sent || !caught_up {
             return;
         }
         self.transfer = Some(Transfer { timeout_now_sent: true, ..t });
@@ -653,8 +654,7 @@ impl Raft {
         let can_vote = term > self.hard.term
             || self.hard.voted_for == Some(from)
             || (self.hard.voted_for.is_none() && self.leader_id.is_none());
-        let granted =
-            can_vote && self.log_up_to_date(last_log_index, last_log_term) && self.membership().is_voter(self.cfg.id);
+        let granted = can_vote && self.log_up_to_date(last_log_index, last_log_term);
         let term = if granted { term } else { self.hard.term };
         self.send(from, Message::PreVoteResponse { term, granted }, Durability::Immediately);
     }
@@ -744,8 +744,10 @@ impl Raft {
             None => self.leader_id.is_none(),
             Some(v) => v == from,
         };
-        // Only voters vote (a learner or a removed node has no say).
-        let granted = can_vote && log_ok && self.membership().is_voter(self.cfg.id);
+        // Whoever asks gets an answer, even from a node outside the configuration this node
+        // has: the candidate may still count it (a joint configuration it has not left),
+        // and only the candidate's configuration decides whose votes count.
+        let granted = can_vote && log_ok;
         if granted {
             self.hard.voted_for = Some(from);
             if !PlantedBug::VoteNotPersisted.is_active(self.cfg.planted_bug) {
@@ -802,7 +804,8 @@ impl Raft {
         let Role::Leader { progress } = &mut self.role else {
             return;
         };
-        let p = progress.get_mut(&to).expect("progress for every other voter");
+        // Not a member any more (the configuration changed since this was decided).
+        let Some(p) = progress.get_mut(&to) else { return };
         let snapshot = self.log.snapshot();
         if p.next_index <= snapshot.index || matches!(p.state, ProgressState::Snapshot { .. }) {
             // Entries it needs are compacted away: it gets the snapshot instead. A
