@@ -59,6 +59,42 @@ fn leadership_moves_on_request() {
     wait_for("the target to lead", || (cluster.info(target, "role").as_deref() == Some("leader")).then_some(()));
 }
 
+/// An operator grows the group from three voters to four, then removes the leader: by
+/// joint consensus, with writes going on through the new node.
+#[test]
+fn membership_changes_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 4);
+    for extra in &mut cluster.extra {
+        extra.extend(["--initial-voters".to_string(), "1,2,3".to_string()]);
+    }
+    cluster.start_all();
+    let leader = cluster.leader();
+    let admin = |c: &Cluster, id: u64| c.ports[id as usize - 1].admin;
+    let (code, body) = common::http(admin(&cluster, leader), "POST", "/membership?voters=1,2,3,4");
+    assert_eq!(code, 200, "{body}");
+    wait_for("node 4 to be a voter everywhere", || {
+        let (_, status) = common::http_get(admin(&cluster, 4), "/status");
+        (status.contains("\"voters\": [\n    1,\n    2,\n    3,\n    4\n  ]")
+            && status.contains("\"outgoing_voters\": []"))
+        .then_some(())
+    });
+    let mut c = cluster.client(4);
+    let _: String = common::query_retrying(&mut c, redis::cmd("SET").arg("grown").arg("yes"));
+    let remaining: Vec<String> = (1..=4).filter(|&n| n != leader).map(|n| n.to_string()).collect();
+    let path = format!("/membership?voters={}", remaining.join(","));
+    let (code, body) = common::http(admin(&cluster, leader), "POST", &path);
+    assert_eq!(code, 200, "{body}");
+    let new_leader = wait_for("a leader among the remaining voters", || {
+        let l = cluster.leader();
+        (l != leader).then_some(l)
+    });
+    let got: Option<String> = common::query_retrying(&mut cluster.client(new_leader), redis::cmd("GET").arg("grown"));
+    assert_eq!(got.as_deref(), Some("yes"));
+    let (code, body) = common::http(admin(&cluster, new_leader), "POST", "/membership?voters=9");
+    assert_eq!(code, 400, "an unknown node is refused: {body}");
+}
+
 #[test]
 fn bad_flags_are_refused_with_the_flag_named() {
     let out =

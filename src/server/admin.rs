@@ -1,5 +1,7 @@
 //! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON),
-//! and `POST /transfer-leader?to=N` (on the leader: hand leadership to node N).
+//! `POST /transfer-leader?to=N` (on the leader: hand leadership to node N) and
+//! `POST /membership?voters=1,2,4&learners=5` (on the leader: change the configuration,
+//! by joint consensus; every node named must be in `--initial-cluster`).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection, no request bodies,
 //! the request head bounded in size and time, `Connection: close` on every answer. It
@@ -85,9 +87,12 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     if method == "POST" && path == "/transfer-leader" {
         return transfer_leader(&mut stream, state, query).await;
     }
+    if method == "POST" && path == "/membership" {
+        return change_membership(&mut stream, state, query).await;
+    }
     if method != "GET" && !head_only {
-        return respond(&mut stream, 405, "text/plain", "GET or HEAD (POST only for /transfer-leader)\n", head_only)
-            .await;
+        let allowed = "GET or HEAD (POST only for /transfer-leader and /membership)\n";
+        return respond(&mut stream, 405, "text/plain", allowed, head_only).await;
     }
     let status = state.node.status();
     match path {
@@ -115,6 +120,37 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
         _ => respond(&mut stream, 404, "text/plain", "not found; try /health, /metrics or /status\n", head_only).await,
+    }
+}
+
+async fn change_membership(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+    let field = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+    let ids = |list: Option<&str>| -> Result<std::collections::BTreeSet<NodeId>, String> {
+        match list {
+            None | Some("") => Ok(Default::default()),
+            Some(l) => Ok(super::config::parse_ids("membership", l, &state.members)?.into_iter().collect()),
+        }
+    };
+    let parsed = field("voters").ok_or_else(|| "expected ?voters=1,2,3[&learners=4]".to_string()).and_then(|v| {
+        let voters = ids(Some(v))?;
+        Ok((voters, ids(field("learners"))?))
+    });
+    let (voters, learners) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            let body = serde_json::json!({ "error": e });
+            return respond(stream, 400, "application/json", &format!("{body}\n"), false).await;
+        }
+    };
+    match state.node.change_membership(voters.clone(), learners.clone()).await {
+        Ok(()) => {
+            let body = serde_json::json!({ "changing_to": { "voters": voters, "learners": learners } });
+            respond(stream, 200, "application/json", &format!("{body}\n"), false).await
+        }
+        Err(e) => {
+            let body = serde_json::json!({ "error": e.to_string() });
+            respond(stream, 409, "application/json", &format!("{body}\n"), false).await
+        }
     }
 }
 

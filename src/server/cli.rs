@@ -15,7 +15,9 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --data-dir DIR              the node's state; restarting with the same DIR resumes
                                        the node; one process per DIR (it is locked)
            --peer-addr HOST:PORT       where this node listens for its peers
-           --initial-cluster LIST      every voter as ID=HOST:PORT, comma-separated
+           --initial-cluster LIST      every node as ID=HOST:PORT, comma-separated
+           --initial-voters 1,2,3      which of them form the group at first (default: all);
+                                       the others wait until POST /membership adds them
            --resp-addr HOST:PORT       where Redis clients connect (redis-cli, redis-benchmark)
            --admin-addr HOST:PORT      HTTP: /health, /metrics (Prometheus), /status (JSON)
            --cluster-secret-file FILE  shared by every node (16 bytes or more); peers without
@@ -89,6 +91,7 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--request-timeout-ms" => flags.request_timeout_ms = Some(number(flag, &v, "milliseconds")?),
             "--sync-writes" => flags.sync_writes = Some(number(flag, &v, "true or false")?),
             "--snapshot-entries" => flags.snapshot_entries = Some(number(flag, &v, "a number of log entries")?),
+            "--initial-voters" => flags.initial_voters = Some(v),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

@@ -44,6 +44,7 @@ pub struct RawSettings {
     pub sync_writes: Option<bool>,
     pub request_timeout_ms: Option<u64>,
     pub snapshot_entries: Option<u64>,
+    pub initial_voters: Option<String>,
 }
 
 impl RawSettings {
@@ -69,6 +70,7 @@ impl RawSettings {
             sync_writes: over.sync_writes.or(self.sync_writes),
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             snapshot_entries: over.snapshot_entries.or(self.snapshot_entries),
+            initial_voters: over.initial_voters.or(self.initial_voters),
         }
     }
 }
@@ -90,6 +92,9 @@ pub struct NodeSettings {
     pub sync_writes: bool,
     pub request_timeout_ms: u64,
     pub snapshot_entries: u64,
+    /// The nodes of `initial_cluster` that form the group at its creation; the others
+    /// run outside it until a membership change adds them. Default: all.
+    pub initial_voters: Vec<NodeId>,
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -126,6 +131,10 @@ impl NodeSettings {
         if !(1..=100_000_000).contains(&snapshot_entries) {
             return Err(format!("--snapshot-entries {snapshot_entries}: expected 1 to 100000000"));
         }
+        let initial_voters = match &raw.initial_voters {
+            None => cluster.keys().copied().collect(),
+            Some(list) => parse_ids("--initial-voters", list, &cluster)?,
+        };
         Ok(NodeSettings {
             id,
             data_dir: raw.data_dir.ok_or("--data-dir is required")?,
@@ -140,8 +149,25 @@ impl NodeSettings {
             sync_writes: raw.sync_writes.unwrap_or(true),
             request_timeout_ms,
             snapshot_entries,
+            initial_voters,
         })
     }
+}
+
+/// A comma-separated list of node ids, each of which must be in `cluster`.
+pub fn parse_ids(flag: &str, list: &str, cluster: &BTreeMap<NodeId, SocketAddr>) -> Result<Vec<NodeId>, String> {
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let id: NodeId = part.trim().parse().map_err(|_| format!("{flag}: {part:?} is not a node id"))?;
+        if !cluster.contains_key(&id) {
+            return Err(format!("{flag}: node {id} is not in --initial-cluster"));
+        }
+        out.push(id);
+    }
+    if out.is_empty() {
+        return Err(format!("{flag} is empty"));
+    }
+    Ok(out)
 }
 
 pub fn parse_cluster(v: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {

@@ -73,7 +73,7 @@ pub async fn run_node(
         .map_err(|e| format!("--peer-addr {}: {e}", s.peer_addr))?;
     let peers = transport.health();
     // A fresh seed per process: forwarded-request ids must not repeat across restarts.
-    let mut cfg = NodeConfig::new(s.id, s.initial_cluster.keys().copied().collect(), rand::random());
+    let mut cfg = NodeConfig::new(s.id, s.initial_voters.clone(), rand::random());
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
