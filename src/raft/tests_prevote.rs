@@ -1,4 +1,4 @@
-//! Pre-vote and check-quorum: exact effects, and ports of etcd's cases (named after their
+//! Elections with pre-vote and check-quorum: exact effects, and ports of etcd's cases (named after their
 //! originals in `raft_test.go`) on a small network with a clock.
 
 use super::*;
@@ -293,4 +293,76 @@ fn a_follower_grants_pre_votes_only_after_its_lease() {
         )
     });
     assert!(granted, "lease expired: granted");
+}
+
+/// A network of replicas built from given persisted state (no pre-vote, no check-quorum).
+fn net_from(states: Vec<(HardState, Vec<Term>)>) -> Net {
+    let n = states.len() as u64;
+    let nodes = states
+        .into_iter()
+        .enumerate()
+        .map(|(i, (hard, terms))| {
+            let id = i as NodeId + 1;
+            let entries = terms
+                .iter()
+                .enumerate()
+                .map(|(j, &term)| Entry { term, index: j as Index + 1, payload: Payload::Noop })
+                .collect();
+            (id, Raft::new(cfg(id, n, false, false), id, 0, hard, entries).unwrap())
+        })
+        .collect();
+    Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new() }
+}
+
+fn log_terms(net: &Net, id: NodeId) -> Vec<Term> {
+    let r = net.get(id);
+    (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect()
+}
+
+/// etcd TestLeaderElectionOverwriteNewerLogs (Raft Figure 8's shape): node 1, whose log
+/// ends in term 1, loses the election of term 2 (its voters voted for 3), wins term 3
+/// without node 3, and its log overwrites node 3's uncommitted entry of term 2.
+#[test]
+fn leader_election_overwrite_newer_logs() {
+    let voted3 = |term| HardState { term, voted_for: Some(3) };
+    let mut net = net_from(vec![
+        (HardState { term: 1, voted_for: None }, vec![1]),
+        (HardState { term: 1, voted_for: None }, vec![1]),
+        (voted3(2), vec![2]),
+        (voted3(2), vec![]),
+        (voted3(2), vec![]),
+    ]);
+    net.fire(1);
+    assert!(!net.get(1).is_leader(), "term 2's voters already voted");
+    assert_eq!(net.get(1).term(), 2);
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    assert_eq!(net.get(1).term(), 3);
+    for id in 1..=5 {
+        assert_eq!(log_terms(&net, id), vec![1, 3], "node {id}");
+    }
+}
+
+/// etcd TestDuelingCandidates: node 3, cut off, campaigns alone; healed, its higher term
+/// deposes the leader, but its shorter log cannot win, and a node with the leader's
+/// log is elected in a later term.
+#[test]
+fn dueling_candidates() {
+    let mut net = Net::new(3, false, false);
+    net.cut.insert((1, 3));
+    net.cut.insert((3, 1));
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    net.fire(3);
+    assert_eq!(net.get(3).role_name(), "candidate", "node 2 knows a leader and refuses");
+    assert_eq!(net.get(3).term(), 1);
+    net.cut.clear();
+    net.fire(3);
+    assert_eq!(net.get(3).term(), 2);
+    assert!(net.leaders().is_empty(), "the leader stepped down for term 2; 3 lost it (log behind)");
+    net.advance(1000);
+    let leaders = net.leaders();
+    assert_eq!(leaders.len(), 1);
+    assert_ne!(leaders[0], 3);
+    assert_eq!(log_terms(&net, 3)[0], 1, "node 3 has the old leader's entry now");
 }
