@@ -81,6 +81,8 @@ pub struct ClusterSpec {
 pub struct NetworkSpec {
     pub latency_ms: Option<[u64; 2]>,
     pub loss: Option<f64>,
+    /// Share of messages delivered twice (the copy may arrive out of order), 0.0 to 0.5.
+    pub duplicate: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +122,8 @@ pub enum FaultKind {
     Clog,
     Unclog,
     Loss,
+    /// Some messages arrive twice (`rate`).
+    Duplicate,
     Latency,
     ClockSkew,
     DiskError,
@@ -143,6 +147,7 @@ impl FaultKind {
             FaultKind::Clog => "clog",
             FaultKind::Unclog => "unclog",
             FaultKind::Loss => "loss",
+            FaultKind::Duplicate => "duplicate",
             FaultKind::Latency => "latency",
             FaultKind::ClockSkew => "clock_skew",
             FaultKind::DiskError => "disk_error",
@@ -249,6 +254,10 @@ pub enum Action {
         from: NodeId,
         to: NodeId,
     },
+    /// `None`: back to the scenario's `network.duplicate`.
+    Duplicate {
+        rate: Option<f64>,
+    },
     /// `None`: back to the scenario's `network.loss`.
     Loss {
         rate: Option<f64>,
@@ -291,6 +300,8 @@ impl std::fmt::Display for Action {
             Action::Unclog { from, to } => write!(f, "unclog n{from}->n{to}"),
             Action::Loss { rate: Some(rate) } => write!(f, "loss {rate:.3}"),
             Action::Loss { rate: None } => write!(f, "loss back to the scenario's"),
+            Action::Duplicate { rate: Some(rate) } => write!(f, "duplicate {rate:.3}"),
+            Action::Duplicate { rate: None } => write!(f, "duplicate back to the scenario's"),
             Action::Latency { ms: Some([lo, hi]) } => write!(f, "latency {lo}..{hi}ms"),
             Action::Latency { ms: None } => write!(f, "latency back to the scenario's"),
             Action::ClockSkew { node, offset_ms, drift_ppm } => {
@@ -330,6 +341,7 @@ pub struct Scenario {
     pub initial_voters: u64,
     pub latency_ms: [u64; 2],
     pub loss: f64,
+    pub duplicate: f64,
     pub clients: u64,
     pub register_keys: u64,
     pub append_keys: u64,
@@ -480,6 +492,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             }
         }
     }
+    if let Some(d) = file.network.duplicate {
+        if !(0.0..=0.5).contains(&d) {
+            return Err(err(find(text, "duplicate"), "network.duplicate", format!("{d}: expected 0.0 to 0.5")));
+        }
+    }
     if let Some(loss) = file.network.loss {
         if !(0.0..=0.5).contains(&loss) {
             return Err(err(find(text, "loss"), "network.loss", format!("{loss}: expected 0.0 to 0.5")));
@@ -546,7 +563,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         | FaultKind::AddLearner => &["node"],
         FaultKind::Heal => &[],
         FaultKind::Clog | FaultKind::Unclog => &["from", "to"],
-        FaultKind::Loss => &["rate"],
+        FaultKind::Loss | FaultKind::Duplicate => &["rate"],
         FaultKind::Latency => &["latency_ms"],
         FaultKind::ClockSkew => &["node", "offset_ms", "drift_ppm"],
     };
@@ -611,7 +628,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
             check_node(f.from.expect("checked"), nodes, "from")?;
             check_node(f.to.expect("checked"), nodes, "to")?;
         }
-        FaultKind::Loss => {
+        FaultKind::Loss | FaultKind::Duplicate => {
             need(f.rate.is_some(), "rate")?;
             let r = f.rate.expect("checked");
             if !(0.0..=1.0).contains(&r) {
@@ -731,6 +748,7 @@ impl Scenario {
             .unwrap_or_else(|| *[64, 512, 65_536].choose(&mut raft_rng).expect("non-empty"));
         let latency_ms = draw_range(&mut rng, file.network.latency_ms, [0, 2], [3, 15]);
         let loss = file.network.loss.unwrap_or(0.0);
+        let duplicate = file.network.duplicate.unwrap_or(0.0);
         let w = &file.workload;
         let clients = w.clients.unwrap_or_else(|| rng.gen_range(3..=10));
         let register_keys = w.register_keys.unwrap_or_else(|| rng.gen_range(2..=8));
@@ -781,6 +799,7 @@ impl Scenario {
             initial_voters: file.cluster.voters.unwrap_or(nodes),
             latency_ms,
             loss,
+            duplicate,
             clients,
             register_keys,
             append_keys,
@@ -825,6 +844,7 @@ fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
         FaultKind::Clog => Action::Clog { from: f.from.expect("validated"), to: f.to.expect("validated") },
         FaultKind::Unclog => Action::Unclog { from: f.from.expect("validated"), to: f.to.expect("validated") },
         FaultKind::Loss => Action::Loss { rate: Some(f.rate.expect("validated")) },
+        FaultKind::Duplicate => Action::Duplicate { rate: Some(f.rate.expect("validated")) },
         FaultKind::Latency => Action::Latency { ms: Some(f.latency_ms.expect("validated")) },
         FaultKind::ClockSkew => Action::ClockSkew {
             node: target(node(), nodes, rng),
@@ -893,6 +913,10 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
             FaultKind::Loss => {
                 push(t, Action::Loss { rate: Some(rng.gen_range(0.0..=loss_max)) });
                 push(end, Action::Loss { rate: None });
+            }
+            FaultKind::Duplicate => {
+                push(t, Action::Duplicate { rate: Some(rng.gen_range(0.0..=0.5)) });
+                push(end, Action::Duplicate { rate: None });
             }
             FaultKind::Latency => {
                 let max_ms = rng.gen_range(10..=200);

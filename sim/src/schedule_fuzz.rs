@@ -96,6 +96,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         initial_voters: nodes,
         latency_ms: [1, 10],
         loss: 0.0,
+        duplicate: 0.0,
         clients: 3,
         register_keys: 2,
         append_keys: 1,

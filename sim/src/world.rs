@@ -17,7 +17,7 @@ use crate::workload::{self, Client, CLIENT_ID_BASE};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use phantomdb::io::storage::{SimDisk, SimStorage};
-use phantomdb::io::transport::{sim_addr, SimTransport};
+use phantomdb::io::transport::{set_duplicate_rate, sim_addr, SimTransport};
 use phantomdb::io::SkewedClock;
 use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
 use phantomdb::NodeId;
@@ -118,6 +118,8 @@ impl World {
     }
 
     fn start_servers(&mut self) {
+        // The rate is process-wide: set it for this run before any frame moves.
+        set_duplicate_rate(self.scenario.duplicate);
         let handle = Handle::current();
         // Every node runs; the first `initial_voters` form the group, the others wait to
         // be added.
@@ -378,6 +380,10 @@ impl World {
                 NetSim::current().update_config(|c| c.packet_loss_rate = rate);
                 action.to_string()
             }
+            Action::Duplicate { rate } => {
+                set_duplicate_rate(rate.unwrap_or(self.scenario.duplicate));
+                action.to_string()
+            }
             Action::Latency { ms } => {
                 let ms = ms.unwrap_or(self.scenario.latency_ms);
                 NetSim::current().update_config(|c| c.send_latency = latency(ms));
@@ -459,6 +465,7 @@ impl World {
     fn heal_all(&mut self) {
         self.unclog_all();
         let (loss, lat) = (self.scenario.loss, self.scenario.latency_ms);
+        set_duplicate_rate(self.scenario.duplicate);
         NetSim::current().update_config(|c| {
             c.packet_loss_rate = loss;
             c.send_latency = latency(lat);

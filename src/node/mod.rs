@@ -14,6 +14,7 @@
 //! - a storage error poisons the node: `run` returns the error and the node stops;
 //! - every queue and table is bounded (`NodeConfig`).
 
+mod dedup;
 mod errors;
 mod observer;
 mod pending;

@@ -1,5 +1,6 @@
 //! The event loop of one node hosting one Raft group.
 
+use super::dedup::RecentRequests;
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::RaftStore;
 use super::{
@@ -203,6 +204,7 @@ pub struct Node<T, S> {
     status: watch::Sender<NodeStatus>,
     snapshots_taken: u64,
     snapshots_installed: u64,
+    recent_requests: RecentRequests,
 }
 
 impl<T: Transport, S: Storage> Node<T, S> {
@@ -255,6 +257,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             status,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            recent_requests: RecentRequests::default(),
         };
         node.publish_status();
         Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
@@ -403,6 +406,10 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 self.raft.step(self.clock.monotonic_ms(), Input::Receive(env));
             }
             Wire::Request { req_id, command } => {
+                if !self.recent_requests.first_time(inbound.from, req_id) {
+                    tracing::debug!(node = self.cfg.id, from = inbound.from, req_id, "duplicate request dropped");
+                    return;
+                }
                 let origin = Origin::Remote { node: inbound.from, req_id };
                 if self.raft.membership().is_member(inbound.from) && !self.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.

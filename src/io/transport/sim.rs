@@ -1,12 +1,15 @@
 //! The simulated transport: frames travel as madsim datagrams, so madsim's latency, loss,
 //! clogged links and partitions apply to them, and the frame encoding and checksum are
-//! exercised in every simulation.
+//! exercised in every simulation. madsim never duplicates a datagram; this transport can
+//! ([`set_duplicate_rate`]): the copy travels on its own, so it may also arrive reordered.
 
 use super::outbox::{Link, Outbox};
 use super::{Frame, Inbound, Transport, INBOX_FRAMES_MAX};
 use crate::NodeId;
 use madsim::net::Endpoint;
+use madsim::rand::Rng;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -20,6 +23,15 @@ pub fn sim_addr(id: NodeId) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), PORT)
 }
 
+/// Share of frames sent twice, in millionths (for the whole simulated world).
+static DUPLICATE_PPM: AtomicU32 = AtomicU32::new(0);
+
+/// Sends each frame twice with probability `rate` (0.0 to 1.0), drawn from the
+/// simulation's seeded randomness. The world sets it at the start of every run.
+pub fn set_duplicate_rate(rate: f64) {
+    DUPLICATE_PPM.store((rate.clamp(0.0, 1.0) * 1e6) as u32, Ordering::Relaxed);
+}
+
 struct SimLink {
     ep: Arc<Endpoint>,
     dst: SocketAddr,
@@ -27,6 +39,10 @@ struct SimLink {
 
 impl Link for SimLink {
     async fn deliver(&mut self, frame: Vec<u8>) -> std::io::Result<()> {
+        let ppm = DUPLICATE_PPM.load(Ordering::Relaxed);
+        if ppm > 0 && madsim::rand::thread_rng().gen_range(0..1_000_000u32) < ppm {
+            self.ep.send_to(self.dst, TAG, &frame).await?;
+        }
         self.ep.send_to(self.dst, TAG, &frame).await
     }
 }
