@@ -83,3 +83,8 @@ fn vote_not_persisted_is_caught_within_100_seeds() {
 fn read_index_without_quorum_is_caught_within_10_seeds() {
     caught_and_replayed("read_index_without_quorum", 10);
 }
+
+#[test]
+fn snapshot_stale_config_is_caught_within_100_seeds() {
+    caught_and_replayed("snapshot_stale_config", 100);
+}

@@ -21,14 +21,19 @@ pub enum PlantedBug {
     /// The leader answers a ReadIndex read without confirming with a quorum that it still
     /// leads (thesis §6.4 step 3): a deposed leader serves stale reads.
     ReadIndexWithoutQuorum,
+    /// A follower installing a snapshot keeps the configuration it had instead of the one
+    /// the snapshot carries (§7): it can count votes and acknowledgements in a group that
+    /// no longer exists, and two leaders can be elected in one term.
+    SnapshotStaleConfig,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 5] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
         PlantedBug::ReadIndexWithoutQuorum,
+        PlantedBug::SnapshotStaleConfig,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -42,6 +47,7 @@ impl PlantedBug {
             PlantedBug::VoteIgnoresLog => "vote_ignores_log",
             PlantedBug::VoteNotPersisted => "vote_not_persisted",
             PlantedBug::ReadIndexWithoutQuorum => "read_index_without_quorum",
+            PlantedBug::SnapshotStaleConfig => "snapshot_stale_config",
         }
     }
 

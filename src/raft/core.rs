@@ -908,8 +908,10 @@ impl Raft {
         let data = Arc::new(bytes);
         let kept_suffix = self.log.term_at(meta.index) == Some(meta.term);
         let discard = self.log.install(meta);
+        let stale = self.membership().clone();
         self.configs = if kept_suffix { self.configs.split_off(&(meta.index + 1)) } else { BTreeMap::new() };
-        self.base_membership = membership.clone();
+        self.base_membership =
+            if PlantedBug::SnapshotStaleConfig.is_active(self.cfg.planted_bug) { stale } else { membership.clone() };
         self.commit_index = meta.index;
         self.snapshot_data = Some(data.clone());
         self.effects.push(Effect::InstallSnapshot { meta, membership, data, discard });

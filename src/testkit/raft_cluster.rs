@@ -26,6 +26,15 @@ use std::sync::Arc;
 
 /// Messages in flight before new ones are dropped.
 const NETWORK_MESSAGES_MAX: usize = 512;
+/// The planted bugs this harness can reach. It changes no configurations, so
+/// `SnapshotStaleConfig` is the simulator's to find (`scenarios/bugs/`).
+pub const REACHABLE: [PlantedBug; 4] = [
+    PlantedBug::QuorumOffByOne,
+    PlantedBug::VoteIgnoresLog,
+    PlantedBug::VoteNotPersisted,
+    PlantedBug::ReadIndexWithoutQuorum,
+];
+
 /// Events one run may take.
 pub const EVENTS_MAX: usize = 2_000;
 
