@@ -87,7 +87,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, snapshot every {} entries in {}-byte chunks",
+        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, lease reads {}, snapshot every {} entries in {}-byte chunks",
         s.nodes,
         s.clients,
         s.register_keys,
@@ -98,6 +98,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         s.append_entries_max,
         on_off(s.pre_vote),
         on_off(s.check_quorum),
+        if s.lease_reads { format!("on (drift bound {} ppm)", s.clock_drift_ppm_max) } else { "off".into() },
         s.snapshot_entries,
         s.snapshot_chunk_bytes
     );
@@ -109,14 +110,16 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("  … {} more (see --report)", s.schedule.len() - 40);
     }
     println!(
-        "run       {:.1} simulated s in {:.2} wall s ({:.0}x); {} ops ({} ok, {} unknown); {} elections won",
+        "run       {:.1} simulated s in {:.2} wall s ({:.0}x); {} ops ({} ok, {} unknown); {} elections won; {} lease reads, {} drift violations seen",
         st.simulated_s,
         wall_s,
         st.simulated_s / wall_s.max(1e-9),
         st.ops,
         st.ops_ok,
         st.ops_unknown,
-        st.elections_won
+        st.elections_won,
+        st.lease_reads,
+        st.drift_violations
     );
     println!("checks");
     for c in &v.checks {

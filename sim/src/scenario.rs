@@ -66,6 +66,10 @@ pub struct ClusterSpec {
     /// Raft pre-vote and check-quorum; each drawn from the seed when left out.
     pub pre_vote: Option<bool>,
     pub check_quorum: Option<bool>,
+    /// Lease reads (default: drawn from the seed where check-quorum is on; they need it)
+    /// and the clock drift bound leases assume, in ppm (default 10000).
+    pub lease_reads: Option<bool>,
+    pub clock_drift_ppm_max: Option<u64>,
     /// Log compaction: a snapshot every this many applied entries (default: 16, 64, 256
     /// or 100000 by seed), sent to lagging followers in chunks of `snapshot_chunk_bytes`
     /// (default: 64, 512 or 65536 by seed).
@@ -336,6 +340,8 @@ pub struct Scenario {
     pub append_entries_max: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub lease_reads: bool,
+    pub clock_drift_ppm_max: u64,
     pub snapshot_entries: u64,
     pub snapshot_chunk_bytes: usize,
     pub initial_voters: u64,
@@ -409,6 +415,22 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
     }
     if file.cluster.append_entries_max == Some(0) {
         return Err(err(find(text, "append_entries_max"), "cluster.append_entries_max", "must be at least 1".into()));
+    }
+    if file.cluster.lease_reads == Some(true) && file.cluster.check_quorum == Some(false) {
+        return Err(err(
+            find(text, "lease_reads"),
+            "cluster.lease_reads",
+            "lease reads need check_quorum (a follower's vote lease backs the leader's)".into(),
+        ));
+    }
+    if let Some(ppm) = file.cluster.clock_drift_ppm_max {
+        if ppm > 500_000 {
+            return Err(err(
+                find(text, "clock_drift_ppm_max"),
+                "cluster.clock_drift_ppm_max",
+                format!("{ppm}: expected 0 to 500000"),
+            ));
+        }
     }
     if file.cluster.snapshot_entries == Some(0) {
         return Err(err(find(text, "snapshot_entries"), "cluster.snapshot_entries", "must be at least 1".into()));
@@ -737,7 +759,13 @@ impl Scenario {
         // draws (and so its schedule) as it was.
         let mut raft_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5052_4556_4f54_4551);
         let pre_vote = file.cluster.pre_vote.unwrap_or_else(|| raft_rng.gen_bool(0.5));
-        let check_quorum = file.cluster.check_quorum.unwrap_or_else(|| raft_rng.gen_bool(0.5));
+        let check_quorum = file
+            .cluster
+            .check_quorum
+            .unwrap_or_else(|| file.cluster.lease_reads == Some(true) || raft_rng.gen_bool(0.5));
+        let mut lease_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4c45_4153_4552_4541);
+        let lease_reads = file.cluster.lease_reads.unwrap_or_else(|| check_quorum && lease_rng.gen_bool(0.5));
+        let clock_drift_ppm_max = file.cluster.clock_drift_ppm_max.unwrap_or(10_000);
         let snapshot_entries = file
             .cluster
             .snapshot_entries
@@ -794,6 +822,8 @@ impl Scenario {
             append_entries_max,
             pre_vote,
             check_quorum,
+            lease_reads,
+            clock_drift_ppm_max,
             snapshot_entries,
             snapshot_chunk_bytes,
             initial_voters: file.cluster.voters.unwrap_or(nodes),

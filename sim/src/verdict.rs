@@ -29,6 +29,10 @@ pub struct Stats {
     pub ops_ok: usize,
     pub ops_unknown: usize,
     pub reads: usize,
+    /// Reads leaders answered from their lease, and followers' clocks they caught beyond
+    /// the drift bound.
+    pub lease_reads: usize,
+    pub drift_violations: usize,
     pub elections_won: usize,
     pub faults: usize,
     pub trace_events: usize,
@@ -112,6 +116,16 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
         ops_ok: out.history.iter().filter(|o| !o.unknown).count(),
         ops_unknown: out.history.iter().filter(|o| o.unknown).count(),
         reads: out.history.iter().filter(|o| o.op == OpKind::Get).count(),
+        lease_reads: out
+            .trace
+            .iter()
+            .filter(|e| matches!(e.kind, TraceKind::Node { event: NodeEvent::LeaseRead { .. }, .. }))
+            .count(),
+        drift_violations: out
+            .trace
+            .iter()
+            .filter(|e| matches!(e.kind, TraceKind::Node { event: NodeEvent::ClockDriftExceeded { .. }, .. }))
+            .count(),
         elections_won: out
             .trace
             .iter()

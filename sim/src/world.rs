@@ -137,6 +137,8 @@ impl World {
             cfg.append_entries_max = s.append_entries_max;
             cfg.pre_vote = s.pre_vote;
             cfg.check_quorum = s.check_quorum;
+            cfg.lease_reads = s.lease_reads;
+            cfg.clock_drift_ppm_max = s.clock_drift_ppm_max;
             cfg.snapshot_entries_min = s.snapshot_entries;
             cfg.snapshot_chunk_bytes_max = s.snapshot_chunk_bytes;
             cfg.request_timeout_ms = s.request_timeout_ms;

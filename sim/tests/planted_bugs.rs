@@ -88,3 +88,8 @@ fn read_index_without_quorum_is_caught_within_10_seeds() {
 fn snapshot_stale_config_is_caught_within_100_seeds() {
     caught_and_replayed("snapshot_stale_config", 100);
 }
+
+#[test]
+fn vote_during_lease_is_caught_within_50_seeds() {
+    caught_and_replayed("vote_during_lease", 50);
+}

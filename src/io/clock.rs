@@ -9,13 +9,23 @@
 //! Neither is comparable between nodes; the cores must not assume they are.
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 pub trait Clock: Send + Sync + 'static {
     fn monotonic_ms(&self) -> u64;
     fn wall_ms(&self) -> u64;
+    /// How long to sleep (in the host's time) for `monotonic_ms` to advance by `ms`:
+    /// a timer set on a fast clock fires early in true time, as an OS timer on a fast
+    /// oscillator does. At most [`SLEEP_MS_MAX`] (a clock that stands still never
+    /// advances); callers re-read the clock when they wake.
+    fn sleep_for(&self, ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
 }
+
+/// The longest a node sleeps before it reads its clock again.
+pub const SLEEP_MS_MAX: u64 = 1_000;
 
 /// The host's clocks: tokio's `Instant` (madsim time in simulation) and the system time.
 #[derive(Debug)]
@@ -104,12 +114,20 @@ impl Clock for SkewedClock {
         let wall = SIM_WALL_EPOCH_MS as i64 + (s.reading_us(Instant::now()) / 1_000) as i64 + s.offset_ms;
         wall.max(0) as u64
     }
+    fn sleep_for(&self, ms: u64) -> Duration {
+        let rate_ppm = 1_000_000 + self.state.lock().expect("clock lock").drift_ppm;
+        if rate_ppm <= 0 {
+            return Duration::from_millis(SLEEP_MS_MAX);
+        }
+        // Rounded up, so that the clock has advanced `ms` when the sleep ends.
+        let us = (u128::from(ms) * 1_000 * 1_000_000).div_ceil(rate_ppm as u128);
+        Duration::from_micros(us.min(u128::from(SLEEP_MS_MAX) * 1_000) as u64)
+    }
 }
 
 #[cfg(all(test, madsim))]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn drift_changes_the_rate_never_the_reading_and_offsets_move_only_the_wall() {
@@ -121,6 +139,8 @@ mod tests {
             // 10% fast from now on: the reading does not jump, it runs faster.
             clock.set_skew(0, 100_000);
             assert_eq!(clock.monotonic_ms(), 1_000);
+            // Its timers fire early in true time: 110 ms of it pass in 100 ms.
+            assert_eq!(clock.sleep_for(110), Duration::from_millis(100));
             tokio::time::sleep(Duration::from_millis(1_000)).await;
             assert_eq!(clock.monotonic_ms(), 2_100);
             // A wall step of -30 s: the wall clock jumps back, timers do not notice.
@@ -131,6 +151,7 @@ mod tests {
             clock.set_skew(0, -5_000_000);
             tokio::time::sleep(Duration::from_millis(1_000)).await;
             assert_eq!(clock.monotonic_ms(), 2_100);
+            assert_eq!(clock.sleep_for(5), Duration::from_millis(SLEEP_MS_MAX), "it never gets there");
             // Back to true: it goes on from where it was.
             clock.set_skew(0, 0);
             tokio::time::sleep(Duration::from_millis(500)).await;

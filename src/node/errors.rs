@@ -20,6 +20,8 @@ pub enum ClientError {
     Displaced,
     #[error("timed out; the command may or may not have been applied")]
     Timeout,
+    #[error("forwarded to a leader that was replaced meanwhile; the command may or may not have been applied")]
+    LeaderChanged,
     #[error("the node stopped; the command may or may not have been applied")]
     Stopped,
 }
@@ -28,7 +30,7 @@ impl ClientError {
     pub fn is_definite(&self) -> bool {
         match self {
             ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::Busy | ClientError::Dropped => true,
-            ClientError::Displaced | ClientError::Timeout | ClientError::Stopped => false,
+            ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged => false,
         }
     }
 }

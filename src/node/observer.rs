@@ -48,6 +48,16 @@ pub enum NodeEvent {
         term: Term,
         digest: u64,
     },
+    /// A leader answered a read from its lease, with the commit index it had then.
+    LeaseRead {
+        commit_index: Index,
+    },
+    /// A leader saw follower `peer`'s clock run at `ratio_ppm` millionths of its own,
+    /// beyond the configured drift bound: that follower backs no lease for a while.
+    ClockDriftExceeded {
+        peer: NodeId,
+        ratio_ppm: u64,
+    },
     /// Storage failed; the node stopped.
     Poisoned {
         error: String,
@@ -74,6 +84,12 @@ impl Observer for LogObserver {
                 tracing::info!(node, index, term, "installed the leader's snapshot")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, %error, "poisoned"),
+            NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => tracing::warn!(
+                node,
+                peer,
+                ratio_ppm,
+                "a follower's clock rate is beyond the drift bound; it backs no lease reads for now"
+            ),
             other => tracing::trace!(node, event = ?other, "node event"),
         }
     }

@@ -29,6 +29,9 @@ pub struct Proposal {
 pub struct Forward {
     pub origin: Origin,
     pub deadline_ms: u64,
+    /// The leader it went to, and whether the command only reads.
+    pub to: NodeId,
+    pub read_only: bool,
 }
 
 /// A read-only command waiting for its ReadIndex confirmation (`index: None`), then for
@@ -76,11 +79,19 @@ impl Pending {
         id
     }
 
-    pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64) -> u64 {
+    pub fn add_forward(&mut self, origin: Origin, deadline_ms: u64, to: NodeId, read_only: bool) -> u64 {
         self.next_forward_id = self.next_forward_id.wrapping_add(1);
         let id = self.next_forward_id;
-        self.forwards.insert(id, Forward { origin, deadline_ms });
+        self.forwards.insert(id, Forward { origin, deadline_ms, to, read_only });
         id
+    }
+
+    /// Removes the forwards that went to a node other than `leader` (a leader that was
+    /// replaced): their callers should not wait out their deadline for an answer that
+    /// is unlikely to come.
+    pub fn take_forwards_not_to(&mut self, leader: NodeId) -> Vec<Forward> {
+        let stale: Vec<u64> = self.forwards.iter().filter(|(_, f)| f.to != leader).map(|(&i, _)| i).collect();
+        stale.into_iter().map(|i| self.forwards.remove(&i).expect("listed")).collect()
     }
 
     /// Removes everything past its deadline; the callers hear `Timeout` (unknown outcome).

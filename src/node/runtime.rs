@@ -16,7 +16,6 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Clone, Debug)]
@@ -51,6 +50,10 @@ pub struct NodeConfig {
     /// Raft pre-vote and check-quorum (see `raft::Config`); both on by default.
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Lease reads and the clock-drift bound they assume (see `raft::Config`); off by
+    /// default: ReadIndex needs no assumption about clocks.
+    pub lease_reads: bool,
+    pub clock_drift_ppm_max: u64,
     pub planted_bug: Option<raft::PlantedBug>,
 }
 
@@ -75,6 +78,8 @@ impl NodeConfig {
             snapshot_chunk_bytes_max: r.snapshot_chunk_bytes_max,
             pre_vote: r.pre_vote,
             check_quorum: r.check_quorum,
+            lease_reads: r.lease_reads,
+            clock_drift_ppm_max: r.clock_drift_ppm_max,
             planted_bug: None,
         }
     }
@@ -87,6 +92,8 @@ impl NodeConfig {
         c.append_entries_max = self.append_entries_max;
         c.pre_vote = self.pre_vote;
         c.check_quorum = self.check_quorum;
+        c.lease_reads = self.lease_reads;
+        c.clock_drift_ppm_max = self.clock_drift_ppm_max;
         c.snapshot_chunk_bytes_max = self.snapshot_chunk_bytes_max;
         c.planted_bug = self.planted_bug;
         c
@@ -205,6 +212,10 @@ pub struct Node<T, S> {
     snapshots_taken: u64,
     snapshots_installed: u64,
     recent_requests: RecentRequests,
+    /// The core's count of drift violations already reported.
+    drift_violations_reported: u64,
+    /// The leader as of the last batch, to notice a change.
+    leader_seen: Option<NodeId>,
 }
 
 impl<T: Transport, S: Storage> Node<T, S> {
@@ -258,6 +269,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             snapshots_taken: 0,
             snapshots_installed: 0,
             recent_requests: RecentRequests::default(),
+            drift_violations_reported: 0,
+            leader_seen: None,
         };
         node.publish_status();
         Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
@@ -290,7 +303,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         loop {
             let now = self.clock.monotonic_ms();
             let wake_ms = self.raft.next_deadline_ms().min(next_sweep_ms);
-            let wait = Duration::from_millis(wake_ms.saturating_sub(now));
+            let wait = self.clock.sleep_for(wake_ms.saturating_sub(now));
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
@@ -373,6 +386,8 @@ impl<T: Transport, S: Storage> Node<T, S> {
             applied_index: self.applied,
             followers,
             elections_started: self.raft.elections_started(),
+            lease_reads: self.raft.lease_reads_served(),
+            drift_violations: self.raft.drift_violations().0,
             transfer_target: self.raft.transfer_target(),
             snapshot_index: self.raft.snapshot_meta().index,
             snapshots_taken: self.snapshots_taken,
@@ -436,9 +451,17 @@ impl<T: Transport, S: Storage> Node<T, S> {
         if command.is_read_only() {
             // ReadIndex: confirmed by a round of heartbeats, not written to the log.
             let id = self.pending.add_read(command, origin, deadline_ms);
-            if let Err(e) = self.raft.read_index(id) {
-                let read = self.pending.reads.remove(&id).expect("just added");
-                self.refused(read.command, read.origin, deadline_ms, e);
+            let by_lease = self.raft.lease_reads_served();
+            match self.raft.read_index(self.clock.monotonic_ms(), id) {
+                Err(e) => {
+                    let read = self.pending.reads.remove(&id).expect("just added");
+                    self.refused(read.command, read.origin, deadline_ms, e);
+                }
+                Ok(()) if self.raft.lease_reads_served() > by_lease => {
+                    let event = NodeEvent::LeaseRead { commit_index: self.raft.commit_index() };
+                    self.observer.on_event(self.cfg.id, event);
+                }
+                Ok(()) => {}
             }
             return;
         }
@@ -464,7 +487,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 self.answer(origin, Err(ClientError::Busy))
             }
             ProposeError::NotLeader { leader_hint: Some(leader) } if leader != self.cfg.id => {
-                let req_id = self.pending.add_forward(origin, deadline_ms);
+                let req_id = self.pending.add_forward(origin, deadline_ms, leader, command.is_read_only());
                 let wire = Wire::Request { req_id, command };
                 self.transport.send(leader, codec::encode(&wire));
             }
@@ -503,6 +526,13 @@ impl<T: Transport, S: Storage> Node<T, S> {
     /// Applies the core's effects in order, syncing before any message that promises
     /// durable state, then applies newly committed entries.
     fn flush_effects(&mut self) -> Result<(), NodeError> {
+        if let (count, Some((peer, v))) = self.raft.drift_violations() {
+            if count > self.drift_violations_reported {
+                self.drift_violations_reported = count;
+                let event = NodeEvent::ClockDriftExceeded { peer, ratio_ppm: v.ratio_ppm };
+                self.observer.on_event(self.cfg.id, event);
+            }
+        }
         let mut commit = None;
         for effect in self.raft.drain_effects() {
             self.store.stage(&effect, &mut self.batch);
@@ -569,7 +599,29 @@ impl<T: Transport, S: Storage> Node<T, S> {
             self.maybe_snapshot()?;
         }
         self.serve_reads();
+        self.on_leader_change();
         Ok(())
+    }
+
+    /// A new leader is known: requests forwarded to the old one are answered now rather
+    /// than at their deadline, so their clients turn to the new leader. A read is simply
+    /// refused (it changed nothing); a write may have reached the old leader's log and
+    /// still commit, so its outcome is unknown.
+    fn on_leader_change(&mut self) {
+        let leader = self.raft.leader_id();
+        if leader == self.leader_seen {
+            return;
+        }
+        self.leader_seen = leader;
+        let Some(leader) = leader else { return };
+        for f in self.pending.take_forwards_not_to(leader) {
+            let error = if f.read_only {
+                ClientError::NotLeader { leader_hint: Some(leader) }
+            } else {
+                ClientError::LeaderChanged
+            };
+            self.answer(f.origin, Err(error));
+        }
     }
 
     /// Log compaction: once `snapshot_entries_min` entries were applied since the last

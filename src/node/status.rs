@@ -25,6 +25,11 @@ pub struct NodeStatus {
     /// leader's last entry it is. Empty elsewhere.
     pub followers: Vec<FollowerStatus>,
     pub elections_started: u64,
+    /// Reads this node answered from its leader lease, and how often a follower's clock
+    /// was seen breaking the drift bound (which suspends its part in leases), since the
+    /// process started.
+    pub lease_reads: u64,
+    pub drift_violations: u64,
     /// The latest snapshot's last index (0: none), and snapshots taken here and installed
     /// from a leader since the process started.
     pub snapshot_index: Index,

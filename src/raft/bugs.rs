@@ -25,15 +25,21 @@ pub enum PlantedBug {
     /// the snapshot carries (§7): it can count votes and acknowledgements in a group that
     /// no longer exists, and two leaders can be elected in one term.
     SnapshotStaleConfig,
+    /// A follower grants a (pre-)vote although it heard from its leader within the
+    /// minimum election timeout (the vote lease of thesis §4.2.3): a new leader can be
+    /// elected while the old one still holds a read lease on that follower's promise, and
+    /// the old one serves stale reads (§6.4.1).
+    VoteDuringLease,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 6] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
         PlantedBug::ReadIndexWithoutQuorum,
         PlantedBug::SnapshotStaleConfig,
+        PlantedBug::VoteDuringLease,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -48,6 +54,7 @@ impl PlantedBug {
             PlantedBug::VoteNotPersisted => "vote_not_persisted",
             PlantedBug::ReadIndexWithoutQuorum => "read_index_without_quorum",
             PlantedBug::SnapshotStaleConfig => "snapshot_stale_config",
+            PlantedBug::VoteDuringLease => "vote_during_lease",
         }
     }
 

@@ -31,6 +31,13 @@ pub struct Config {
     /// election timeout steps down; a node that heard from a leader within the minimum
     /// election timeout refuses to help elect another (§4.2.3, disruptive servers).
     pub check_quorum: bool,
+    /// Lease reads (thesis §6.4.1): a leader answers reads without a round of messages
+    /// while a quorum's vote leases, started by its acknowledged appends, cannot have
+    /// run out. Needs `check_quorum` (the vote lease is its).
+    pub lease_reads: bool,
+    /// The most any clock's rate may differ from true time, in millionths. Leases shrink
+    /// by it; a follower whose clock measurably breaks it stops backing leases.
+    pub clock_drift_ppm_max: u64,
     /// A bug to plant (only honoured with the `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
 }
@@ -45,6 +52,10 @@ pub enum ConfigError {
     BadTimeouts { min: u64, max: u64, heartbeat: u64 },
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    #[error("lease reads need check-quorum: a follower's vote lease is what backs the leader's")]
+    LeaseWithoutCheckQuorum,
+    #[error("a clock drift bound of {ppm} ppm leaves no lease of a {election_timeout_ms_min} ms election timeout")]
+    DriftBoundTooLarge { ppm: u64, election_timeout_ms_min: u64 },
 }
 
 impl Config {
@@ -64,6 +75,8 @@ impl Config {
             snapshot_chunk_bytes_max: 64 * 1024,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: false,
+            clock_drift_ppm_max: 10_000,
             planted_bug: None,
         }
     }
@@ -88,6 +101,18 @@ impl Config {
                 min: self.election_timeout_ms_min,
                 max: self.election_timeout_ms_max,
                 heartbeat: self.heartbeat_interval_ms,
+            });
+        }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
+        }
+        if self.lease_reads
+            && (self.clock_drift_ppm_max >= 1_000_000
+                || super::lease::lease_ms(self.election_timeout_ms_min, self.clock_drift_ppm_max) == 0)
+        {
+            return Err(ConfigError::DriftBoundTooLarge {
+                ppm: self.clock_drift_ppm_max,
+                election_timeout_ms_min: self.election_timeout_ms_min,
             });
         }
         for (name, v) in [

@@ -1,10 +1,11 @@
 //! The Raft replica: roles, elections, replication and the commit rule.
 
+use super::lease::{self, ClockSample, DriftViolation};
 use super::log::Log;
 use super::progress::{Progress, ProgressState};
 use super::{
-    AppendResult, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Membership, Message,
-    Payload, PlantedBug, SnapshotMeta, Term,
+    AppendResult, ClockEcho, Config, ConfigError, Durability, Effect, Entry, Envelope, HardState, Index, Membership,
+    Message, Payload, PlantedBug, SnapshotMeta, Term,
 };
 use crate::NodeId;
 use rand::{Rng, SeedableRng};
@@ -108,6 +109,17 @@ pub struct Raft {
     /// Until then, a follower believes its leader alive (check-quorum): it neither grants
     /// pre-votes nor lets a vote request raise its term.
     lease_until_ms: u64,
+    /// With lease reads, a node that just started refuses votes for the minimum election
+    /// timeout: it may have promised a leader that before it restarted, and forgot.
+    boot_lease_until_ms: u64,
+    /// This leader sent `TimeoutNow` in its term: voters grant that election despite
+    /// their vote leases, so it holds no lease for the rest of the term.
+    lease_forfeited: bool,
+    /// Reads answered from the lease, without a round of messages (for metrics).
+    lease_reads_served: u64,
+    /// Followers' clocks seen breaking the drift bound, and the latest.
+    drift_violations: u64,
+    last_drift_violation: Option<(NodeId, DriftViolation)>,
     /// When a leader next checks that it heard from a quorum (check-quorum).
     check_quorum_deadline_ms: u64,
     effects: Vec<Effect>,
@@ -215,6 +227,11 @@ impl Raft {
             election_deadline_ms: 0,
             heartbeat_deadline_ms: 0,
             lease_until_ms: 0,
+            boot_lease_until_ms: 0,
+            lease_forfeited: false,
+            lease_reads_served: 0,
+            drift_violations: 0,
+            last_drift_violation: None,
             check_quorum_deadline_ms: 0,
             effects: Vec::new(),
             elections_started: 0,
@@ -230,6 +247,9 @@ impl Raft {
             reads_awaiting_quorum: Vec::new(),
         };
         raft.reset_election_deadline(now_ms);
+        if raft.cfg.lease_reads {
+            raft.boot_lease_until_ms = now_ms + raft.cfg.election_timeout_ms_min;
+        }
         Ok(raft)
     }
 
@@ -373,6 +393,39 @@ impl Raft {
         self.log.compact_to(index);
         self.snapshot_data = Some(data);
     }
+    /// Reads this replica answered from its lease since it was built.
+    pub fn lease_reads_served(&self) -> u64 {
+        self.lease_reads_served
+    }
+
+    /// How often a follower's clock was seen breaking the drift bound, and the latest case.
+    pub fn drift_violations(&self) -> (u64, Option<(NodeId, DriftViolation)>) {
+        (self.drift_violations, self.last_drift_violation)
+    }
+
+    /// Whether this leader may answer reads from its lease at `now_ms` (see `lease.rs`):
+    /// lease reads are on, it committed in its term, it never handed leadership away in
+    /// it, and a quorum of followers whose clocks keep the bound acknowledged an append
+    /// sent less than a lease ago.
+    pub fn lease_valid(&self, now_ms: u64) -> bool {
+        let Role::Leader { progress } = &self.role else { return false };
+        if !self.cfg.lease_reads || self.lease_forfeited || !self.committed_in_term() {
+            return false;
+        }
+        let me = self.cfg.id;
+        // Shifted by one so that 0 means "backs no lease".
+        let from = |id: NodeId| {
+            if id == me {
+                now_ms + 1
+            } else {
+                progress.get(&id).and_then(|p| p.clock.lease_from_ms(now_ms)).map_or(0, |t| t + 1)
+            }
+        };
+        let start = self.membership().quorum_value(from, false);
+        let lease = lease::lease_ms(self.cfg.election_timeout_ms_min, self.cfg.clock_drift_ppm_max);
+        start > 0 && now_ms < start - 1 + lease
+    }
+
     /// Elections this replica started since it was built.
     pub fn elections_started(&self) -> u64 {
         self.elections_started
@@ -489,15 +542,22 @@ impl Raft {
             return;
         }
         self.transfer = Some(Transfer { timeout_now_sent: true, ..t });
+        self.lease_forfeited = true;
         self.send(from, Message::TimeoutNow { term: self.hard.term }, Durability::Immediately);
     }
 
     /// Starts a linearizable read (ReadIndex, thesis §6.4): the answer comes as
     /// `Effect::ReadReady { id, index }` once a quorum has confirmed this leader, or as
     /// `Effect::ReadFailed { id }` if it stops leading first. `id` is the caller's.
-    pub fn read_index(&mut self, id: u64) -> Result<(), ProposeError> {
+    /// With lease reads on and the lease valid at `now_ms`, the answer is immediate.
+    pub fn read_index(&mut self, now_ms: u64, id: u64) -> Result<(), ProposeError> {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
+        }
+        if self.lease_valid(now_ms) {
+            self.lease_reads_served += 1;
+            self.effects.push(Effect::ReadReady { id, index: self.commit_index });
+            return Ok(());
         }
         if self.reads_awaiting_commit.len() + self.reads_awaiting_quorum.len() >= READS_PENDING_MAX {
             return Err(ProposeError::Backpressure);
@@ -603,10 +663,13 @@ impl Raft {
     /// itself, or a follower that heard from its leader within the minimum election
     /// timeout.
     fn in_lease(&self, now_ms: u64) -> bool {
+        if PlantedBug::VoteDuringLease.is_active(self.cfg.planted_bug) {
+            return false;
+        }
         self.cfg.check_quorum
             && match self.role {
                 Role::Leader { .. } => true,
-                _ => self.leader_id.is_some() && now_ms < self.lease_until_ms,
+                _ => (self.leader_id.is_some() && now_ms < self.lease_until_ms) || now_ms < self.boot_lease_until_ms,
             }
     }
 
@@ -730,6 +793,7 @@ impl Raft {
         self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
         self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
         self.read_seq = 0;
+        self.lease_forfeited = false;
         // A no-op of the new term lets the leader commit what earlier terms left (§5.4.2).
         self.append_own(Payload::Noop);
         self.broadcast_append(false);
@@ -845,6 +909,7 @@ impl Raft {
             entries,
             leader_commit: self.commit_index,
             read_seq: self.read_seq,
+            sent_ms: self.last_now_ms,
         };
         self.send(to, message, Durability::Synced);
     }
@@ -940,6 +1005,7 @@ impl Raft {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the fields of one message
     fn handle_append_entries(
         &mut self,
         now_ms: u64,
@@ -948,6 +1014,7 @@ impl Raft {
         entries: Vec<Entry>,
         leader_commit: Index,
         read_seq: u64,
+        sent_ms: u64,
     ) {
         let (mut prev_log_index, mut prev_log_term) = prev;
         let mut entries = entries;
@@ -985,7 +1052,8 @@ impl Raft {
                 AppendResult::Success { match_index: last_new }
             }
         };
-        self.send(from, Message::AppendEntriesResponse { term, result, read_seq }, Durability::Synced);
+        let clock = ClockEcho { sent_ms, follower_ms: now_ms };
+        self.send(from, Message::AppendEntriesResponse { term, result, read_seq, clock }, Durability::Synced);
     }
 
     /// Appends the leader's entries, dropping ones we already have and truncating a
@@ -1024,7 +1092,14 @@ impl Raft {
         }
     }
 
-    fn handle_append_response(&mut self, from: NodeId, result: AppendResult, read_seq: u64) {
+    fn handle_append_response(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        result: AppendResult,
+        read_seq: u64,
+        clock: ClockEcho,
+    ) {
         let last_index = self.log.last_index();
         let Role::Leader { progress } = &mut self.role else {
             return;
@@ -1033,6 +1108,14 @@ impl Raft {
             return;
         };
         p.recent_active = true;
+        // Our own send time, echoed: never later than now on our monotonic clock.
+        if clock.sent_ms <= now_ms {
+            let sample = ClockSample { sent_ms: clock.sent_ms, follower_ms: clock.follower_ms, received_ms: now_ms };
+            if let Some(v) = p.clock.observe(sample, self.cfg.clock_drift_ppm_max) {
+                self.drift_violations += 1;
+                self.last_drift_violation = Some((from, v));
+            }
+        }
         if read_seq > p.read_seq_acked {
             p.read_seq_acked = read_seq;
             self.release_reads();
@@ -1140,6 +1223,7 @@ impl Raft {
                     let reply = Message::AppendEntriesResponse {
                         term: self.hard.term,
                         read_seq: 0,
+                        clock: ClockEcho::default(),
                         result: AppendResult::Conflict {
                             rejected_prev_index: prev_log_index,
                             hint_index: 0,
@@ -1161,16 +1245,18 @@ impl Raft {
                 self.handle_pre_vote(now_ms, from, term, last_log_index, last_log_term)
             }
             Message::PreVoteResponse { term, granted } => self.handle_pre_vote_response(now_ms, from, term, granted),
-            Message::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit, read_seq, .. } => {
+            Message::AppendEntries {
+                prev_log_index, prev_log_term, entries, leader_commit, read_seq, sent_ms, ..
+            } => {
                 if self.is_leader() {
                     // Two leaders in one term would break election safety (§5.2).
                     panic!("node {} is leader of term {} and got an append from {from}", self.cfg.id, term);
                 }
                 let prev = (prev_log_index, prev_log_term);
-                self.handle_append_entries(now_ms, from, prev, entries, leader_commit, read_seq)
+                self.handle_append_entries(now_ms, from, prev, entries, leader_commit, read_seq, sent_ms)
             }
-            Message::AppendEntriesResponse { result, read_seq, .. } => {
-                self.handle_append_response(from, result, read_seq)
+            Message::AppendEntriesResponse { result, read_seq, clock, .. } => {
+                self.handle_append_response(now_ms, from, result, read_seq, clock)
             }
             Message::InstallSnapshot { meta, membership, offset, data, done, .. } => {
                 if self.is_leader() {

@@ -49,11 +49,16 @@ pub enum Message {
         entries: Vec<Entry>,
         leader_commit: Index,
         read_seq: u64,
+        /// The leader's clock when it sent this (leases and the drift check, see
+        /// `lease.rs`).
+        sent_ms: u64,
     },
+    /// `clock` echoes the append's `sent_ms` with the follower's clock on receipt.
     AppendEntriesResponse {
         term: Term,
         result: AppendResult,
         read_seq: u64,
+        clock: ClockEcho,
     },
     /// Leadership transfer (thesis §3.10): "start an election now"; the leader sends it
     /// once the target's log matches its own.
@@ -79,6 +84,13 @@ pub enum Message {
         received: u64,
         done: bool,
     },
+}
+
+/// A follower's clock reading, taken when it received the append sent at `sent_ms`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockEcho {
+    pub sent_ms: u64,
+    pub follower_ms: u64,
 }
 
 /// The follower's answer to an AppendEntries.

@@ -29,12 +29,15 @@ mod bugs;
 mod config;
 mod core;
 mod effect;
+mod lease;
 mod log;
 mod membership;
 mod message;
 mod progress;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lease;
 #[cfg(test)]
 mod tests_membership;
 #[cfg(test)]
@@ -52,9 +55,10 @@ pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use core::{Input, MembershipError, ProposeError, Raft, RecoverError, TransferError};
 pub use effect::{Durability, Effect, HardState};
+pub use lease::DriftViolation;
 pub use log::{Entry, Payload, SnapshotMeta};
 pub use membership::Membership;
-pub use message::{AppendResult, Envelope, Message};
+pub use message::{AppendResult, ClockEcho, Envelope, Message};
 
 /// A Raft term (§5.1). Terms only grow.
 pub type Term = u64;

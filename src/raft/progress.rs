@@ -2,6 +2,7 @@
 //! probe/replicate flow control of etcd and raft-rs: while probing, one AppendEntries at a
 //! time; once the logs match, pipelined appends up to a bounded number in flight.
 
+use super::lease::FollowerClock;
 use super::Index;
 use std::collections::VecDeque;
 
@@ -27,6 +28,8 @@ pub(crate) struct Progress {
     pub recent_active: bool,
     /// The highest `read_seq` the follower echoed this term.
     pub read_seq_acked: u64,
+    /// The follower's clock as its answers show it (leases).
+    pub clock: FollowerClock,
 }
 
 impl Progress {
@@ -38,6 +41,7 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: false,
             read_seq_acked: 0,
+            clock: FollowerClock::default(),
         }
     }
 

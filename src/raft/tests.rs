@@ -62,7 +62,12 @@ fn elect(r: &mut Raft, voters: &[NodeId]) {
 }
 
 fn append_ok(term: Term, match_index: Index) -> Message {
-    Message::AppendEntriesResponse { term, result: AppendResult::Success { match_index }, read_seq: 0 }
+    Message::AppendEntriesResponse {
+        term,
+        result: AppendResult::Success { match_index },
+        read_seq: 0,
+        clock: ClockEcho::default(),
+    }
 }
 
 /// A tiny lossless network for multi-replica tests: delivers every sent message in
@@ -154,6 +159,8 @@ fn a_granted_vote_is_persisted_and_answered_only_after_sync() {
 #[test]
 fn new_leader_appends_a_noop_and_replicates_it() {
     let mut r = replica(1, 3, 0, &[]);
+    // The appends carry the leader's clock: the time it timed out.
+    let t = r.next_deadline_ms();
     time_out(&mut r);
     r.drain_effects();
     r.step(0, env(2, 1, Message::RequestVoteResponse { term: 1, granted: true }));
@@ -170,6 +177,7 @@ fn new_leader_appends_a_noop_and_replicates_it() {
                 entries: vec![noop.clone()],
                 leader_commit: 0,
                 read_seq: 0,
+                sent_ms: t,
             },
         },
         after: Durability::Synced,
@@ -196,6 +204,7 @@ fn follower_truncates_a_conflicting_suffix_then_acknowledges_after_sync() {
                 entries: vec![new.clone()],
                 leader_commit: 2,
                 read_seq: 0,
+                sent_ms: 0,
             },
         ),
     );
@@ -230,6 +239,7 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
                 entries: vec![],
                 leader_commit: 0,
                 read_seq: 0,
+                sent_ms: 0,
             },
         ),
     );
@@ -241,7 +251,8 @@ fn fast_backtracking_skips_a_whole_conflicting_term() {
             Message::AppendEntriesResponse {
                 term: 3,
                 result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 3, hint_term: Some(2) },
-                read_seq: 0
+                read_seq: 0,
+                clock: ClockEcho::default()
             }
         )]
     );
@@ -262,6 +273,7 @@ fn proposal_is_refused_with_a_leader_hint_on_a_follower() {
                 entries: vec![],
                 leader_commit: 0,
                 read_seq: 0,
+                sent_ms: 0,
             },
         ),
     );
@@ -304,6 +316,7 @@ fn update_term_from_message() {
                     entries: vec![],
                     leader_commit: 0,
                     read_seq: 0,
+                    sent_ms: 0,
                 },
             ),
         );
@@ -329,6 +342,7 @@ fn reject_stale_term_message() {
                 entries: vec![],
                 leader_commit: 0,
                 read_seq: 0,
+                sent_ms: 0,
             },
         ),
     );
@@ -441,6 +455,7 @@ fn candidate_fallback() {
                     entries: vec![],
                     leader_commit: 0,
                     read_seq: 0,
+                    sent_ms: 0,
                 },
             ),
         );
@@ -500,6 +515,7 @@ fn voter_checks_the_candidate_log_is_up_to_date() {
 fn leader_start_replication() {
     // TestLeaderStartReplication: a proposal is appended and sent to every follower.
     let mut r = replica(1, 3, 0, &[]);
+    let t = r.next_deadline_ms();
     elect(&mut r, &[2]);
     for f in [2, 3] {
         r.step(0, env(f, 1, append_ok(1, 1)));
@@ -519,7 +535,8 @@ fn leader_start_replication() {
                 prev_log_term: 1,
                 entries: vec![e.clone()],
                 leader_commit: 1,
-                read_seq: 0
+                read_seq: 0,
+                sent_ms: t
             }
         );
     }
@@ -596,6 +613,7 @@ fn follower_commit_entry() {
                     entries: entries(&vec![1; n]),
                     leader_commit,
                     read_seq: 0,
+                    sent_ms: 0,
                 },
             ),
         );
@@ -621,6 +639,7 @@ fn follower_check_msg_app() {
                     entries: vec![],
                     leader_commit: 0,
                     read_seq: 0,
+                    sent_ms: 0,
                 },
             ),
         );
@@ -654,6 +673,7 @@ fn follower_append_entries() {
                     entries: new,
                     leader_commit: 0,
                     read_seq: 0,
+                    sent_ms: 0,
                 },
             ),
         );
@@ -741,6 +761,7 @@ fn stale_append_responses_are_ignored() {
                 term: 1,
                 result: AppendResult::Conflict { rejected_prev_index: 0, hint_index: 1, hint_term: None },
                 read_seq: 0,
+                clock: ClockEcho::default(),
             },
         ),
     );

@@ -22,6 +22,9 @@ pub(super) struct Net {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Every effect other than a send, by node, in order.
     pub seen: Vec<(NodeId, Effect)>,
+    /// Clock rates in millionths of true time (absent: a true clock). A node's clock
+    /// reads `now_ms · rate`; set rates before time passes.
+    pub rate_ppm: BTreeMap<NodeId, u64>,
 }
 
 impl Net {
@@ -30,14 +33,34 @@ impl Net {
     }
 
     pub(super) fn with_bug(n: u64, pre_vote: bool, check_quorum: bool, bug: Option<PlantedBug>) -> Self {
+        Self::build(n, |c| {
+            c.pre_vote = pre_vote;
+            c.check_quorum = check_quorum;
+            c.planted_bug = bug;
+        })
+    }
+
+    /// `n` replicas with this file's timeouts, then `tune`d.
+    pub(super) fn build(n: u64, tune: impl Fn(&mut Config)) -> Self {
         let nodes = (1..=n)
             .map(|id| {
-                let mut c = cfg(id, n, pre_vote, check_quorum);
-                c.planted_bug = bug;
+                let mut c = cfg(id, n, true, true);
+                tune(&mut c);
                 (id, Raft::new(c, id, 0, HardState::default(), vec![]).unwrap())
             })
             .collect();
-        Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new() }
+        Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new(), rate_ppm: BTreeMap::new() }
+    }
+
+    /// Node `id`'s clock reading now.
+    pub(super) fn local(&self, id: NodeId) -> u64 {
+        self.now_ms * self.rate_ppm.get(&id).copied().unwrap_or(1_000_000) / 1_000_000
+    }
+
+    /// When (in true time) node `id`'s next deadline comes.
+    fn deadline(&self, id: NodeId) -> u64 {
+        let rate = self.rate_ppm.get(&id).copied().unwrap_or(1_000_000);
+        (self.nodes[&id].next_deadline_ms() * 1_000_000).div_ceil(rate)
     }
 
     pub(super) fn isolate(&mut self, id: NodeId) {
@@ -70,7 +93,7 @@ impl Net {
             }
             for env in queue {
                 if !self.cut.contains(&(env.from, env.to)) {
-                    let now = self.now_ms;
+                    let now = self.local(env.to);
                     self.nodes.get_mut(&env.to).unwrap().step(now, Input::Receive(env));
                 }
             }
@@ -80,9 +103,9 @@ impl Net {
 
     /// Fires node `id`'s next deadline (moving the clock there), then delivers.
     pub(super) fn fire(&mut self, id: NodeId) {
-        let r = self.nodes.get_mut(&id).unwrap();
-        self.now_ms = self.now_ms.max(r.next_deadline_ms());
-        r.step(self.now_ms, Input::Tick);
+        self.now_ms = self.now_ms.max(self.deadline(id));
+        let now = self.local(id);
+        self.nodes.get_mut(&id).unwrap().step(now, Input::Tick);
         self.deliver();
     }
 
@@ -90,13 +113,15 @@ impl Net {
     pub(super) fn advance(&mut self, ms: u64) {
         let end = self.now_ms + ms;
         loop {
-            let next = self.nodes.values().map(Raft::next_deadline_ms).min().unwrap();
+            let next = self.nodes.keys().map(|&id| self.deadline(id)).min().unwrap();
             if next > end {
                 break;
             }
             self.now_ms = self.now_ms.max(next);
-            let now = self.now_ms;
-            for r in self.nodes.values_mut() {
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let now = self.local(id);
+                let r = self.nodes.get_mut(&id).unwrap();
                 if r.next_deadline_ms() <= now {
                     r.step(now, Input::Tick);
                 }
@@ -311,7 +336,7 @@ fn net_from(states: Vec<(HardState, Vec<Term>)>) -> Net {
             (id, Raft::new(cfg(id, n, false, false), id, 0, hard, entries).unwrap())
         })
         .collect();
-    Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new() }
+    Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new(), rate_ppm: BTreeMap::new() }
 }
 
 fn log_terms(net: &Net, id: NodeId) -> Vec<Term> {

@@ -32,8 +32,8 @@ fn a_read_waits_for_one_round_confirmed_by_a_quorum() {
     let commit = net.get(1).commit_index();
     assert_eq!(commit, 1, "the leader's no-op is committed");
     let leader = net.nodes.get_mut(&1).unwrap();
-    leader.read_index(7).unwrap();
-    leader.read_index(8).unwrap();
+    leader.read_index(0, 7).unwrap();
+    leader.read_index(0, 8).unwrap();
     let effects = leader.drain_effects();
     // One round for both reads: an append with read_seq 1 to each follower, and no answer yet.
     let rounds: Vec<(NodeId, u64)> = effects
@@ -48,8 +48,12 @@ fn a_read_waits_for_one_round_confirmed_by_a_quorum() {
     assert_eq!(rounds, vec![(2, 1), (3, 1)]);
     assert!(!effects.iter().any(|e| matches!(e, Effect::ReadReady { .. })));
     // One follower's echo makes a quorum with the leader.
-    let echo =
-        Message::AppendEntriesResponse { term: 1, result: AppendResult::Success { match_index: 1 }, read_seq: 1 };
+    let echo = Message::AppendEntriesResponse {
+        term: 1,
+        result: AppendResult::Success { match_index: 1 },
+        read_seq: 1,
+        clock: ClockEcho::default(),
+    };
     leader.step(0, Input::Receive(Envelope { group: 1, from: 2, to: 1, message: echo }));
     let effects = leader.drain_effects();
     let answered: Vec<&Effect> = effects.iter().filter(|e| matches!(e, Effect::ReadReady { .. })).collect();
@@ -78,7 +82,7 @@ fn read_only_for_new_leader() {
         r.step(t, Input::Receive(v));
     }
     assert!(r.is_leader());
-    r.read_index(1).unwrap();
+    r.read_index(0, 1).unwrap();
     net.deliver();
     assert_eq!(net.get(1).commit_index(), 0);
     assert!(ready(&net, 1).is_empty(), "no read before the first commit of the term");
@@ -102,7 +106,7 @@ fn a_deposed_leader_never_serves_a_read() {
     net.nodes.get_mut(&2).unwrap().propose(b"new".to_vec()).unwrap();
     net.deliver();
     assert!(net.get(1).is_leader(), "the old leader does not know yet");
-    net.nodes.get_mut(&1).unwrap().read_index(5).unwrap();
+    net.nodes.get_mut(&1).unwrap().read_index(0, 5).unwrap();
     net.advance(50);
     assert!(ready(&net, 1).is_empty(), "no quorum confirms the old leader");
     net.heal();
@@ -116,7 +120,7 @@ fn a_deposed_leader_never_serves_a_read() {
 fn a_follower_refuses_reads_with_a_hint() {
     let mut net = Net::new(3, false, false);
     net.fire(1);
-    let e = net.nodes.get_mut(&2).unwrap().read_index(1).unwrap_err();
+    let e = net.nodes.get_mut(&2).unwrap().read_index(0, 1).unwrap_err();
     assert_eq!(e, ProposeError::NotLeader { leader_hint: Some(1) });
 }
 
@@ -126,7 +130,7 @@ fn the_planted_bug_serves_a_read_without_the_quorum() {
     let mut net = Net::with_bug(3, false, false, Some(PlantedBug::ReadIndexWithoutQuorum));
     net.fire(1);
     net.isolate(1);
-    net.nodes.get_mut(&1).unwrap().read_index(9).unwrap();
+    net.nodes.get_mut(&1).unwrap().read_index(0, 9).unwrap();
     net.deliver();
     assert_eq!(ready(&net, 1), vec![(9, 1)], "served by a leader that cannot know it still leads");
 }

@@ -132,8 +132,15 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
     )
     .unwrap();
     let entries: Vec<Entry> = (4..=7).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
-    let append =
-        Message::AppendEntries { term: 1, prev_log_index: 3, prev_log_term: 1, entries, leader_commit: 6, read_seq: 0 };
+    let append = Message::AppendEntries {
+        term: 1,
+        prev_log_index: 3,
+        prev_log_term: 1,
+        entries,
+        leader_commit: 6,
+        read_seq: 0,
+        sent_ms: 0,
+    };
     r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: append }));
     assert_eq!((r.last_index(), r.commit_index()), (7, 6));
     let reply = r.drain_effects().into_iter().find_map(|e| match e {
@@ -142,7 +149,12 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
     });
     assert_eq!(
         reply,
-        Some(Message::AppendEntriesResponse { term: 1, result: AppendResult::Success { match_index: 7 }, read_seq: 0 })
+        Some(Message::AppendEntriesResponse {
+            term: 1,
+            result: AppendResult::Success { match_index: 7 },
+            read_seq: 0,
+            clock: ClockEcho::default()
+        })
     );
 }
 

@@ -31,6 +31,10 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --sync-writes true|false    fsync before answering (default true)
            --request-timeout-ms N      how long a request may wait (default 2000)
            --snapshot-entries N        compact the log after N applied entries (default 10000)
+           --lease-reads true|false    a leader answers reads from its lease, without a round
+                                       of messages (default false: ReadIndex, no clock needed)
+           --clock-drift-ppm-max N     the clock rate error leases assume (default 10000 = 1%);
+                                       followers seen beyond it back no lease
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -91,6 +95,8 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--request-timeout-ms" => flags.request_timeout_ms = Some(number(flag, &v, "milliseconds")?),
             "--sync-writes" => flags.sync_writes = Some(number(flag, &v, "true or false")?),
             "--snapshot-entries" => flags.snapshot_entries = Some(number(flag, &v, "a number of log entries")?),
+            "--lease-reads" => flags.lease_reads = Some(number(flag, &v, "true or false")?),
+            "--clock-drift-ppm-max" => flags.clock_drift_ppm_max = Some(number(flag, &v, "parts per million")?),
             "--initial-voters" => flags.initial_voters = Some(v),
             other => return Err(format!("unknown flag {other:?}")),
         }

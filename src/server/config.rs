@@ -45,6 +45,8 @@ pub struct RawSettings {
     pub request_timeout_ms: Option<u64>,
     pub snapshot_entries: Option<u64>,
     pub initial_voters: Option<String>,
+    pub lease_reads: Option<bool>,
+    pub clock_drift_ppm_max: Option<u64>,
 }
 
 impl RawSettings {
@@ -71,6 +73,8 @@ impl RawSettings {
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             snapshot_entries: over.snapshot_entries.or(self.snapshot_entries),
             initial_voters: over.initial_voters.or(self.initial_voters),
+            lease_reads: over.lease_reads.or(self.lease_reads),
+            clock_drift_ppm_max: over.clock_drift_ppm_max.or(self.clock_drift_ppm_max),
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct NodeSettings {
     /// The nodes of `initial_cluster` that form the group at its creation; the others
     /// run outside it until a membership change adds them. Default: all.
     pub initial_voters: Vec<NodeId>,
+    pub lease_reads: bool,
+    pub clock_drift_ppm_max: u64,
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -131,6 +137,10 @@ impl NodeSettings {
         if !(1..=100_000_000).contains(&snapshot_entries) {
             return Err(format!("--snapshot-entries {snapshot_entries}: expected 1 to 100000000"));
         }
+        let clock_drift_ppm_max = raw.clock_drift_ppm_max.unwrap_or(10_000);
+        if clock_drift_ppm_max > 500_000 {
+            return Err(format!("--clock-drift-ppm-max {clock_drift_ppm_max}: expected 0 to 500000"));
+        }
         let initial_voters = match &raw.initial_voters {
             None => cluster.keys().copied().collect(),
             Some(list) => parse_ids("--initial-voters", list, &cluster)?,
@@ -150,6 +160,8 @@ impl NodeSettings {
             request_timeout_ms,
             snapshot_entries,
             initial_voters,
+            lease_reads: raw.lease_reads.unwrap_or(false),
+            clock_drift_ppm_max,
         })
     }
 }

@@ -77,6 +77,8 @@ pub async fn run_node(
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
+    cfg.lease_reads = s.lease_reads;
+    cfg.clock_drift_ppm_max = s.clock_drift_ppm_max;
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
         .map_err(|e| e.to_string())?;
     let bound = Bound {
@@ -110,6 +112,7 @@ pub async fn run_node(
         admin_addr = ?bound.admin,
         data_dir = %s.data_dir.display(),
         sync_writes = s.sync_writes,
+        lease_reads = s.lease_reads,
         "node started"
     );
     started(bound);

@@ -127,7 +127,7 @@ impl Metrics {
         }
         header(&mut out, "phantomdb_storage_sync_duration_seconds", "histogram", "Latency of storage syncs (fsync).");
         self.storage_sync.render(&mut out, "phantomdb_storage_sync_duration_seconds", "");
-        let gauges: [(&str, &str, &str, u64); 14] = [
+        let gauges: [(&str, &str, &str, u64); 16] = [
             ("phantomdb_raft_term", "gauge", "Current Raft term.", status.term),
             (
                 "phantomdb_raft_is_leader",
@@ -158,6 +158,18 @@ impl Metrics {
                 "counter",
                 "Snapshots installed from a leader.",
                 status.snapshots_installed,
+            ),
+            (
+                "phantomdb_raft_lease_reads_total",
+                "counter",
+                "Reads answered from the leader lease.",
+                status.lease_reads,
+            ),
+            (
+                "phantomdb_raft_clock_drift_violations_total",
+                "counter",
+                "Followers' clocks seen beyond the drift bound (they back no lease for a while).",
+                status.drift_violations,
             ),
             ("phantomdb_pending_requests", "gauge", "Requests waiting for an answer.", status.pending_requests),
             ("phantomdb_resp_connections", "gauge", "Open RESP connections.", self.resp_connections_open.load(Relaxed)),

@@ -257,8 +257,9 @@ impl Cluster {
                 self.next_read_id += 1;
                 let read_id = self.next_read_id;
                 let floor = self.committed.keys().next_back().copied().unwrap_or(0);
+                let now = self.now_ms;
                 if let Some(r) = self.slots.get_mut(&id).and_then(|s| s.raft.as_mut()) {
-                    if r.read_index(read_id).is_ok() {
+                    if r.read_index(now, read_id).is_ok() {
                         self.reads.insert((id, read_id), floor);
                     }
                 }

@@ -66,7 +66,11 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
                 }
             }
             // Compaction drops entries from memory, not from what the node holds.
-            NodeEvent::Applied { .. } | NodeEvent::Poisoned { .. } | NodeEvent::Compacted { .. } => {}
+            NodeEvent::Applied { .. }
+            | NodeEvent::Poisoned { .. }
+            | NodeEvent::Compacted { .. }
+            | NodeEvent::LeaseRead { .. }
+            | NodeEvent::ClockDriftExceeded { .. } => {}
         }
     }
     v.into_vec()

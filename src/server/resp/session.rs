@@ -177,8 +177,10 @@ pub fn failure_reply(e: &ClientError, read: bool) -> (Reply, Outcome) {
         ClientError::NoLeader | ClientError::NotLeader { .. } => "no leader is known right now",
         ClientError::Busy => "the node is at its request limit",
         ClientError::Dropped => "a new leader took over before the command committed; it was not applied",
-        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped if read => "the read did not complete",
-        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped => {
+        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged if read => {
+            "the read did not complete"
+        }
+        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged => {
             return (Reply::Error(format!("UNCERTAIN {e}")), Outcome::Uncertain)
         }
     };
