@@ -138,6 +138,9 @@ pub enum FaultKind {
     AddVoter,
     RemoveVoter,
     AddLearner,
+    /// The voters become exactly `voters` in one change (a replacement by joint
+    /// consensus); the nemesis draws a random set.
+    SetVoters,
 }
 
 impl FaultKind {
@@ -159,6 +162,7 @@ impl FaultKind {
             FaultKind::AddVoter => "add_voter",
             FaultKind::RemoveVoter => "remove_voter",
             FaultKind::AddLearner => "add_learner",
+            FaultKind::SetVoters => "set_voters",
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct FaultSpec {
     pub latency_ms: Option<[u64; 2]>,
     pub offset_ms: Option<i64>,
     pub drift_ppm: Option<i64>,
+    pub voters: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -290,6 +295,9 @@ pub enum Action {
     AddLearner {
         node: Target,
     },
+    SetVoters {
+        voters: Vec<NodeId>,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -316,6 +324,7 @@ impl std::fmt::Display for Action {
             Action::AddVoter { node } => write!(f, "add_voter {node}"),
             Action::RemoveVoter { node } => write!(f, "remove_voter {node}"),
             Action::AddLearner { node } => write!(f, "add_learner {node}"),
+            Action::SetVoters { voters } => write!(f, "set_voters {voters:?}"),
         }
     }
 }
@@ -588,6 +597,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         FaultKind::Loss | FaultKind::Duplicate => &["rate"],
         FaultKind::Latency => &["latency_ms"],
         FaultKind::ClockSkew => &["node", "offset_ms", "drift_ppm"],
+        FaultKind::SetVoters => &["voters"],
     };
     let present = [
         ("node", f.node.is_some()),
@@ -598,6 +608,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
         ("latency_ms", f.latency_ms.is_some()),
         ("offset_ms", f.offset_ms.is_some()),
         ("drift_ppm", f.drift_ppm.is_some()),
+        ("voters", f.voters.is_some()),
     ];
     for (field, is_present) in present {
         if is_present && !allowed.contains(&field) {
@@ -644,6 +655,16 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), (String, String)> {
             }
         }
         FaultKind::Heal => {}
+        FaultKind::SetVoters => {
+            need(f.voters.is_some(), "voters")?;
+            let voters = f.voters.as_ref().expect("checked");
+            if voters.is_empty() {
+                return Err(("voters".into(), "a group needs at least one voter".into()));
+            }
+            for n in voters {
+                check_node(*n, nodes, "voters")?;
+            }
+        }
         FaultKind::Clog | FaultKind::Unclog => {
             need(f.from.is_some(), "from")?;
             need(f.to.is_some(), "to")?;
@@ -886,6 +907,16 @@ fn explicit_action(f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> Action {
         FaultKind::AddVoter => Action::AddVoter { node: target(node(), nodes, rng) },
         FaultKind::RemoveVoter => Action::RemoveVoter { node: target(node(), nodes, rng) },
         FaultKind::AddLearner => Action::AddLearner { node: target(node(), nodes, rng) },
+        FaultKind::SetVoters => Action::SetVoters {
+            voters: f
+                .voters
+                .clone()
+                .expect("validated")
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        },
     }
 }
 
@@ -975,6 +1006,14 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
                 };
                 push(t, now);
                 push(end, later);
+            }
+            FaultKind::SetVoters => {
+                // A random majority-sized set; the next draw replaces it.
+                let mut all: Vec<NodeId> = (1..=nodes).collect();
+                all.shuffle(rng);
+                all.truncate((nodes / 2 + 1) as usize);
+                all.sort_unstable();
+                push(t, Action::SetVoters { voters: all });
             }
             FaultKind::TransferLeader => {
                 // Nothing to undo: leadership simply moved.

@@ -6,6 +6,7 @@ use crate::history::{Op, OpKind};
 use crate::scenario::Scenario;
 use crate::trace::{Fnv, TraceEvent, TraceKind};
 use phantomdb::node::NodeEvent;
+use phantomdb::NodeId;
 use serde::Serialize;
 
 /// What a run leaves behind for the checkers.
@@ -91,6 +92,14 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
         CheckResult {
             name: "leader_completeness",
             violations: checkers::leader_completeness::check(&out.trace),
+            note: None,
+        },
+        CheckResult {
+            name: "config_safety",
+            violations: checkers::config_safety::check(
+                &out.trace,
+                &(1..=scenario.initial_voters).collect::<Vec<NodeId>>(),
+            ),
             note: None,
         },
         CheckResult {

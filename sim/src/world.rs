@@ -416,6 +416,7 @@ impl World {
             Action::AddVoter { node } | Action::RemoveVoter { node } | Action::AddLearner { node } => {
                 self.change_membership(action, *node)
             }
+            Action::SetVoters { voters } => self.set_voters(action, voters),
             Action::DiskError { node } => match self.resolve(*node) {
                 Some(n) => {
                     SimDisk::inject_io_error(self.sim_id(n));
@@ -425,6 +426,22 @@ impl World {
             },
         };
         self.log(TraceKind::Fault(described));
+    }
+
+    /// Asks the current leader to make `voters` the voters (learners among them promoted).
+    fn set_voters(&mut self, action: &Action, voters: &[NodeId]) -> String {
+        let leader = self.current_leader();
+        let api = leader.and_then(|l| self.node_apis.lock().expect("node api lock").get(&l).cloned());
+        let (Some(l), Some(api)) = (leader, api) else {
+            return format!("{action}: no leader, skipped");
+        };
+        let voters: BTreeSet<NodeId> = voters.iter().copied().collect();
+        let learners: BTreeSet<NodeId> = api.status().learners.into_iter().filter(|n| !voters.contains(n)).collect();
+        let described = format!("{action} via n{l}: voters {voters:?} learners {learners:?}");
+        tokio::spawn(async move {
+            let _ = api.change_membership(voters, learners).await;
+        });
+        described
     }
 
     /// Asks the current leader to change the configuration it has in force, as an operator

@@ -93,3 +93,8 @@ fn snapshot_stale_config_is_caught_within_100_seeds() {
 fn vote_during_lease_is_caught_within_50_seeds() {
     caught_and_replayed("vote_during_lease", 50);
 }
+
+#[test]
+fn config_change_before_commit_in_term_is_caught_within_20_seeds() {
+    caught_and_replayed("config_change_before_commit_in_term", 20);
+}

@@ -35,6 +35,14 @@ pub enum NodeEvent {
         term: Term,
         digest: u64,
     },
+    /// The entry just appended at `index` (see `Appended`) is a configuration: these
+    /// voters, and while joint the outgoing ones too.
+    ConfigAppended {
+        index: Index,
+        term: Term,
+        voters: Vec<NodeId>,
+        outgoing: Vec<NodeId>,
+    },
     /// Entries from `from` on were removed from this node's log.
     Truncated {
         from: Index,

@@ -545,6 +545,15 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     for e in &entries {
                         let event = NodeEvent::Appended { index: e.index, term: e.term, digest: e.digest() };
                         self.observer.on_event(self.cfg.id, event);
+                        if let Payload::Membership(m) = &e.payload {
+                            let event = NodeEvent::ConfigAppended {
+                                index: e.index,
+                                term: e.term,
+                                voters: m.voters.iter().copied().collect(),
+                                outgoing: m.outgoing.iter().copied().collect(),
+                            };
+                            self.observer.on_event(self.cfg.id, event);
+                        }
                     }
                 }
                 Effect::Send { envelope, after } => {
@@ -554,7 +563,12 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     let to = envelope.to;
                     self.transport.send(to, codec::encode(&Wire::Raft(envelope)));
                 }
-                Effect::Commit { index } => commit = Some(index),
+                Effect::Commit { index } => {
+                    // Reported in order with the appends around it (a leader appends the
+                    // next configuration right after its joint one commits).
+                    self.observer.on_event(self.cfg.id, NodeEvent::Committed { index });
+                    commit = Some(index);
+                }
                 Effect::BecameLeader { term } => {
                     self.observer.on_event(self.cfg.id, NodeEvent::BecameLeader { term });
                 }
@@ -591,7 +605,6 @@ impl<T: Transport, S: Storage> Node<T, S> {
         }
         self.write_batch()?;
         if let Some(index) = commit {
-            self.observer.on_event(self.cfg.id, NodeEvent::Committed { index });
             // Answers promise durability too (the entry is committed, so a quorum synced
             // it; we sync our own writes as well before saying so).
             self.make_durable()?;

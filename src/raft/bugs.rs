@@ -30,16 +30,23 @@ pub enum PlantedBug {
     /// elected while the old one still holds a read lease on that follower's promise, and
     /// the old one serves stale reads (§6.4.1).
     VoteDuringLease,
+    /// A new leader starts a configuration change before it has committed an entry of its
+    /// term, taking a configuration its predecessor left uncommitted as settled (thesis
+    /// §4.1, Ongaro's 2015 correction): it builds on a configuration that may never
+    /// commit, while the last committed one, whose quorums need not overlap the new one's,
+    /// can still elect a leader.
+    ConfigChangeBeforeCommitInTerm,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
         PlantedBug::ReadIndexWithoutQuorum,
         PlantedBug::SnapshotStaleConfig,
         PlantedBug::VoteDuringLease,
+        PlantedBug::ConfigChangeBeforeCommitInTerm,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -55,6 +62,7 @@ impl PlantedBug {
             PlantedBug::ReadIndexWithoutQuorum => "read_index_without_quorum",
             PlantedBug::SnapshotStaleConfig => "snapshot_stale_config",
             PlantedBug::VoteDuringLease => "vote_during_lease",
+            PlantedBug::ConfigChangeBeforeCommitInTerm => "config_change_before_commit_in_term",
         }
     }
 

@@ -316,12 +316,16 @@ impl Raft {
         if self.transfer.is_some() {
             return Err(MembershipError::Transferring);
         }
-        if !self.committed_in_term() {
+        let bug = PlantedBug::ConfigChangeBeforeCommitInTerm.is_active(self.cfg.planted_bug);
+        if !self.committed_in_term() && !bug {
             return Err(MembershipError::NotCommittedInTerm);
         }
         let current = self.membership().clone();
-        let pending = self.configs.keys().next_back().is_some_and(|&i| i > self.commit_index);
-        if current.is_joint() || pending {
+        let last_config = self.configs.keys().next_back().copied();
+        // The planted bug takes a predecessor's configuration as settled.
+        let settled = |i: Index| bug && self.log.term_at(i).is_some_and(|t| t < self.hard.term);
+        let pending = last_config.is_some_and(|i| i > self.commit_index && !settled(i));
+        if (current.is_joint() && !last_config.is_some_and(settled)) || pending {
             return Err(MembershipError::ChangeInProgress);
         }
         let next = if voters == current.voters {
@@ -624,7 +628,7 @@ impl Raft {
                 }
             }
             Role::Follower | Role::PreCandidate { .. } | Role::Candidate { .. } => {
-                if now_ms >= self.election_deadline_ms && !self.membership().is_voter(self.cfg.id) {
+                if now_ms >= self.election_deadline_ms && !self.may_campaign() {
                     // Learners, removed nodes and nodes not yet added never campaign.
                     self.role = Role::Follower;
                     self.reset_election_deadline(now_ms);
@@ -1271,7 +1275,7 @@ impl Raft {
                 // Only a follower of this term's leader takes the hint (a candidate is
                 // already campaigning; a leader is the sender).
                 let follower = matches!(self.role, Role::Follower | Role::PreCandidate { .. });
-                if follower && self.leader_id == Some(from) && self.membership().is_voter(self.cfg.id) {
+                if follower && self.leader_id == Some(from) && self.may_campaign() {
                     self.campaign(now_ms, true);
                 }
             }
@@ -1288,6 +1292,24 @@ impl Raft {
     }
 
     // ----- helpers -----------------------------------------------------------------
+
+    /// Whether this node may start elections: a voter of the configuration in force, or
+    /// of the one before it while that newest one is uncommitted. A leader that removed
+    /// itself and lost its quorum before C_new committed may hold the only copy of C_new
+    /// that C_new's voters lack: if it never campaigned, nobody could win (the simulator
+    /// found the joint {4,5}→{5} stuck with 5 behind and 4 silent). Votes are still
+    /// counted in the newest configuration, so this is safe; once C_new commits the node
+    /// stays quiet.
+    fn may_campaign(&self) -> bool {
+        let me = self.cfg.id;
+        if self.membership().is_voter(me) {
+            return true;
+        }
+        match self.configs.keys().next_back() {
+            Some(&index) if index > self.commit_index => self.membership_at(index - 1).is_voter(me),
+            _ => false,
+        }
+    }
 
     /// The voters (of either half) other than this node: whom to ask for votes.
     fn other_voters(&self) -> Vec<NodeId> {

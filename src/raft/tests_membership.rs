@@ -180,3 +180,46 @@ fn the_snapshot_carries_the_configuration() {
     leader.compact(commit, Arc::new(vec![]));
     assert_eq!(leader.membership(), &Membership::with_voters([1, 2, 4]), "kept across compaction");
 }
+
+/// Found by the simulator (membership_changes, seed 6): the leader of {4, 5} removed
+/// itself, C_new = {5} reached no one before 5 was cut off, and the leader stepped down
+/// (check-quorum). 5 could not win the joint election without 4's vote, which 4 refused
+/// (its log is longer), and 4, outside C_new, never campaigned: no leader, ever. A node
+/// outside its newest, uncommitted configuration may now campaign; C_new's quorum decides.
+#[test]
+fn a_leader_that_removed_itself_and_lost_its_quorum_does_not_leave_the_group_stuck() {
+    let mut net = net_with(2, &[1, 2], true);
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    // By hand: the joint entry goes to 2 and its acknowledgement back, so the joint
+    // configuration commits; C_new's append to 2 is lost, and then the link goes.
+    let now = net.now_ms;
+    let sends = |effects: Vec<Effect>| -> Vec<Envelope> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send { envelope, .. } => Some(envelope),
+                _ => None,
+            })
+            .collect()
+    };
+    net.nodes.get_mut(&1).unwrap().propose_membership(set(&[2]), set(&[])).unwrap();
+    for env in sends(net.nodes.get_mut(&1).unwrap().drain_effects()) {
+        net.nodes.get_mut(&2).unwrap().step(now, Input::Receive(env));
+    }
+    for env in sends(net.nodes.get_mut(&2).unwrap().drain_effects()) {
+        net.nodes.get_mut(&1).unwrap().step(now, Input::Receive(env));
+    }
+    let lost = net.nodes.get_mut(&1).unwrap().drain_effects();
+    assert!(lost.iter().any(|e| matches!(e, Effect::AppendLog(_))), "C_new appended: {lost:?}");
+    net.isolate(1);
+    assert_eq!(net.get(1).membership().voters, set(&[2]), "C_new appended");
+    assert_eq!(net.get(2).membership().outgoing, set(&[1, 2]), "2 is still joint: C_new never reached it");
+    net.advance(1_000);
+    assert!(net.leaders().is_empty(), "1 stepped down: no quorum of C_new = {{2}} answers");
+    net.heal();
+    net.advance(2_000);
+    assert_eq!(net.leaders(), vec![2], "1 campaigned with C_new, then handed over to 2");
+    assert_eq!(net.get(2).membership().voters, set(&[2]));
+    assert!(!net.get(2).membership().is_joint());
+}

@@ -320,6 +320,31 @@ fn a_follower_grants_pre_votes_only_after_its_lease() {
     assert!(granted, "lease expired: granted");
 }
 
+/// etcd TestNodeWithSmallerTermCanCompleteElection: a node that fell behind (cut off,
+/// stuck pre-campaigning in an old term) rejoins just as the leader is cut off; the
+/// cluster must still elect a leader (with pre-vote it used to stand still).
+#[test]
+fn node_with_smaller_term_can_complete_election() {
+    let mut net = Net::new(3, true, false);
+    net.cut.extend([(1, 3), (3, 1), (2, 3), (3, 2)]);
+    net.fire(1);
+    assert_eq!(net.leaders(), vec![1]);
+    net.fire(3);
+    assert_eq!(net.get(3).role_name(), "pre-candidate");
+    // 2 times out and wins (1 grants: without check-quorum a leader has no lease).
+    net.fire(2);
+    assert_eq!(net.leaders(), vec![2]);
+    assert_eq!(net.terms(), vec![2, 2, 0]);
+    assert_eq!(net.get(3).role_name(), "pre-candidate");
+    // 3 comes back as 2 goes (as if it crashed); 3 and 1 campaign.
+    net.heal();
+    net.cut.extend([(2, 1), (1, 2), (2, 3), (3, 2)]);
+    net.fire(3);
+    net.fire(1);
+    let leaders: Vec<NodeId> = net.leaders().into_iter().filter(|&l| l != 2).collect();
+    assert_eq!(leaders.len(), 1, "1 or 3 leads: {leaders:?}");
+}
+
 /// A network of replicas built from given persisted state (no pre-vote, no check-quorum).
 fn net_from(states: Vec<(HardState, Vec<Term>)>) -> Net {
     let n = states.len() as u64;

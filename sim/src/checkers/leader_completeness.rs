@@ -67,6 +67,7 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
             }
             // Compaction drops entries from memory, not from what the node holds.
             NodeEvent::Applied { .. }
+            | NodeEvent::ConfigAppended { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }
             | NodeEvent::LeaseRead { .. }

@@ -2,6 +2,7 @@
 //! test that shows it failing on a violating trace or history. They read only the run's
 //! trace and history, never the system's internals.
 
+pub mod config_safety;
 pub mod election_safety;
 pub mod leader_completeness;
 pub mod linearizability;
