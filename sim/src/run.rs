@@ -87,8 +87,9 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, lease reads {}, snapshot every {} entries in {}-byte chunks",
+        "cluster   {} nodes{}, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, lease reads {}, snapshot every {} entries in {}-byte chunks",
         s.nodes,
+        if s.groups > 1 { format!(" × {} groups", s.groups) } else { String::new() },
         s.clients,
         s.register_keys,
         s.append_keys,

@@ -59,6 +59,8 @@ pub struct ScenarioFile {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     pub nodes: Option<u64>,
+    /// Raft groups every node hosts, each owning a fixed share of the keys (default 1).
+    pub groups: Option<u64>,
     pub election_timeout_ms: Option<[u64; 2]>,
     pub heartbeat_interval_ms: Option<u64>,
     /// Entries per AppendEntries message (small values stress backtracking and flow control).
@@ -344,6 +346,7 @@ pub struct Scenario {
     pub seed: u64,
     pub planted_bug: Option<PlantedBug>,
     pub nodes: u64,
+    pub groups: u64,
     pub election_timeout_ms: [u64; 2],
     pub heartbeat_interval_ms: u64,
     pub append_entries_max: usize,
@@ -450,6 +453,15 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             "cluster.snapshot_chunk_bytes",
             "must be at least 1".into(),
         ));
+    }
+    if let Some(g) = file.cluster.groups {
+        if !(1..=phantomdb::node::GROUPS_MAX).contains(&g) {
+            return Err(err(
+                find(text, "groups"),
+                "cluster.groups",
+                format!("{g} groups: expected 1 to {}", phantomdb::node::GROUPS_MAX),
+            ));
+        }
     }
     if !(1..=64).contains(&nodes) {
         return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
@@ -838,6 +850,7 @@ impl Scenario {
             seed,
             planted_bug: file.planted_bug,
             nodes,
+            groups: file.cluster.groups.unwrap_or(1),
             election_timeout_ms,
             heartbeat_interval_ms,
             append_entries_max,

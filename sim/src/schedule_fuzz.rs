@@ -91,6 +91,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         append_entries_max: 8,
         pre_vote: true,
         check_quorum: true,
+        groups: 1,
         // Leases assume bounded drift, which this fuzzer's clock faults do not keep.
         lease_reads: false,
         clock_drift_ppm_max: 10_000,

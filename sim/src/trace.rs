@@ -2,11 +2,16 @@
 //! time. Its digest, `trace-hash`, is what "same seed, same run" is checked against.
 
 use phantomdb::node::NodeEvent;
-use phantomdb::NodeId;
+use phantomdb::{GroupId, NodeId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceKind {
-    Node { node: NodeId, event: NodeEvent },
+    /// An event of node `node`'s replica of Raft group `group`.
+    Node {
+        node: NodeId,
+        group: GroupId,
+        event: NodeEvent,
+    },
     Fault(String),
     Phase(String),
 }
@@ -21,7 +26,9 @@ impl std::fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.t_ns as f64 / 1e9;
         match &self.kind {
-            TraceKind::Node { node, event } => write!(f, "{t:>10.6}s n{node} {event:?}"),
+            // Group 1 unmarked: a single-group run reads as it always did.
+            TraceKind::Node { node, group: 1, event } => write!(f, "{t:>10.6}s n{node} {event:?}"),
+            TraceKind::Node { node, group, event } => write!(f, "{t:>10.6}s n{node}/g{group} {event:?}"),
             TraceKind::Fault(s) => write!(f, "{t:>10.6}s fault {s}"),
             TraceKind::Phase(s) => write!(f, "{t:>10.6}s phase {s}"),
         }

@@ -69,6 +69,21 @@ pub fn trace_hash(out: &RunOutput) -> u64 {
     h.finish()
 }
 
+/// Runs a check of one Raft group's history on each group's own events (every group is a
+/// Raft of its own); violations name their group when there are several.
+fn per_group(scenario: &Scenario, trace: &[TraceEvent], check: impl Fn(&[TraceEvent]) -> Vec<String>) -> Vec<String> {
+    if scenario.groups == 1 {
+        return check(trace);
+    }
+    let mut out = Vec::new();
+    for g in 1..=scenario.groups {
+        let own: Vec<TraceEvent> =
+            trace.iter().filter(|e| !matches!(e.kind, TraceKind::Node { group, .. } if group != g)).cloned().collect();
+        out.extend(check(&own).into_iter().map(|v| format!("group {g}: {v}")));
+    }
+    out
+}
+
 pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
     let lin = checkers::linearizability::check(&out.history, LINEARIZABILITY_STEPS_MAX);
     let completed = out.panic.is_none();
@@ -87,24 +102,31 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
             violations: out.panic.iter().map(|m| format!("the run stopped on a panic: {m}")).collect(),
             note: None,
         },
-        CheckResult { name: "election_safety", violations: checkers::election_safety::check(&out.trace), note: None },
-        CheckResult { name: "log_matching", violations: checkers::log_matching::check(&out.trace), note: None },
+        CheckResult {
+            name: "election_safety",
+            violations: per_group(scenario, &out.trace, checkers::election_safety::check),
+            note: None,
+        },
+        CheckResult {
+            name: "log_matching",
+            violations: per_group(scenario, &out.trace, checkers::log_matching::check),
+            note: None,
+        },
         CheckResult {
             name: "leader_completeness",
-            violations: checkers::leader_completeness::check(&out.trace),
+            violations: per_group(scenario, &out.trace, checkers::leader_completeness::check),
             note: None,
         },
         CheckResult {
             name: "config_safety",
-            violations: checkers::config_safety::check(
-                &out.trace,
-                &(1..=scenario.initial_voters).collect::<Vec<NodeId>>(),
-            ),
+            violations: per_group(scenario, &out.trace, |t| {
+                checkers::config_safety::check(t, &(1..=scenario.initial_voters).collect::<Vec<NodeId>>())
+            }),
             note: None,
         },
         CheckResult {
             name: "state_machine_safety",
-            violations: checkers::state_machine_safety::check(&out.trace),
+            violations: per_group(scenario, &out.trace, checkers::state_machine_safety::check),
             note: None,
         },
         CheckResult { name: "linearizability", violations: lin.violations, note: lin_note },

@@ -11,7 +11,7 @@ use crate::scenario::Scenario;
 use phantomdb::codec;
 use phantomdb::io::transport::SimTransport;
 use phantomdb::io::{Inbound, Transport};
-use phantomdb::kv::{Command, Output};
+use phantomdb::kv::{group_of_key, Command, Output};
 use phantomdb::node::{ClientError, Wire, WIRE_BYTES_MAX};
 use phantomdb::NodeId;
 use rand::{Rng, SeedableRng};
@@ -235,18 +235,37 @@ pub async fn run_client(mut client: Client, index: u64, scenario: Scenario, stop
 
 /// The liveness probe: from the heal on, writes until one write is acknowledged.
 /// Returns when it was (in ns since the start), or None by `give_up_at`.
-pub async fn run_probe(mut client: Client, give_up_at: Instant) -> Option<u64> {
+pub async fn run_probe(mut client: Client, groups: u64, give_up_at: Instant) -> Option<u64> {
     let mut n = 0u64;
-    while Instant::now() < give_up_at {
-        n += 1;
-        let value = format!("probe-{n}");
-        let command = Command::Put { key: b"probe".to_vec(), value: value.clone().into_bytes() };
-        if let CallOutcome::Done(_) = client.record(OpKind::Put, "probe", OpValue::Value(value), command).await {
-            return Some(client.now_ns());
+    let mut done_ns = None;
+    // One key per group: each must take a write again.
+    for key in probe_keys(groups) {
+        done_ns = None;
+        while Instant::now() < give_up_at {
+            n += 1;
+            let value = format!("probe-{n}");
+            let command = Command::Put { key: key.clone().into_bytes(), value: value.clone().into_bytes() };
+            if let CallOutcome::Done(_) = client.record(OpKind::Put, &key, OpValue::Value(value), command).await {
+                done_ns = Some(client.now_ns());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        done_ns?;
     }
-    None
+    done_ns
+}
+
+/// `probe` for a single group; otherwise the first `probe<i>` each group owns.
+fn probe_keys(groups: u64) -> Vec<String> {
+    if groups == 1 {
+        return vec!["probe".into()];
+    }
+    (1..=groups)
+        .map(|g| {
+            (0..).map(|i| format!("probe{i}")).find(|k| group_of_key(k.as_bytes(), groups) == g).expect("some key")
+        })
+        .collect()
 }
 
 /// Reads every key once the workload has stopped, retrying until each read succeeds or

@@ -20,7 +20,7 @@ use phantomdb::io::storage::{SimDisk, SimStorage};
 use phantomdb::io::transport::{set_duplicate_rate, sim_addr, SimTransport};
 use phantomdb::io::SkewedClock;
 use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
-use phantomdb::NodeId;
+use phantomdb::{GroupId, NodeId};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -37,9 +37,9 @@ struct TraceObserver {
 }
 
 impl Observer for TraceObserver {
-    fn on_event(&self, node: NodeId, event: NodeEvent) {
+    fn on_event(&self, node: NodeId, group: GroupId, event: NodeEvent) {
         let t_ns = self.start.elapsed().as_nanos() as u64;
-        self.trace.lock().expect("trace lock").push(TraceEvent { t_ns, kind: TraceKind::Node { node, event } });
+        self.trace.lock().expect("trace lock").push(TraceEvent { t_ns, kind: TraceKind::Node { node, group, event } });
     }
 }
 
@@ -137,6 +137,7 @@ impl World {
             cfg.append_entries_max = s.append_entries_max;
             cfg.pre_vote = s.pre_vote;
             cfg.check_quorum = s.check_quorum;
+            cfg.groups = s.groups;
             cfg.lease_reads = s.lease_reads;
             cfg.clock_drift_ppm_max = s.clock_drift_ppm_max;
             cfg.snapshot_entries_min = s.snapshot_entries;
@@ -166,7 +167,7 @@ impl World {
                                 // A poisoned node returns here and stays silent until restarted.
                                 let _ = node.run().await;
                             }
-                            Err(e) => observer.on_event(id, NodeEvent::Poisoned { error: e.to_string() }),
+                            Err(e) => observer.on_event(id, 1, NodeEvent::Poisoned { error: e.to_string() }),
                         }
                     }
                 })
@@ -225,7 +226,7 @@ impl World {
         let give_up = heal_at + Duration::from_millis(s.liveness_timeout_ms);
         let probe = self.client_node(probe_id, "probe").spawn(async move {
             let client = Client::connect("probe".into(), probe_id, scenario.seed, &scenario, start, history).await;
-            workload::run_probe(client, give_up).await
+            workload::run_probe(client, scenario.groups, give_up).await
         });
         for c in clients {
             c.await.expect("client task");
@@ -268,14 +269,15 @@ impl World {
         }
     }
 
-    /// The up node that most recently won an election in the highest term.
+    /// The up node that most recently won an election in group 1's highest term.
     fn current_leader(&self) -> Option<NodeId> {
         let trace = self.trace.lock().expect("trace lock");
         trace
             .iter()
             .rev()
             .filter_map(|e| match &e.kind {
-                TraceKind::Node { node, event: NodeEvent::BecameLeader { term } } => Some((*term, *node)),
+                // Operators' requests (transfers, membership) act on group 1.
+                TraceKind::Node { node, group: 1, event: NodeEvent::BecameLeader { term } } => Some((*term, *node)),
                 _ => None,
             })
             .max()
@@ -510,7 +512,7 @@ impl World {
     fn poisoned(&self) -> BTreeSet<NodeId> {
         let mut state: BTreeMap<NodeId, bool> = BTreeMap::new();
         for e in self.trace.lock().expect("trace lock").iter() {
-            if let TraceKind::Node { node, event } = &e.kind {
+            if let TraceKind::Node { node, event, .. } = &e.kind {
                 match event {
                     NodeEvent::Recovered { .. } => {
                         state.insert(*node, false);

@@ -22,6 +22,8 @@ pub enum ClientError {
     Timeout,
     #[error("forwarded to a leader that was replaced meanwhile; the command may or may not have been applied")]
     LeaderChanged,
+    #[error("the command's keys live in different groups; commands across groups need transactions")]
+    CrossGroup,
     #[error("the node stopped; the command may or may not have been applied")]
     Stopped,
 }
@@ -29,7 +31,11 @@ pub enum ClientError {
 impl ClientError {
     pub fn is_definite(&self) -> bool {
         match self {
-            ClientError::NotLeader { .. } | ClientError::NoLeader | ClientError::Busy | ClientError::Dropped => true,
+            ClientError::NotLeader { .. }
+            | ClientError::NoLeader
+            | ClientError::Busy
+            | ClientError::Dropped
+            | ClientError::CrossGroup => true,
             ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged => false,
         }
     }

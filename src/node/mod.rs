@@ -15,8 +15,11 @@
 //! - every queue and table is bounded (`NodeConfig`).
 
 mod dedup;
+mod disk;
 mod errors;
+mod group;
 mod observer;
+mod outbox;
 mod pending;
 mod raft_store;
 mod runtime;
@@ -25,6 +28,6 @@ mod wire;
 
 pub use errors::{ClientError, ControlError, NodeError};
 pub use observer::{LogObserver, NodeEvent, Observer};
-pub use runtime::{Node, NodeConfig, NodeHandle, Submitted};
+pub use runtime::{Node, NodeConfig, NodeHandle, Submitted, GROUPS_MAX};
 pub use status::{FollowerStatus, NodeStatus};
 pub use wire::{Wire, WIRE_BYTES_MAX};

@@ -3,7 +3,7 @@
 //! them.
 
 use crate::raft::{Index, Term};
-use crate::NodeId;
+use crate::{GroupId, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
@@ -73,7 +73,8 @@ pub enum NodeEvent {
 }
 
 pub trait Observer: Send + Sync + 'static {
-    fn on_event(&self, node: NodeId, event: NodeEvent);
+    /// `group`: the Raft group of the node the event is about.
+    fn on_event(&self, node: NodeId, group: GroupId, event: NodeEvent);
 }
 
 /// The real build's observer: leadership, recovery and poisoning at `info`/`error`, the
@@ -82,23 +83,24 @@ pub trait Observer: Send + Sync + 'static {
 pub struct LogObserver;
 
 impl Observer for LogObserver {
-    fn on_event(&self, node: NodeId, event: NodeEvent) {
+    fn on_event(&self, node: NodeId, group: GroupId, event: NodeEvent) {
         match event {
-            NodeEvent::BecameLeader { term } => tracing::info!(node, term, "became leader"),
+            NodeEvent::BecameLeader { term } => tracing::info!(node, group, term, "became leader"),
             NodeEvent::Recovered { term, snapshot_index, last_index } => {
-                tracing::info!(node, term, snapshot_index, last_index, "recovered")
+                tracing::info!(node, group, term, snapshot_index, last_index, "recovered")
             }
             NodeEvent::SnapshotInstalled { index, term } => {
-                tracing::info!(node, index, term, "installed the leader's snapshot")
+                tracing::info!(node, group, index, term, "installed the leader's snapshot")
             }
-            NodeEvent::Poisoned { error } => tracing::error!(node, %error, "poisoned"),
+            NodeEvent::Poisoned { error } => tracing::error!(node, group, %error, "poisoned"),
             NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => tracing::warn!(
                 node,
+                group,
                 peer,
                 ratio_ppm,
                 "a follower's clock rate is beyond the drift bound; it backs no lease reads for now"
             ),
-            other => tracing::trace!(node, event = ?other, "node event"),
+            other => tracing::trace!(node, group, event = ?other, "node event"),
         }
     }
 }

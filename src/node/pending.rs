@@ -2,7 +2,9 @@
 //! requests forwarded to the leader (by request id). Both tables are bounded and swept by
 //! deadline.
 
-use super::ClientError;
+use super::{ClientError, Wire};
+use crate::codec;
+use crate::io::Transport;
 use crate::kv::{Command, Output};
 use crate::raft::{Index, Term};
 use crate::NodeId;
@@ -16,6 +18,21 @@ pub type CallResult = Result<Output, ClientError>;
 pub enum Origin {
     Local(oneshot::Sender<CallResult>),
     Remote { node: NodeId, req_id: u64 },
+}
+
+impl Origin {
+    /// Gives the caller its answer: in process, or over the transport to the node that
+    /// forwarded the request.
+    pub fn answer(self, transport: &impl Transport, result: CallResult) {
+        match self {
+            Origin::Local(tx) => {
+                let _ = tx.send(result);
+            }
+            Origin::Remote { node, req_id } => {
+                transport.send(node, codec::encode(&Wire::Reply { req_id, result }));
+            }
+        }
+    }
 }
 
 #[derive(Debug)]

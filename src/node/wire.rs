@@ -23,4 +23,6 @@ pub enum Wire {
         req_id: u64,
         result: Result<Output, ClientError>,
     },
+    /// Raft messages of several groups for the same node, sent together (see `outbox.rs`).
+    RaftBatch(Vec<Envelope>),
 }

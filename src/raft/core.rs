@@ -623,7 +623,7 @@ impl Raft {
                     self.transfer = None;
                 }
                 if now_ms >= self.heartbeat_deadline_ms {
-                    self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
+                    self.heartbeat_deadline_ms = self.next_heartbeat_ms(now_ms);
                     self.broadcast_append(true);
                 }
             }
@@ -675,6 +675,14 @@ impl Raft {
                 Role::Leader { .. } => true,
                 _ => (self.leader_id.is_some() && now_ms < self.lease_until_ms) || now_ms < self.boot_lease_until_ms,
             }
+    }
+
+    /// Heartbeats fall on multiples of the interval of the node's clock, so that every
+    /// group a node leads sends them in the same batch and the node layer coalesces them
+    /// into one message per peer.
+    fn next_heartbeat_ms(&self, now_ms: u64) -> u64 {
+        let interval = self.cfg.heartbeat_interval_ms;
+        (now_ms / interval + 1) * interval
     }
 
     fn reset_election_deadline(&mut self, now_ms: u64) {
@@ -794,7 +802,7 @@ impl Raft {
         self.role = Role::Leader { progress };
         self.leader_id = Some(self.cfg.id);
         self.effects.push(Effect::BecameLeader { term: self.hard.term });
-        self.heartbeat_deadline_ms = now_ms + self.cfg.heartbeat_interval_ms;
+        self.heartbeat_deadline_ms = self.next_heartbeat_ms(now_ms);
         self.check_quorum_deadline_ms = now_ms + self.cfg.election_timeout_ms_min;
         self.read_seq = 0;
         self.lease_forfeited = false;

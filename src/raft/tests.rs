@@ -775,3 +775,20 @@ fn recovery_refuses_an_inconsistent_log() {
     let ahead = entries(&[3]);
     assert!(Raft::new(cfg(1, 3), 1, 0, HardState { term: 2, voted_for: None }, ahead).is_err());
 }
+
+/// Heartbeats fall on multiples of the interval, whenever the leader was elected, so that
+/// the groups a node leads send theirs in the same batch (coalesced per peer).
+#[test]
+fn heartbeats_fall_on_the_nodes_interval_grid() {
+    for elected_at in [300, 307, 331, 345] {
+        let mut c = Config::new(1, G, vec![1]);
+        c.check_quorum = false; // its own deadline would come first
+        let mut r = Raft::new(c, 1, 0, HardState::default(), vec![]).unwrap();
+        r.step(elected_at, Input::Tick);
+        assert!(r.is_leader());
+        let first = r.next_deadline_ms();
+        assert_eq!(first, (elected_at / 30 + 1) * 30, "elected at {elected_at}");
+        r.step(first, Input::Tick);
+        assert_eq!(r.next_deadline_ms(), first + 30);
+    }
+}

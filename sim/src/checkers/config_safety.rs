@@ -94,7 +94,7 @@ pub fn check(trace: &[TraceEvent], initial_voters: &[NodeId]) -> Vec<String> {
     let mut leader_of: BTreeMap<u64, NodeId> = BTreeMap::new();
     let mut v = Violations::default();
     for e in trace {
-        let TraceKind::Node { node, event } = &e.kind else { continue };
+        let TraceKind::Node { node, event, .. } = &e.kind else { continue };
         let node = *node;
         match event {
             NodeEvent::BecameLeader { term } => {
@@ -191,7 +191,7 @@ mod tests {
     use super::*;
 
     fn ev(t_ns: u64, node: u64, event: NodeEvent) -> TraceEvent {
-        TraceEvent { t_ns, kind: TraceKind::Node { node, event } }
+        TraceEvent { t_ns, kind: TraceKind::Node { node, group: 1, event } }
     }
 
     /// A configuration entry appended at `node`: the Appended and ConfigAppended pair.

@@ -10,7 +10,7 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
     let mut leaders: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // term -> (node, t_ns)
     let mut v = Violations::default();
     for e in trace {
-        if let TraceKind::Node { node, event: NodeEvent::BecameLeader { term } } = &e.kind {
+        if let TraceKind::Node { node, event: NodeEvent::BecameLeader { term }, .. } = &e.kind {
             match leaders.get(term) {
                 Some(&(other, t)) if other != *node => v.push(format!(
                     "term {term} has two leaders: n{other} (at {:.6}s) and n{node} (at {:.6}s)",
@@ -32,7 +32,7 @@ mod tests {
     use super::*;
 
     fn leader(t_ns: u64, node: u64, term: u64) -> TraceEvent {
-        TraceEvent { t_ns, kind: TraceKind::Node { node, event: NodeEvent::BecameLeader { term } } }
+        TraceEvent { t_ns, kind: TraceKind::Node { node, group: 1, event: NodeEvent::BecameLeader { term } } }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
     let mut committed: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
     let mut v = Violations::default();
     for e in trace {
-        let TraceKind::Node { node, event } = &e.kind else { continue };
+        let TraceKind::Node { node, event, .. } = &e.kind else { continue };
         let log = logs.entry(*node).or_default();
         match event {
             NodeEvent::Appended { index, term, digest } => {
@@ -82,7 +82,7 @@ mod tests {
     use super::*;
 
     fn ev(t_ns: u64, node: u64, event: NodeEvent) -> TraceEvent {
-        TraceEvent { t_ns, kind: TraceKind::Node { node, event } }
+        TraceEvent { t_ns, kind: TraceKind::Node { node, group: 1, event } }
     }
 
     fn append(t: u64, node: u64, index: u64, term: u64) -> TraceEvent {

@@ -1,6 +1,7 @@
 //! Liveness after heal — the "recovery" property of Jepsen's nemesis tests and of
 //! FoundationDB/TigerBeetle simulation: once every fault is healed, the cluster must
-//! commit a write again within a bounded simulated time.
+//! commit a write again within a bounded simulated time (with several Raft groups, each
+//! of them: the probe writes one key per group).
 
 /// `heal_ns`: when the faults were healed; `first_write_ns`: when the probe's write was
 /// first acknowledged after that (None: never).

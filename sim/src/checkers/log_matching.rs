@@ -14,7 +14,7 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
     let mut seen: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new(); // (index, term) -> (digest, node)
     let mut v = Violations::default();
     for e in trace {
-        if let TraceKind::Node { node, event: NodeEvent::Appended { index, term, digest } } = &e.kind {
+        if let TraceKind::Node { node, event: NodeEvent::Appended { index, term, digest }, .. } = &e.kind {
             match seen.get(&(*index, *term)) {
                 Some(&(d, other)) if d != *digest => v.push(format!(
                     "entry (index {index}, term {term}) differs: n{other} wrote {d:016x}, n{node} wrote {digest:016x}"
@@ -34,7 +34,10 @@ mod tests {
     use super::*;
 
     fn append(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
-        TraceEvent { t_ns: 0, kind: TraceKind::Node { node, event: NodeEvent::Appended { index, term, digest } } }
+        TraceEvent {
+            t_ns: 0,
+            kind: TraceKind::Node { node, group: 1, event: NodeEvent::Appended { index, term, digest } },
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
     let mut next: BTreeMap<u64, u64> = BTreeMap::new(); // node -> next index it must apply
     let mut v = Violations::default();
     for e in trace {
-        let TraceKind::Node { node, event } = &e.kind else {
+        let TraceKind::Node { node, event, .. } = &e.kind else {
             continue;
         };
         match event {
@@ -59,7 +59,7 @@ mod tests {
     use super::*;
 
     fn ev(node: u64, event: NodeEvent) -> TraceEvent {
-        TraceEvent { t_ns: 0, kind: TraceKind::Node { node, event } }
+        TraceEvent { t_ns: 0, kind: TraceKind::Node { node, group: 1, event } }
     }
     fn applied(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
         ev(node, NodeEvent::Applied { index, term, digest })

@@ -177,6 +177,10 @@ pub fn failure_reply(e: &ClientError, read: bool) -> (Reply, Outcome) {
         ClientError::NoLeader | ClientError::NotLeader { .. } => "no leader is known right now",
         ClientError::Busy => "the node is at its request limit",
         ClientError::Dropped => "a new leader took over before the command committed; it was not applied",
+        // Redis Cluster's answer to the same situation; a real node hosts one group.
+        ClientError::CrossGroup => {
+            return (Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into()), Outcome::TryAgain)
+        }
         ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged if read => {
             "the read did not complete"
         }

@@ -1,0 +1,406 @@
+//! One Raft group as a node hosts it: the core, the state machine it drives, and the
+//! client requests waiting on it. The node's event loop owns the shared I/O and takes
+//! every group through the same steps per batch of inputs:
+//!
+//! ```text
+//!   inputs ─▶ Replica::{on_call, step}        (core steps, requests recorded)
+//!          ─▶ Replica::stage                  (effects → the shared write batch, the outbox)
+//!          ─▶ node: write the batch; sync once if any message or commit needs it; send
+//!          ─▶ Replica::finish                 (apply commits, snapshot, serve reads)
+//! ```
+
+use super::disk::Disk;
+use super::outbox::Outbox;
+use super::pending::{CallResult, Origin, Pending, Proposal};
+use super::raft_store::RaftStore;
+use super::{ClientError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
+use crate::codec;
+use crate::io::{Storage, Transport};
+use crate::kv::{Command, KvStateMachine};
+use crate::raft::{self, Durability, Effect, Index, Input, Payload, ProposeError, Raft};
+use crate::{GroupId, NodeId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+/// Separates the forward-id stream from the Raft core's stream drawn from the same seed.
+const FORWARD_ID_STREAM: u64 = 0x0046_4f52_5741_5244;
+
+/// Group 1 keeps the node's seed as it is; other groups get their own streams.
+fn group_seed(seed: u64, group: GroupId) -> u64 {
+    seed ^ (group - 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+pub struct Replica {
+    pub id: GroupId,
+    node: NodeId,
+    request_timeout_ms: u64,
+    pending_requests_max: usize,
+    snapshot_entries_min: u64,
+    pub raft: Raft,
+    store: RaftStore,
+    sm: KvStateMachine,
+    applied: Index,
+    pub pending: Pending,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
+    /// The core's count of drift violations already reported.
+    drift_violations_reported: u64,
+    /// The leader as of the last batch, to notice a change.
+    leader_seen: Option<NodeId>,
+    /// The commit index the last `stage` saw, for `finish` to apply.
+    commit: Option<Index>,
+}
+
+impl Replica {
+    /// Recovers group `group` of node `cfg.id` from `storage`.
+    pub fn recover(
+        cfg: &NodeConfig,
+        group: GroupId,
+        storage: &impl Storage,
+        now_ms: u64,
+        observer: &dyn Observer,
+    ) -> Result<Self, NodeError> {
+        let store = RaftStore::new(group);
+        let recovered = store.load(storage)?;
+        let hard = recovered.hard;
+        let (sm, snapshot) = match recovered.snapshot {
+            None => (KvStateMachine::default(), None),
+            Some((meta, membership, data)) => {
+                let sm = KvStateMachine::restore(&data)
+                    .map_err(|e| NodeError::Corrupt(format!("group {group} snapshot at {}: {e}", meta.index)))?;
+                (sm, Some((meta, membership, Arc::new(data))))
+            }
+        };
+        let snapshot_index = snapshot.as_ref().map_or(0, |(m, _, _)| m.index);
+        let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
+        let seed = group_seed(cfg.seed, group);
+        let raft = Raft::with_snapshot(cfg.raft_config(group), seed, now_ms, hard, snapshot, recovered.entries)
+            .map_err(|e| NodeError::Corrupt(format!("group {group}: {e}")))?;
+        observer.on_event(cfg.id, group, NodeEvent::Recovered { term: hard.term, snapshot_index, last_index });
+        Ok(Replica {
+            id: group,
+            node: cfg.id,
+            request_timeout_ms: cfg.request_timeout_ms,
+            pending_requests_max: cfg.pending_requests_max,
+            snapshot_entries_min: cfg.snapshot_entries_min,
+            raft,
+            store,
+            sm,
+            applied: snapshot_index,
+            pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
+            snapshots_taken: 0,
+            snapshots_installed: 0,
+            drift_violations_reported: 0,
+            leader_seen: None,
+            commit: None,
+        })
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let last_index = self.raft.last_index();
+        let followers = self
+            .raft
+            .follower_match()
+            .into_iter()
+            .map(|(id, match_index)| FollowerStatus { id, match_index, lag: last_index.saturating_sub(match_index) })
+            .collect();
+        let membership = self.raft.membership();
+        NodeStatus {
+            id: self.node,
+            group: self.id,
+            role: self.raft.role_name(),
+            term: self.raft.term(),
+            leader: self.raft.leader_id(),
+            voters: membership.voters.iter().copied().collect(),
+            outgoing_voters: membership.outgoing.iter().copied().collect(),
+            learners: membership.learners.iter().copied().collect(),
+            last_index,
+            commit_index: self.raft.commit_index(),
+            applied_index: self.applied,
+            followers,
+            elections_started: self.raft.elections_started(),
+            lease_reads: self.raft.lease_reads_served(),
+            drift_violations: self.raft.drift_violations().0,
+            transfer_target: self.raft.transfer_target(),
+            snapshot_index: self.raft.snapshot_meta().index,
+            snapshots_taken: self.snapshots_taken,
+            snapshots_installed: self.snapshots_installed,
+            keys: self.sm.len() as u64,
+            pending_requests: self.pending.len() as u64,
+        }
+    }
+
+    /// A client's command for this group: a read goes through ReadIndex (or the lease),
+    /// a write into the log; on a follower either is forwarded to the leader.
+    pub fn on_call(
+        &mut self,
+        now_ms: u64,
+        command: Command,
+        origin: Origin,
+        transport: &impl Transport,
+        observer: &dyn Observer,
+    ) {
+        if self.pending.len() >= self.pending_requests_max {
+            origin.answer(transport, Err(ClientError::Busy));
+            return;
+        }
+        let deadline_ms = now_ms + self.request_timeout_ms;
+        if command.is_read_only() {
+            // ReadIndex: confirmed by a round of heartbeats, not written to the log.
+            let id = self.pending.add_read(command, origin, deadline_ms);
+            let by_lease = self.raft.lease_reads_served();
+            match self.raft.read_index(now_ms, id) {
+                Err(e) => {
+                    let read = self.pending.reads.remove(&id).expect("just added");
+                    self.refused(read.command, read.origin, deadline_ms, e, transport);
+                }
+                Ok(()) if self.raft.lease_reads_served() > by_lease => {
+                    let event = NodeEvent::LeaseRead { commit_index: self.raft.commit_index() };
+                    observer.on_event(self.node, self.id, event);
+                }
+                Ok(()) => {}
+            }
+            return;
+        }
+        match self.raft.propose(command.encode()) {
+            Ok((index, term)) => {
+                let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
+                if let Some(p) = previous {
+                    // An older proposal of ours left the log at this index. It may still be
+                    // committed by a later leader that holds it (Raft Figure 8), so its
+                    // outcome is unknown, not failed.
+                    p.origin.answer(transport, Err(ClientError::Displaced));
+                }
+            }
+            Err(e) => self.refused(command, origin, deadline_ms, e, transport),
+        }
+    }
+
+    /// The core refused a proposal or read: forward it to the leader we know, or answer.
+    fn refused(
+        &mut self,
+        command: Command,
+        origin: Origin,
+        deadline_ms: u64,
+        e: ProposeError,
+        transport: &impl Transport,
+    ) {
+        match e {
+            // A transfer lasts an election timeout at most: a retry soon succeeds.
+            ProposeError::Backpressure | ProposeError::Transferring { .. } => {
+                origin.answer(transport, Err(ClientError::Busy))
+            }
+            ProposeError::NotLeader { leader_hint: Some(leader) } if leader != self.node => {
+                let req_id = self.pending.add_forward(origin, deadline_ms, leader, command.is_read_only());
+                transport.send(leader, codec::encode(&Wire::Request { req_id, command }));
+            }
+            ProposeError::NotLeader { .. } => origin.answer(transport, Err(ClientError::NoLeader)),
+        }
+    }
+
+    /// Callers whose requests passed their deadline hear `Timeout`.
+    pub fn expire(&mut self, now_ms: u64, transport: &impl Transport) {
+        for origin in self.pending.expire(now_ms) {
+            origin.answer(transport, Err(ClientError::Timeout));
+        }
+    }
+
+    /// Applies the core's effects to the shared write batch and outbox, in order, and
+    /// answers what needs no durability. Returns whether entries were committed (their
+    /// answers wait for the sync).
+    pub fn stage<S: Storage>(
+        &mut self,
+        disk: &mut Disk<S>,
+        outbox: &mut Outbox,
+        transport: &impl Transport,
+        observer: &dyn Observer,
+    ) -> Result<bool, NodeError> {
+        let (node, group) = (self.node, self.id);
+        if let (count, Some((peer, v))) = self.raft.drift_violations() {
+            if count > self.drift_violations_reported {
+                self.drift_violations_reported = count;
+                observer.on_event(node, group, NodeEvent::ClockDriftExceeded { peer, ratio_ppm: v.ratio_ppm });
+            }
+        }
+        for effect in self.raft.drain_effects() {
+            self.store.stage(&effect, &mut disk.batch);
+            match effect {
+                Effect::PersistHardState(_) => {}
+                Effect::TruncateLog { from, .. } => observer.on_event(node, group, NodeEvent::Truncated { from }),
+                Effect::AppendLog(entries) => {
+                    for e in &entries {
+                        let event = NodeEvent::Appended { index: e.index, term: e.term, digest: e.digest() };
+                        observer.on_event(node, group, event);
+                        if let Payload::Membership(m) = &e.payload {
+                            let event = NodeEvent::ConfigAppended {
+                                index: e.index,
+                                term: e.term,
+                                voters: m.voters.iter().copied().collect(),
+                                outgoing: m.outgoing.iter().copied().collect(),
+                            };
+                            observer.on_event(node, group, event);
+                        }
+                    }
+                }
+                Effect::Send { envelope, after } => outbox.push(envelope, after == Durability::Synced),
+                Effect::Commit { index } => {
+                    // Reported in order with the appends around it (a leader appends the
+                    // next configuration right after its joint one commits).
+                    observer.on_event(node, group, NodeEvent::Committed { index });
+                    self.commit = Some(index);
+                }
+                Effect::BecameLeader { term } => observer.on_event(node, group, NodeEvent::BecameLeader { term }),
+                Effect::InstallSnapshot { meta, data, .. } => {
+                    // Staged above; the state machine follows it now.
+                    self.sm = KvStateMachine::restore(&data).map_err(|e| {
+                        NodeError::Corrupt(format!("leader's snapshot at {} does not decode: {e}", meta.index))
+                    })?;
+                    self.applied = meta.index;
+                    // Our own proposals it covers may or may not be in it.
+                    let covered: Vec<Index> = self.pending.proposals.range(..=meta.index).map(|(&i, _)| i).collect();
+                    for i in covered {
+                        let p = self.pending.proposals.remove(&i).expect("listed");
+                        p.origin.answer(transport, Err(ClientError::Displaced));
+                    }
+                    self.snapshots_installed += 1;
+                    observer.on_event(node, group, NodeEvent::SnapshotInstalled { index: meta.index, term: meta.term });
+                }
+                Effect::ReadReady { id, index } => {
+                    // Gone already if it timed out meanwhile.
+                    if let Some(read) = self.pending.reads.get_mut(&id) {
+                        read.index = Some(index);
+                    }
+                }
+                Effect::ReadFailed { id } => {
+                    if let Some(read) = self.pending.reads.remove(&id) {
+                        let hint = self.raft.leader_id();
+                        read.origin.answer(transport, Err(ClientError::NotLeader { leader_hint: hint }));
+                    }
+                }
+            }
+        }
+        Ok(self.commit.is_some())
+    }
+
+    /// After the node's sync: applies what was committed, compacts the log if due, serves
+    /// confirmed reads, and lets go of requests forwarded to a replaced leader.
+    pub fn finish<S: Storage>(
+        &mut self,
+        disk: &mut Disk<S>,
+        transport: &impl Transport,
+        observer: &dyn Observer,
+    ) -> Result<(), NodeError> {
+        if let Some(index) = self.commit.take() {
+            self.apply_committed(index, transport, observer)?;
+            self.maybe_snapshot(disk, observer)?;
+        }
+        self.serve_reads(transport);
+        self.on_leader_change(transport);
+        Ok(())
+    }
+
+    fn apply_committed(
+        &mut self,
+        commit: Index,
+        transport: &impl Transport,
+        observer: &dyn Observer,
+    ) -> Result<(), NodeError> {
+        while self.applied < commit {
+            let index = self.applied + 1;
+            let entry = self.raft.entry(index).expect("committed entries are in the log").clone();
+            let output = match &entry.payload {
+                // Configurations act in the core, on append.
+                Payload::Noop | Payload::Membership(_) => None,
+                Payload::Command(bytes) => {
+                    let command = Command::decode(bytes)
+                        .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
+                    Some(self.sm.apply(&command))
+                }
+            };
+            self.applied = index;
+            let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
+            observer.on_event(self.node, self.id, event);
+            if let Some(p) = self.pending.proposals.remove(&index) {
+                let result: CallResult = match output {
+                    Some(out) if p.term == entry.term => Ok(out),
+                    _ => Err(ClientError::Dropped),
+                };
+                p.origin.answer(transport, result);
+            }
+        }
+        Ok(())
+    }
+
+    /// Log compaction: once `snapshot_entries_min` entries were applied since the last
+    /// snapshot, the state machine is saved (durably, before the entries it replaces are
+    /// dropped) and the log is cut behind it.
+    fn maybe_snapshot<S: Storage>(&mut self, disk: &mut Disk<S>, observer: &dyn Observer) -> Result<(), NodeError> {
+        let last = self.raft.snapshot_meta();
+        if self.applied < last.index + self.snapshot_entries_min {
+            return Ok(());
+        }
+        let index = self.applied;
+        let term = self.raft.entry(index).expect("applied entries past the snapshot are in the log").term;
+        let data = self.sm.snapshot();
+        let meta = raft::SnapshotMeta { index, term };
+        let membership = self.raft.membership_at(index);
+        self.store.stage_snapshot(meta, &membership, &data, Some((last.index + 1, index)), &mut disk.batch);
+        // The entries go only once the snapshot that replaces them is on disk.
+        disk.sync_now()?;
+        self.raft.compact(index, Arc::new(data));
+        self.snapshots_taken += 1;
+        observer.on_event(self.node, self.id, NodeEvent::Compacted { index });
+        Ok(())
+    }
+
+    /// Serves the confirmed reads whose index the state machine has reached.
+    fn serve_reads(&mut self, transport: &impl Transport) {
+        let applied = self.applied;
+        let due: Vec<u64> = self
+            .pending
+            .reads
+            .iter()
+            .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let read = self.pending.reads.remove(&id).expect("listed above");
+            let output = self.sm.apply(&read.command);
+            read.origin.answer(transport, Ok(output));
+        }
+    }
+
+    /// A new leader is known: requests forwarded to the old one are answered now rather
+    /// than at their deadline, so their clients turn to the new leader. A read is simply
+    /// refused (it changed nothing); a write may have reached the old leader's log and
+    /// still commit, so its outcome is unknown.
+    fn on_leader_change(&mut self, transport: &impl Transport) {
+        let leader = self.raft.leader_id();
+        if leader == self.leader_seen {
+            return;
+        }
+        self.leader_seen = leader;
+        let Some(leader) = leader else { return };
+        for f in self.pending.take_forwards_not_to(leader) {
+            let error = if f.read_only {
+                ClientError::NotLeader { leader_hint: Some(leader) }
+            } else {
+                ClientError::LeaderChanged
+            };
+            f.origin.answer(transport, Err(error));
+        }
+    }
+
+    /// Steps the core with a message addressed to this group.
+    pub fn receive(&mut self, now_ms: u64, envelope: raft::Envelope) {
+        self.raft.step(now_ms, Input::Receive(envelope));
+    }
+
+    /// Fires the core's timers if due.
+    pub fn tick(&mut self, now_ms: u64) {
+        if now_ms >= self.raft.next_deadline_ms() {
+            self.raft.step(now_ms, Input::Tick);
+        }
+    }
+}
