@@ -17,10 +17,14 @@ pub struct Config {
     /// Limits on one AppendEntries message.
     pub append_entries_max: usize,
     pub append_bytes_max: usize,
-    /// Pipelined AppendEntries messages in flight per follower before the leader waits.
+    /// Pipelined AppendEntries messages, and bytes of entries in them, in flight per
+    /// follower before the leader waits.
     pub inflight_appends_max: usize,
-    /// Proposals the leader accepts beyond its commit index before refusing new ones.
+    pub inflight_bytes_max: usize,
+    /// Entries, and bytes of entries, the leader accepts beyond its commit index before
+    /// refusing new proposals (`Backpressure`).
     pub uncommitted_entries_max: u64,
+    pub uncommitted_bytes_max: usize,
     /// Bytes of snapshot in one InstallSnapshot message.
     pub snapshot_chunk_bytes_max: usize,
     /// Pre-vote (Raft thesis §9.6): before a real election, a node asks whether it could
@@ -71,7 +75,9 @@ impl Config {
             append_entries_max: 64,
             append_bytes_max: 256 * 1024,
             inflight_appends_max: 16,
+            inflight_bytes_max: 4 * 1024 * 1024,
             uncommitted_entries_max: 4096,
+            uncommitted_bytes_max: 64 * 1024 * 1024,
             snapshot_chunk_bytes_max: 64 * 1024,
             pre_vote: true,
             check_quorum: true,
@@ -119,6 +125,8 @@ impl Config {
             ("append_entries_max", self.append_entries_max),
             ("append_bytes_max", self.append_bytes_max),
             ("inflight_appends_max", self.inflight_appends_max),
+            ("inflight_bytes_max", self.inflight_bytes_max),
+            ("uncommitted_bytes_max", self.uncommitted_bytes_max),
             ("uncommitted_entries_max", self.uncommitted_entries_max as usize),
             ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max),
         ] {

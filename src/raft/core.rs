@@ -146,6 +146,9 @@ pub struct Raft {
     configs: BTreeMap<Index, Membership>,
     /// A snapshot being received from the leader, chunk by chunk.
     incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// A leader's bytes of entries past the commit index (entry sizes as `Entry::size_bytes`),
+    /// bounded by `uncommitted_bytes_max`.
+    uncommitted_bytes: usize,
     /// Proposals were appended since the last broadcast. Proposals are batched: the
     /// appends that carry them go out when the effects are drained, so many proposals
     /// between two drains travel in one AppendEntries per follower.
@@ -236,6 +239,7 @@ impl Raft {
             effects: Vec::new(),
             elections_started: 0,
             broadcast_due: false,
+            uncommitted_bytes: 0,
             read_seq: 0,
             transfer: None,
             snapshot_data: snapshot.map(|(_, _, d)| d),
@@ -500,6 +504,10 @@ impl Raft {
             return Err(ProposeError::Transferring { to: t.to });
         }
         if self.log.last_index() - self.commit_index >= self.cfg.uncommitted_entries_max {
+            return Err(ProposeError::Backpressure);
+        }
+        // At least one proposal is always let in, however large (within the command limit).
+        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + command.len() > self.cfg.uncommitted_bytes_max {
             return Err(ProposeError::Backpressure);
         }
         let index = self.append_own(Payload::Command(command));
@@ -791,6 +799,8 @@ impl Raft {
     fn become_leader(&mut self, now_ms: u64) {
         assert!(matches!(self.role, Role::Candidate { .. }), "only a candidate becomes leader");
         let next = self.log.last_index() + 1;
+        self.uncommitted_bytes =
+            (self.commit_index + 1..next).filter_map(|i| self.log.entry(i)).map(Entry::size_bytes).sum();
         let me = self.cfg.id;
         let progress = self
             .membership()
@@ -853,6 +863,7 @@ impl Raft {
     fn append_own(&mut self, payload: Payload) -> Index {
         let entry = Entry { term: self.hard.term, index: self.log.last_index() + 1, payload };
         let index = entry.index;
+        self.uncommitted_bytes += entry.size_bytes();
         let config = match &entry.payload {
             Payload::Membership(m) => Some(m.clone()),
             _ => None,
@@ -896,22 +907,23 @@ impl Raft {
                 return;
             }
             p.state = ProgressState::Snapshot { index, offset };
-            p.inflight.clear();
+            p.clear_inflight();
             self.send_snapshot_chunk(to, offset);
             return;
         }
         let has_new = p.next_index <= self.log.last_index();
-        if !heartbeat && (!has_new || !p.can_send(self.cfg.inflight_appends_max)) {
+        let can_send = p.can_send(self.cfg.inflight_appends_max, self.cfg.inflight_bytes_max);
+        if !heartbeat && (!has_new || !can_send) {
             return;
         }
         let prev_log_index = p.next_index - 1;
         let prev_log_term = self.log.term_at(prev_log_index).expect("next_index within log + 1");
-        let entries = if p.can_send(self.cfg.inflight_appends_max) {
+        let entries = if can_send {
             self.log.slice(p.next_index, self.cfg.append_entries_max, self.cfg.append_bytes_max)
         } else {
             Vec::new()
         };
-        p.on_sent(entries.last().map(|e| e.index));
+        p.on_sent(entries.last().map(|e| e.index), entries.iter().map(Entry::size_bytes).sum());
         // The follower clamps `leader_commit` to the last entry this message proves it
         // holds (Fig. 2, AppendEntries rule 5), so sending our whole commit index is safe.
         let message = Message::AppendEntries {
@@ -1187,6 +1199,11 @@ impl Raft {
     fn set_commit(&mut self, index: Index) {
         assert!(index > self.commit_index, "commit index only grows");
         assert!(index <= self.log.last_index(), "cannot commit beyond the log");
+        if self.is_leader() {
+            let newly: usize =
+                (self.commit_index + 1..=index).filter_map(|i| self.log.entry(i)).map(Entry::size_bytes).sum();
+            self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(newly);
+        }
         self.commit_index = index;
         self.effects.push(Effect::Commit { index });
         let now = self.last_now_ms;

@@ -292,6 +292,22 @@ fn backpressure_bounds_the_uncommitted_log() {
     assert_eq!(r.propose(vec![3]), Err(ProposeError::Backpressure));
 }
 
+#[test]
+fn backpressure_bounds_the_uncommitted_bytes_too() {
+    let mut c = cfg(1, 3);
+    c.uncommitted_bytes_max = 1_000;
+    let mut r = Raft::new(c, 1, 0, HardState::default(), vec![]).unwrap();
+    elect(&mut r, &[2]);
+    assert!(r.propose(vec![0; 600]).is_ok());
+    assert_eq!(r.propose(vec![0; 600]), Err(ProposeError::Backpressure));
+    assert!(r.propose(vec![0; 100]).is_ok(), "what fits still goes in");
+    // Once a quorum holds them, the room is back.
+    let last = r.last_index();
+    r.step(0, env(2, 1, append_ok(1, last)));
+    assert_eq!(r.commit_index(), last);
+    assert!(r.propose(vec![0; 900]).is_ok());
+}
+
 // ----- §5.1 / §5.2: terms and elections (raft_paper_test.go) -------------------------
 
 #[test]
