@@ -102,3 +102,30 @@ fn bad_flags_are_refused_with_the_flag_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--id \"zero\""));
 }
+
+/// `--lease-reads true`: once its lease holds, the leader answers reads without a round
+/// of messages (counted in `/metrics`), and they see the writes before them.
+#[test]
+fn a_leader_serves_reads_from_its_lease_when_asked_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 3);
+    for extra in &mut cluster.extra {
+        extra.extend(["--lease-reads".to_string(), "true".to_string()]);
+    }
+    cluster.start_all();
+    let leader = cluster.leader();
+    let mut c = cluster.client(leader);
+    let admin = cluster.ports[leader as usize - 1].admin;
+    let lease_reads = || {
+        let (_, metrics) = common::http_get(admin, "/metrics");
+        metrics.lines().find_map(|l| l.strip_prefix("phantomdb_raft_lease_reads_total ")?.trim().parse::<u64>().ok())
+    };
+    let mut n = 0u64;
+    wait_for("a read served from the lease", || {
+        n += 1;
+        let _: () = common::query_retrying(&mut c, redis::cmd("SET").arg("k").arg(n));
+        let got: String = common::query_retrying(&mut c, redis::cmd("GET").arg("k"));
+        assert_eq!(got, n.to_string(), "a read sees the write before it");
+        lease_reads().filter(|&served| served > 0)
+    });
+}
