@@ -50,6 +50,8 @@ pub struct Replica {
     leader_seen: Option<NodeId>,
     /// The commit index the last `stage` saw, for `finish` to apply.
     commit: Option<Index>,
+    /// Events of the last `stage`, for `report`.
+    staged: Vec<NodeEvent>,
 }
 
 impl Replica {
@@ -94,6 +96,7 @@ impl Replica {
             drift_violations_reported: 0,
             leader_seen: None,
             commit: None,
+            staged: Vec::new(),
         })
     }
 
@@ -208,30 +211,30 @@ impl Replica {
 
     /// Applies the core's effects to the shared write batch and outbox, in order, and
     /// answers what needs no durability. Returns whether entries were committed (their
-    /// answers wait for the sync).
+    /// answers wait for the sync). What happened is reported by `report`, once the
+    /// batch is written (and synced, where that was due): a write that fails poisons the
+    /// node, and its events must not claim otherwise.
     pub fn stage<S: Storage>(
         &mut self,
         disk: &mut Disk<S>,
         outbox: &mut Outbox,
         transport: &impl Transport,
-        observer: &dyn Observer,
     ) -> Result<bool, NodeError> {
-        let (node, group) = (self.node, self.id);
         if let (count, Some((peer, v))) = self.raft.drift_violations() {
             if count > self.drift_violations_reported {
                 self.drift_violations_reported = count;
-                observer.on_event(node, group, NodeEvent::ClockDriftExceeded { peer, ratio_ppm: v.ratio_ppm });
+                self.staged.push(NodeEvent::ClockDriftExceeded { peer, ratio_ppm: v.ratio_ppm });
             }
         }
         for effect in self.raft.drain_effects() {
             self.store.stage(&effect, &mut disk.batch);
             match effect {
                 Effect::PersistHardState(_) => {}
-                Effect::TruncateLog { from, .. } => observer.on_event(node, group, NodeEvent::Truncated { from }),
+                Effect::TruncateLog { from, .. } => self.staged.push(NodeEvent::Truncated { from }),
                 Effect::AppendLog(entries) => {
                     for e in &entries {
                         let event = NodeEvent::Appended { index: e.index, term: e.term, digest: e.digest() };
-                        observer.on_event(node, group, event);
+                        self.staged.push(event);
                         if let Payload::Membership(m) = &e.payload {
                             let event = NodeEvent::ConfigAppended {
                                 index: e.index,
@@ -239,7 +242,7 @@ impl Replica {
                                 voters: m.voters.iter().copied().collect(),
                                 outgoing: m.outgoing.iter().copied().collect(),
                             };
-                            observer.on_event(node, group, event);
+                            self.staged.push(event);
                         }
                     }
                 }
@@ -247,10 +250,10 @@ impl Replica {
                 Effect::Commit { index } => {
                     // Reported in order with the appends around it (a leader appends the
                     // next configuration right after its joint one commits).
-                    observer.on_event(node, group, NodeEvent::Committed { index });
+                    self.staged.push(NodeEvent::Committed { index });
                     self.commit = Some(index);
                 }
-                Effect::BecameLeader { term } => observer.on_event(node, group, NodeEvent::BecameLeader { term }),
+                Effect::BecameLeader { term } => self.staged.push(NodeEvent::BecameLeader { term }),
                 Effect::InstallSnapshot { meta, data, .. } => {
                     // Staged above; the state machine follows it now.
                     self.sm = KvStateMachine::restore(&data).map_err(|e| {
@@ -264,7 +267,7 @@ impl Replica {
                         p.origin.answer(transport, Err(ClientError::Displaced));
                     }
                     self.snapshots_installed += 1;
-                    observer.on_event(node, group, NodeEvent::SnapshotInstalled { index: meta.index, term: meta.term });
+                    self.staged.push(NodeEvent::SnapshotInstalled { index: meta.index, term: meta.term });
                 }
                 Effect::ReadReady { id, index } => {
                     // Gone already if it timed out meanwhile.
@@ -281,6 +284,13 @@ impl Replica {
             }
         }
         Ok(self.commit.is_some())
+    }
+
+    /// Hands the events of the last `stage` to the observer, in order.
+    pub fn report(&mut self, observer: &dyn Observer) {
+        for event in self.staged.drain(..) {
+            observer.on_event(self.node, self.id, event);
+        }
     }
 
     /// After the node's sync: applies what was committed, compacts the log if due, serves

@@ -431,13 +431,16 @@ impl<T: Transport, S: Storage> Node<T, S> {
     fn flush(&mut self) -> Result<(), NodeError> {
         let mut committed = false;
         for g in self.groups.values_mut() {
-            committed |= g.stage(&mut self.disk, &mut self.outbox, &self.transport, self.observer.as_ref())?;
+            committed |= g.stage(&mut self.disk, &mut self.outbox, &self.transport)?;
         }
         self.disk.write_batch()?;
         if self.outbox.needs_sync || committed {
             // Answers promise durability too (a committed entry is on a quorum's disks;
             // we sync our own writes as well before saying so).
             self.disk.make_durable()?;
+        }
+        for g in self.groups.values_mut() {
+            g.report(self.observer.as_ref());
         }
         self.outbox.flush(&self.transport);
         for g in self.groups.values_mut() {
