@@ -1132,8 +1132,9 @@ impl Raft {
             return;
         };
         p.recent_active = true;
-        // Our own send time, echoed: never later than now on our monotonic clock.
-        if clock.sent_ms <= now_ms {
+        // Our own send time, echoed: never later than now on our monotonic clock. Only
+        // leases need the samples.
+        if self.cfg.lease_reads && clock.sent_ms <= now_ms {
             let sample = ClockSample { sent_ms: clock.sent_ms, follower_ms: clock.follower_ms, received_ms: now_ms };
             if let Some(v) = p.clock.observe(sample, self.cfg.clock_drift_ppm_max) {
                 self.drift_violations += 1;
