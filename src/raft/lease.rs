@@ -96,19 +96,22 @@ impl FollowerClock {
             if a.received_ms >= sample.sent_ms {
                 continue; // the two brackets overlap: nothing to measure
             }
-            let elapsed_min = u128::from(sample.sent_ms - a.received_ms);
-            let elapsed_max = u128::from(sample.received_ms - a.sent_ms);
+            // Readings are whole milliseconds: each difference may be off by one either
+            // way, so the bracket widens by one on each side before anything is proven.
+            let elapsed_min = u128::from(sample.sent_ms - a.received_ms).saturating_sub(1);
+            let elapsed_max = u128::from(sample.received_ms - a.sent_ms) + 1;
             let Some(follower) = sample.follower_ms.checked_sub(a.follower_ms).map(u128::from) else {
                 // The follower's clock went back: a restart, or no monotonic clock at all.
                 violation = Some(DriftViolation { ratio_ppm: 0 });
                 break;
             };
-            if follower * (PPM - rho) > elapsed_max * (PPM + rho) {
-                violation = Some(DriftViolation { ratio_ppm: (follower * PPM / elapsed_max) as u64 });
+            let (follower_min, follower_max) = (follower.saturating_sub(1), follower + 1);
+            if follower_min * (PPM - rho) > elapsed_max * (PPM + rho) {
+                violation = Some(DriftViolation { ratio_ppm: (follower_min * PPM / elapsed_max) as u64 });
                 break;
             }
-            if follower * (PPM + rho) < elapsed_min * (PPM - rho) {
-                violation = Some(DriftViolation { ratio_ppm: (follower * PPM / elapsed_min) as u64 });
+            if elapsed_min > 0 && follower_max * (PPM + rho) < elapsed_min * (PPM - rho) {
+                violation = Some(DriftViolation { ratio_ppm: (follower_max * PPM / elapsed_min) as u64 });
                 break;
             }
             if elapsed_min >= u128::from(DRIFT_SPAN_MS_MIN) {
@@ -190,6 +193,21 @@ mod tests {
         let (f, violation) = run(1_010_000, 10, 80, 5_000);
         assert_eq!(violation, None);
         assert!(f.lease_from_ms(5_000).is_some());
+    }
+
+    #[test]
+    fn millisecond_readings_alone_never_read_as_a_violation() {
+        // A true clock, answers within the same millisecond, samples 1 ms apart: every
+        // floor may fall the wrong way, and nothing may be proven from that.
+        let mut f = FollowerClock::default();
+        let mut violations = 0;
+        for t in 0..2_000u64 {
+            // The follower's reading lags or leads by a fraction of a millisecond.
+            let follower_ms = 10_000 + t + (t % 3 == 0) as u64;
+            let sample = ClockSample { sent_ms: t, follower_ms, received_ms: t + (t % 2) };
+            violations += f.observe(sample, RHO).is_some() as u32;
+        }
+        assert_eq!(violations, 0);
     }
 
     #[test]
