@@ -1,11 +1,13 @@
 //! The node runtime: async Rust (tokio API, madsim in simulation) that drives the pure
-//! cores. It owns no protocol logic.
+//! cores, one Raft per group the node hosts (`group.rs`; keys map to groups by
+//! `kv::group_of_key`). It owns no protocol logic.
 //!
 //! ```text
 //!   inbox (Transport) ──┐                         ┌─▶ Storage.write / Storage.sync
 //!   client calls ───────┼─▶ Node::run ─▶ Raft ──▶ effects ─┼─▶ Transport.send (after sync)
 //!   timer (Clock) ──────┘        ▲                         └─▶ apply ─▶ KvStateMachine ─▶ replies
-//!                                └──── group commit: one sync serves every input of a batch
+//!                                └──── group commit: one sync serves every input of a batch,
+//!                                      of every group; one frame per peer carries them all
 //! ```
 //!
 //! Contracts it enforces:
