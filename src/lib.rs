@@ -14,10 +14,12 @@
 pub mod codec;
 pub mod ids;
 pub mod io;
+pub mod keyspace;
 pub mod kv;
 pub mod node;
 pub mod raft;
 pub mod server;
+pub mod state_machine;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -6,7 +6,7 @@ use phantomdb::io::storage::FjallStorage;
 use phantomdb::io::transport::auth::ClusterSecret;
 use phantomdb::io::transport::TcpTransport;
 use phantomdb::io::SystemClock;
-use phantomdb::kv::{Command, Output};
+use phantomdb::kv::{Command, KvStateMachine, Output};
 use phantomdb::node::{ClientError, LogObserver, Node, NodeConfig, NodeHandle};
 use phantomdb::NodeId;
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ async fn start_node(
     peers: BTreeMap<NodeId, SocketAddr>,
     dir: &Path,
     incarnation: u64,
-) -> (NodeHandle, JoinHandle<()>) {
+) -> (NodeHandle<KvStateMachine>, JoinHandle<()>) {
     let (transport, inbox, _) =
         TcpTransport::from_listener(id, listener, peers.clone(), ClusterSecret::new(b"test cluster secret".to_vec()))
             .expect("transport");
@@ -40,7 +40,7 @@ async fn start_node(
 }
 
 /// Runs `command` through `node`, retrying definite failures (no leader yet) until `WAIT`.
-async fn execute(node: &NodeHandle, command: Command) -> Output {
+async fn execute(node: &NodeHandle<KvStateMachine>, command: Command) -> Output {
     let deadline = Instant::now() + WAIT;
     loop {
         match node.execute(command.clone()).await {

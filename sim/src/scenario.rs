@@ -455,11 +455,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         ));
     }
     if let Some(g) = file.cluster.groups {
-        if !(1..=phantomdb::node::GROUPS_MAX).contains(&g) {
+        if !(1..=phantomdb::keyspace::GROUPS_MAX).contains(&g) {
             return Err(err(
                 find(text, "groups"),
                 "cluster.groups",
-                format!("{g} groups: expected 1 to {}", phantomdb::node::GROUPS_MAX),
+                format!("{g} groups: expected 1 to {}", phantomdb::keyspace::GROUPS_MAX),
             ));
         }
     }

@@ -11,8 +11,10 @@ use crate::scenario::Scenario;
 use phantomdb::codec;
 use phantomdb::io::transport::SimTransport;
 use phantomdb::io::{Inbound, Transport};
-use phantomdb::kv::{group_of_key, Command, Output};
+use phantomdb::keyspace::Keyspace;
+use phantomdb::kv::{Command, KvStateMachine, Output};
 use phantomdb::node::{ClientError, Wire, WIRE_BYTES_MAX};
+use phantomdb::state_machine::StateMachine;
 use phantomdb::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,6 +41,7 @@ pub struct Client {
     inbox: mpsc::Receiver<Inbound>,
     rng: ChaCha8Rng,
     nodes: u64,
+    keyspace: Keyspace,
     target: NodeId,
     req_id: u64,
     timeout: Duration,
@@ -64,6 +67,7 @@ impl Client {
             inbox,
             rng,
             nodes: scenario.nodes,
+            keyspace: Keyspace::hashed(scenario.groups).expect("validated with the scenario"),
             target,
             req_id: 0,
             timeout: Duration::from_millis(scenario.request_timeout_ms),
@@ -79,9 +83,11 @@ impl Client {
     /// Runs one command against the cluster, following leader hints.
     pub async fn call(&mut self, command: &Command) -> CallOutcome {
         let deadline = Instant::now() + self.timeout;
+        let group = self.keyspace.route(&command.keys()).expect("the workload's commands touch one key");
+        let encoded = KvStateMachine::encode(command);
         loop {
             self.req_id += 1;
-            let wire = Wire::Request { req_id: self.req_id, command: command.clone() };
+            let wire = Wire::Request { group, req_id: self.req_id, command: encoded.clone() };
             self.transport.send(self.target, codec::encode(&wire));
             let result = loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -93,12 +99,20 @@ impl Client {
                     return CallOutcome::Unknown;
                 };
                 match codec::decode::<Wire>(&inbound.payload, WIRE_BYTES_MAX) {
-                    Ok(Wire::Reply { req_id, result }) if req_id == self.req_id => break result,
+                    Ok(Wire::Reply { group: g, req_id, result }) if g == group && req_id == self.req_id => {
+                        break result
+                    }
                     _ => continue, // a late answer to an earlier call, or noise
                 }
             };
             match result {
-                Ok(out) => return CallOutcome::Done(out),
+                Ok(bytes) => {
+                    return match codec::decode::<Output>(&bytes, WIRE_BYTES_MAX) {
+                        Ok(out) => CallOutcome::Done(out),
+                        // It ran, with an answer we cannot read.
+                        Err(_) => CallOutcome::Unknown,
+                    };
+                }
                 Err(e) if e.is_definite() => {
                     self.target = match e {
                         ClientError::NotLeader { leader_hint: Some(l) } if l != self.target => l,
@@ -261,11 +275,8 @@ fn probe_keys(groups: u64) -> Vec<String> {
     if groups == 1 {
         return vec!["probe".into()];
     }
-    (1..=groups)
-        .map(|g| {
-            (0..).map(|i| format!("probe{i}")).find(|k| group_of_key(k.as_bytes(), groups) == g).expect("some key")
-        })
-        .collect()
+    let keyspace = Keyspace::hashed(groups).expect("validated with the scenario");
+    keyspace.groups().map(|g| String::from_utf8(keyspace.key_in(g, "probe")).expect("ascii")).collect()
 }
 
 /// Reads every key once the workload has stopped, retrying until each read succeeds or

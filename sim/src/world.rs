@@ -19,6 +19,8 @@ use madsim::runtime::{Handle, NodeHandle, Runtime};
 use phantomdb::io::storage::{SimDisk, SimStorage};
 use phantomdb::io::transport::{set_duplicate_rate, sim_addr, SimTransport};
 use phantomdb::io::SkewedClock;
+use phantomdb::keyspace::Keyspace;
+use phantomdb::kv::KvStateMachine;
 use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
 use phantomdb::{GroupId, NodeId};
 use rand::seq::SliceRandom;
@@ -29,6 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The group operators' faults (transfers, membership changes) act on.
+const OPERATOR_GROUP: GroupId = 1;
 
 /// Records node events into the world's trace.
 struct TraceObserver {
@@ -81,7 +86,7 @@ struct World {
     history: Arc<Mutex<Vec<Op>>>,
     servers: BTreeMap<NodeId, NodeHandle>,
     /// The client API of each server's current incarnation (for operator actions).
-    node_apis: Arc<Mutex<BTreeMap<NodeId, phantomdb::node::NodeHandle>>>,
+    node_apis: Arc<Mutex<BTreeMap<NodeId, phantomdb::node::NodeHandle<KvStateMachine>>>>,
     clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     up: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
@@ -131,19 +136,20 @@ impl World {
             let s = &self.scenario;
             // The seed is set per incarnation below.
             let mut cfg = NodeConfig::new(id, voters.clone(), 0);
-            cfg.election_timeout_ms_min = s.election_timeout_ms[0];
-            cfg.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
-            cfg.heartbeat_interval_ms = s.heartbeat_interval_ms;
-            cfg.append_entries_max = s.append_entries_max;
-            cfg.pre_vote = s.pre_vote;
-            cfg.check_quorum = s.check_quorum;
-            cfg.groups = s.groups;
-            cfg.lease_reads = s.lease_reads;
-            cfg.clock_drift_ppm_max = s.clock_drift_ppm_max;
+            cfg.keyspace = Keyspace::hashed(s.groups).expect("validated with the scenario");
             cfg.snapshot_entries_min = s.snapshot_entries;
-            cfg.snapshot_chunk_bytes_max = s.snapshot_chunk_bytes;
             cfg.request_timeout_ms = s.request_timeout_ms;
-            cfg.planted_bug = s.planted_bug;
+            let r = &mut cfg.raft;
+            r.election_timeout_ms_min = s.election_timeout_ms[0];
+            r.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
+            r.heartbeat_interval_ms = s.heartbeat_interval_ms;
+            r.append_entries_max = s.append_entries_max;
+            r.pre_vote = s.pre_vote;
+            r.check_quorum = s.check_quorum;
+            r.lease_reads = s.lease_reads;
+            r.clock_drift_ppm_max = s.clock_drift_ppm_max;
+            r.snapshot_chunk_bytes_max = s.snapshot_chunk_bytes;
+            r.planted_bug = s.planted_bug;
             let seed = s.seed;
             let node_clock = clock.clone();
             let apis = self.node_apis.clone();
@@ -161,7 +167,9 @@ impl World {
                     let apis = apis.clone();
                     async move {
                         let (transport, inbox) = SimTransport::bind(id).await.expect("node endpoint binds");
-                        match Node::new(cfg, transport, inbox, SimStorage::open(), clock, observer.clone()) {
+                        let storage = SimStorage::open();
+                        match Node::<_, _, KvStateMachine>::new(cfg, transport, inbox, storage, clock, observer.clone())
+                        {
                             Ok((node, api)) => {
                                 apis.lock().expect("node api lock").insert(id, api);
                                 // A poisoned node returns here and stays silent until restarted.
@@ -408,7 +416,7 @@ impl World {
                     (Some(l), Some(t), Some(api)) if l != t => {
                         // Refusals (it stopped leading meanwhile) are part of the game.
                         tokio::spawn(async move {
-                            let _ = api.transfer_leadership(t).await;
+                            let _ = api.transfer_leadership(OPERATOR_GROUP, t).await;
                         });
                         format!("transfer_leader n{l} -> n{t}")
                     }
@@ -441,7 +449,7 @@ impl World {
         let learners: BTreeSet<NodeId> = api.status().learners.into_iter().filter(|n| !voters.contains(n)).collect();
         let described = format!("{action} via n{l}: voters {voters:?} learners {learners:?}");
         tokio::spawn(async move {
-            let _ = api.change_membership(voters, learners).await;
+            let _ = api.change_membership(OPERATOR_GROUP, voters, learners).await;
         });
         described
     }
@@ -477,7 +485,7 @@ impl World {
         }
         let described = format!("{action} via n{l}: voters {voters:?} learners {learners:?}");
         tokio::spawn(async move {
-            let _ = api.change_membership(voters, learners).await;
+            let _ = api.change_membership(OPERATOR_GROUP, voters, learners).await;
         });
         described
     }

@@ -1,6 +1,5 @@
 //! Client commands as they travel through the Raft log.
 
-use crate::codec::{self, DecodeError};
 use serde::{Deserialize, Serialize};
 
 /// The largest encoded command accepted into the log. Keys and values are bounded by it.
@@ -112,11 +111,21 @@ impl Command {
         )
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode(bytes, COMMAND_BYTES_MAX)
+    /// The keys the command touches (none for `CountKeys`, which touches them all).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Command::Get { key }
+            | Command::Put { key, .. }
+            | Command::Append { key, .. }
+            | Command::Delete { key }
+            | Command::Cas { key, .. }
+            | Command::PutIf { key, .. }
+            | Command::IncrBy { key, .. } => vec![key],
+            Command::GetMany { keys } | Command::DeleteMany { keys } | Command::CountExisting { keys } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
+            Command::PutMany { pairs } => pairs.iter().map(|(k, _)| k.as_slice()).collect(),
+            Command::CountKeys => Vec::new(),
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! Applies committed commands. Deterministic: the same log gives the same state and the
 //! same outputs on every replica (the basis of Raft's state machine safety, §5.4.3).
 
-use super::{ApplyError, Command, Output, Presence};
+use super::{ApplyError, Command, Output, Presence, COMMAND_BYTES_MAX};
 use crate::codec::{self, DecodeError};
+use crate::state_machine::StateMachine;
 use std::collections::BTreeMap;
 
 /// The largest snapshot `restore` accepts.
@@ -13,10 +14,24 @@ pub struct KvStateMachine {
     data: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-impl KvStateMachine {
-    pub fn apply(&mut self, command: &Command) -> Output {
+impl StateMachine for KvStateMachine {
+    type Command = Command;
+    type Output = Output;
+    const COMMAND_BYTES_MAX: usize = COMMAND_BYTES_MAX;
+
+    fn is_read_only(command: &Command) -> bool {
+        command.is_read_only()
+    }
+
+    fn keys(command: &Command) -> Vec<&[u8]> {
+        command.keys()
+    }
+
+    fn apply(&mut self, command: &Command) -> Output {
         match command {
-            Command::Get { key } => Output::Value(self.data.get(key).cloned()),
+            Command::Get { .. } | Command::GetMany { .. } | Command::CountExisting { .. } | Command::CountKeys => {
+                self.read(command)
+            }
             Command::Put { key, value } => {
                 self.data.insert(key.clone(), value.clone());
                 Output::Done
@@ -63,7 +78,6 @@ impl KvStateMachine {
                 self.data.insert(key.clone(), sum.to_string().into_bytes());
                 Output::Int(sum)
             }
-            Command::GetMany { keys } => Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()),
             Command::PutMany { pairs } => {
                 for (k, v) in pairs {
                     self.data.insert(k.clone(), v.clone());
@@ -74,29 +88,37 @@ impl KvStateMachine {
                 let removed = keys.iter().filter(|k| self.data.remove(*k).is_some()).count();
                 Output::Int(len_i64(removed))
             }
+        }
+    }
+
+    fn read(&self, command: &Command) -> Output {
+        match command {
+            Command::Get { key } => Output::Value(self.data.get(key).cloned()),
+            Command::GetMany { keys } => Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()),
             Command::CountExisting { keys } => {
                 Output::Int(len_i64(keys.iter().filter(|k| self.data.contains_key(*k)).count()))
             }
             Command::CountKeys => Output::Int(len_i64(self.data.len())),
+            write => panic!("read() of a command that writes: {write:?}"),
         }
     }
 
-    /// The whole state as bytes (for Raft snapshots, issue 3).
-    pub fn snapshot(&self) -> Vec<u8> {
+    fn snapshot(&self) -> Vec<u8> {
         codec::encode(&self.data)
     }
 
-    /// Rebuilds a state machine from [`KvStateMachine::snapshot`] bytes.
-    pub fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
+    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
         Ok(KvStateMachine { data: codec::decode(bytes, SNAPSHOT_BYTES_MAX)? })
     }
 
+    fn key_count(&self) -> u64 {
+        self.data.len() as u64
+    }
+}
+
+impl KvStateMachine {
     pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
         self.data.get(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.data.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -206,7 +228,7 @@ mod tests {
     #[test]
     fn commands_round_trip_and_garbage_is_refused() {
         let c = Command::Cas { key: k("k"), expected: None, new: k("v") };
-        assert_eq!(Command::decode(&c.encode()).unwrap(), c);
-        assert!(Command::decode(&[0xff, 0xff, 0xff]).is_err());
+        assert_eq!(KvStateMachine::decode(&KvStateMachine::encode(&c)).unwrap(), c);
+        assert!(KvStateMachine::decode(&[0xff, 0xff, 0xff]).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! What a client call or a node can fail with.
 
 use crate::io::StorageError;
-use crate::NodeId;
+use crate::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// Why a client call failed. [`ClientError::is_definite`] tells whether the command
@@ -24,6 +24,12 @@ pub enum ClientError {
     LeaderChanged,
     #[error("the command's keys live in different groups; commands across groups need transactions")]
     CrossGroup,
+    #[error("group {group} does not own the command's keys; route it again")]
+    WrongGroup { group: GroupId },
+    #[error("the request does not decode: {0}")]
+    Malformed(String),
+    #[error("the leader's answer does not decode ({0}); the command may or may not have been applied")]
+    UndecodableReply(String),
     #[error("the node stopped; the command may or may not have been applied")]
     Stopped,
 }
@@ -35,8 +41,14 @@ impl ClientError {
             | ClientError::NoLeader
             | ClientError::Busy
             | ClientError::Dropped
-            | ClientError::CrossGroup => true,
-            ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged => false,
+            | ClientError::CrossGroup
+            | ClientError::WrongGroup { .. }
+            | ClientError::Malformed(_) => true,
+            ClientError::Displaced
+            | ClientError::Timeout
+            | ClientError::Stopped
+            | ClientError::LeaderChanged
+            | ClientError::UndecodableReply(_) => false,
         }
     }
 }
@@ -48,6 +60,8 @@ pub enum ControlError {
     Transfer(#[from] crate::raft::TransferError),
     #[error(transparent)]
     Membership(#[from] crate::raft::MembershipError),
+    #[error("this node hosts no group {0}")]
+    NoSuchGroup(GroupId),
     #[error("the node stopped")]
     Stopped,
 }

@@ -4,20 +4,20 @@
 //!
 //! ```text
 //!   inputs ─▶ Replica::{on_call, step}        (core steps, requests recorded)
-//!          ─▶ Replica::stage                  (effects → the shared write batch, the outbox)
+//!          ─▶ Replica::stage                  (effects → the shared write batch, the peer frames)
 //!          ─▶ node: write the batch; sync once if any message or commit needs it; send
 //!          ─▶ Replica::finish                 (apply commits, snapshot, serve reads)
 //! ```
 
 use super::disk::Disk;
-use super::outbox::Outbox;
+use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::RaftStore;
 use super::{ClientError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
 use crate::codec;
 use crate::io::{Storage, Transport};
-use crate::kv::{Command, KvStateMachine};
 use crate::raft::{self, Durability, Effect, Index, Input, Payload, ProposeError, Raft};
+use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,7 +31,7 @@ fn group_seed(seed: u64, group: GroupId) -> u64 {
     seed ^ (group - 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-pub struct Replica {
+pub struct Replica<M: StateMachine> {
     pub id: GroupId,
     node: NodeId,
     request_timeout_ms: u64,
@@ -39,9 +39,9 @@ pub struct Replica {
     snapshot_entries_min: u64,
     pub raft: Raft,
     store: RaftStore,
-    sm: KvStateMachine,
+    sm: M,
     applied: Index,
-    pub pending: Pending,
+    pub pending: Pending<M>,
     snapshots_taken: u64,
     snapshots_installed: u64,
     /// The core's count of drift violations already reported.
@@ -54,7 +54,7 @@ pub struct Replica {
     staged: Vec<NodeEvent>,
 }
 
-impl Replica {
+impl<M: StateMachine> Replica<M> {
     /// Recovers group `group` of node `cfg.id` from `storage`.
     pub fn recover(
         cfg: &NodeConfig,
@@ -67,9 +67,9 @@ impl Replica {
         let recovered = store.load(storage)?;
         let hard = recovered.hard;
         let (sm, snapshot) = match recovered.snapshot {
-            None => (KvStateMachine::default(), None),
+            None => (M::default(), None),
             Some((meta, membership, data)) => {
-                let sm = KvStateMachine::restore(&data)
+                let sm = M::restore(&data)
                     .map_err(|e| NodeError::Corrupt(format!("group {group} snapshot at {}: {e}", meta.index)))?;
                 (sm, Some((meta, membership, Arc::new(data))))
             }
@@ -79,10 +79,10 @@ impl Replica {
         let seed = group_seed(cfg.seed, group);
         let raft = Raft::with_snapshot(cfg.raft_config(group), seed, now_ms, hard, snapshot, recovered.entries)
             .map_err(|e| NodeError::Corrupt(format!("group {group}: {e}")))?;
-        observer.on_event(cfg.id, group, NodeEvent::Recovered { term: hard.term, snapshot_index, last_index });
+        observer.on_event(cfg.id(), group, NodeEvent::Recovered { term: hard.term, snapshot_index, last_index });
         Ok(Replica {
             id: group,
-            node: cfg.id,
+            node: cfg.id(),
             request_timeout_ms: cfg.request_timeout_ms,
             pending_requests_max: cfg.pending_requests_max,
             snapshot_entries_min: cfg.snapshot_entries_min,
@@ -129,7 +129,7 @@ impl Replica {
             snapshot_index: self.raft.snapshot_meta().index,
             snapshots_taken: self.snapshots_taken,
             snapshots_installed: self.snapshots_installed,
-            keys: self.sm.len() as u64,
+            keys: self.sm.key_count(),
             pending_requests: self.pending.len() as u64,
         }
     }
@@ -139,8 +139,8 @@ impl Replica {
     pub fn on_call(
         &mut self,
         now_ms: u64,
-        command: Command,
-        origin: Origin,
+        command: M::Command,
+        origin: Origin<M>,
         transport: &impl Transport,
         observer: &dyn Observer,
     ) {
@@ -149,7 +149,7 @@ impl Replica {
             return;
         }
         let deadline_ms = now_ms + self.request_timeout_ms;
-        if command.is_read_only() {
+        if M::is_read_only(&command) {
             // ReadIndex: confirmed by a round of heartbeats, not written to the log.
             let id = self.pending.add_read(command, origin, deadline_ms);
             let by_lease = self.raft.lease_reads_served();
@@ -166,7 +166,7 @@ impl Replica {
             }
             return;
         }
-        match self.raft.propose(command.encode()) {
+        match self.raft.propose(M::encode(&command)) {
             Ok((index, term)) => {
                 let previous = self.pending.proposals.insert(index, Proposal { term, origin, deadline_ms });
                 if let Some(p) = previous {
@@ -183,8 +183,8 @@ impl Replica {
     /// The core refused a proposal or read: forward it to the leader we know, or answer.
     fn refused(
         &mut self,
-        command: Command,
-        origin: Origin,
+        command: M::Command,
+        origin: Origin<M>,
         deadline_ms: u64,
         e: ProposeError,
         transport: &impl Transport,
@@ -195,8 +195,9 @@ impl Replica {
                 origin.answer(transport, Err(ClientError::Busy))
             }
             ProposeError::NotLeader { leader_hint: Some(leader) } if leader != self.node => {
-                let req_id = self.pending.add_forward(origin, deadline_ms, leader, command.is_read_only());
-                transport.send(leader, codec::encode(&Wire::Request { req_id, command }));
+                let req_id = self.pending.add_forward(origin, deadline_ms, leader, M::is_read_only(&command));
+                let request = Wire::Request { group: self.id, req_id, command: M::encode(&command) };
+                transport.send(leader, codec::encode(&request));
             }
             ProposeError::NotLeader { .. } => origin.answer(transport, Err(ClientError::NoLeader)),
         }
@@ -209,7 +210,7 @@ impl Replica {
         }
     }
 
-    /// Applies the core's effects to the shared write batch and outbox, in order, and
+    /// Applies the core's effects to the shared write batch and peer frames, in order, and
     /// answers what needs no durability. Returns whether entries were committed (their
     /// answers wait for the sync). What happened is reported by `report`, once the
     /// batch is written (and synced, where that was due): a write that fails poisons the
@@ -217,7 +218,7 @@ impl Replica {
     pub fn stage<S: Storage>(
         &mut self,
         disk: &mut Disk<S>,
-        outbox: &mut Outbox,
+        frames: &mut PeerFrames,
         transport: &impl Transport,
     ) -> Result<bool, NodeError> {
         if let (count, Some((peer, v))) = self.raft.drift_violations() {
@@ -246,7 +247,7 @@ impl Replica {
                         }
                     }
                 }
-                Effect::Send { envelope, after } => outbox.push(envelope, after == Durability::Synced),
+                Effect::Send { envelope, after } => frames.push(envelope, after == Durability::Synced),
                 Effect::Commit { index } => {
                     // Reported in order with the appends around it (a leader appends the
                     // next configuration right after its joint one commits).
@@ -256,7 +257,7 @@ impl Replica {
                 Effect::BecameLeader { term } => self.staged.push(NodeEvent::BecameLeader { term }),
                 Effect::InstallSnapshot { meta, data, .. } => {
                     // Staged above; the state machine follows it now.
-                    self.sm = KvStateMachine::restore(&data).map_err(|e| {
+                    self.sm = M::restore(&data).map_err(|e| {
                         NodeError::Corrupt(format!("leader's snapshot at {} does not decode: {e}", meta.index))
                     })?;
                     self.applied = meta.index;
@@ -323,8 +324,8 @@ impl Replica {
                 // Configurations act in the core, on append.
                 Payload::Noop | Payload::Membership(_) => None,
                 Payload::Command(bytes) => {
-                    let command = Command::decode(bytes)
-                        .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
+                    let command =
+                        M::decode(bytes).map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
                     Some(self.sm.apply(&command))
                 }
             };
@@ -332,7 +333,7 @@ impl Replica {
             let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
             observer.on_event(self.node, self.id, event);
             if let Some(p) = self.pending.proposals.remove(&index) {
-                let result: CallResult = match output {
+                let result: CallResult<M> = match output {
                     Some(out) if p.term == entry.term => Ok(out),
                     _ => Err(ClientError::Dropped),
                 };
@@ -376,7 +377,7 @@ impl Replica {
             .collect();
         for id in due {
             let read = self.pending.reads.remove(&id).expect("listed above");
-            let output = self.sm.apply(&read.command);
+            let output = self.sm.read(&read.command);
             read.origin.answer(transport, Ok(output));
         }
     }

@@ -1,11 +1,13 @@
 //! The node runtime: async Rust (tokio API, madsim in simulation) that drives the pure
-//! cores, one Raft per group the node hosts (`group.rs`; keys map to groups by
-//! `kv::group_of_key`). It owns no protocol logic.
+//! cores, one Raft per group the node hosts (`group.rs`), each replicating a
+//! [`StateMachine`](crate::state_machine::StateMachine); requests reach the group that
+//! owns their keys by `keyspace`. It owns no protocol logic and no knowledge of keys or
+//! values beyond those two.
 //!
 //! ```text
 //!   inbox (Transport) ──┐                         ┌─▶ Storage.write / Storage.sync
 //!   client calls ───────┼─▶ Node::run ─▶ Raft ──▶ effects ─┼─▶ Transport.send (after sync)
-//!   timer (Clock) ──────┘        ▲                         └─▶ apply ─▶ KvStateMachine ─▶ replies
+//!   timer (Clock) ──────┘        ▲                         └─▶ apply ─▶ StateMachine ─▶ replies
 //!                                └──── group commit: one sync serves every input of a batch,
 //!                                      of every group; one frame per peer carries them all
 //! ```
@@ -21,7 +23,7 @@ mod disk;
 mod errors;
 mod group;
 mod observer;
-mod outbox;
+mod peer_frames;
 mod pending;
 mod raft_store;
 mod runtime;
@@ -30,6 +32,7 @@ mod wire;
 
 pub use errors::{ClientError, ControlError, NodeError};
 pub use observer::{LogObserver, NodeEvent, Observer};
-pub use runtime::{Node, NodeConfig, NodeHandle, Submitted, GROUPS_MAX};
+pub use pending::CallResult;
+pub use runtime::{Node, NodeConfig, NodeHandle, Submitted};
 pub use status::{FollowerStatus, NodeStatus};
 pub use wire::{Wire, WIRE_BYTES_MAX};

@@ -1,16 +1,17 @@
 //! The event loop of one node hosting one or more Raft groups (see `group.rs` for what a
-//! group does in each batch, `outbox.rs` for how their messages travel together).
+//! group does in each batch, `peer_frames.rs` for how their messages travel together).
 
 use super::dedup::RecentRequests;
 use super::disk::Disk;
 use super::group::Replica;
-use super::outbox::Outbox;
+use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, Transport};
-use crate::kv::Command;
+use crate::keyspace::{Keyspace, Unroutable};
 use crate::raft::{self, Envelope};
+use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -19,21 +20,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    pub id: NodeId,
-    /// The node hosts groups `1..=groups`, each owning a fixed share of the keys
-    /// (`kv::group_of_key`); every node of a cluster hosts the same groups, with the same
-    /// initial `voters`.
-    pub groups: u64,
-    pub voters: Vec<NodeId>,
+    /// The Raft settings every group of the node runs with: its `id` is the node's, its
+    /// `voters` every group's initial voters, and its `group` is set per group.
+    pub raft: raft::Config,
+    /// How the key space is cut into the groups the node hosts; every node of a cluster
+    /// hosts the same groups, with the same initial voters.
+    pub keyspace: Keyspace,
     /// Seeds the Raft core's election timeouts and the ids of forwarded requests. Must
     /// differ between incarnations (restarts) of a node: the simulator derives it from the
     /// run's seed and the incarnation, a real node draws it from the OS.
     pub seed: u64,
-    pub election_timeout_ms_min: u64,
-    pub election_timeout_ms_max: u64,
-    pub heartbeat_interval_ms: u64,
-    /// Entries in one AppendEntries message.
-    pub append_entries_max: usize,
     /// How long a request may wait for its answer before the caller hears `Timeout`.
     pub request_timeout_ms: u64,
     /// Requests waiting for an answer (proposals + forwards) before new ones get `Busy`.
@@ -47,58 +43,30 @@ pub struct NodeConfig {
     /// Log compaction: a snapshot is taken after this many entries are applied past the
     /// last one.
     pub snapshot_entries_min: u64,
-    /// Bytes of snapshot per InstallSnapshot message.
-    pub snapshot_chunk_bytes_max: usize,
-    /// Raft pre-vote and check-quorum (see `raft::Config`); both on by default.
-    pub pre_vote: bool,
-    pub check_quorum: bool,
-    /// Lease reads and the clock-drift bound they assume (see `raft::Config`); off by
-    /// default: ReadIndex needs no assumption about clocks.
-    pub lease_reads: bool,
-    pub clock_drift_ppm_max: u64,
-    pub planted_bug: Option<raft::PlantedBug>,
 }
 
 impl NodeConfig {
-    /// Defaults for everything but identity; `seed` as documented on the field.
+    /// Defaults for everything but identity (Raft's are `raft::Config::new`'s); `seed` as
+    /// documented on the field.
     pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Self {
-        let r = raft::Config::new(id, 1, voters.clone());
         NodeConfig {
-            id,
-            groups: 1,
-            voters,
+            raft: raft::Config::new(id, 1, voters),
+            keyspace: Keyspace::hashed(1).expect("one group is a keyspace"),
             seed,
-            election_timeout_ms_min: r.election_timeout_ms_min,
-            election_timeout_ms_max: r.election_timeout_ms_max,
-            heartbeat_interval_ms: r.heartbeat_interval_ms,
-            append_entries_max: r.append_entries_max,
             request_timeout_ms: 2_000,
             pending_requests_max: 4096,
             batch_inputs_max: 256,
             sync_writes: true,
             snapshot_entries_min: 10_000,
-            snapshot_chunk_bytes_max: r.snapshot_chunk_bytes_max,
-            pre_vote: r.pre_vote,
-            check_quorum: r.check_quorum,
-            lease_reads: r.lease_reads,
-            clock_drift_ppm_max: r.clock_drift_ppm_max,
-            planted_bug: None,
         }
     }
 
+    pub fn id(&self) -> NodeId {
+        self.raft.id
+    }
+
     pub(super) fn raft_config(&self, group: GroupId) -> raft::Config {
-        let mut c = raft::Config::new(self.id, group, self.voters.clone());
-        c.election_timeout_ms_min = self.election_timeout_ms_min;
-        c.election_timeout_ms_max = self.election_timeout_ms_max;
-        c.heartbeat_interval_ms = self.heartbeat_interval_ms;
-        c.append_entries_max = self.append_entries_max;
-        c.pre_vote = self.pre_vote;
-        c.check_quorum = self.check_quorum;
-        c.lease_reads = self.lease_reads;
-        c.clock_drift_ppm_max = self.clock_drift_ppm_max;
-        c.snapshot_chunk_bytes_max = self.snapshot_chunk_bytes_max;
-        c.planted_bug = self.planted_bug;
-        c
+        raft::Config { group, ..self.raft.clone() }
     }
 }
 
@@ -106,23 +74,20 @@ impl NodeConfig {
 const CALL_QUEUE_MAX: usize = 1024;
 /// How often expired requests are swept.
 const SWEEP_INTERVAL_MS: u64 = 50;
-/// The group operators' requests act on.
-const CONTROL_GROUP: GroupId = 1;
-/// Most groups one node hosts.
-pub const GROUPS_MAX: u64 = 256;
-
-struct Call {
-    command: Command,
-    reply: oneshot::Sender<CallResult>,
+struct Call<M: StateMachine> {
+    command: M::Command,
+    reply: oneshot::Sender<CallResult<M>>,
 }
 
 /// Operators' requests, on a channel of their own so that client load cannot delay them.
 enum Control {
     TransferLeader {
+        group: GroupId,
         to: NodeId,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
     ChangeMembership {
+        group: GroupId,
         voters: BTreeSet<NodeId>,
         learners: BTreeSet<NodeId>,
         reply: oneshot::Sender<Result<(), ControlError>>,
@@ -134,62 +99,70 @@ const CONTROL_QUEUE_MAX: usize = 16;
 
 /// The in-process client API of a node (used by the real-cluster tests today and by the
 /// RESP server later; simulated clients reach nodes over the transport with `Wire::Request`).
-#[derive(Clone)]
-pub struct NodeHandle {
-    calls: mpsc::Sender<Call>,
+pub struct NodeHandle<M: StateMachine> {
+    calls: mpsc::Sender<Call<M>>,
     controls: mpsc::Sender<Control>,
     status: watch::Receiver<Vec<NodeStatus>>,
 }
 
-/// A command handed to the node, whose answer is still to come.
-pub struct Submitted(oneshot::Receiver<CallResult>);
+// Not derived: a derive would ask `M: Clone`, which the handle does not need.
+impl<M: StateMachine> Clone for NodeHandle<M> {
+    fn clone(&self) -> Self {
+        NodeHandle { calls: self.calls.clone(), controls: self.controls.clone(), status: self.status.clone() }
+    }
+}
 
-impl Submitted {
-    pub async fn result(self) -> CallResult {
+/// A command handed to the node, whose answer is still to come.
+pub struct Submitted<M: StateMachine>(oneshot::Receiver<CallResult<M>>);
+
+impl<M: StateMachine> Submitted<M> {
+    pub async fn result(self) -> CallResult<M> {
         self.0.await.unwrap_or(Err(ClientError::Stopped))
     }
 }
 
-impl NodeHandle {
-    /// Runs `command` linearizably through the group's leader.
-    pub async fn execute(&self, command: Command) -> CallResult {
+impl<M: StateMachine> NodeHandle<M> {
+    /// Runs `command` linearizably through the leader of the group that owns its keys.
+    pub async fn execute(&self, command: M::Command) -> CallResult<M> {
         self.submit(command).await?.result().await
     }
 
     /// Queues `command` (waiting while the node's call queue is full) and returns at once
     /// with its future answer. Commands submitted one after another through one handle
     /// enter the log in that order, so a pipelining client keeps its order.
-    pub async fn submit(&self, command: Command) -> Result<Submitted, ClientError> {
+    pub async fn submit(&self, command: M::Command) -> Result<Submitted<M>, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.calls.send(Call { command, reply }).await.map_err(|_| ClientError::Stopped)?;
         Ok(Submitted(rx))
     }
 
-    /// Asks this node, which must lead group 1, to hand leadership to voter `to`.
+    /// Asks this node, which must lead `group`, to hand leadership to voter `to`.
     /// Returns once the transfer has started (or was refused); whether `to` takes over
     /// shows in the status (`leader`, `transfer_target`).
-    pub async fn transfer_leadership(&self, to: NodeId) -> Result<(), ControlError> {
+    pub async fn transfer_leadership(&self, group: GroupId, to: NodeId) -> Result<(), ControlError> {
         let (reply, rx) = oneshot::channel();
-        self.controls.send(Control::TransferLeader { to, reply }).await.map_err(|_| ControlError::Stopped)?;
-        rx.await.unwrap_or(Err(ControlError::Stopped))
-    }
-
-    /// Asks this node, which must lead, to change the group's configuration to `voters`
-    /// and `learners` (by joint consensus). Returns once the change has started; the
-    /// status shows it go through (`outgoing_voters` empties when it is done).
-    pub async fn change_membership(
-        &self,
-        voters: BTreeSet<NodeId>,
-        learners: BTreeSet<NodeId>,
-    ) -> Result<(), ControlError> {
-        let (reply, rx) = oneshot::channel();
-        let control = Control::ChangeMembership { voters, learners, reply };
+        let control = Control::TransferLeader { group, to, reply };
         self.controls.send(control).await.map_err(|_| ControlError::Stopped)?;
         rx.await.unwrap_or(Err(ControlError::Stopped))
     }
 
-    /// The latest published status of the node's group 1 (the only group of a real
-    /// node; operators' requests above act on it too).
+    /// Asks this node, which must lead `group`, to change its configuration to `voters`
+    /// and `learners` (by joint consensus). Returns once the change has started; the
+    /// status shows it go through (`outgoing_voters` empties when it is done).
+    pub async fn change_membership(
+        &self,
+        group: GroupId,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<(), ControlError> {
+        let (reply, rx) = oneshot::channel();
+        let control = Control::ChangeMembership { group, voters, learners, reply };
+        self.controls.send(control).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
+    /// The latest published status of the node's first group (the only group of a real
+    /// node today).
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().first().cloned().unwrap_or_default()
     }
@@ -200,22 +173,22 @@ impl NodeHandle {
     }
 }
 
-pub struct Node<T, S> {
+pub struct Node<T, S, M: StateMachine> {
     cfg: NodeConfig,
-    groups: BTreeMap<GroupId, Replica>,
+    groups: BTreeMap<GroupId, Replica<M>>,
     disk: Disk<S>,
-    outbox: Outbox,
+    frames: PeerFrames,
     transport: T,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
     inbox: mpsc::Receiver<Inbound>,
-    calls: mpsc::Receiver<Call>,
+    calls: mpsc::Receiver<Call<M>>,
     controls: mpsc::Receiver<Control>,
     status: watch::Sender<Vec<NodeStatus>>,
     recent_requests: RecentRequests,
 }
 
-impl<T: Transport, S: Storage> Node<T, S> {
+impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     /// Recovers the node (every group it hosts) from `storage`.
     pub fn new(
         cfg: NodeConfig,
@@ -224,12 +197,11 @@ impl<T: Transport, S: Storage> Node<T, S> {
         storage: S,
         clock: Arc<dyn Clock>,
         observer: Arc<dyn Observer>,
-    ) -> Result<(Self, NodeHandle), NodeError> {
-        if !(1..=GROUPS_MAX).contains(&cfg.groups) {
-            return Err(NodeError::Config(format!("{} groups: expected 1 to {GROUPS_MAX}", cfg.groups)));
-        }
+    ) -> Result<(Self, NodeHandle<M>), NodeError> {
         let now = clock.monotonic_ms();
-        let groups = (1..=cfg.groups)
+        let groups = cfg
+            .keyspace
+            .groups()
             .map(|g| Replica::recover(&cfg, g, &storage, now, observer.as_ref()).map(|r| (g, r)))
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
@@ -239,7 +211,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
             disk: Disk::new(storage, cfg.sync_writes),
             cfg,
             groups,
-            outbox: Outbox::default(),
+            frames: PeerFrames::default(),
             transport,
             clock,
             observer,
@@ -267,9 +239,9 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let result = self.run_loop(shutdown).await;
         if let Err(e) = &result {
             for &g in self.groups.keys() {
-                self.observer.on_event(self.cfg.id, g, NodeEvent::Poisoned { error: e.to_string() });
+                self.observer.on_event(self.cfg.id(), g, NodeEvent::Poisoned { error: e.to_string() });
             }
-            tracing::error!(node = self.cfg.id, error = %e, "node stopped");
+            tracing::error!(node = self.cfg.id(), error = %e, "node stopped");
         }
         result
     }
@@ -292,7 +264,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
                 _ = &mut shutdown => {
                     // Even with syncing off, a clean stop leaves everything on disk.
                     self.disk.sync_now()?;
-                    tracing::info!(node = self.cfg.id, "node stopped on request");
+                    tracing::info!(node = self.cfg.id(), "node stopped on request");
                     return Ok(());
                 }
                 _ = tokio::time::sleep(wait) => {}
@@ -336,20 +308,27 @@ impl<T: Transport, S: Storage> Node<T, S> {
 
     fn on_control(&mut self, control: Control) {
         let now = self.clock.monotonic_ms();
-        let group = self.groups.get_mut(&CONTROL_GROUP).expect("every node hosts group 1");
+        let node = self.cfg.id();
         match control {
-            Control::TransferLeader { to, reply } => {
-                let result = group.raft.transfer_leadership(now, to).map_err(ControlError::from);
+            Control::TransferLeader { group, to, reply } => {
+                let result = match self.groups.get_mut(&group) {
+                    None => Err(ControlError::NoSuchGroup(group)),
+                    Some(g) => g.raft.transfer_leadership(now, to).map_err(ControlError::from),
+                };
                 if result.is_ok() {
-                    tracing::info!(node = self.cfg.id, to, "transferring leadership");
+                    tracing::info!(node, group, to, "transferring leadership");
                 }
                 let _ = reply.send(result);
             }
-            Control::ChangeMembership { voters, learners, reply } => {
-                let result = group.raft.propose_membership(voters.clone(), learners.clone()).map(|index| {
-                    tracing::info!(node = self.cfg.id, index, ?voters, ?learners, "configuration change started");
-                });
-                let _ = reply.send(result.map_err(ControlError::from));
+            Control::ChangeMembership { group, voters, learners, reply } => {
+                let result = match self.groups.get_mut(&group) {
+                    None => Err(ControlError::NoSuchGroup(group)),
+                    Some(g) => g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from),
+                };
+                if let Ok(index) = result {
+                    tracing::info!(node, group, index, ?voters, ?learners, "configuration change started");
+                }
+                let _ = reply.send(result.map(|_| ()));
             }
         }
     }
@@ -369,7 +348,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         let wire: Wire = match codec::decode(&inbound.payload, WIRE_BYTES_MAX) {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(node = self.cfg.id, from = inbound.from, error = %e, "undecodable message dropped");
+                tracing::warn!(node = self.cfg.id(), from = inbound.from, error = %e, "undecodable message dropped");
                 return;
             }
         };
@@ -380,30 +359,41 @@ impl<T: Transport, S: Storage> Node<T, S> {
                     self.on_raft(inbound.from, env);
                 }
             }
-            Wire::Request { req_id, command } => {
+            Wire::Request { group, req_id, command } => {
                 if !self.recent_requests.first_time(inbound.from, req_id) {
-                    tracing::debug!(node = self.cfg.id, from = inbound.from, req_id, "duplicate request dropped");
+                    tracing::debug!(node = self.cfg.id(), from = inbound.from, req_id, "duplicate request dropped");
                     return;
                 }
-                let origin = Origin::Remote { node: inbound.from, req_id };
-                let Some(g) = command.group(self.cfg.groups) else {
-                    origin.answer(&self.transport, Err(ClientError::CrossGroup));
-                    return;
+                let origin = Origin::Remote { node: inbound.from, group, req_id };
+                let command = match M::decode(&command) {
+                    Ok(c) => c,
+                    Err(e) => return origin.answer(&self.transport, Err(ClientError::Malformed(e.to_string()))),
                 };
-                let group = self.groups.get(&g).expect("routed to a hosted group");
-                if group.raft.membership().is_member(inbound.from) && !group.raft.is_leader() {
+                // The sender routed it; a route that disagrees with ours is stale.
+                match self.route(&command) {
+                    Ok(g) if g == group => {}
+                    Ok(_) => return origin.answer(&self.transport, Err(ClientError::WrongGroup { group })),
+                    Err(e) => return origin.answer(&self.transport, Err(e)),
+                }
+                let replica = self.groups.get(&group).expect("routed to a hosted group");
+                if replica.raft.membership().is_member(inbound.from) && !replica.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.
-                    let hint = group.raft.leader_id();
+                    let hint = replica.raft.leader_id();
                     origin.answer(&self.transport, Err(ClientError::NotLeader { leader_hint: hint }));
                 } else {
                     self.on_call(command, origin);
                 }
             }
-            Wire::Reply { req_id, result } => {
-                // Forward ids are drawn per group from independent random starts.
-                if let Some(f) = self.groups.values_mut().find_map(|g| g.pending.forwards.remove(&req_id)) {
-                    f.origin.answer(&self.transport, result);
-                }
+            Wire::Reply { group, req_id, result } => {
+                let Some(f) = self.groups.get_mut(&group).and_then(|g| g.pending.forwards.remove(&req_id)) else {
+                    return;
+                };
+                let result = result.and_then(|bytes| {
+                    // The leader answered, so the command may have run: an answer we
+                    // cannot read leaves the outcome unknown.
+                    codec::decode(&bytes, WIRE_BYTES_MAX).map_err(|e| ClientError::UndecodableReply(e.to_string()))
+                });
+                f.origin.answer(&self.transport, result);
             }
         }
     }
@@ -411,15 +401,22 @@ impl<T: Transport, S: Storage> Node<T, S> {
     fn on_raft(&mut self, from: NodeId, env: Envelope) {
         let now = self.clock.monotonic_ms();
         match self.groups.get_mut(&env.group) {
-            Some(g) if env.to == self.cfg.id && env.from == from => g.receive(now, env),
-            _ => tracing::warn!(node = self.cfg.id, from, group = env.group, "misrouted raft message dropped"),
+            Some(g) if env.to == self.cfg.id() && env.from == from => g.receive(now, env),
+            _ => tracing::warn!(node = self.cfg.id(), from, group = env.group, "misrouted raft message dropped"),
         }
     }
 
-    fn on_call(&mut self, command: Command, origin: Origin) {
-        let Some(g) = command.group(self.cfg.groups) else {
-            origin.answer(&self.transport, Err(ClientError::CrossGroup));
-            return;
+    /// The group that serves `command`, or the error its caller hears.
+    fn route(&self, command: &M::Command) -> Result<GroupId, ClientError> {
+        self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
+            Unroutable::CrossGroup => ClientError::CrossGroup,
+        })
+    }
+
+    fn on_call(&mut self, command: M::Command, origin: Origin<M>) {
+        let g = match self.route(&command) {
+            Ok(g) => g,
+            Err(e) => return origin.answer(&self.transport, Err(e)),
         };
         let now = self.clock.monotonic_ms();
         let group = self.groups.get_mut(&g).expect("routed to a hosted group");
@@ -431,10 +428,10 @@ impl<T: Transport, S: Storage> Node<T, S> {
     fn flush(&mut self) -> Result<(), NodeError> {
         let mut committed = false;
         for g in self.groups.values_mut() {
-            committed |= g.stage(&mut self.disk, &mut self.outbox, &self.transport)?;
+            committed |= g.stage(&mut self.disk, &mut self.frames, &self.transport)?;
         }
         self.disk.write_batch()?;
-        if self.outbox.needs_sync || committed {
+        if self.frames.needs_sync || committed {
             // Answers promise durability too (a committed entry is on a quorum's disks;
             // we sync our own writes as well before saying so).
             self.disk.make_durable()?;
@@ -442,7 +439,7 @@ impl<T: Transport, S: Storage> Node<T, S> {
         for g in self.groups.values_mut() {
             g.report(self.observer.as_ref());
         }
-        self.outbox.flush(&self.transport);
+        self.frames.flush(&self.transport);
         for g in self.groups.values_mut() {
             g.finish(&mut self.disk, &self.transport, self.observer.as_ref())?;
         }

@@ -2,27 +2,31 @@
 //! inside a transport frame.
 
 use super::ClientError;
-use crate::kv::{Command, Output, COMMAND_BYTES_MAX};
 use crate::raft::Envelope;
+use crate::GroupId;
 use serde::{Deserialize, Serialize};
 
 /// The largest encoded `Wire` message we decode (a full append batch plus framing slack).
 pub const WIRE_BYTES_MAX: usize = crate::io::transport::FRAME_BODY_BYTES_MAX;
-const _: () = assert!(COMMAND_BYTES_MAX < WIRE_BYTES_MAX);
+const _: () = assert!(crate::kv::COMMAND_BYTES_MAX < WIRE_BYTES_MAX);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wire {
     Raft(Envelope),
-    /// Run `command`, answer with `Reply { req_id }`. A node forwards a client's request
-    /// to the leader; a forwarded request is never forwarded again.
+    /// Run `command` (encoded by the group's state machine) in `group`, answer with
+    /// `Reply { group, req_id }`. A node forwards a client's request to the group's
+    /// leader; a forwarded request is never forwarded again.
     Request {
+        group: GroupId,
         req_id: u64,
-        command: Command,
+        command: Vec<u8>,
     },
+    /// The answer to a `Request`, its output encoded by the group's state machine.
     Reply {
+        group: GroupId,
         req_id: u64,
-        result: Result<Output, ClientError>,
+        result: Result<Vec<u8>, ClientError>,
     },
-    /// Raft messages of several groups for the same node, sent together (see `outbox.rs`).
+    /// Raft messages of several groups for the same node, sent together (see `peer_frames.rs`).
     RaftBatch(Vec<Envelope>),
 }

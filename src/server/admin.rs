@@ -9,8 +9,9 @@
 
 use super::metrics::Metrics;
 use crate::io::transport::PeerHealth;
+use crate::kv::KvStateMachine;
 use crate::node::{NodeHandle, NodeStatus};
-use crate::NodeId;
+use crate::{GroupId, NodeId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The group operators' requests act on: a real node hosts one group until ranges come.
+const GROUP: GroupId = 1;
+
 const HEAD_BYTES_MAX: usize = 8 * 1024;
 const HEAD_TIMEOUT_MS: u64 = 5_000;
 const CONNECTIONS_MAX: usize = 64;
@@ -26,7 +30,7 @@ const CONNECTIONS_MAX: usize = 64;
 /// What the endpoint reads from.
 #[derive(Clone)]
 pub struct AdminState {
-    pub node: NodeHandle,
+    pub node: NodeHandle<KvStateMachine>,
     pub metrics: Arc<Metrics>,
     pub peers: Arc<PeerHealth>,
     /// Every member's peer address, as configured.
@@ -142,7 +146,7 @@ async fn change_membership(stream: &mut TcpStream, state: &AdminState, query: &s
             return respond(stream, 400, "application/json", &format!("{body}\n"), false).await;
         }
     };
-    match state.node.change_membership(voters.clone(), learners.clone()).await {
+    match state.node.change_membership(GROUP, voters.clone(), learners.clone()).await {
         Ok(()) => {
             let body = serde_json::json!({ "changing_to": { "voters": voters, "learners": learners } });
             respond(stream, 200, "application/json", &format!("{body}\n"), false).await
@@ -159,7 +163,7 @@ async fn transfer_leader(stream: &mut TcpStream, state: &AdminState, query: &str
     let Some(to) = to else {
         return respond(stream, 400, "application/json", "{\"error\":\"expected ?to=NODE_ID\"}\n", false).await;
     };
-    match state.node.transfer_leadership(to).await {
+    match state.node.transfer_leadership(GROUP, to).await {
         Ok(()) => {
             let body = serde_json::json!({ "transferring_to": to });
             respond(stream, 200, "application/json", &format!("{body}\n"), false).await

@@ -77,8 +77,8 @@ pub async fn run_node(
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
-    cfg.lease_reads = s.lease_reads;
-    cfg.clock_drift_ppm_max = s.clock_drift_ppm_max;
+    cfg.raft.lease_reads = s.lease_reads;
+    cfg.raft.clock_drift_ppm_max = s.clock_drift_ppm_max;
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
         .map_err(|e| e.to_string())?;
     let bound = Bound {

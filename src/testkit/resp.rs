@@ -7,6 +7,7 @@
 use crate::kv::KvStateMachine;
 use crate::node::NodeStatus;
 use crate::server::resp::{ParseLimits, Refusal, Reply, Request, RequestParser, Session, Step};
+use crate::state_machine::StateMachine;
 
 const LIMITS: ParseLimits = ParseLimits { bulk_bytes_max: 64, args_max: 8, request_bytes_max: 512 };
 

@@ -7,7 +7,7 @@
 //! authenticated: only a peer holding the cluster secret is heard ([`auth`]). Every queue is bounded.
 //!
 //! ```text
-//!   send(to, payload) ─▶ Outbox: one bounded queue + worker per peer ─▶ Link::deliver
+//!   send(to, payload) ─▶ SendQueues: one bounded queue + worker per peer ─▶ Link::deliver
 //!                                          (TCP connection, or madsim Endpoint)
 //!   receive loop ─▶ FrameDecoder (size limit, checksum) ─▶ bounded inbox ─▶ node
 //! ```
@@ -15,7 +15,7 @@
 #[cfg(not(madsim))]
 pub mod auth;
 pub mod frame;
-mod outbox;
+mod send_queues;
 #[cfg(madsim)]
 mod sim;
 #[cfg(not(madsim))]

@@ -3,7 +3,7 @@
 //! exercised in every simulation. madsim never duplicates a datagram; this transport can
 //! ([`set_duplicate_rate`]): the copy travels on its own, so it may also arrive reordered.
 
-use super::outbox::{Link, Outbox};
+use super::send_queues::{Link, SendQueues};
 use super::{Frame, Inbound, Transport, INBOX_FRAMES_MAX};
 use crate::NodeId;
 use madsim::net::Endpoint;
@@ -49,7 +49,7 @@ impl Link for SimLink {
 
 pub struct SimTransport {
     id: NodeId,
-    outbox: Outbox<Box<dyn Fn(NodeId) -> Option<SimLink> + Send + Sync>>,
+    queues: SendQueues<Box<dyn Fn(NodeId) -> Option<SimLink> + Send + Sync>>,
 }
 
 impl SimTransport {
@@ -80,12 +80,12 @@ impl SimTransport {
         });
         let make: Box<dyn Fn(NodeId) -> Option<SimLink> + Send + Sync> =
             Box::new(move |to| Some(SimLink { ep: ep.clone(), dst: sim_addr(to) }));
-        Ok((SimTransport { id, outbox: Outbox::new(make) }, rx))
+        Ok((SimTransport { id, queues: SendQueues::new(make) }, rx))
     }
 }
 
 impl Transport for SimTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
-        self.outbox.push(to, Frame { from: self.id, payload }.encode());
+        self.queues.push(to, Frame { from: self.id, payload }.encode());
     }
 }

@@ -3,13 +3,13 @@
 //! they send is handed up (see [`super::auth`]).
 //!
 //! ```text
-//!   send(to, payload) ─▶ Outbox ─▶ TcpLink: connect, answer the challenge, then
+//!   send(to, payload) ─▶ SendQueues ─▶ TcpLink: connect, answer the challenge, then
 //!                                  Frame{from, seal(payload)} ...
 //!   accept ─▶ challenge ─▶ verify hello (known peer, right secret) ─▶ open each frame ─▶ inbox
 //! ```
 
 use super::auth::{self, ClusterSecret, Sealer, CHALLENGE_BYTES, NONCE_BYTES};
-use super::outbox::{Link, Outbox};
+use super::send_queues::{Link, SendQueues};
 use super::{Frame, FrameDecoder, Inbound, Transport, INBOX_FRAMES_MAX};
 use crate::NodeId;
 use std::collections::BTreeMap;
@@ -120,7 +120,7 @@ type MakeLink = Box<dyn Fn(NodeId) -> Option<TcpLink> + Send + Sync>;
 /// free again), outbound workers end with their queues, inbound readers when the inbox
 /// is dropped.
 pub struct TcpTransport {
-    outbox: Outbox<MakeLink>,
+    queues: SendQueues<MakeLink>,
     acceptor: tokio::task::JoinHandle<()>,
     health: Arc<PeerHealth>,
 }
@@ -193,7 +193,7 @@ impl TcpTransport {
                 backoff_ms: BACKOFF_MS_MIN,
             })
         });
-        Ok((TcpTransport { outbox: Outbox::new(make), acceptor, health }, rx, bound))
+        Ok((TcpTransport { queues: SendQueues::new(make), acceptor, health }, rx, bound))
     }
 
     pub fn health(&self) -> Arc<PeerHealth> {
@@ -203,7 +203,7 @@ impl TcpTransport {
 
 impl Transport for TcpTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
-        self.outbox.push(to, payload);
+        self.queues.push(to, payload);
     }
 }
 

@@ -339,6 +339,7 @@ pub fn command_info(spec: &CommandSpec) -> Reply {
 mod tests {
     use super::*;
     use crate::kv::KvStateMachine;
+    use crate::state_machine::StateMachine;
 
     fn req(words: &str) -> Result<Request, Refusal> {
         Request::parse(words.split(' ').map(|w| w.as_bytes().to_vec()).collect())

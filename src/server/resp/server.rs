@@ -14,6 +14,7 @@ use super::command::{KvRequest, Refusal, Request};
 use super::parser::{ParseLimits, RequestParser};
 use super::session::{failure_reply, Session, Step};
 use super::Reply;
+use crate::kv::KvStateMachine;
 use crate::node::{NodeHandle, Submitted};
 use crate::server::metrics::{Metrics, Outcome};
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ enum Pending {
         outcome: Outcome,
     },
     Waiting {
-        submitted: Submitted,
+        submitted: Submitted<KvStateMachine>,
         request: KvRequest,
         slot: usize,
         started: Instant,
@@ -57,7 +58,7 @@ enum Pending {
 
 /// Serves until `listener` fails for good or the task is aborted; each connection runs on
 /// its own tasks.
-pub async fn serve(listener: TcpListener, node: NodeHandle, cfg: RespConfig, metrics: Arc<Metrics>) {
+pub async fn serve(listener: TcpListener, node: NodeHandle<KvStateMachine>, cfg: RespConfig, metrics: Arc<Metrics>) {
     let slots = Arc::new(Semaphore::new(cfg.clients_max));
     let next_id = Arc::new(AtomicU64::new(1));
     loop {
@@ -94,7 +95,7 @@ async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     id: u64,
-    node: NodeHandle,
+    node: NodeHandle<KvStateMachine>,
     cfg: RespConfig,
     m: Arc<Metrics>,
 ) {

@@ -177,15 +177,21 @@ pub fn failure_reply(e: &ClientError, read: bool) -> (Reply, Outcome) {
         ClientError::NoLeader | ClientError::NotLeader { .. } => "no leader is known right now",
         ClientError::Busy => "the node is at its request limit",
         ClientError::Dropped => "a new leader took over before the command committed; it was not applied",
+        ClientError::WrongGroup { .. } => "the keys moved to another group",
+        ClientError::Malformed(_) => "the request did not decode at its leader",
         // Redis Cluster's answer to the same situation; a real node hosts one group.
         ClientError::CrossGroup => {
             return (Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into()), Outcome::TryAgain)
         }
-        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged if read => {
+        ClientError::Displaced
+        | ClientError::Timeout
+        | ClientError::Stopped
+        | ClientError::LeaderChanged
+        | ClientError::UndecodableReply(_) => {
+            if !read {
+                return (Reply::Error(format!("UNCERTAIN {e}")), Outcome::Uncertain);
+            }
             "the read did not complete"
-        }
-        ClientError::Displaced | ClientError::Timeout | ClientError::Stopped | ClientError::LeaderChanged => {
-            return (Reply::Error(format!("UNCERTAIN {e}")), Outcome::Uncertain)
         }
     };
     (Reply::Error(format!("TRYAGAIN {definite}; retry")), Outcome::TryAgain)

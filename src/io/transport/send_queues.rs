@@ -14,23 +14,23 @@ pub(crate) trait Link: Send + 'static {
     fn deliver(&mut self, frame: Vec<u8>) -> impl Future<Output = std::io::Result<()>> + Send;
 }
 
-pub(crate) struct Outbox<F> {
+pub(crate) struct SendQueues<F> {
     queues: Mutex<BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>>,
     make_link: F,
 }
 
-impl<F, L> Outbox<F>
+impl<F, L> SendQueues<F>
 where
     F: Fn(NodeId) -> Option<L> + Send + Sync + 'static,
     L: Link,
 {
     pub fn new(make_link: F) -> Self {
-        Outbox { queues: Mutex::new(BTreeMap::new()), make_link }
+        SendQueues { queues: Mutex::new(BTreeMap::new()), make_link }
     }
 
     /// Queues a frame for `to`, starting its worker on first use.
     pub fn push(&self, to: NodeId, frame: Vec<u8>) {
-        let mut queues = self.queues.lock().expect("outbox lock");
+        let mut queues = self.queues.lock().expect("send queues lock");
         if !queues.contains_key(&to) {
             let Some(mut link) = (self.make_link)(to) else {
                 tracing::debug!(peer = to, "frame for an unknown peer dropped");

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 const FRAME_BYTES_BUDGET: usize = WIRE_BYTES_MAX / 2;
 
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub struct PeerFrames {
     to: BTreeMap<NodeId, Vec<Envelope>>,
     /// A message that promises durable state is waiting: sync before sending.
     pub needs_sync: bool,
@@ -34,7 +34,7 @@ fn estimate_bytes(env: &Envelope) -> usize {
     }
 }
 
-impl Outbox {
+impl PeerFrames {
     pub fn push(&mut self, env: Envelope, synced: bool) {
         self.needs_sync |= synced;
         self.to.entry(env.to).or_default().push(env);
@@ -106,16 +106,16 @@ mod tests {
 
     #[test]
     fn the_groups_messages_to_a_peer_travel_in_one_frame() {
-        let mut outbox = Outbox::default();
+        let mut frames = PeerFrames::default();
         for group in 1..=3 {
             for to in [2, 3] {
-                outbox.push(heartbeat(group, to, 0), true);
+                frames.push(heartbeat(group, to, 0), true);
             }
         }
-        assert!(outbox.needs_sync);
+        assert!(frames.needs_sync);
         let sent = Recorder::default();
-        outbox.flush(&sent);
-        assert!(!outbox.needs_sync);
+        frames.flush(&sent);
+        assert!(!frames.needs_sync);
         let frames = sent.0.into_inner().unwrap();
         assert_eq!(frames.len(), 2, "one frame per peer");
         for (to, wire) in frames {
@@ -126,14 +126,14 @@ mod tests {
 
     #[test]
     fn a_lone_message_goes_as_itself_and_a_large_batch_is_split() {
-        let mut outbox = Outbox::default();
-        outbox.push(heartbeat(1, 2, 0), false);
+        let mut frames = PeerFrames::default();
+        frames.push(heartbeat(1, 2, 0), false);
         let big = FRAME_BYTES_BUDGET / 3;
         for group in 1..=4 {
-            outbox.push(heartbeat(group, 3, big), false);
+            frames.push(heartbeat(group, 3, big), false);
         }
         let sent = Recorder::default();
-        outbox.flush(&sent);
+        frames.flush(&sent);
         let frames = sent.0.into_inner().unwrap();
         assert!(matches!(frames[0], (2, Wire::Raft(_))));
         let to_3: Vec<usize> = frames[1..]
