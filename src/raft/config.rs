@@ -63,7 +63,7 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults fit a LAN: 10 ms heartbeats, elections after 150..300 ms of silence.
+    /// Defaults fit a LAN: 30 ms heartbeats, elections after 150..300 ms of silence.
     pub fn new(id: NodeId, group: GroupId, voters: Vec<NodeId>) -> Self {
         Config {
             id,

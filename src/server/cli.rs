@@ -35,6 +35,9 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
                                        of messages (default false: ReadIndex, no clock needed)
            --clock-drift-ppm-max N     the clock rate error leases assume (default 10000 = 1%);
                                        followers seen beyond it back no lease
+           --election-timeout-ms N     a follower that hears no leader for a time drawn from
+                                       [N, 2N) ms starts an election (default 150)
+           --heartbeat-interval-ms N   how often a leader heartbeats (default 30)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -98,6 +101,8 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--lease-reads" => flags.lease_reads = Some(number(flag, &v, "true or false")?),
             "--clock-drift-ppm-max" => flags.clock_drift_ppm_max = Some(number(flag, &v, "parts per million")?),
             "--initial-voters" => flags.initial_voters = Some(v),
+            "--election-timeout-ms" => flags.election_timeout_ms = Some(number(flag, &v, "milliseconds")?),
+            "--heartbeat-interval-ms" => flags.heartbeat_interval_ms = Some(number(flag, &v, "milliseconds")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

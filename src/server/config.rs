@@ -12,6 +12,7 @@
 //! ```
 
 use crate::kv::COMMAND_BYTES_MAX;
+use crate::raft;
 use crate::NodeId;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ pub struct RawSettings {
     pub initial_voters: Option<String>,
     pub lease_reads: Option<bool>,
     pub clock_drift_ppm_max: Option<u64>,
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
 }
 
 impl RawSettings {
@@ -75,6 +78,8 @@ impl RawSettings {
             initial_voters: over.initial_voters.or(self.initial_voters),
             lease_reads: over.lease_reads.or(self.lease_reads),
             clock_drift_ppm_max: over.clock_drift_ppm_max.or(self.clock_drift_ppm_max),
+            election_timeout_ms: over.election_timeout_ms.or(self.election_timeout_ms),
+            heartbeat_interval_ms: over.heartbeat_interval_ms.or(self.heartbeat_interval_ms),
         }
     }
 }
@@ -101,6 +106,11 @@ pub struct NodeSettings {
     pub initial_voters: Vec<NodeId>,
     pub lease_reads: bool,
     pub clock_drift_ppm_max: u64,
+    /// Raft timing (`None`: `raft::Config`'s defaults): elections start after a silence
+    /// drawn from `[election_timeout_ms, 2 × election_timeout_ms)` (Raft §5.2), and a
+    /// leader sends a heartbeat every `heartbeat_interval_ms`.
+    pub election_timeout_ms: Option<u64>,
+    pub heartbeat_interval_ms: Option<u64>,
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -145,7 +155,16 @@ impl NodeSettings {
             None => cluster.keys().copied().collect(),
             Some(list) => parse_ids("--initial-voters", list, &cluster)?,
         };
-        Ok(NodeSettings {
+        for (flag, value) in
+            [("--election-timeout-ms", raw.election_timeout_ms), ("--heartbeat-interval-ms", raw.heartbeat_interval_ms)]
+        {
+            if let Some(v) = value {
+                if !(1..=600_000).contains(&v) {
+                    return Err(format!("{flag} {v}: expected 1 to 600000"));
+                }
+            }
+        }
+        let settings = NodeSettings {
             id,
             data_dir: raw.data_dir.ok_or("--data-dir is required")?,
             peer_addr,
@@ -162,7 +181,31 @@ impl NodeSettings {
             initial_voters,
             lease_reads: raw.lease_reads.unwrap_or(false),
             clock_drift_ppm_max,
-        })
+            election_timeout_ms: raw.election_timeout_ms,
+            heartbeat_interval_ms: raw.heartbeat_interval_ms,
+        };
+        // The Raft settings must hold together (heartbeats inside the election timeout, a
+        // lease left after the drift bound): ask the one place that knows.
+        settings.raft_config().validate().map_err(|e| {
+            format!("--election-timeout-ms, --heartbeat-interval-ms, --lease-reads, --clock-drift-ppm-max: {e}")
+        })?;
+        Ok(settings)
+    }
+
+    /// The Raft settings of this node's groups: `raft::Config`'s defaults, with what the
+    /// flags set.
+    pub fn raft_config(&self) -> raft::Config {
+        let mut r = raft::Config::new(self.id, 1, self.initial_voters.clone());
+        if let Some(ms) = self.election_timeout_ms {
+            r.election_timeout_ms_min = ms;
+            r.election_timeout_ms_max = 2 * ms;
+        }
+        if let Some(ms) = self.heartbeat_interval_ms {
+            r.heartbeat_interval_ms = ms;
+        }
+        r.lease_reads = self.lease_reads;
+        r.clock_drift_ppm_max = self.clock_drift_ppm_max;
+        r
     }
 }
 
@@ -273,6 +316,28 @@ mod tests {
         check(RawSettings { resp_addr: Some("nope".into()), ..full() }, "--resp-addr");
         check(RawSettings { max_value_bytes: Some(u64::MAX), ..full() }, "--max-value-bytes");
         check(RawSettings { initial_cluster: Some("1=127.0.0.1:1,1=127.0.0.1:2".into()), ..full() }, "twice");
+        check(RawSettings { heartbeat_interval_ms: Some(0), ..full() }, "--heartbeat-interval-ms 0");
+        let slow_heartbeat = RawSettings { election_timeout_ms: Some(100), heartbeat_interval_ms: Some(100), ..full() };
+        check(slow_heartbeat, "not above the heartbeat interval");
+        check(RawSettings { election_timeout_ms: Some(3), lease_reads: Some(true), ..full() }, "--lease-reads");
+    }
+
+    #[test]
+    fn timing_flags_reach_the_raft_settings_and_defaults_stay_raft_s() {
+        let s = NodeSettings::validate(full()).unwrap();
+        let defaults = raft::Config::new(1, 1, vec![1, 2]);
+        let r = s.raft_config();
+        assert_eq!(
+            (r.election_timeout_ms_min, r.election_timeout_ms_max),
+            (defaults.election_timeout_ms_min, defaults.election_timeout_ms_max)
+        );
+        assert_eq!(r.heartbeat_interval_ms, defaults.heartbeat_interval_ms);
+        let raw = RawSettings { election_timeout_ms: Some(1_000), heartbeat_interval_ms: Some(100), ..full() };
+        let r = NodeSettings::validate(raw).unwrap().raft_config();
+        assert_eq!(
+            (r.election_timeout_ms_min, r.election_timeout_ms_max, r.heartbeat_interval_ms),
+            (1_000, 2_000, 100)
+        );
     }
 
     #[test]

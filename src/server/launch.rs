@@ -74,11 +74,10 @@ pub async fn run_node(
     let peers = transport.health();
     // A fresh seed per process: forwarded-request ids must not repeat across restarts.
     let mut cfg = NodeConfig::new(s.id, s.initial_voters.clone(), rand::random());
+    cfg.raft = s.raft_config();
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
-    cfg.raft.lease_reads = s.lease_reads;
-    cfg.raft.clock_drift_ppm_max = s.clock_drift_ppm_max;
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
         .map_err(|e| e.to_string())?;
     let bound = Bound {
