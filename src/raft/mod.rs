@@ -22,18 +22,23 @@
 //! What is here: leader election with randomised timeouts (§5.2), log replication with the
 //! consistency check and fast conflict backtracking (§5.3, the "accelerated log
 //! backtracking" of the extended paper), the commit rule that only counts replicas of
-//! current-term entries (§5.4.2), and recovery from persisted state. Snapshots, membership
-//! changes, pre-vote, check-quorum and ReadIndex arrive with issue 3.
+//! current-term entries (§5.4.2), recovery from persisted state, snapshots (§7), membership
+//! changes by joint consensus (thesis §4), pre-vote and check-quorum (§9.6, §6.2),
+//! ReadIndex and lease reads (§6.4), and leadership transfer (§3.10). `core/` holds the
+//! replica, one file per concern.
 
 mod bugs;
 mod config;
+mod config_history;
 mod core;
 mod effect;
+mod incoming_snapshot;
 mod lease;
 mod log;
 mod membership;
 mod message;
 mod progress;
+mod read_queue;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
