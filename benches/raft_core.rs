@@ -1,10 +1,10 @@
-//! The Raft core alone, in memory: 3 replicas, messages handed over directly, storage a
-//! no-op, with 1, 64 and 256 proposals kept in flight (the shape of openraft's `bench`).
+//! The Raft core alone, in memory (`testkit::raft_net`, the unit tests' driver): 3
+//! replicas, messages handed over directly, storage a no-op, with 1, 64 and 256 proposals kept in flight (the shape of openraft's `bench`).
 //! Measures what the protocol logic costs, without I/O. Not a test: run
 //! `cargo bench --bench raft_core`.
 
-use phantomdb::raft::{Config, Effect, Envelope, HardState, Input, Raft};
-use std::collections::VecDeque;
+use phantomdb::raft::{Config, HardState, Raft};
+use phantomdb::testkit::raft_net::RaftNet;
 use std::time::Instant;
 
 const PROPOSALS: u64 = 300_000;
@@ -22,46 +22,24 @@ fn replicas() -> Vec<Raft> {
         .collect()
 }
 
-/// Steps every message to its replica until none is left; returns the leader's commit.
-fn deliver(nodes: &mut [Raft], queue: &mut VecDeque<Envelope>) -> u64 {
-    loop {
-        for r in nodes.iter_mut() {
-            for e in r.drain_effects() {
-                if let Effect::Send { envelope, .. } = e {
-                    queue.push_back(envelope);
-                }
-            }
-        }
-        let Some(env) = queue.pop_front() else { break };
-        let to = env.to as usize - 1;
-        nodes[to].step(0, Input::Receive(env));
-        while let Some(env) = queue.pop_front() {
-            let to = env.to as usize - 1;
-            nodes[to].step(0, Input::Receive(env));
-        }
-    }
-    nodes[0].commit_index()
-}
-
 fn run(in_flight: u64) {
-    let mut nodes = replicas();
-    let mut queue = VecDeque::new();
-    // Node 1 campaigns (pre-vote, then the vote) and wins.
-    let t = nodes[0].next_deadline_ms();
-    nodes[0].step(t, Input::Tick);
-    deliver(&mut nodes, &mut queue);
-    assert!(nodes[0].is_leader(), "node 1 leads");
-    let base = nodes[0].commit_index();
+    let mut net = RaftNet::from_replicas(replicas());
+    net.record = false;
+    // Node 1 campaigns (pre-vote, then the vote) and wins; nobody else's timer fires.
+    net.fire(1);
+    assert!(net.get(1).is_leader(), "node 1 leads");
+    let base = net.get(1).commit_index();
     let payload = vec![0u8; 64];
     let started = Instant::now();
     let mut proposed = 0u64;
     let mut committed = 0u64;
     while committed < PROPOSALS {
         while proposed < PROPOSALS && proposed - committed < in_flight {
-            nodes[0].propose(payload.clone()).expect("leader accepts");
+            net.get_mut(1).propose(payload.clone()).expect("leader accepts");
             proposed += 1;
         }
-        committed = deliver(&mut nodes, &mut queue) - base;
+        net.deliver();
+        committed = net.get(1).commit_index() - base;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -3,8 +3,9 @@
 //! named after its original.
 
 use super::*;
+use crate::testkit::raft_net::RaftNet;
 use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 const G: u64 = 1;
 
@@ -67,50 +68,6 @@ fn append_ok(term: Term, match_index: Index) -> Message {
         result: AppendResult::Success { match_index },
         read_seq: 0,
         clock: ClockEcho::default(),
-    }
-}
-
-/// A tiny lossless network for multi-replica tests: delivers every sent message in
-/// order, except those `drop` refuses.
-struct Net {
-    nodes: BTreeMap<NodeId, Raft>,
-    cut: BTreeSet<NodeId>,
-}
-
-impl Net {
-    fn new(nodes: Vec<Raft>) -> Self {
-        Net { nodes: nodes.into_iter().map(|r| (r.id(), r)).collect(), cut: BTreeSet::new() }
-    }
-    fn run(&mut self) {
-        let mut queue: Vec<Envelope> = Vec::new();
-        for _ in 0..10_000 {
-            for r in self.nodes.values_mut() {
-                for e in r.drain_effects() {
-                    if let Effect::Send { envelope, .. } = e {
-                        queue.push(envelope);
-                    }
-                }
-            }
-            if queue.is_empty() {
-                return;
-            }
-            for envelope in std::mem::take(&mut queue) {
-                if self.cut.contains(&envelope.from) || self.cut.contains(&envelope.to) {
-                    continue;
-                }
-                if let Some(r) = self.nodes.get_mut(&envelope.to) {
-                    r.step(0, Input::Receive(envelope));
-                }
-            }
-        }
-        panic!("network did not quiesce");
-    }
-    fn get(&mut self, id: NodeId) -> &mut Raft {
-        self.nodes.get_mut(&id).unwrap()
-    }
-    fn log_terms(&self, id: NodeId) -> Vec<Term> {
-        let r = &self.nodes[&id];
-        (1..=r.last_index()).map(|i| r.entry(i).unwrap().term).collect()
     }
 }
 
@@ -712,17 +669,18 @@ fn leader_sync_follower_log() {
         &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
     ];
     for (i, &flog) in followers.iter().enumerate() {
-        let mut net = Net::new(vec![replica(1, 3, 7, leader_log), replica(2, 3, 7, flog), replica(3, 3, 7, &[])]);
-        net.cut.insert(3);
-        time_out(net.get(1));
+        let mut net =
+            RaftNet::from_replicas([replica(1, 3, 7, leader_log), replica(2, 3, 7, flog), replica(3, 3, 7, &[])]);
+        net.isolate(3);
+        time_out(net.get_mut(1));
         // Node 3's vote arrives by hand (as etcd's nopStepper does).
-        net.get(1).step(0, env(3, 1, Message::RequestVoteResponse { term: 8, granted: true }));
-        net.run();
-        assert!(net.get(1).is_leader(), "case {i}");
+        net.get_mut(1).step(0, env(3, 1, Message::RequestVoteResponse { term: 8, granted: true }));
+        net.deliver();
+        assert!(net.get_mut(1).is_leader(), "case {i}");
         let mut want = leader_log.to_vec();
         want.push(8);
         assert_eq!(net.log_terms(2), want, "case {i}");
-        assert_eq!(net.get(1).commit_index(), want.len() as Index, "case {i}");
+        assert_eq!(net.get_mut(1).commit_index(), want.len() as Index, "case {i}");
     }
 }
 
@@ -743,22 +701,22 @@ fn leader_only_commits_log_from_current_term() {
 #[test]
 fn election_restriction_keeps_committed_entries() {
     // §5.4.1: a node missing a committed entry cannot be elected.
-    let mut net = Net::new(vec![replica(1, 3, 0, &[]), replica(2, 3, 0, &[]), replica(3, 3, 0, &[])]);
-    time_out(net.get(1));
-    net.run();
-    net.get(1).propose(b"a".to_vec()).unwrap();
-    net.cut.insert(3);
-    net.run();
-    assert_eq!(net.get(1).commit_index(), 2);
-    net.cut.clear();
-    net.cut.insert(1);
+    let mut net = RaftNet::from_replicas([replica(1, 3, 0, &[]), replica(2, 3, 0, &[]), replica(3, 3, 0, &[])]);
+    time_out(net.get_mut(1));
+    net.deliver();
+    net.get_mut(1).propose(b"a".to_vec()).unwrap();
+    net.isolate(3);
+    net.deliver();
+    assert_eq!(net.get_mut(1).commit_index(), 2);
+    net.heal();
+    net.isolate(1);
     // Node 3 missed index 2; node 2 has it and must refuse node 3.
-    time_out(net.get(3));
-    net.run();
-    assert!(!net.get(3).is_leader());
-    time_out(net.get(2));
-    net.run();
-    assert!(net.get(2).is_leader());
+    time_out(net.get_mut(3));
+    net.deliver();
+    assert!(!net.get_mut(3).is_leader());
+    time_out(net.get_mut(2));
+    net.deliver();
+    assert!(net.get_mut(2).is_leader());
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! originals in `raft_test.go`) on a small network with a clock.
 
 use super::*;
+use crate::testkit::raft_net::RaftNet;
 use crate::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
 
 fn cfg(id: NodeId, n: u64, pre_vote: bool, check_quorum: bool) -> Config {
     let mut c = Config::new(id, 1, (1..=n).collect());
@@ -15,19 +15,10 @@ fn cfg(id: NodeId, n: u64, pre_vote: bool, check_quorum: bool) -> Config {
     c
 }
 
-/// Replicas on a lossless network with one clock; `cut` holds the links that drop.
-pub(super) struct Net {
-    pub nodes: BTreeMap<NodeId, Raft>,
-    pub now_ms: u64,
-    pub cut: BTreeSet<(NodeId, NodeId)>,
-    /// Every effect other than a send, by node, in order.
-    pub seen: Vec<(NodeId, Effect)>,
-    /// Clock rates in millionths of true time (absent: a true clock). A node's clock
-    /// reads `now_ms · rate`; set rates before time passes.
-    pub rate_ppm: BTreeMap<NodeId, u64>,
-}
+/// This file's network: the shared in-memory driver, with constructors for these timeouts.
+pub(super) type Net = RaftNet;
 
-impl Net {
+impl RaftNet {
     pub(super) fn new(n: u64, pre_vote: bool, check_quorum: bool) -> Self {
         Self::with_bug(n, pre_vote, check_quorum, None)
     }
@@ -42,105 +33,11 @@ impl Net {
 
     /// `n` replicas with this file's timeouts, then `tune`d.
     pub(super) fn build(n: u64, tune: impl Fn(&mut Config)) -> Self {
-        let nodes = (1..=n)
-            .map(|id| {
-                let mut c = cfg(id, n, true, true);
-                tune(&mut c);
-                (id, Raft::new(c, id, 0, HardState::default(), vec![]).unwrap())
-            })
-            .collect();
-        Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new(), rate_ppm: BTreeMap::new() }
-    }
-
-    /// Node `id`'s clock reading now.
-    pub(super) fn local(&self, id: NodeId) -> u64 {
-        self.now_ms * self.rate_ppm.get(&id).copied().unwrap_or(1_000_000) / 1_000_000
-    }
-
-    /// When (in true time) node `id`'s next deadline comes.
-    fn deadline(&self, id: NodeId) -> u64 {
-        let rate = self.rate_ppm.get(&id).copied().unwrap_or(1_000_000);
-        (self.nodes[&id].next_deadline_ms() * 1_000_000).div_ceil(rate)
-    }
-
-    pub(super) fn isolate(&mut self, id: NodeId) {
-        for &other in self.nodes.keys() {
-            if other != id {
-                self.cut.insert((id, other));
-                self.cut.insert((other, id));
-            }
-        }
-    }
-
-    pub(super) fn heal(&mut self) {
-        self.cut.clear();
-    }
-
-    /// Delivers until nothing is in flight.
-    pub(super) fn deliver(&mut self) {
-        for _ in 0..10_000 {
-            let mut queue = Vec::new();
-            for (&id, r) in self.nodes.iter_mut() {
-                for e in r.drain_effects() {
-                    match e {
-                        Effect::Send { envelope, .. } => queue.push(envelope),
-                        other => self.seen.push((id, other)),
-                    }
-                }
-            }
-            if queue.is_empty() {
-                return;
-            }
-            for env in queue {
-                if !self.cut.contains(&(env.from, env.to)) {
-                    let now = self.local(env.to);
-                    self.nodes.get_mut(&env.to).unwrap().step(now, Input::Receive(env));
-                }
-            }
-        }
-        panic!("the network did not quiesce");
-    }
-
-    /// Fires node `id`'s next deadline (moving the clock there), then delivers.
-    pub(super) fn fire(&mut self, id: NodeId) {
-        self.now_ms = self.now_ms.max(self.deadline(id));
-        let now = self.local(id);
-        self.nodes.get_mut(&id).unwrap().step(now, Input::Tick);
-        self.deliver();
-    }
-
-    /// Lets `ms` pass, every node ticking at its deadlines, messages delivered at once.
-    pub(super) fn advance(&mut self, ms: u64) {
-        let end = self.now_ms + ms;
-        loop {
-            let next = self.nodes.keys().map(|&id| self.deadline(id)).min().unwrap();
-            if next > end {
-                break;
-            }
-            self.now_ms = self.now_ms.max(next);
-            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-            for id in ids {
-                let now = self.local(id);
-                let r = self.nodes.get_mut(&id).unwrap();
-                if r.next_deadline_ms() <= now {
-                    r.step(now, Input::Tick);
-                }
-            }
-            self.deliver();
-        }
-        self.now_ms = end;
-    }
-
-    pub(super) fn get(&self, id: NodeId) -> &Raft {
-        &self.nodes[&id]
-    }
-
-    pub(super) fn leaders(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|r| r.is_leader()).map(Raft::id).collect()
-    }
-
-    pub(super) fn terms(&self) -> Vec<Term> {
-        self.nodes.values().map(Raft::term).collect()
+        RaftNet::from_replicas((1..=n).map(|id| {
+            let mut c = cfg(id, n, true, true);
+            tune(&mut c);
+            Raft::new(c, id, 0, HardState::default(), vec![]).unwrap()
+        }))
     }
 }
 
@@ -348,20 +245,15 @@ fn node_with_smaller_term_can_complete_election() {
 /// A network of replicas built from given persisted state (no pre-vote, no check-quorum).
 fn net_from(states: Vec<(HardState, Vec<Term>)>) -> Net {
     let n = states.len() as u64;
-    let nodes = states
-        .into_iter()
-        .enumerate()
-        .map(|(i, (hard, terms))| {
-            let id = i as NodeId + 1;
-            let entries = terms
-                .iter()
-                .enumerate()
-                .map(|(j, &term)| Entry { term, index: j as Index + 1, payload: Payload::Noop })
-                .collect();
-            (id, Raft::new(cfg(id, n, false, false), id, 0, hard, entries).unwrap())
-        })
-        .collect();
-    Net { nodes, now_ms: 0, cut: BTreeSet::new(), seen: Vec::new(), rate_ppm: BTreeMap::new() }
+    RaftNet::from_replicas(states.into_iter().enumerate().map(|(i, (hard, terms))| {
+        let id = i as NodeId + 1;
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(j, &term)| Entry { term, index: j as Index + 1, payload: Payload::Noop })
+            .collect();
+        Raft::new(cfg(id, n, false, false), id, 0, hard, entries).unwrap()
+    }))
 }
 
 fn log_terms(net: &Net, id: NodeId) -> Vec<Term> {
