@@ -11,6 +11,7 @@
 //!             world (TCP, OS clock, fjall) and the simulated one (madsim)
 //! ```
 
+pub mod buggify;
 pub mod codec;
 pub mod ids;
 pub mod io;
@@ -19,6 +20,7 @@ pub mod kv;
 pub mod node;
 pub mod raft;
 pub mod server;
+pub mod sometimes;
 pub mod state_machine;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -77,7 +77,12 @@ impl<M: StateMachine> Replica<M> {
         let snapshot_index = snapshot.as_ref().map_or(0, |(m, _, _)| m.index);
         let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
         let seed = group_seed(cfg.seed, group);
-        let raft = Raft::with_snapshot(cfg.raft_config(group), seed, now_ms, hard, snapshot, recovered.entries)
+        let mut raft_cfg = cfg.raft_config(group);
+        if crate::buggify!("small_windows") {
+            raft_cfg.append_entries_max = 1;
+            raft_cfg.inflight_appends_max = 1;
+        }
+        let raft = Raft::with_snapshot(raft_cfg, seed, now_ms, hard, snapshot, recovered.entries)
             .map_err(|e| NodeError::Corrupt(format!("group {group}: {e}")))?;
         observer.on_event(cfg.id(), group, NodeEvent::Recovered { term: hard.term, snapshot_index, last_index });
         Ok(Replica {
@@ -303,8 +308,13 @@ impl<M: StateMachine> Replica<M> {
         observer: &dyn Observer,
     ) -> Result<(), NodeError> {
         if let Some(index) = self.commit.take() {
-            self.apply_committed(index, transport, observer)?;
-            self.maybe_snapshot(disk, observer)?;
+            if crate::buggify!("pause_apply") {
+                // Applied with a later batch: `stage` keeps the newest commit index.
+                self.commit = Some(index);
+            } else {
+                self.apply_committed(index, transport, observer)?;
+                self.maybe_snapshot(disk, observer)?;
+            }
         }
         self.serve_reads(transport);
         self.on_leader_change(transport);
@@ -348,7 +358,8 @@ impl<M: StateMachine> Replica<M> {
     /// dropped) and the log is cut behind it.
     fn maybe_snapshot<S: Storage>(&mut self, disk: &mut Disk<S>, observer: &dyn Observer) -> Result<(), NodeError> {
         let last = self.raft.snapshot_meta();
-        if self.applied < last.index + self.snapshot_entries_min {
+        let due = self.applied >= last.index + self.snapshot_entries_min;
+        if !due && !(self.applied > last.index && crate::buggify!("snapshot_early")) {
             return Ok(());
         }
         let index = self.applied;

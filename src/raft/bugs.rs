@@ -36,10 +36,14 @@ pub enum PlantedBug {
     /// commit, while the last committed one, whose quorums need not overlap the new one's,
     /// can still elect a leader.
     ConfigChangeBeforeCommitInTerm,
+    /// A leader commits an entry of an earlier term by counting its replicas (the error
+    /// Figure 8 of the Raft paper shows, §5.4.2): a later leader without that entry can
+    /// still be elected and overwrite it, losing an acknowledged write.
+    CommitOldTerm,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -47,6 +51,7 @@ impl PlantedBug {
         PlantedBug::SnapshotStaleConfig,
         PlantedBug::VoteDuringLease,
         PlantedBug::ConfigChangeBeforeCommitInTerm,
+        PlantedBug::CommitOldTerm,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -63,6 +68,7 @@ impl PlantedBug {
             PlantedBug::SnapshotStaleConfig => "snapshot_stale_config",
             PlantedBug::VoteDuringLease => "vote_during_lease",
             PlantedBug::ConfigChangeBeforeCommitInTerm => "config_change_before_commit_in_term",
+            PlantedBug::CommitOldTerm => "commit_old_term",
         }
     }
 

@@ -39,6 +39,9 @@ where
             let (tx, mut rx) = mpsc::channel::<Vec<u8>>(SEND_QUEUE_FRAMES_MAX);
             tokio::spawn(tracing::Instrument::in_current_span(async move {
                 while let Some(frame) = rx.recv().await {
+                    if crate::buggify!("delay_frame") {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
                     if let Err(e) = link.deliver(frame).await {
                         tracing::debug!(peer = to, error = %e, "frame dropped");
                     }

@@ -3,7 +3,7 @@
 //! the log (`config_history.rs`).
 
 use super::{MembershipError, Raft, Role};
-use crate::raft::progress::Progress;
+use crate::raft::progress::{Progress, ProgressState};
 use crate::raft::{Index, Membership, Payload, PlantedBug};
 use crate::NodeId;
 use std::collections::BTreeSet;
@@ -49,6 +49,13 @@ impl Raft {
         if (current.is_joint() && !last_config.is_some_and(settled)) || pending {
             return Err(MembershipError::ChangeInProgress);
         }
+        if let Role::Leader { progress } = &self.role {
+            let streaming =
+                |id: &NodeId| progress.get(id).is_some_and(|p| matches!(p.state, ProgressState::Snapshot { .. }));
+            if voters.iter().any(|id| current.learners.contains(id) && streaming(id)) {
+                crate::sometimes!("learner_promoted_while_snapshot_streams");
+            }
+        }
         let next = if voters == current.voters {
             Membership { voters, outgoing: BTreeSet::new(), learners }
         } else {
@@ -92,6 +99,7 @@ impl Raft {
             return;
         }
         if m.is_joint() {
+            crate::sometimes!("joint_config_committed");
             let next = Membership { voters: m.voters.clone(), outgoing: BTreeSet::new(), learners: m.learners.clone() };
             self.append_own(Payload::Membership(next));
             self.broadcast_due = true;

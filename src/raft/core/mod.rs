@@ -439,6 +439,7 @@ impl Raft {
             return true;
         }
         // Clients of a leader that cannot commit should go elsewhere (thesis §6.2).
+        crate::sometimes!("check_quorum_step_down");
         let term = self.hard.term;
         self.become_follower(now_ms, term, None);
         false

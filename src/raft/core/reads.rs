@@ -51,7 +51,11 @@ impl Raft {
 
     /// A leader that stops leading fails its pending reads.
     pub(super) fn fail_reads(&mut self) {
-        for id in self.reads.take_all() {
+        let ids = self.reads.take_all();
+        if !ids.is_empty() {
+            crate::sometimes!("read_failed_on_leader_change");
+        }
+        for id in ids {
             self.effects.push(Effect::ReadFailed { id });
         }
     }

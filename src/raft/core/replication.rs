@@ -155,6 +155,7 @@ impl Raft {
                             self.commit_index
                         );
                         let to = self.log.last_index();
+                        crate::sometimes!("conflicting_suffix_truncated");
                         self.log.truncate_from(e.index);
                         self.configs.truncate_from(e.index);
                         self.effects.push(Effect::TruncateLog { from: e.index, to });
@@ -249,6 +250,11 @@ impl Raft {
         // ones follow (Figure 8).
         if self.log.term_at(candidate) == Some(self.hard.term) {
             self.set_commit(candidate);
+        } else {
+            crate::sometimes!("old_term_entry_on_majority");
+            if PlantedBug::CommitOldTerm.is_active(self.cfg.planted_bug) {
+                self.set_commit(candidate);
+            }
         }
     }
 

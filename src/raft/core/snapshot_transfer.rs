@@ -28,6 +28,9 @@ impl Raft {
 
     /// `prev` is the (index, term) the entries follow.
     pub(super) fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
+        if offset == 0 {
+            crate::sometimes!("snapshot_sent");
+        }
         let meta = self.log.snapshot();
         let data = self.snapshot_data.as_ref().expect("a compacted log has its snapshot");
         let start = (offset as usize).min(data.len());
@@ -82,6 +85,7 @@ impl Raft {
         self.configs.install(meta.index, base, kept_suffix);
         self.commit_index = meta.index;
         self.snapshot_data = Some(data.clone());
+        crate::sometimes!("snapshot_installed");
         self.effects.push(Effect::InstallSnapshot { meta, membership, data, discard });
         let reply = Message::InstallSnapshotResponse { term, meta, received, done: true };
         self.send(from, reply, Durability::Synced);

@@ -53,6 +53,7 @@ impl Raft {
         }
         self.transfer = Some(Transfer { timeout_now_sent: true, ..t });
         self.lease_forfeited = true;
+        crate::sometimes!("transfer_timeout_now_sent");
         self.send(from, Message::TimeoutNow { term: self.hard.term }, Durability::Immediately);
     }
 }
