@@ -5,6 +5,7 @@
 
 use super::NodeError;
 use crate::io::{Storage, WriteBatch};
+use std::time::Duration;
 
 pub struct Disk<S> {
     pub storage: S,
@@ -29,18 +30,24 @@ impl<S: Storage> Disk<S> {
     }
 
     /// Syncs what was written, unless the configuration turned syncing off.
-    pub fn make_durable(&mut self) -> Result<(), NodeError> {
+    pub async fn make_durable(&mut self) -> Result<(), NodeError> {
         if self.sync_writes {
-            self.sync_now()
+            self.sync_now().await
         } else {
             self.write_batch()
         }
     }
 
-    /// Writes and syncs whatever the configuration says (snapshots, a clean stop).
-    pub fn sync_now(&mut self) -> Result<(), NodeError> {
+    /// Writes and syncs whatever the configuration says (snapshots, a clean stop). A
+    /// sync that takes time (`Storage::sync_delay`, the simulated disk's) makes the node
+    /// wait, and a crash meanwhile finds the writes still unsynced.
+    pub async fn sync_now(&mut self) -> Result<(), NodeError> {
         self.write_batch()?;
         if self.unsynced {
+            let delay = self.storage.sync_delay();
+            if delay > Duration::ZERO {
+                tokio::time::sleep(delay).await;
+            }
             self.storage.sync()?;
             self.unsynced = false;
         }

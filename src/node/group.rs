@@ -52,6 +52,9 @@ pub struct Replica<M: StateMachine> {
     commit: Option<Index>,
     /// Events of the last `stage`, for `report`.
     staged: Vec<NodeEvent>,
+    /// A snapshot written to the batch, waiting for the node's sync before the log is cut
+    /// behind it (`complete_snapshot`).
+    snapshot_staged: Option<(Index, Vec<u8>)>,
 }
 
 impl<M: StateMachine> Replica<M> {
@@ -102,6 +105,7 @@ impl<M: StateMachine> Replica<M> {
             leader_seen: None,
             commit: None,
             staged: Vec::new(),
+            snapshot_staged: None,
         })
     }
 
@@ -299,8 +303,8 @@ impl<M: StateMachine> Replica<M> {
         }
     }
 
-    /// After the node's sync: applies what was committed, compacts the log if due, serves
-    /// confirmed reads, and lets go of requests forwarded to a replaced leader.
+    /// After the node's sync: applies what was committed, stages a snapshot if one is due,
+    /// serves confirmed reads, and lets go of requests forwarded to a replaced leader.
     pub fn finish<S: Storage>(
         &mut self,
         disk: &mut Disk<S>,
@@ -313,7 +317,7 @@ impl<M: StateMachine> Replica<M> {
                 self.commit = Some(index);
             } else {
                 self.apply_committed(index, transport, observer)?;
-                self.maybe_snapshot(disk, observer)?;
+                self.maybe_stage_snapshot(disk);
             }
         }
         self.serve_reads(transport);
@@ -354,13 +358,13 @@ impl<M: StateMachine> Replica<M> {
     }
 
     /// Log compaction: once `snapshot_entries_min` entries were applied since the last
-    /// snapshot, the state machine is saved (durably, before the entries it replaces are
-    /// dropped) and the log is cut behind it.
-    fn maybe_snapshot<S: Storage>(&mut self, disk: &mut Disk<S>, observer: &dyn Observer) -> Result<(), NodeError> {
+    /// snapshot, the state machine is saved; the log is cut behind it only once the node
+    /// has synced it (`complete_snapshot`).
+    fn maybe_stage_snapshot<S: Storage>(&mut self, disk: &mut Disk<S>) {
         let last = self.raft.snapshot_meta();
         let due = self.applied >= last.index + self.snapshot_entries_min;
         if !due && !(self.applied > last.index && crate::buggify!("snapshot_early")) {
-            return Ok(());
+            return;
         }
         let index = self.applied;
         let term = self.raft.entry(index).expect("applied entries past the snapshot are in the log").term;
@@ -368,12 +372,19 @@ impl<M: StateMachine> Replica<M> {
         let meta = raft::SnapshotMeta { index, term };
         let membership = self.raft.membership_at(index);
         self.store.stage_snapshot(meta, &membership, &data, Some((last.index + 1, index)), &mut disk.batch);
-        // The entries go only once the snapshot that replaces them is on disk.
-        disk.sync_now()?;
+        self.snapshot_staged = Some((index, data));
+    }
+
+    pub fn has_snapshot_staged(&self) -> bool {
+        self.snapshot_staged.is_some()
+    }
+
+    /// The node synced the staged snapshot: the entries it replaces go.
+    pub fn complete_snapshot(&mut self, observer: &dyn Observer) {
+        let Some((index, data)) = self.snapshot_staged.take() else { return };
         self.raft.compact(index, Arc::new(data));
         self.snapshots_taken += 1;
         observer.on_event(self.node, self.id, NodeEvent::Compacted { index });
-        Ok(())
     }
 
     /// Serves the confirmed reads whose index the state machine has reached.

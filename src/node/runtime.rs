@@ -263,7 +263,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 biased;
                 _ = &mut shutdown => {
                     // Even with syncing off, a clean stop leaves everything on disk.
-                    self.disk.sync_now()?;
+                    self.disk.sync_now().await?;
                     tracing::info!(node = self.cfg.id(), "node stopped on request");
                     return Ok(());
                 }
@@ -301,7 +301,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     g.expire(now, &self.transport);
                 }
             }
-            self.flush()?;
+            self.flush().await?;
             self.publish_status();
         }
     }
@@ -424,17 +424,22 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     }
 
     /// Every group's effects, then one write, one sync (if a message or an answer needs
-    /// it), one frame per peer; then each group applies and answers.
-    fn flush(&mut self) -> Result<(), NodeError> {
+    /// it), one frame per peer; then each group applies and answers; then one sync for
+    /// the snapshots the groups took, before their logs are cut.
+    async fn flush(&mut self) -> Result<(), NodeError> {
         let mut committed = false;
         for g in self.groups.values_mut() {
             committed |= g.stage(&mut self.disk, &mut self.frames, &self.transport)?;
         }
         self.disk.write_batch()?;
-        if self.frames.needs_sync || committed {
+        let needs_sync = self.frames.needs_sync || committed;
+        if raft::PlantedBug::SendBeforeSync.is_active(self.cfg.raft.planted_bug) {
+            self.frames.flush(&self.transport);
+        }
+        if needs_sync {
             // Answers promise durability too (a committed entry is on a quorum's disks;
             // we sync our own writes as well before saying so).
-            self.disk.make_durable()?;
+            self.disk.make_durable().await?;
         }
         for g in self.groups.values_mut() {
             g.report(self.observer.as_ref());
@@ -442,6 +447,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         self.frames.flush(&self.transport);
         for g in self.groups.values_mut() {
             g.finish(&mut self.disk, &self.transport, self.observer.as_ref())?;
+        }
+        if self.groups.values().any(Replica::has_snapshot_staged) {
+            // The entries go only once the snapshots that replace them are on disk.
+            self.disk.sync_now().await?;
+            for g in self.groups.values_mut() {
+                g.complete_snapshot(self.observer.as_ref());
+            }
         }
         Ok(())
     }

@@ -40,10 +40,14 @@ pub enum PlantedBug {
     /// Figure 8 of the Raft paper shows, §5.4.2): a later leader without that entry can
     /// still be elected and overwrite it, losing an acknowledged write.
     CommitOldTerm,
+    /// The node runtime sends a batch's messages before the sync they wait for (Raft
+    /// §5.1's "respond after persisting"): a vote or an acknowledgement can promise what a
+    /// crash inside the sync then loses. Only a sync that takes time can catch it.
+    SendBeforeSync,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -52,6 +56,7 @@ impl PlantedBug {
         PlantedBug::VoteDuringLease,
         PlantedBug::ConfigChangeBeforeCommitInTerm,
         PlantedBug::CommitOldTerm,
+        PlantedBug::SendBeforeSync,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -69,6 +74,7 @@ impl PlantedBug {
             PlantedBug::VoteDuringLease => "vote_during_lease",
             PlantedBug::ConfigChangeBeforeCommitInTerm => "config_change_before_commit_in_term",
             PlantedBug::CommitOldTerm => "commit_old_term",
+            PlantedBug::SendBeforeSync => "send_before_sync",
         }
     }
 

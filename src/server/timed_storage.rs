@@ -30,6 +30,10 @@ impl<S: Storage> Storage for TimedStorage<S> {
         self.inner.write(batch)
     }
 
+    fn sync_delay(&mut self) -> std::time::Duration {
+        self.inner.sync_delay()
+    }
+
     fn sync(&mut self) -> Result<(), StorageError> {
         let started = Instant::now();
         let result = self.inner.sync();

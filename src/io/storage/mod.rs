@@ -62,6 +62,12 @@ pub trait Storage: Send + 'static {
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// How long the next `sync` takes before it may be called, for a storage whose syncs
+    /// take simulated time (the caller waits it out; a crash meanwhile leaves the writes
+    /// unsynced). A real disk's syncs take the time they take: zero here.
+    fn sync_delay(&mut self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 pub(crate) fn check_partition(name: &str) -> Result<(), StorageError> {

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
-//! makes the node's next write or sync fail, which poisons the node.
+//! makes the node's next write or sync fail, which poisons the node. `set_sync_latency`
+//! makes each sync take a seeded time (`Storage::sync_delay`), so that a crash can land
+//! between a write and the sync that makes it durable.
 
 use super::{check_partition, Op, Pairs, Storage, StorageError, WriteBatch};
 use madsim::plugin::{self, Simulator};
@@ -28,6 +30,8 @@ struct Disk {
     current: Map,
     unsynced: Vec<WriteBatch>,
     io_error_pending: bool,
+    /// Each sync takes a time drawn from `[lo, hi]` ms (`None`: no time).
+    sync_latency_ms: Option<[u64; 2]>,
 }
 
 /// What a crash did to one disk, for the trace.
@@ -85,6 +89,15 @@ impl SimDisk {
     /// Withdraws an injected error that has not fired yet.
     pub fn clear_faults(node: SimNodeId) {
         Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = false;
+    }
+
+    /// From now on each sync of `node` takes a time drawn from `[lo, hi]` ms (`None`:
+    /// syncs take no time). Survives crashes: it is the disk's, not the process's.
+    pub fn set_sync_latency(node: SimNodeId, ms: Option<[u64; 2]>) {
+        if let Some([lo, hi]) = ms {
+            assert!(lo <= hi, "sync latency [{lo}, {hi}] is not a range");
+        }
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().sync_latency_ms = ms;
     }
 
     /// What the last crash of `node` lost, if it crashed.
@@ -157,6 +170,18 @@ impl Storage for SimStorage {
             d.unsynced.push(batch);
             Ok(())
         })
+    }
+
+    fn sync_delay(&mut self) -> std::time::Duration {
+        let sim = SimDisk::current();
+        let latency = sim.disks.lock().expect("sim disk lock").get(&self.node).and_then(|d| d.sync_latency_ms);
+        match latency {
+            None => std::time::Duration::ZERO,
+            Some([lo, hi]) => {
+                let ms = sim.rng.lock().expect("sim disk rng lock").gen_range(lo..=hi);
+                std::time::Duration::from_millis(ms)
+            }
+        }
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
