@@ -18,8 +18,24 @@ impl<S: Storage> TimedStorage<S> {
 }
 
 impl<S: Storage> Storage for TimedStorage<S> {
+    type View = S::View;
+
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.get(partition, key)
+    }
+
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        self.inner.scan_range(partition, start, end, limit)
+    }
+
+    fn view(&self) -> Result<S::View, StorageError> {
+        self.inner.view()
     }
 
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {

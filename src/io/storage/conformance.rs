@@ -2,7 +2,7 @@
 //! contract, run against fjall (`tests/storage_conformance.rs`, normal build) and against
 //! the simulated disk (same file, `--cfg madsim` build).
 
-use super::{Storage, WriteBatch};
+use super::{Storage, StorageView, WriteBatch};
 
 /// How a suite opens and crashes the storage under test.
 pub trait Harness {
@@ -32,6 +32,8 @@ pub fn run_all<H: Harness>(h: &mut H) {
     read_your_writes(&mut s);
     batches_are_atomic_and_ordered(&mut s);
     scans_are_ordered_and_bounded(&mut s);
+    range_scans_page_through_a_span(&mut s);
+    a_view_does_not_see_later_writes(&mut s);
     partitions_are_isolated(&mut s);
     invalid_partition_names_are_refused(&mut s);
     let s = synced_writes_survive_a_crash(h, s);
@@ -66,6 +68,53 @@ fn scans_are_ordered_and_bounded(s: &mut impl Storage) {
     }
     let keys: Vec<Vec<u8>> = s.scan_prefix(P, b"p/").expect("scan").into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, vec![b"p/1".to_vec(), b"p/2".to_vec(), b"p/3".to_vec()], "scan order and bounds");
+}
+
+fn keys(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+    pairs.into_iter().map(|(k, _)| String::from_utf8(k).expect("utf8")).collect()
+}
+
+fn range_scans_page_through_a_span(s: &mut impl Storage) {
+    const R: &str = "conformance-range";
+    for k in ["b", "a", "d", "c", "e"] {
+        put(s, R, k, k);
+    }
+    put(s, "conformance-range2", "a", "elsewhere");
+    let scan = |start: &str, end: Option<&str>, limit| {
+        keys(s.scan_range(R, start.as_bytes(), end.map(str::as_bytes), limit).expect("scan_range"))
+    };
+    assert_eq!(scan("b", Some("e"), 10), ["b", "c", "d"], "range: start included, end excluded");
+    assert_eq!(scan("b", Some("e"), 2), ["b", "c"], "range: at most limit pairs");
+    assert_eq!(scan("c", None, 10), ["c", "d", "e"], "range: to the partition's end, not beyond");
+    assert_eq!(scan("", None, 10), ["a", "b", "c", "d", "e"], "range: the whole partition");
+    assert!(scan("x", None, 10).is_empty(), "range: past the last key");
+    // Paging: each page starts just after the last key of the one before.
+    let mut pages = Vec::new();
+    let mut from = Vec::new();
+    loop {
+        let page = s.scan_range(R, &from, None, 2).expect("scan_range");
+        let Some((last, _)) = page.last() else { break };
+        from = [last.as_slice(), &[0]].concat();
+        pages.push(keys(page));
+    }
+    assert_eq!(pages, [vec!["a", "b"], vec!["c", "d"], vec!["e"]], "paging through a span");
+}
+
+fn a_view_does_not_see_later_writes(s: &mut impl Storage) {
+    const V: &str = "conformance-view";
+    put(s, V, "a", "1");
+    put(s, V, "c", "1");
+    let view = s.view().expect("view");
+    put(s, V, "a", "2");
+    put(s, V, "b", "2");
+    let mut b = WriteBatch::default();
+    b.delete(V, b"c".to_vec());
+    s.write(b).expect("write");
+    assert_eq!(view.get(V, b"a").expect("get"), Some(b"1".to_vec()), "view: an overwrite after it");
+    assert_eq!(view.get(V, b"b").expect("get"), None, "view: an insert after it");
+    assert_eq!(keys(view.scan_range(V, b"", None, 10).expect("scan")), ["a", "c"], "view: a scan as of then");
+    assert_eq!(keys(s.scan_range(V, b"", None, 10).expect("scan")), ["a", "b"], "the storage itself moved on");
+    assert!(view.get("bad/name", b"k").is_err(), "view: partition names are checked too");
 }
 
 fn partitions_are_isolated(s: &mut impl Storage) {

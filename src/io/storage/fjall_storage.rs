@@ -2,31 +2,28 @@
 //! Batches are committed without durability and `sync` is `PersistMode::SyncAll`, so
 //! many writes share one fsync (group commit).
 
-use super::{check_partition, Op, Pairs, Storage, StorageError, WriteBatch};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use super::{check_partition, Op, Pairs, Storage, StorageError, StorageView, WriteBatch};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct FjallStorage {
     db: Database,
-    // Keyspace handles are cached; opening one takes a lock inside fjall.
-    keyspaces: Mutex<BTreeMap<String, Keyspace>>,
+    keyspaces: Arc<Keyspaces>,
 }
 
-fn io(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Io(e.to_string())
+/// Keyspace handles, cached: opening one takes a lock inside fjall.
+struct Keyspaces {
+    db: Database,
+    open: Mutex<BTreeMap<String, Keyspace>>,
 }
 
-impl FjallStorage {
-    pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = Database::builder(path).manual_journal_persist(true).open().map_err(io)?;
-        Ok(FjallStorage { db, keyspaces: Mutex::new(BTreeMap::new()) })
-    }
-
-    fn keyspace(&self, name: &str) -> Result<Keyspace, StorageError> {
+impl Keyspaces {
+    fn get(&self, name: &str) -> Result<Keyspace, StorageError> {
         check_partition(name)?;
-        let mut ks = self.keyspaces.lock().expect("keyspace cache lock");
+        let mut ks = self.open.lock().expect("keyspace cache lock");
         if let Some(k) = ks.get(name) {
             return Ok(k.clone());
         }
@@ -36,7 +33,76 @@ impl FjallStorage {
     }
 }
 
+/// A fjall snapshot: reads at the sequence number it was taken at.
+pub struct FjallView {
+    snapshot: Snapshot,
+    keyspaces: Arc<Keyspaces>,
+}
+
+fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    (Bound::Included(start), end.map_or(Bound::Unbounded, Bound::Excluded))
+}
+
+fn collect(iter: impl Iterator<Item = fjall::Guard>, limit: usize) -> Result<Pairs, StorageError> {
+    let mut out = Vec::new();
+    for guard in iter.take(limit) {
+        let (k, v) = guard.into_inner().map_err(io)?;
+        out.push((k.to_vec(), v.to_vec()));
+    }
+    Ok(out)
+}
+
+impl StorageView for FjallView {
+    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let ks = self.keyspaces.get(partition)?;
+        Ok(self.snapshot.get(&ks, key).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        let ks = self.keyspaces.get(partition)?;
+        collect(self.snapshot.range::<&[u8], _>(&ks, bounds(start, end)), limit)
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Io(e.to_string())
+}
+
+impl FjallStorage {
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let db = Database::builder(path).manual_journal_persist(true).open().map_err(io)?;
+        let keyspaces = Arc::new(Keyspaces { db: db.clone(), open: Mutex::new(BTreeMap::new()) });
+        Ok(FjallStorage { db, keyspaces })
+    }
+
+    fn keyspace(&self, name: &str) -> Result<Keyspace, StorageError> {
+        self.keyspaces.get(name)
+    }
+}
+
 impl Storage for FjallStorage {
+    type View = FjallView;
+
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        collect(self.keyspace(partition)?.range::<&[u8], _>(bounds(start, end)), limit)
+    }
+
+    fn view(&self) -> Result<FjallView, StorageError> {
+        Ok(FjallView { snapshot: self.db.snapshot(), keyspaces: self.keyspaces.clone() })
+    }
+
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
     }

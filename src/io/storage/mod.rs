@@ -6,7 +6,10 @@
 //!   there. It is visible to reads at once but durable only after a later `sync` returns.
 //! - After a crash, what remains is everything synced plus a *prefix* of the batches
 //!   written after the last sync (never a later batch without an earlier one).
-//! - `scan_prefix` returns keys in ascending byte order.
+//! - `scan_prefix` and `scan_range` return keys in ascending byte order; `scan_range`
+//!   returns at most `limit` pairs, so a caller pages through a span in bounded steps.
+//! - `view` is a consistent read view as of its creation: writes after it are invisible to
+//!   it, for as long as it lives (keep views short-lived: they hold old versions).
 //! - Any `Err` is fatal for the caller: the node poisons itself and stops. Storage is never
 //!   retried silently, because after a failed fsync the state of the file is unknown
 //!   (the lesson of PostgreSQL's "fsyncgate").
@@ -18,9 +21,9 @@ mod fjall_storage;
 mod sim_disk;
 
 #[cfg(not(madsim))]
-pub use fjall_storage::FjallStorage;
+pub use fjall_storage::{FjallStorage, FjallView};
 #[cfg(madsim)]
-pub use sim_disk::{SimDisk, SimStorage};
+pub use sim_disk::{SimDisk, SimStorage, SimView};
 
 /// One mutation inside a [`WriteBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,9 +60,34 @@ pub enum StorageError {
 /// Key-value pairs in ascending key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// A consistent, read-only view of a [`Storage`] as of the moment it was taken.
+pub trait StorageView: Send + 'static {
+    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// As [`Storage::scan_range`], as of the view.
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError>;
+}
+
 pub trait Storage: Send + 'static {
+    type View: StorageView;
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError>;
+    /// The pairs with `start <= key < end` (`end: None`: to the partition's end), in key
+    /// order, at most `limit` of them.
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError>;
+    /// A consistent read view as of now.
+    fn view(&self) -> Result<Self::View, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
     fn sync(&mut self) -> Result<(), StorageError>;
     /// How long the next `sync` takes before it may be called, for a storage whose syncs

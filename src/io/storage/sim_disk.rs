@@ -12,7 +12,7 @@
 //! makes each sync take a seeded time (`Storage::sync_delay`), so that a crash can land
 //! between a write and the sync that makes it durable.
 
-use super::{check_partition, Op, Pairs, Storage, StorageError, WriteBatch};
+use super::{check_partition, Op, Pairs, Storage, StorageError, StorageView, WriteBatch};
 use madsim::plugin::{self, Simulator};
 use madsim::rand::GlobalRng;
 use madsim::task::NodeId as SimNodeId;
@@ -20,14 +20,16 @@ use madsim::time::TimeHandle;
 use madsim::Config;
 use rand::Rng;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
 
 type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
 #[derive(Default)]
 struct Disk {
     durable: Map,
-    current: Map,
+    /// What reads see. Shared with live views: a write copies it only while one lives.
+    current: Arc<Map>,
     unsynced: Vec<WriteBatch>,
     io_error_pending: bool,
     /// Each sync takes a time drawn from `[lo, hi]` ms (`None`: no time).
@@ -67,7 +69,7 @@ impl Simulator for SimDisk {
         for batch in &unsynced[..keep] {
             apply(&mut disk.durable, batch);
         }
-        disk.current = disk.durable.clone();
+        disk.current = Arc::new(disk.durable.clone());
         disk.io_error_pending = false;
         self.last_crash
             .lock()
@@ -125,6 +127,42 @@ fn apply(map: &mut Map, batch: &WriteBatch) {
     }
 }
 
+fn range(map: &Map, partition: &str, start: &[u8], end: Option<&[u8]>, limit: usize) -> Pairs {
+    let from = (partition.to_string(), start.to_vec());
+    let to = match end {
+        Some(e) => Bound::Excluded((partition.to_string(), e.to_vec())),
+        None => Bound::Unbounded,
+    };
+    map.range((Bound::Included(from), to))
+        .take_while(|((p, _), _)| p == partition)
+        .take(limit)
+        .map(|((_, k), v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A read view of a simulated disk: the map as it was, shared until the next write.
+pub struct SimView {
+    map: Arc<Map>,
+}
+
+impl StorageView for SimView {
+    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(partition)?;
+        Ok(self.map.get(&(partition.to_string(), key.to_vec())).cloned())
+    }
+
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        check_partition(partition)?;
+        Ok(range(&self.map, partition, start, end, limit))
+    }
+}
+
 /// A node's handle to its simulated disk. Open it inside the node (it binds to the
 /// current madsim node).
 #[derive(Debug)]
@@ -139,9 +177,26 @@ impl SimStorage {
 }
 
 impl Storage for SimStorage {
+    type View = SimView;
+
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         check_partition(partition)?;
         Ok(SimDisk::with_disk(self.node, |d| d.current.get(&(partition.to_string(), key.to_vec())).cloned()))
+    }
+
+    fn scan_range(
+        &self,
+        partition: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StorageError> {
+        check_partition(partition)?;
+        Ok(SimDisk::with_disk(self.node, |d| range(&d.current, partition, start, end, limit)))
+    }
+
+    fn view(&self) -> Result<SimView, StorageError> {
+        Ok(SimView { map: SimDisk::with_disk(self.node, |d| d.current.clone()) })
     }
 
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
@@ -166,7 +221,7 @@ impl Storage for SimStorage {
             if std::mem::take(&mut d.io_error_pending) {
                 return Err(StorageError::Io("injected I/O error on write".into()));
             }
-            apply(&mut d.current, &batch);
+            apply(Arc::make_mut(&mut d.current), &batch);
             d.unsynced.push(batch);
             Ok(())
         })
