@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod checkers;
 pub mod cli;
+pub mod faults;
 pub mod history;
 pub mod panics;
 #[cfg(madsim)]
@@ -16,6 +17,7 @@ pub mod scenario;
 pub mod schedule_fuzz;
 pub mod trace;
 pub mod verdict;
+pub mod view;
 #[cfg(madsim)]
 pub mod workload;
 #[cfg(madsim)]

@@ -1,10 +1,35 @@
 //! The event log of a run: node events, faults and phase changes, stamped with simulated
 //! time. Its digest, `trace-hash`, is what "same seed, same run" is checked against.
 
+use crate::faults::FaultEvent;
 use phantomdb::node::NodeEvent;
 use phantomdb::{GroupId, NodeId};
+use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The phases of a run, in order (see `world`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// The workload runs and the schedule fires.
+    Faulty,
+    /// Every fault undone; the liveness probe writes.
+    Healed,
+    /// The workload has stopped; every key is read once more.
+    FinalReads,
+    End,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Faulty => "faulty",
+            Phase::Healed => "healed",
+            Phase::FinalReads => "final reads",
+            Phase::End => "end",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum TraceKind {
     /// An event of node `node`'s replica of Raft group `group`.
     Node {
@@ -12,11 +37,12 @@ pub enum TraceKind {
         group: GroupId,
         event: NodeEvent,
     },
-    Fault(String),
-    Phase(String),
+    /// What a scheduled fault (or the heal) did.
+    Fault(FaultEvent),
+    Phase(Phase),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TraceEvent {
     pub t_ns: u64,
     pub kind: TraceKind,
@@ -29,8 +55,8 @@ impl std::fmt::Display for TraceEvent {
             // Group 1 unmarked: a single-group run reads as it always did.
             TraceKind::Node { node, group: 1, event } => write!(f, "{t:>10.6}s n{node} {event:?}"),
             TraceKind::Node { node, group, event } => write!(f, "{t:>10.6}s n{node}/g{group} {event:?}"),
-            TraceKind::Fault(s) => write!(f, "{t:>10.6}s fault {s}"),
-            TraceKind::Phase(s) => write!(f, "{t:>10.6}s phase {s}"),
+            TraceKind::Fault(e) => write!(f, "{t:>10.6}s fault {e}"),
+            TraceKind::Phase(p) => write!(f, "{t:>10.6}s phase {p}"),
         }
     }
 }
