@@ -4,7 +4,7 @@
 use crate::checkers::{self, CheckResult};
 use crate::history::{Op, OpKind};
 use crate::scenario::Scenario;
-use crate::trace::{Fnv, TraceEvent, TraceKind};
+use crate::trace::{put, Fnv, TraceEvent, TraceKind};
 use phantomdb::node::NodeEvent;
 use phantomdb::NodeId;
 use serde::Serialize;
@@ -52,20 +52,17 @@ impl Verdict {
     }
 }
 
-/// The digest of a run: every trace event and every client operation, in order.
+/// The digest of a run: the binary encoding of every trace event and every client
+/// operation, in order, and of the panic that ended it, if one did.
 pub fn trace_hash(out: &RunOutput) -> u64 {
     let mut h = Fnv::default();
     for e in &out.trace {
-        h.write(e.to_string().as_bytes());
-        h.write(b"\n");
+        e.encode(&mut h);
     }
     for op in &out.history {
-        h.write(serde_json::to_string(op).expect("ops serialize").as_bytes());
-        h.write(b"\n");
+        put(&mut h, op);
     }
-    if let Some(p) = &out.panic {
-        h.write(p.as_bytes());
-    }
+    put(&mut h, &out.panic);
     h.finish()
 }
 
