@@ -9,6 +9,7 @@ pub mod cli;
 pub mod faults;
 pub mod history;
 pub mod panics;
+pub mod replay;
 #[cfg(madsim)]
 pub mod run;
 pub mod runner;

@@ -1,6 +1,7 @@
 //! Checkers: each property in its own file, each citing where it comes from, each with a
 //! test that shows it failing on a violating trace or history. They read only the run's
-//! trace and history, never the system's internals.
+//! trace (through its replay, `crate::replay`) and history, never the system's internals.
+//! [`registry::CHECKS`] lists the checks a run is judged by.
 
 pub mod config_safety;
 pub mod election_safety;
@@ -9,6 +10,7 @@ pub mod linearizability;
 pub mod liveness;
 pub mod log_matching;
 pub mod lost_writes;
+pub mod registry;
 pub mod state_machine_safety;
 
 /// The most violations a checker reports (the first ones are the interesting ones).
