@@ -3,7 +3,7 @@
 //! the summary.
 
 use crate::checkers::registry::{Inputs, CHECKS};
-use crate::checkers::CheckResult;
+use crate::checkers::{CheckResult, Outcome};
 use crate::history::{Op, OpKind};
 use crate::replay::Replay;
 use crate::scenario::Scenario;
@@ -50,8 +50,14 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(CheckResult::passed)
+    /// The worst outcome of any check.
+    pub fn outcome(&self) -> Outcome {
+        self.checks.iter().map(CheckResult::outcome).max().unwrap_or(Outcome::Passed)
+    }
+
+    /// The names of the checks with this outcome.
+    pub fn named(&self, outcome: Outcome) -> Vec<&'static str> {
+        self.checks.iter().filter(|c| c.outcome() == outcome).map(|c| c.name).collect()
     }
 }
 
@@ -77,7 +83,7 @@ pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
         .iter()
         .map(|c| {
             let found = (c.run)(&inputs);
-            CheckResult { name: c.name, violations: found.violations, note: found.note }
+            CheckResult { name: c.name, violations: found.violations, undecided: found.undecided, note: found.note }
         })
         .collect();
     let stats = Stats {

@@ -21,12 +21,14 @@ pub struct Inputs<'a> {
 #[derive(Debug, Default)]
 pub struct Findings {
     pub violations: Vec<String>,
+    /// What could not be decided (see `CheckResult::undecided`).
+    pub undecided: Vec<String>,
     pub note: Option<String>,
 }
 
 impl Findings {
     fn violations(violations: Vec<String>) -> Self {
-        Findings { violations, note: None }
+        Findings { violations, ..Findings::default() }
     }
 }
 
@@ -66,21 +68,26 @@ fn linearizability(i: &Inputs) -> Findings {
     let history = &i.run.history;
     let lin = linearizability::check(history, LINEARIZABILITY_STEPS_MAX);
     let keys = history.iter().map(|o| o.key.as_str()).collect::<std::collections::BTreeSet<_>>().len();
-    let note = if lin.inconclusive.is_empty() {
-        format!("{keys} keys")
-    } else {
-        format!("{keys} keys; search budget hit (not checked) on {:?}", lin.inconclusive)
-    };
-    Findings { violations: lin.violations, note: Some(note) }
+    Findings {
+        violations: lin.violations,
+        undecided: undecided_keys(&lin.inconclusive, LINEARIZABILITY_STEPS_MAX),
+        note: Some(format!("{keys} keys")),
+    }
+}
+
+/// The keys whose linearizability search hit its budget, as undecided findings.
+pub fn undecided_keys(keys: &[String], steps_max: u64) -> Vec<String> {
+    keys.iter().map(|k| format!("key {k}: the search hit its budget of {steps_max} steps")).collect()
 }
 
 fn liveness_after_heal(i: &Inputs) -> Findings {
     let run = i.run;
     if run.panic.is_some() {
-        return Findings { violations: vec![], note: Some("not reached: the run stopped early".into()) };
+        return Findings { note: Some("not reached: the run stopped early".into()), ..Findings::default() };
     }
     Findings {
         violations: liveness::check(run.heal_ns, run.first_write_ns, i.scenario.liveness_timeout_ms),
+        undecided: vec![],
         note: run
             .first_write_ns
             .map(|t| format!("first write {:.3}s after heal", (t.saturating_sub(run.heal_ns)) as f64 / 1e9)),
