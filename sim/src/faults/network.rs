@@ -88,7 +88,8 @@ impl Family for Network {
     fn validate(&self, kind: FaultKind, f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
         match kind {
             FaultKind::Partition => {
-                let Some(sides) = &f.sides else { return need(false, kind, "sides") };
+                need(f.sides.is_some(), kind, "sides")?;
+                let sides = f.sides.as_ref().expect("checked");
                 let mut seen = std::collections::BTreeSet::new();
                 for n in sides.iter().flatten() {
                     check_node(*n, nodes, "sides")?;

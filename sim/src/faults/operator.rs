@@ -73,7 +73,8 @@ impl Family for Operator {
         if kind != FaultKind::SetVoters {
             return need(f.node.is_some(), kind, "node");
         }
-        let Some(voters) = &f.voters else { return need(false, kind, "voters") };
+        need(f.voters.is_some(), kind, "voters")?;
+        let voters = f.voters.as_ref().expect("checked");
         if voters.is_empty() {
             return Err(SpecError::new("voters", "a group needs at least one voter"));
         }
