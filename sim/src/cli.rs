@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
-       cargo sim check-history FILE
+       cargo sim check-history FILE [--search-steps N]
        cargo sim bench [SCENARIO] [--seeds A..B]
 
   bench                  measure simulator speed on one core (default seeds 1..50)
   check-history FILE     check a --history file (JSON lines) for linearizability and
-                         lost writes; exit 0 if it passes, 1 if not
+                         lost writes; exit 0 if it passes, 1 if not, 3 if undecided
+  --search-steps N       (check-history) linearizability search steps per key
+                         (default 5000000; a key that needs more is undecided)
 
   SCENARIO               a scenario file (default: scenarios/default.toml)
   --seed N               run one seed (default: a random seed, printed)
@@ -22,7 +24,10 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
   --quiet                print only the verdict line
   --fuzz-input FILE      run a sim_schedule fuzz input (fuzz/artifacts/…) instead of SCENARIO
 
-exit codes: 0 all checks passed, 1 a check failed, 2 bad scenario or usage";
+exit codes: 0 all checks passed, 1 a check failed (or a run was not deterministic),
+            2 bad scenario or usage, 3 no check failed but one could not decide
+            (inconclusive: never a pass); --seeds: 1 if any seed failed, else 3 if
+            any was inconclusive";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seeds {
@@ -48,7 +53,11 @@ pub struct Args {
 pub enum Parsed {
     Run(Args),
     Bench(Args),
-    CheckHistory(PathBuf),
+    CheckHistory {
+        file: PathBuf,
+        /// Linearizability search steps per key.
+        search_steps: u64,
+    },
     Help,
 }
 
@@ -56,13 +65,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let bench = match it.next().as_deref() {
         Some("run") => false,
         Some("bench") => true,
-        Some("check-history") => {
-            let file = it.next().ok_or("check-history needs a FILE")?;
-            if let Some(extra) = it.next() {
-                return Err(format!("check-history takes one FILE, not also {extra:?}"));
-            }
-            return Ok(Parsed::CheckHistory(file.into()));
-        }
+        Some("check-history") => return parse_check_history(it),
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
         Some(other) => return Err(format!("unknown command {other:?} (expected `run`, `bench` or `check-history`)")),
     };
@@ -133,6 +136,23 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     Ok(Parsed::Run(args))
 }
 
+fn parse_check_history(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut file = None;
+    let mut search_steps = crate::verdict::LINEARIZABILITY_STEPS_MAX;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--search-steps" => {
+                let v = it.next().ok_or("--search-steps needs a value")?;
+                search_steps = v.parse().map_err(|_| format!("--search-steps {v:?}: expected a number"))?;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?} for check-history")),
+            s if file.is_some() => return Err(format!("check-history takes one FILE, not also {s:?}")),
+            s => file = Some(PathBuf::from(s)),
+        }
+    }
+    Ok(Parsed::CheckHistory { file: file.ok_or("check-history needs a FILE")?, search_steps })
+}
+
 /// A seed for a run that names none. Taken outside the simulation, from the OS.
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -148,7 +168,7 @@ mod tests {
     fn p(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Parsed::Run(a) => Ok(a),
-            Parsed::Help | Parsed::CheckHistory(_) | Parsed::Bench(_) => Err("not a run".into()),
+            Parsed::Help | Parsed::CheckHistory { .. } | Parsed::Bench(_) => Err("not a run".into()),
         }
     }
 

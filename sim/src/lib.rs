@@ -6,8 +6,10 @@
 pub mod bench;
 pub mod checkers;
 pub mod cli;
+pub mod faults;
 pub mod history;
 pub mod panics;
+pub mod replay;
 #[cfg(madsim)]
 pub mod run;
 pub mod runner;
@@ -16,6 +18,7 @@ pub mod scenario;
 pub mod schedule_fuzz;
 pub mod trace;
 pub mod verdict;
+pub mod view;
 #[cfg(madsim)]
 pub mod workload;
 #[cfg(madsim)]

@@ -3,9 +3,12 @@
 //! (the alias builds with `--cfg madsim`); see `--help`.
 //!
 //! Exit codes: 0 every check passed; 1 a check failed (or nondeterminism was found);
-//! 2 bad scenario or usage.
+//! 2 bad scenario or usage; 3 no check failed but one could not decide (inconclusive,
+//! e.g. a linearizability search that hit its budget: never a pass). A `--seeds` sweep
+//! exits 1 if any seed failed, else 3 if any was inconclusive.
 
-use phantomdb_sim::{checkers, cli, history, runner, scenario, verdict};
+use phantomdb_sim::checkers::Outcome;
+use phantomdb_sim::{checkers, cli, history, runner, scenario};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,7 +19,7 @@ fn main() -> ExitCode {
         }
         Ok(cli::Parsed::Run(a)) => (a, false),
         Ok(cli::Parsed::Bench(a)) => (a, true),
-        Ok(cli::Parsed::CheckHistory(file)) => return check_history(&file),
+        Ok(cli::Parsed::CheckHistory { file, search_steps }) => return check_history(&file, search_steps),
         Err(e) => {
             eprintln!("error: {e}\n\n{}", cli::USAGE);
             return ExitCode::from(2);
@@ -84,7 +87,7 @@ fn run_bench(_: &cli::Args, _: &scenario::ScenarioFile, _: u64, _: u64) -> ExitC
 }
 
 /// `check-history FILE`: the history checkers on a recorded history, no simulation.
-fn check_history(path: &std::path::Path) -> ExitCode {
+fn check_history(path: &std::path::Path, search_steps: u64) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -102,25 +105,41 @@ fn check_history(path: &std::path::Path) -> ExitCode {
             }
         }
     }
-    let lin = checkers::linearizability::check(&ops, verdict::LINEARIZABILITY_STEPS_MAX);
-    let lost = checkers::lost_writes::check(&ops);
+    let lin = checkers::linearizability::check(&ops, search_steps);
+    let checks = [
+        checkers::CheckResult {
+            name: "linearizability",
+            violations: lin.violations,
+            undecided: checkers::registry::undecided_keys(&lin.inconclusive, search_steps),
+            note: None,
+        },
+        checkers::CheckResult {
+            name: "no_lost_writes",
+            violations: checkers::lost_writes::check(&ops),
+            undecided: vec![],
+            note: None,
+        },
+    ];
     println!("{} operations", ops.len());
-    for (name, violations) in [("linearizability", &lin.violations), ("no_lost_writes", &lost)] {
-        println!("  {name:<16} {}", if violations.is_empty() { "ok" } else { "FAILED" });
-        for v in violations.iter() {
+    for c in &checks {
+        let status = match c.outcome() {
+            Outcome::Passed => "ok",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::Failed => "FAILED",
+        };
+        println!("  {:<16} {status}", c.name);
+        for v in c.violations.iter().chain(&c.undecided) {
             for line in v.lines() {
                 println!("      {line}");
             }
         }
     }
-    if !lin.inconclusive.is_empty() {
-        println!("  search budget hit (not checked) on keys {:?}", lin.inconclusive);
+    let outcome = checks.iter().map(checkers::CheckResult::outcome).max().unwrap_or(Outcome::Passed);
+    let named = |o: Outcome| checks.iter().filter(|c| c.outcome() == o).map(|c| c.name).collect::<Vec<_>>().join(", ");
+    match outcome {
+        Outcome::Passed => println!("PASS"),
+        Outcome::Inconclusive => println!("INCONCLUSIVE: {}", named(Outcome::Inconclusive)),
+        Outcome::Failed => println!("FAIL: {}", named(Outcome::Failed)),
     }
-    if lin.violations.is_empty() && lost.is_empty() {
-        println!("PASS");
-        ExitCode::SUCCESS
-    } else {
-        println!("FAIL");
-        ExitCode::from(1)
-    }
+    ExitCode::from(outcome.exit_code())
 }

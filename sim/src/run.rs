@@ -1,5 +1,6 @@
 //! One seed: run, check, print the summary, write the requested files.
 
+use crate::checkers::Outcome;
 use crate::cli::Args;
 use crate::scenario::{Scenario, ScenarioFile};
 use crate::verdict::{self, Verdict};
@@ -40,39 +41,40 @@ fn scenario(args: &Args, scenario: Scenario) -> ExitCode {
         return ExitCode::from(2);
     }
     let nondeterministic = deterministic.as_ref().filter(|h| **h != verdict.trace_hash);
-    let passed = verdict.passed() && nondeterministic.is_none();
+    let outcome = if nondeterministic.is_some() { Outcome::Failed } else { verdict.outcome() };
     if args.quiet {
-        print_quiet(&scenario, &verdict, passed, nondeterministic);
+        print_quiet(&scenario, &verdict, outcome, nondeterministic);
     } else {
         print_summary(args, &scenario, &verdict, wall_s, deterministic.as_deref());
     }
-    if passed {
+    if outcome == Outcome::Passed {
         println!("PASS");
-        ExitCode::SUCCESS
-    } else {
-        if let Some(h) = nondeterministic {
-            println!("NONDETERMINISM: the same seed gave trace-hash {} and then {h}", verdict.trace_hash);
-        }
-        let failed: Vec<&str> = verdict.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
-        if !failed.is_empty() {
-            println!("FAIL: {}", failed.join(", "));
-        }
-        match &args.fuzz_input {
-            Some(p) => println!("REPRODUCE: cargo sim run --fuzz-input {}", p.display()),
-            None => println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display()),
-        }
-        ExitCode::from(1)
+        return ExitCode::SUCCESS;
     }
+    if let Some(h) = nondeterministic {
+        println!("NONDETERMINISM: the same seed gave trace-hash {} and then {h}", verdict.trace_hash);
+    }
+    let failed = verdict.named(Outcome::Failed);
+    if !failed.is_empty() {
+        println!("FAIL: {}", failed.join(", "));
+    } else if outcome == Outcome::Inconclusive {
+        println!("INCONCLUSIVE: {}", verdict.named(Outcome::Inconclusive).join(", "));
+    }
+    match &args.fuzz_input {
+        Some(p) => println!("REPRODUCE: cargo sim run --fuzz-input {}", p.display()),
+        None => println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display()),
+    }
+    ExitCode::from(outcome.exit_code())
 }
 
-fn print_quiet(s: &Scenario, v: &Verdict, passed: bool, nondeterministic: Option<&String>) {
-    let failed: Vec<&str> = v.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
-    let what = if passed {
-        "ok".to_string()
-    } else if nondeterministic.is_some() {
-        "nondeterministic".into()
-    } else {
-        failed.join(",")
+/// One line per seed (`--quiet`, and what `--seeds` reports): the seed, then `ok`, the
+/// failed checks, `nondeterministic`, or `inconclusive:` and the undecided checks.
+fn print_quiet(s: &Scenario, v: &Verdict, outcome: Outcome, nondeterministic: Option<&String>) {
+    let what = match outcome {
+        Outcome::Passed => "ok".to_string(),
+        _ if nondeterministic.is_some() => "nondeterministic".into(),
+        Outcome::Failed => v.named(Outcome::Failed).join(","),
+        Outcome::Inconclusive => format!("inconclusive:{}", v.named(Outcome::Inconclusive).join(",")),
     };
     println!(
         "seed {} {} ops={} unknown={} trace-hash: {}",
@@ -124,12 +126,16 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
     );
     println!("checks");
     for c in &v.checks {
-        let status = if c.passed() { "ok" } else { "FAILED" };
+        let status = match c.outcome() {
+            Outcome::Passed => "ok",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::Failed => "FAILED",
+        };
         match &c.note {
             Some(n) => println!("  {:<22} {status} ({n})", c.name),
             None => println!("  {:<22} {status}", c.name),
         }
-        for violation in &c.violations {
+        for violation in c.violations.iter().chain(&c.undecided) {
             for line in violation.lines() {
                 println!("      {line}");
             }
@@ -164,7 +170,8 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
     if let Some(p) = &args.report {
         let report = serde_json::json!({
             "scenario": s,
-            "passed": v.passed(),
+            "passed": v.outcome() == Outcome::Passed,
+            "outcome": v.outcome(),
             "trace_hash": v.trace_hash,
             "checks": v.checks,
             "stats": v.stats,

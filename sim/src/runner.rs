@@ -1,6 +1,7 @@
 //! `--seeds A..B`: every seed in its own process (a crash or a hang of one seed cannot
 //! take the others with it), as many at once as there are cores, with progress on stderr
-//! and the failing seeds listed at the end.
+//! and the failing and inconclusive seeds listed at the end. Exit code: 1 if any seed
+//! failed, else 3 if any was inconclusive, else 0.
 //!
 //! ```text
 //!   queue of seeds ─▶ spawn up to `jobs` children ─▶ one waiter thread per child
@@ -29,6 +30,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let (tx, rx) = mpsc::channel::<(u64, std::io::Result<Output>)>();
     let mut running = 0usize;
     let mut failed: Vec<(u64, String)> = Vec::new();
+    let mut inconclusive: Vec<(u64, String)> = Vec::new();
     let mut done = 0u64;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -71,15 +73,16 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         };
         match out.status.code() {
             Some(0) => {}
+            // Its first line is its verdict line, which names the undecided checks.
+            Some(3) => inconclusive.push((seed, first_line(&out.stdout))),
             Some(2) => {
                 eprintln!("\nerror: seed {seed} refused to run:\n{}", String::from_utf8_lossy(&out.stderr));
                 return ExitCode::from(2);
             }
             code => {
-                let stdout = String::from_utf8_lossy(&out.stdout);
                 // A failing child's first line is its verdict line, which names the seed.
                 let why = match code {
-                    Some(1) => stdout.lines().next().unwrap_or("").to_string(),
+                    Some(1) => first_line(&out.stdout),
                     _ => format!("seed {seed} crashed ({}): {}", out.status, last_line(&out.stderr)),
                 };
                 failed.push((seed, why));
@@ -88,11 +91,19 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
         if tty {
             let eta = (total - done) as f64 / rate.max(1e-9);
-            eprint!("\r[{done:>5}/{total}] {} failed  {rate:.2} seeds/s  eta {eta:.0}s   ", failed.len());
+            eprint!(
+                "\r[{done:>5}/{total}] {} failed, {} inconclusive  {rate:.2} seeds/s  eta {eta:.0}s   ",
+                failed.len(),
+                inconclusive.len()
+            );
             let _ = std::io::stderr().flush();
         } else if done * 10 / total > last_report || done == total {
             last_report = done * 10 / total;
-            eprintln!("[{done:>5}/{total}] {} failed  {rate:.2} seeds/s", failed.len());
+            eprintln!(
+                "[{done:>5}/{total}] {} failed, {} inconclusive  {rate:.2} seeds/s",
+                failed.len(),
+                inconclusive.len()
+            );
         }
     }
     if tty {
@@ -100,20 +111,30 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{total} seeds in {secs:.1}s ({:.1} seeds/min): {} passed, {} failed",
+        "{total} seeds in {secs:.1}s ({:.1} seeds/min): {} passed, {} inconclusive, {} failed",
         total as f64 * 60.0 / secs.max(1e-9),
-        total - failed.len() as u64,
+        total - failed.len() as u64 - inconclusive.len() as u64,
+        inconclusive.len(),
         failed.len()
     );
-    if failed.is_empty() {
-        return ExitCode::SUCCESS;
+    for list in [&mut failed, &mut inconclusive] {
+        list.sort();
+        for (seed, why) in list.iter() {
+            println!("  {why}");
+            println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
+        }
     }
-    failed.sort();
-    for (seed, why) in &failed {
-        println!("  {why}");
-        println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
+    if !failed.is_empty() {
+        ExitCode::from(1)
+    } else if !inconclusive.is_empty() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     }
-    ExitCode::from(1)
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).lines().next().unwrap_or("").to_string()
 }
 
 fn last_line(bytes: &[u8]) -> String {

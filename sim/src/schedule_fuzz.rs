@@ -3,7 +3,9 @@
 //! checker on, and a failed check panics with the verdict, which libFuzzer records as a
 //! crash. Coverage guidance then searches for schedules that reach new code.
 
-use crate::scenario::{Action, MixSpec, Scenario, Scheduled, Target};
+use crate::checkers::Outcome;
+use crate::faults::{clock, disk, link, network, process, Action, Target};
+use crate::scenario::{MixSpec, Scenario, Scheduled};
 use crate::{verdict, world};
 use arbitrary::{Arbitrary, Unstructured};
 use std::path::PathBuf;
@@ -28,32 +30,32 @@ enum Fault {
 }
 
 fn action(f: Fault, nodes: u64) -> Action {
-    let node = |n: u8| Target::Node(u64::from(n) % nodes + 1);
+    let id = |n: u8| u64::from(n) % nodes + 1;
+    let node = |n: u8| Target::Node(id(n));
     match f {
         Fault::Partition { cut, shuffle } => {
             let mut all: Vec<u64> = (1..=nodes).collect();
             all.rotate_left((shuffle % nodes) as usize);
             let cut = (usize::from(cut) % (nodes as usize - 1)) + 1;
-            Action::Partition { groups: vec![all[..cut].to_vec(), all[cut..].to_vec()] }
+            network::Action::Partition { sides: vec![all[..cut].to_vec(), all[cut..].to_vec()] }.into()
         }
-        Fault::Isolate { leader: true, .. } => Action::Isolate { node: Target::Leader },
-        Fault::Isolate { node: n, .. } => Action::Isolate { node: node(n) },
-        Fault::Heal => Action::Heal,
-        Fault::Crash { leader: true, .. } => Action::Crash { node: Target::Leader },
-        Fault::Crash { node: n, .. } => Action::Crash { node: node(n) },
-        Fault::Restart { node: n } => Action::Restart { node: node(n) },
-        Fault::Clog { from, to } => Action::Clog { from: u64::from(from) % nodes + 1, to: u64::from(to) % nodes + 1 },
-        Fault::Unclog { from, to } => {
-            Action::Unclog { from: u64::from(from) % nodes + 1, to: u64::from(to) % nodes + 1 }
-        }
-        Fault::Loss { per_mille } => Action::Loss { rate: Some(f64::from(per_mille % 1001) / 1000.0) },
-        Fault::Latency { max_ms } => Action::Latency { ms: Some([0, u64::from(max_ms)]) },
-        Fault::ClockSkew { node: n, offset_ms, drift_ppm } => Action::ClockSkew {
+        Fault::Isolate { leader: true, .. } => network::Action::Isolate { node: Target::Leader }.into(),
+        Fault::Isolate { node: n, .. } => network::Action::Isolate { node: node(n) }.into(),
+        Fault::Heal => network::Action::Heal.into(),
+        Fault::Crash { leader: true, .. } => process::Action::Crash { node: Target::Leader }.into(),
+        Fault::Crash { node: n, .. } => process::Action::Crash { node: node(n) }.into(),
+        Fault::Restart { node: n } => process::Action::Restart { node: node(n) }.into(),
+        Fault::Clog { from, to } => network::Action::Clog { from: id(from), to: id(to) }.into(),
+        Fault::Unclog { from, to } => network::Action::Unclog { from: id(from), to: id(to) }.into(),
+        Fault::Loss { per_mille } => link::Action::Loss { rate: Some(f64::from(per_mille % 1001) / 1000.0) }.into(),
+        Fault::Latency { max_ms } => link::Action::Latency { ms: Some([0, u64::from(max_ms)]) }.into(),
+        Fault::ClockSkew { node: n, offset_ms, drift_ppm } => clock::Action::ClockSkew {
             node: node(n),
             offset_ms: i64::from(offset_ms),
             drift_ppm: i64::from(drift_ppm) % 1_000_000,
-        },
-        Fault::DiskError { node: n } => Action::DiskError { node: node(n) },
+        }
+        .into(),
+        Fault::DiskError { node: n } => disk::Action::DiskError { node: node(n) }.into(),
     }
 }
 
@@ -72,7 +74,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         let at_ms = u64::from(at) % FAULTY_MS;
         let action = action(fault, nodes);
         // A link from a node to itself is not a link.
-        if let Action::Clog { from, to } | Action::Unclog { from, to } = action {
+        if let Action::Network(network::Action::Clog { from, to } | network::Action::Unclog { from, to }) = action {
             if from == to {
                 continue;
             }
@@ -114,15 +116,16 @@ pub fn scenario(data: &[u8]) -> Scenario {
     }
 }
 
-/// Runs the simulation an input describes; panics with the verdict if a check fails.
+/// Runs the simulation an input describes; panics with the verdict if a check fails. (An
+/// undecided check is no bug found: the fuzzer goes on.)
 pub fn run(data: &[u8]) {
     let s = scenario(data);
     let v = verdict::evaluate(&s, &world::run(&s));
-    if !v.passed() {
+    if v.outcome() == Outcome::Failed {
         let failed: Vec<String> = v
             .checks
             .iter()
-            .filter(|c| !c.passed())
+            .filter(|c| c.outcome() == Outcome::Failed)
             .map(|c| format!("{}: {}", c.name, c.violations.join("; ")))
             .collect();
         panic!("schedule {:?} (seed {}) fails: {}", s.schedule, s.seed, failed.join(" | "));

@@ -1,10 +1,13 @@
-//! From a finished run to its verdict: every checker, the trace hash, and the figures of
+//! From a finished run to its verdict: every check of the registry
+//! (`checkers::registry`) over the run and its replay, the trace hash, and the figures of
 //! the summary.
 
-use crate::checkers::{self, CheckResult};
+use crate::checkers::registry::{Inputs, CHECKS};
+use crate::checkers::{CheckResult, Outcome};
 use crate::history::{Op, OpKind};
+use crate::replay::Replay;
 use crate::scenario::Scenario;
-use crate::trace::{Fnv, TraceEvent, TraceKind};
+use crate::trace::{put, Fnv, TraceEvent, TraceKind};
 use phantomdb::node::NodeEvent;
 use phantomdb::NodeId;
 use serde::Serialize;
@@ -47,100 +50,42 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(CheckResult::passed)
+    /// The worst outcome of any check.
+    pub fn outcome(&self) -> Outcome {
+        self.checks.iter().map(CheckResult::outcome).max().unwrap_or(Outcome::Passed)
+    }
+
+    /// The names of the checks with this outcome.
+    pub fn named(&self, outcome: Outcome) -> Vec<&'static str> {
+        self.checks.iter().filter(|c| c.outcome() == outcome).map(|c| c.name).collect()
     }
 }
 
-/// The digest of a run: every trace event and every client operation, in order.
+/// The digest of a run: the binary encoding of every trace event and every client
+/// operation, in order, and of the panic that ended it, if one did.
 pub fn trace_hash(out: &RunOutput) -> u64 {
     let mut h = Fnv::default();
     for e in &out.trace {
-        h.write(e.to_string().as_bytes());
-        h.write(b"\n");
+        e.encode(&mut h);
     }
     for op in &out.history {
-        h.write(serde_json::to_string(op).expect("ops serialize").as_bytes());
-        h.write(b"\n");
+        put(&mut h, op);
     }
-    if let Some(p) = &out.panic {
-        h.write(p.as_bytes());
-    }
+    put(&mut h, &out.panic);
     h.finish()
 }
 
-/// Runs a check of one Raft group's history on each group's own events (every group is a
-/// Raft of its own); violations name their group when there are several.
-fn per_group(scenario: &Scenario, trace: &[TraceEvent], check: impl Fn(&[TraceEvent]) -> Vec<String>) -> Vec<String> {
-    if scenario.groups == 1 {
-        return check(trace);
-    }
-    let mut out = Vec::new();
-    for g in 1..=scenario.groups {
-        let own: Vec<TraceEvent> =
-            trace.iter().filter(|e| !matches!(e.kind, TraceKind::Node { group, .. } if group != g)).cloned().collect();
-        out.extend(check(&own).into_iter().map(|v| format!("group {g}: {v}")));
-    }
-    out
-}
-
 pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
-    let lin = checkers::linearizability::check(&out.history, LINEARIZABILITY_STEPS_MAX);
-    let completed = out.panic.is_none();
-    let keys = out.history.iter().map(|o| o.key.as_str()).collect::<std::collections::BTreeSet<_>>().len();
-    let lin_note = if lin.inconclusive.is_empty() {
-        Some(format!("{keys} keys"))
-    } else {
-        Some(format!("{keys} keys; search budget hit (not checked) on {:?}", lin.inconclusive))
-    };
-    let first_write = out
-        .first_write_ns
-        .map(|t| format!("first write {:.3}s after heal", (t.saturating_sub(out.heal_ns)) as f64 / 1e9));
-    let checks = vec![
-        CheckResult {
-            name: "node_invariants",
-            violations: out.panic.iter().map(|m| format!("the run stopped on a panic: {m}")).collect(),
-            note: None,
-        },
-        CheckResult {
-            name: "election_safety",
-            violations: per_group(scenario, &out.trace, checkers::election_safety::check),
-            note: None,
-        },
-        CheckResult {
-            name: "log_matching",
-            violations: per_group(scenario, &out.trace, checkers::log_matching::check),
-            note: None,
-        },
-        CheckResult {
-            name: "leader_completeness",
-            violations: per_group(scenario, &out.trace, checkers::leader_completeness::check),
-            note: None,
-        },
-        CheckResult {
-            name: "config_safety",
-            violations: per_group(scenario, &out.trace, |t| {
-                checkers::config_safety::check(t, &(1..=scenario.initial_voters).collect::<Vec<NodeId>>())
-            }),
-            note: None,
-        },
-        CheckResult {
-            name: "state_machine_safety",
-            violations: per_group(scenario, &out.trace, checkers::state_machine_safety::check),
-            note: None,
-        },
-        CheckResult { name: "linearizability", violations: lin.violations, note: lin_note },
-        CheckResult { name: "no_lost_writes", violations: checkers::lost_writes::check(&out.history), note: None },
-        CheckResult {
-            name: "liveness_after_heal",
-            violations: if completed {
-                checkers::liveness::check(out.heal_ns, out.first_write_ns, scenario.liveness_timeout_ms)
-            } else {
-                vec![]
-            },
-            note: if completed { first_write } else { Some("not reached: the run stopped early".into()) },
-        },
-    ];
+    let initial_voters: Vec<NodeId> = (1..=scenario.initial_voters).collect();
+    let replay = Replay::build(&out.trace, scenario.groups, &initial_voters);
+    let inputs = Inputs { scenario, run: out, replay: &replay };
+    let checks = CHECKS
+        .iter()
+        .map(|c| {
+            let found = (c.run)(&inputs);
+            CheckResult { name: c.name, violations: found.violations, undecided: found.undecided, note: found.note }
+        })
+        .collect();
     let stats = Stats {
         simulated_s: out.simulated_ns as f64 / 1e9,
         ops: out.history.len(),

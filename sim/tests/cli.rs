@@ -86,6 +86,20 @@ fn a_history_passes_the_checker_and_a_tampered_one_fails() {
     assert!(out.contains("never-written"), "{out}");
 }
 
+#[test]
+fn a_search_that_hits_its_budget_is_inconclusive_exit_3_not_a_pass() {
+    let dir = tempdir();
+    let history = dir.join("budget.jsonl");
+    let (code, out, _) = sim(&["run", "--seed", "5", "--history", history.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = sim(&["check-history", history.to_str().unwrap(), "--search-steps", "1"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("linearizability  INCONCLUSIVE"), "{out}");
+    assert!(out.contains("the search hit its budget of 1 steps"), "{out}");
+    assert_eq!(out.lines().last(), Some("INCONCLUSIVE: linearizability"), "{out}");
+    assert!(!out.contains("PASS"), "{out}");
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "phantomdb-sim-cli-{}-{:?}",

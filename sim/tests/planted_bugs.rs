@@ -6,6 +6,7 @@
 //! Runs in the simulated build: `cargo sim-test`.
 #![cfg(madsim)]
 
+use phantomdb_sim::checkers::Outcome;
 use phantomdb_sim::scenario::{self, Scenario};
 use phantomdb_sim::{verdict, world};
 use std::path::{Path, PathBuf};
@@ -23,14 +24,14 @@ fn first_failure(rel: &str, seeds_max: u64) -> (u64, String, Vec<&'static str>) 
     for seed in 1..=seeds_max {
         let s = Scenario::resolve(&path, &file, seed);
         let v = verdict::evaluate(&s, &world::run(&s));
-        if !v.passed() {
-            let failed = v.checks.iter().filter(|c| !c.passed()).map(|c| c.name).collect();
+        if v.outcome() == Outcome::Failed {
+            let failed = v.named(Outcome::Failed);
             // The control: the same seed without the bug passes.
             let mut clean = scenario::load(&root().join(&path)).expect("scenario parses");
             clean.planted_bug = None;
             let s = Scenario::resolve(&path, &clean, seed);
             let control = verdict::evaluate(&s, &world::run(&s));
-            assert!(control.passed(), "{rel} seed {seed} fails even without the planted bug");
+            assert_ne!(control.outcome(), Outcome::Failed, "{rel} seed {seed} fails even without the planted bug");
             return (seed, v.trace_hash, failed);
         }
     }

@@ -7,39 +7,36 @@
 //! 2015: without the latter, a leader can build on a predecessor's uncommitted
 //! configuration and its successor on the older committed one, with disjoint quorums).
 //!
-//! From the trace we rebuild every node's log and the configuration entries in it, and
-//! the committed prefix. Whenever a leader appends a configuration entry of its own term,
-//! every configuration that can still decide anything must share a quorum member with it:
-//! the newest committed configuration, and every configuration entry past the commit index
-//! in a log that agrees with the committed prefix (an entry on a log that diverged from
-//! what was committed can never commit).
+//! Whenever a leader appends a configuration entry of its own term, every configuration
+//! that can still decide anything must share a quorum member with it: the newest
+//! committed configuration, and every configuration entry past the commit index in a log
+//! that agrees with the committed prefix (an entry on a log that diverged from what was
+//! committed can never commit). The replay (`crate::replay`) records each such append
+//! with those configurations; this checker looks for disjoint quorums.
 
 use super::Violations;
-use crate::trace::{TraceEvent, TraceKind};
-use phantomdb::node::NodeEvent;
+use crate::replay::{Config, GroupReplay};
 use phantomdb::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-/// Voters (and, while joint, outgoing voters) of a configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Config {
-    voters: BTreeSet<NodeId>,
-    outgoing: BTreeSet<NodeId>,
-}
-
-impl Config {
-    fn is_quorum(&self, members: &BTreeSet<NodeId>) -> bool {
-        let majority = |set: &BTreeSet<NodeId>| set.is_empty() || set.intersection(members).count() > set.len() / 2;
-        majority(&self.voters) && majority(&self.outgoing)
-    }
-
-    fn describe(&self) -> String {
-        if self.outgoing.is_empty() {
-            format!("{:?}", self.voters)
-        } else {
-            format!("{:?}->{:?}", self.outgoing, self.voters)
+pub fn check(group: &GroupReplay) -> Vec<String> {
+    let mut v = Violations::default();
+    for change in &group.config_changes {
+        for (whose, other) in &change.live {
+            if let Some((mine, theirs)) = disjoint_quorums(&change.config, other) {
+                v.push(format!(
+                    "at {:.3}s n{}, leader of term {}, appended configuration {} at index {} while {whose} could still decide with {}: quorums {mine:?} and {theirs:?} share no node",
+                    change.t_ns as f64 / 1e9,
+                    change.node,
+                    change.term,
+                    change.config.describe(),
+                    change.index,
+                    other.describe(),
+                ));
+            }
         }
     }
+    v.into_vec()
 }
 
 /// Nodes beyond which the exhaustive search is skipped (2^n subsets).
@@ -71,124 +68,16 @@ fn disjoint_quorums(a: &Config, b: &Config) -> Option<(BTreeSet<NodeId>, BTreeSe
     None
 }
 
-/// One node's log as the trace shows it: (term, digest) by index, and its configurations.
-#[derive(Default)]
-struct NodeLog {
-    entries: BTreeMap<u64, (u64, u64)>,
-    configs: BTreeMap<u64, Config>,
-}
-
-impl NodeLog {
-    fn cut_from(&mut self, index: u64) {
-        self.entries.split_off(&index);
-        self.configs.split_off(&index);
-    }
-}
-
-/// `initial_voters`: the group's configuration before any entry (committed by definition).
-pub fn check(trace: &[TraceEvent], initial_voters: &[NodeId]) -> Vec<String> {
-    let mut logs: BTreeMap<NodeId, NodeLog> = BTreeMap::new();
-    let mut committed: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
-    let mut committed_config =
-        (0u64, Config { voters: initial_voters.iter().copied().collect(), outgoing: BTreeSet::new() });
-    let mut leader_of: BTreeMap<u64, NodeId> = BTreeMap::new();
-    let mut v = Violations::default();
-    for e in trace {
-        let TraceKind::Node { node, event, .. } = &e.kind else { continue };
-        let node = *node;
-        match event {
-            NodeEvent::BecameLeader { term } => {
-                leader_of.insert(*term, node);
-            }
-            NodeEvent::Appended { index, term, digest } => {
-                let log = logs.entry(node).or_default();
-                log.entries.insert(*index, (*term, *digest));
-                log.configs.remove(index);
-            }
-            NodeEvent::Truncated { from } => logs.entry(node).or_default().cut_from(*from),
-            NodeEvent::Recovered { last_index, .. } => logs.entry(node).or_default().cut_from(last_index + 1),
-            NodeEvent::SnapshotInstalled { index, term } => {
-                let log = logs.entry(node).or_default();
-                if log.entries.get(index).map(|&(t, _)| t) != Some(*term) {
-                    log.cut_from(index + 1);
-                }
-                // What the snapshot covers is committed: its configuration is tracked as such.
-                log.configs = log.configs.split_off(&(index + 1));
-            }
-            NodeEvent::Committed { index } => {
-                let log = logs.entry(node).or_default();
-                let first_new = committed.keys().next_back().map_or(1, |&i| i + 1);
-                for i in first_new..=*index {
-                    if let Some(&entry) = log.entries.get(&i) {
-                        committed.insert(i, entry);
-                        if let Some(c) = log.configs.get(&i) {
-                            committed_config = (i, c.clone());
-                        }
-                    }
-                }
-            }
-            NodeEvent::ConfigAppended { index, term, voters, outgoing } => {
-                let config =
-                    Config { voters: voters.iter().copied().collect(), outgoing: outgoing.iter().copied().collect() };
-                logs.entry(node).or_default().configs.insert(*index, config.clone());
-                if leader_of.get(term) != Some(&node) {
-                    continue; // a follower's copy: checked when its leader appended it
-                }
-                let live = live_configs(&logs, &committed, &committed_config, (node, *index));
-                for (whose, other) in live {
-                    if let Some((mine, theirs)) = disjoint_quorums(&config, &other) {
-                        v.push(format!(
-                            "at {:.3}s n{node}, leader of term {term}, appended configuration {} at index {index} while {whose} could still decide with {}: quorums {mine:?} and {theirs:?} share no node",
-                            e.t_ns as f64 / 1e9,
-                            config.describe(),
-                            other.describe(),
-                        ));
-                    }
-                }
-            }
-            NodeEvent::Applied { .. }
-            | NodeEvent::Poisoned { .. }
-            | NodeEvent::Compacted { .. }
-            | NodeEvent::LeaseRead { .. }
-            | NodeEvent::ClockDriftExceeded { .. } => {}
-        }
-    }
-    v.into_vec()
-}
-
-/// The configurations that can still decide anything, but `except` (node, index): the
-/// newest committed one, and uncommitted ones on logs that agree with the committed prefix.
-fn live_configs(
-    logs: &BTreeMap<NodeId, NodeLog>,
-    committed: &BTreeMap<u64, (u64, u64)>,
-    committed_config: &(u64, Config),
-    except: (NodeId, u64),
-) -> Vec<(String, Config)> {
-    let commit = committed.keys().next_back().copied().unwrap_or(0);
-    let mut live =
-        vec![(format!("the committed configuration (index {})", committed_config.0), committed_config.1.clone())];
-    for (&id, log) in logs {
-        // A log whose entry at the commit index differs from the committed one diverged
-        // below it: nothing after that point can ever commit.
-        let agrees = match (log.entries.get(&commit), committed.get(&commit)) {
-            (Some(mine), Some(theirs)) => mine == theirs,
-            _ => true,
-        };
-        if !agrees {
-            continue;
-        }
-        for (&index, c) in log.configs.range(commit + 1..) {
-            if (id, index) != except {
-                live.push((format!("n{id}'s uncommitted configuration at index {index}"), c.clone()));
-            }
-        }
-    }
-    live
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::Replay;
+    use crate::trace::{TraceEvent, TraceKind};
+    use phantomdb::node::NodeEvent;
+
+    fn check(trace: &[TraceEvent], initial_voters: &[NodeId]) -> Vec<String> {
+        super::check(&Replay::build(trace, 1, initial_voters).groups[&1])
+    }
 
     fn ev(t_ns: u64, node: u64, event: NodeEvent) -> TraceEvent {
         TraceEvent { t_ns, kind: TraceKind::Node { node, group: 1, event } }

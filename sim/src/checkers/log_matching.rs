@@ -6,15 +6,16 @@
 //! AppendEntries consistency check, §5.3; state machine safety checks the applied prefix.)
 
 use super::Violations;
-use crate::trace::{TraceEvent, TraceKind};
+use crate::replay::GroupReplay;
 use phantomdb::node::NodeEvent;
 use std::collections::BTreeMap;
 
-pub fn check(trace: &[TraceEvent]) -> Vec<String> {
+pub fn check(group: &GroupReplay) -> Vec<String> {
     let mut seen: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new(); // (index, term) -> (digest, node)
     let mut v = Violations::default();
-    for e in trace {
-        if let TraceKind::Node { node, event: NodeEvent::Appended { index, term, digest }, .. } = &e.kind {
+    for s in &group.steps {
+        let node = &s.node;
+        if let NodeEvent::Appended { index, term, digest } = s.event {
             match seen.get(&(*index, *term)) {
                 Some(&(d, other)) if d != *digest => v.push(format!(
                     "entry (index {index}, term {term}) differs: n{other} wrote {d:016x}, n{node} wrote {digest:016x}"
@@ -32,6 +33,12 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::Replay;
+    use crate::trace::{TraceEvent, TraceKind};
+
+    fn check_trace(trace: &[TraceEvent]) -> Vec<String> {
+        check(&Replay::build(trace, 1, &[1, 2, 3]).groups[&1])
+    }
 
     fn append(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
         TraceEvent {
@@ -42,12 +49,12 @@ mod tests {
 
     #[test]
     fn passes_identical_entries_and_different_terms() {
-        assert!(check(&[append(1, 1, 1, 7), append(2, 1, 1, 7), append(3, 1, 2, 9)]).is_empty());
+        assert!(check_trace(&[append(1, 1, 1, 7), append(2, 1, 1, 7), append(3, 1, 2, 9)]).is_empty());
     }
 
     #[test]
     fn fails_two_entries_with_one_index_and_term() {
-        let v = check(&[append(1, 5, 2, 7), append(2, 5, 2, 8)]);
+        let v = check_trace(&[append(1, 5, 2, 7), append(2, 5, 2, 8)]);
         assert_eq!(v.len(), 1, "{v:?}");
     }
 }

@@ -5,18 +5,16 @@
 //! agrees with the log (its last entry is the one applied at that index everywhere).
 
 use super::Violations;
-use crate::trace::{TraceEvent, TraceKind};
+use crate::replay::GroupReplay;
 use phantomdb::node::NodeEvent;
 use std::collections::BTreeMap;
 
-pub fn check(trace: &[TraceEvent]) -> Vec<String> {
+pub fn check(group: &GroupReplay) -> Vec<String> {
     let mut applied: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new(); // index -> (term, digest, node)
     let mut next: BTreeMap<u64, u64> = BTreeMap::new(); // node -> next index it must apply
     let mut v = Violations::default();
-    for e in trace {
-        let TraceKind::Node { node, event, .. } = &e.kind else {
-            continue;
-        };
+    for s in &group.steps {
+        let (node, event) = (&s.node, s.event);
         match event {
             NodeEvent::Recovered { snapshot_index, .. } => {
                 next.insert(*node, snapshot_index + 1);
@@ -57,6 +55,12 @@ pub fn check(trace: &[TraceEvent]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::Replay;
+    use crate::trace::{TraceEvent, TraceKind};
+
+    fn check(trace: &[TraceEvent]) -> Vec<String> {
+        super::check(&Replay::build(trace, 1, &[1, 2, 3]).groups[&1])
+    }
 
     fn ev(node: u64, event: NodeEvent) -> TraceEvent {
         TraceEvent { t_ns: 0, kind: TraceKind::Node { node, group: 1, event } }

@@ -1,0 +1,237 @@
+//! Operator requests, sent to group 1's leader as an administrator would: hand
+//! leadership to another node, and change the membership (add or remove a voter, add a
+//! learner, replace the voters by joint consensus). A request the leader refuses (a change
+//! in progress, it stopped leading meanwhile) is part of the game.
+
+use super::Target;
+use super::{check_node, need, random_node, Action as AnyAction, Drawn, Family, FaultKind, NemesisBounds, SpecError};
+use crate::scenario::FaultSpec;
+use phantomdb::NodeId;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    TransferLeader { to: Target },
+    AddVoter { node: Target },
+    RemoveVoter { node: Target },
+    AddLearner { node: Target },
+    SetVoters { voters: Vec<NodeId> },
+}
+
+impl From<Action> for AnyAction {
+    fn from(a: Action) -> Self {
+        AnyAction::Operator(a)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::TransferLeader { to } => write!(f, "transfer_leader to {to}"),
+            Action::AddVoter { node } => write!(f, "add_voter {node}"),
+            Action::RemoveVoter { node } => write!(f, "remove_voter {node}"),
+            Action::AddLearner { node } => write!(f, "add_learner {node}"),
+            Action::SetVoters { voters } => write!(f, "set_voters {voters:?}"),
+        }
+    }
+}
+
+/// A request as sent: to which leader, and for membership the configuration asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Applied {
+    Transfer { from: NodeId, to: NodeId },
+    Membership { action: Action, via: NodeId, voters: BTreeSet<NodeId>, learners: BTreeSet<NodeId> },
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Applied::Transfer { from, to } => write!(f, "transfer_leader n{from} -> n{to}"),
+            Applied::Membership { action, via, voters, learners } => {
+                write!(f, "{action} via n{via}: voters {voters:?} learners {learners:?}")
+            }
+        }
+    }
+}
+
+pub struct Operator;
+
+impl Family for Operator {
+    fn fields(&self, kind: FaultKind) -> &'static [&'static str] {
+        match kind {
+            FaultKind::SetVoters => &["voters"],
+            _ => &["node"],
+        }
+    }
+
+    fn validate(&self, kind: FaultKind, f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
+        if kind != FaultKind::SetVoters {
+            return need(f.node.is_some(), kind, "node");
+        }
+        need(f.voters.is_some(), kind, "voters")?;
+        let voters = f.voters.as_ref().expect("checked");
+        if voters.is_empty() {
+            return Err(SpecError::new("voters", "a group needs at least one voter"));
+        }
+        voters.iter().try_for_each(|n| check_node(*n, nodes, "voters"))
+    }
+
+    fn resolve(&self, kind: FaultKind, f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> AnyAction {
+        let mut node = || f.node.as_ref().expect("validated").resolve(nodes, rng);
+        match kind {
+            FaultKind::TransferLeader => Action::TransferLeader { to: node() },
+            FaultKind::AddVoter => Action::AddVoter { node: node() },
+            FaultKind::RemoveVoter => Action::RemoveVoter { node: node() },
+            FaultKind::AddLearner => Action::AddLearner { node: node() },
+            FaultKind::SetVoters => {
+                let voters: BTreeSet<NodeId> = f.voters.iter().flatten().copied().collect();
+                Action::SetVoters { voters: voters.into_iter().collect() }
+            }
+            other => unreachable!("{} is not an operator request", other.name()),
+        }
+        .into()
+    }
+
+    fn draw(&self, kind: FaultKind, b: &NemesisBounds, rng: &mut ChaCha8Rng) -> Option<Drawn> {
+        let (now, undo) = match kind {
+            // Membership churn: one change now, and its opposite later.
+            FaultKind::AddVoter => {
+                let node = Target::Node(random_node(rng, b.nodes));
+                (Action::AddVoter { node }, Some(Action::RemoveVoter { node }))
+            }
+            FaultKind::RemoveVoter => {
+                let node = Target::Node(random_node(rng, b.nodes));
+                (Action::RemoveVoter { node }, Some(Action::AddVoter { node }))
+            }
+            FaultKind::AddLearner => {
+                let node = Target::Node(random_node(rng, b.nodes));
+                (Action::AddLearner { node }, Some(Action::AddVoter { node }))
+            }
+            FaultKind::SetVoters => {
+                // A random majority-sized set; the next draw replaces it.
+                let mut all: Vec<NodeId> = (1..=b.nodes).collect();
+                all.shuffle(rng);
+                all.truncate((b.nodes / 2 + 1) as usize);
+                all.sort_unstable();
+                (Action::SetVoters { voters: all }, None)
+            }
+            FaultKind::TransferLeader => {
+                // Nothing to undo: leadership simply moved.
+                let to = if rng.gen_bool(0.7) { Target::Follower } else { Target::Node(random_node(rng, b.nodes)) };
+                (Action::TransferLeader { to }, None)
+            }
+            other => unreachable!("{} is not an operator request", other.name()),
+        };
+        Some(Drawn { now: now.into(), undo: undo.map(Into::into) })
+    }
+}
+
+#[cfg(madsim)]
+mod apply {
+    use super::{Action, Applied};
+    use crate::faults::{FaultEvent, Skip};
+    use crate::world::World;
+    use phantomdb::kv::KvStateMachine;
+    use phantomdb::node::NodeHandle;
+    use phantomdb::{GroupId, NodeId};
+    use std::collections::BTreeSet;
+
+    /// The Raft group operators' requests act on (a real node hosts one; in multi-group
+    /// scenarios they change the first).
+    const OPERATOR_GROUP: GroupId = 1;
+
+    impl Action {
+        pub(crate) fn apply(&self, world: &mut World) -> FaultEvent {
+            let applied = match self {
+                Action::TransferLeader { to } => transfer(world, *to),
+                Action::AddVoter { node } | Action::RemoveVoter { node } | Action::AddLearner { node } => {
+                    change(world, self, *node)
+                }
+                Action::SetVoters { voters } => set_voters(world, self, voters),
+            };
+            match applied {
+                Ok(a) => FaultEvent::Operator(a),
+                Err(reason) => FaultEvent::Skipped { action: self.clone().into(), reason },
+            }
+        }
+    }
+
+    /// The leader of group 1 and its client API (operators' requests act on group 1).
+    fn leader(world: &World) -> Option<(NodeId, NodeHandle<KvStateMachine>)> {
+        let l = world.current_leader()?;
+        let api = world.node_apis.lock().expect("node api lock").get(&l).cloned()?;
+        Some((l, api))
+    }
+
+    fn transfer(world: &mut World, to: crate::faults::Target) -> Result<Applied, Skip> {
+        // Both are looked up before either can fail: the world's draws stay in order.
+        let leader = leader(world);
+        let target = world.resolve(to);
+        let (l, api) = leader.ok_or(Skip::NoLeader)?;
+        let t = target.ok_or(Skip::NoNodeUp)?;
+        if l == t {
+            return Err(Skip::AlreadyLeads(t));
+        }
+        tokio::spawn(async move {
+            let _ = api.transfer_leadership(OPERATOR_GROUP, t).await;
+        });
+        Ok(Applied::Transfer { from: l, to: t })
+    }
+
+    /// Asks the leader to change the configuration it has in force by one node.
+    fn change(world: &mut World, action: &Action, node: crate::faults::Target) -> Result<Applied, Skip> {
+        let leader = leader(world);
+        let target = world.resolve(node);
+        let (l, api) = leader.ok_or(Skip::NoLeader)?;
+        let t = target.ok_or(Skip::NoNodeUp)?;
+        let status = api.status();
+        let mut voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
+        let mut learners: BTreeSet<NodeId> = status.learners.iter().copied().collect();
+        match action {
+            Action::AddVoter { .. } => {
+                learners.remove(&t);
+                voters.insert(t);
+            }
+            Action::RemoveVoter { .. } => {
+                voters.remove(&t);
+                learners.remove(&t);
+            }
+            _ if voters.contains(&t) => return Err(Skip::IsVoter(t)),
+            _ => {
+                learners.insert(t);
+            }
+        }
+        if voters.is_empty() {
+            return Err(Skip::LastVoter(t));
+        }
+        send(api, l, action, voters, learners)
+    }
+
+    /// Asks the leader to make `voters` the voters (learners among them promoted).
+    fn set_voters(world: &mut World, action: &Action, voters: &[NodeId]) -> Result<Applied, Skip> {
+        let (l, api) = leader(world).ok_or(Skip::NoLeader)?;
+        let voters: BTreeSet<NodeId> = voters.iter().copied().collect();
+        let learners: BTreeSet<NodeId> = api.status().learners.into_iter().filter(|n| !voters.contains(n)).collect();
+        send(api, l, action, voters, learners)
+    }
+
+    fn send(
+        api: NodeHandle<KvStateMachine>,
+        via: NodeId,
+        action: &Action,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<Applied, Skip> {
+        let applied =
+            Applied::Membership { action: action.clone(), via, voters: voters.clone(), learners: learners.clone() };
+        tokio::spawn(async move {
+            let _ = api.change_membership(OPERATOR_GROUP, voters, learners).await;
+        });
+        Ok(applied)
+    }
+}

@@ -1,0 +1,133 @@
+//! A scenario file as written: every field optional (the seed fills what is left open),
+//! unknown fields refused.
+
+use crate::faults::{FaultKind, TargetSpec};
+use phantomdb::raft::PlantedBug;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub planted_bug: Option<PlantedBug>,
+    #[serde(default)]
+    pub cluster: ClusterSpec,
+    #[serde(default)]
+    pub network: NetworkSpec,
+    #[serde(default)]
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub faults: Vec<Spanned<FaultSpec>>,
+    pub nemesis: Option<Spanned<NemesisSpec>>,
+    #[serde(default)]
+    pub phases: PhasesSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub nodes: Option<u64>,
+    /// Raft groups every node hosts, each owning a fixed share of the keys (default 1).
+    pub groups: Option<u64>,
+    pub election_timeout_ms: Option<[u64; 2]>,
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Entries per AppendEntries message (small values stress backtracking and flow control).
+    pub append_entries_max: Option<usize>,
+    /// Raft pre-vote and check-quorum; each drawn from the seed when left out.
+    pub pre_vote: Option<bool>,
+    pub check_quorum: Option<bool>,
+    /// Lease reads (default: drawn from the seed where check-quorum is on; they need it)
+    /// and the clock drift bound leases assume, in ppm (default 10000).
+    pub lease_reads: Option<bool>,
+    pub clock_drift_ppm_max: Option<u64>,
+    /// Log compaction: a snapshot every this many applied entries (default: 16, 64, 256
+    /// or 100000 by seed), sent to lagging followers in chunks of `snapshot_chunk_bytes`
+    /// (default: 64, 512 or 65536 by seed).
+    pub snapshot_entries: Option<u64>,
+    pub snapshot_chunk_bytes: Option<usize>,
+    /// Nodes `1..=voters` form the group at the start; the others run outside it until a
+    /// membership change adds them. Default: all nodes.
+    pub voters: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    pub latency_ms: Option<[u64; 2]>,
+    pub loss: Option<f64>,
+    /// Share of messages delivered twice (the copy may arrive out of order), 0.0 to 0.5.
+    pub duplicate: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub clients: Option<u64>,
+    pub register_keys: Option<u64>,
+    pub append_keys: Option<u64>,
+    pub mix: Option<MixSpec>,
+    pub think_time_ms: Option<[u64; 2]>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MixSpec {
+    #[serde(default)]
+    pub get: u32,
+    #[serde(default)]
+    pub put: u32,
+    #[serde(default)]
+    pub append: u32,
+    #[serde(default)]
+    pub delete: u32,
+    #[serde(default)]
+    pub cas: u32,
+}
+
+/// One explicit fault. Which fields a kind needs is checked by its family (`crate::faults`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at_ms: u64,
+    pub kind: FaultKind,
+    pub node: Option<TargetSpec>,
+    /// `partition`: the sides, each a list of nodes (unlisted nodes form one more side).
+    /// Accepted under its old name, `groups`, too (a group is a Raft group now).
+    #[serde(alias = "groups")]
+    pub sides: Option<Vec<Vec<u64>>>,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub rate: Option<f64>,
+    pub latency_ms: Option<[u64; 2]>,
+    pub offset_ms: Option<i64>,
+    pub drift_ppm: Option<i64>,
+    pub voters: Option<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisSpec {
+    /// Which faults the nemesis draws from (default: all it knows).
+    pub kinds: Option<Vec<FaultKind>>,
+    /// Time between two faults.
+    pub interval_ms: Option<[u64; 2]>,
+    /// How long a fault lasts before the nemesis undoes it.
+    pub duration_ms: Option<[u64; 2]>,
+    pub loss_max: Option<f64>,
+    pub clock_offset_ms_max: Option<i64>,
+    pub clock_drift_ppm_max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhasesSpec {
+    /// Length of the faulty phase; then every fault is healed.
+    pub faulty_ms: Option<u64>,
+    /// After the heal, a write must commit within this bound (liveness).
+    pub liveness_timeout_ms: Option<u64>,
+    /// How long the workload keeps running after the heal.
+    pub healed_ms: Option<u64>,
+}

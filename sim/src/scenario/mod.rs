@@ -1,0 +1,151 @@
+//! Scenario files: what a simulation run is, as data (ARCHITECTURE §7).
+//!
+//! A file ([`file`]) is parsed strictly, unknown fields being errors, and every error
+//! names the file, the line and the field ([`validate`]). Whatever the file leaves open is
+//! drawn from the seed ([`Scenario::resolve`]), so one file describes a whole family of runs
+//! (swarm testing) and a seed picks one member of it. What each fault kind takes, means
+//! and draws lives with its family, in [`crate::faults`].
+
+mod file;
+mod resolve;
+mod validate;
+
+pub use crate::faults::{Action, FaultKind, Target, TargetSpec};
+pub use file::{ClusterSpec, FaultSpec, MixSpec, NemesisSpec, NetworkSpec, PhasesSpec, ScenarioFile, WorkloadSpec};
+pub use validate::{check_any_input, load, parse, ScenarioError};
+
+use phantomdb::raft::PlantedBug;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// The most faults one run may schedule (explicit and nemesis together).
+pub const SCHEDULE_FAULTS_MAX: usize = 100_000;
+/// The longest any phase or timeout may be: one simulated hour.
+pub const PHASE_MS_MAX: u64 = 3_600_000;
+/// Workload bounds, so that a scenario cannot ask for unbounded memory.
+pub const CLIENTS_MAX: u64 = 1_000;
+pub const KEYS_MAX: u64 = 100_000;
+
+/// Defaults that bound the schedule's size (checked at parse time) and shape it.
+const FAULTY_MS_DEFAULT: u64 = 20_000;
+const NEMESIS_INTERVAL_MS_DEFAULT: [u64; 2] = [300, 3_000];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scheduled {
+    pub at_ms: u64,
+    pub action: Action,
+    /// Where it came from: "file" (line N) or "nemesis".
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    pub planted_bug: Option<PlantedBug>,
+    pub nodes: u64,
+    pub groups: u64,
+    pub election_timeout_ms: [u64; 2],
+    pub heartbeat_interval_ms: u64,
+    pub append_entries_max: usize,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub lease_reads: bool,
+    pub clock_drift_ppm_max: u64,
+    pub snapshot_entries: u64,
+    pub snapshot_chunk_bytes: usize,
+    pub initial_voters: u64,
+    pub latency_ms: [u64; 2],
+    pub loss: f64,
+    pub duplicate: f64,
+    pub clients: u64,
+    pub register_keys: u64,
+    pub append_keys: u64,
+    pub mix: MixSpec,
+    pub think_time_ms: [u64; 2],
+    pub request_timeout_ms: u64,
+    pub faulty_ms: u64,
+    pub liveness_timeout_ms: u64,
+    pub healed_ms: u64,
+    /// Explicit and nemesis faults, sorted by time (stable: file order first).
+    pub schedule: Vec<Scheduled>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse_str(text: &str) -> Result<ScenarioFile, ScenarioError> {
+        parse(Path::new("scenarios/t.toml"), text)
+    }
+
+    #[test]
+    fn a_typo_in_a_field_name_names_file_line_and_field() {
+        let e = parse_str("name = \"x\"\n[cluster]\nnodse = 5\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(e.field, "nodse", "{e}");
+        assert!(e.to_string().starts_with("scenarios/t.toml:3:1: field `nodse`"), "{e}");
+    }
+
+    #[test]
+    fn a_fault_on_a_missing_node_names_the_fault() {
+        let text = "[cluster]\nnodes = 3\n\n[[faults]]\nat_ms = 10\nkind = \"crash\"\nnode = 7\n";
+        let e = parse_str(text).unwrap_err();
+        assert_eq!(e.field, "faults[0].node", "{e}");
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn a_fault_field_the_kind_does_not_take_is_refused() {
+        let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"heal\"\nnode = 1\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].node", "{e}");
+    }
+
+    #[test]
+    fn an_unknown_fault_kind_is_refused() {
+        let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"meteor\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("meteor"), "{e}");
+    }
+
+    #[test]
+    fn values_that_would_overflow_or_explode_are_refused() {
+        let drift = "[[faults]]\nat_ms = 1\nkind = \"clock_skew\"\nnode = 1\ndrift_ppm = 9223372036854775807\n";
+        assert_eq!(parse_str(drift).unwrap_err().field, "faults[0].drift_ppm");
+        let flood = "[nemesis]\ninterval_ms = [1, 1]\n[phases]\nfaulty_ms = 3600000\n";
+        assert_eq!(parse_str(flood).unwrap_err().field, "nemesis.interval_ms");
+        let timing = "[cluster]\nelection_timeout_ms = [20, 40]\nheartbeat_interval_ms = 30\n";
+        assert_eq!(parse_str(timing).unwrap_err().field, "cluster.election_timeout_ms");
+    }
+
+    #[test]
+    fn resolution_is_a_function_of_the_seed() {
+        let f = parse_str("[nemesis]\n").unwrap();
+        let a = Scenario::resolve(Path::new("x.toml"), &f, 7);
+        let b = Scenario::resolve(Path::new("x.toml"), &f, 7);
+        let c = Scenario::resolve(Path::new("x.toml"), &f, 8);
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_ne!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&c).unwrap());
+        assert!(a.schedule.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    }
+
+    #[test]
+    fn partition_sides_are_also_read_under_their_old_name() {
+        let new = parse_str("[[faults]]\nat_ms = 1\nkind = \"partition\"\nsides = [[1, 2]]\n").unwrap();
+        let old = parse_str("[[faults]]\nat_ms = 1\nkind = \"partition\"\ngroups = [[1, 2]]\n").unwrap();
+        assert_eq!(new.faults[0].get_ref().sides, Some(vec![vec![1, 2]]));
+        assert_eq!(old.faults[0].get_ref().sides, new.faults[0].get_ref().sides);
+        let s = Scenario::resolve(Path::new("x.toml"), &old, 1);
+        let json = serde_json::to_string(&s.schedule[0].action).unwrap();
+        assert_eq!(json, r#"{"kind":"partition","sides":[[1,2],[3,4,5]]}"#);
+    }
+
+    #[test]
+    fn a_node_on_two_sides_is_refused() {
+        let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"partition\"\nsides = [[1, 2], [2]]\n").unwrap_err();
+        assert_eq!(e.field, "faults[0].sides", "{e}");
+        assert!(e.message.contains("node 2 is on two sides"), "{e}");
+    }
+}
