@@ -4,7 +4,10 @@
 //!
 //! The fold, per node: `Appended` writes an index (and drops a configuration that was
 //! there; a `ConfigAppended` follows if the new entry is one); `Truncated` cuts the log
-//! from an index; `Recovered` keeps only what survived the crash (up to `last_index`);
+//! from an index; `Recovered` keeps only what survived the crash (up to `last_index`), and
+//! the node then re-reports every entry it recovered as `Appended`, so the fold's log is
+//! the node's own after every restart (a batch written but not synced may survive a
+//! crash without its events); a node that recovered leads nothing until it wins again;
 //! `SnapshotInstalled` keeps the suffix only if it agrees with the snapshot's last entry
 //! (Raft §7) and stands for the committed entries it covers. `Committed` at a node commits
 //! the entries that node holds up to the index, each index once, when first committed.
@@ -155,7 +158,9 @@ struct Fold {
     committed: BTreeMap<u64, CommittedEntry>,
     /// The newest committed configuration and its index.
     committed_config: (u64, Config),
-    leader_of: BTreeMap<u64, NodeId>,
+    /// The term each node leads in, from its election until it restarts (a node that
+    /// stepped down appends no entry of its old term: they were all its own).
+    leading: BTreeMap<NodeId, u64>,
     elections: Vec<Election>,
     config_changes: Vec<ConfigChange>,
 }
@@ -166,7 +171,7 @@ impl Fold {
             logs: BTreeMap::new(),
             committed: BTreeMap::new(),
             committed_config: (0, initial),
-            leader_of: BTreeMap::new(),
+            leading: BTreeMap::new(),
             elections: Vec::new(),
             config_changes: Vec::new(),
         }
@@ -188,7 +193,10 @@ impl Fold {
             }
             NodeEvent::Truncated { from } => log.cut_from(*from),
             // Unsynced writes past the surviving prefix were lost in the crash.
-            NodeEvent::Recovered { last_index, .. } => log.cut_from(last_index + 1),
+            NodeEvent::Recovered { last_index, .. } => {
+                log.cut_from(last_index + 1);
+                self.leading.remove(&s.node);
+            }
             NodeEvent::SnapshotInstalled { index, term } => {
                 if log.entries.get(index).map(|&(t, _)| t) != Some(*term) {
                     log.cut_from(index + 1);
@@ -211,15 +219,16 @@ impl Fold {
                 }
             }
             NodeEvent::BecameLeader { term } => {
-                self.leader_of.insert(*term, s.node);
+                self.leading.insert(s.node, *term);
                 self.elections.push(Election { t_ns: s.t_ns, node: s.node, term: *term, log: log.entries.clone() });
             }
             NodeEvent::ConfigAppended { index, term, voters, outgoing } => {
                 let config =
                     Config { voters: voters.iter().copied().collect(), outgoing: outgoing.iter().copied().collect() };
                 log.configs.insert(*index, config.clone());
-                // A follower's copy was looked at when its leader appended it.
-                if self.leader_of.get(term) == Some(&s.node) {
+                // A follower's copy was looked at when its leader appended it, and so was
+                // what a restarted node re-reports.
+                if self.leading.get(&s.node) == Some(term) {
                     let live = self.live_configs((s.node, *index));
                     self.config_changes.push(ConfigChange {
                         t_ns: s.t_ns,
@@ -307,5 +316,21 @@ mod tests {
         assert_eq!(g.committed[&2], CommittedEntry { term: 1, digest: 12, t_ns: 3 });
         assert_eq!(g.elections[0].log, Log::from([(1, (1, 11))]), "index 2 was lost in the crash");
         assert_eq!(g.elections[1].log, Log::from([(1, (1, 11)), (2, (1, 12))]), "the snapshot covers both");
+    }
+
+    #[test]
+    fn a_configuration_a_restarted_leader_re_reports_is_not_a_change_it_makes() {
+        let config = |index| NodeEvent::ConfigAppended { index, term: 1, voters: vec![1, 2], outgoing: vec![] };
+        let trace = [
+            ev(1, 1, 1, NodeEvent::BecameLeader { term: 1 }),
+            ev(2, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
+            ev(3, 1, 1, config(1)),
+            ev(4, 1, 1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 1 }),
+            ev(4, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
+            ev(4, 1, 1, config(1)),
+        ];
+        let r = Replay::build(&trace, 1, &[1, 2, 3]);
+        let changes: Vec<u64> = r.groups[&1].config_changes.iter().map(|c| c.t_ns).collect();
+        assert_eq!(changes, [3], "the append as leader only, not the re-report after the restart");
     }
 }

@@ -89,7 +89,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         println!("planted   bug {:?} (on purpose)", bug.name());
     }
     println!(
-        "cluster   {} nodes{}, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, lease reads {}, snapshot every {} entries in {}-byte chunks",
+        "cluster   {} nodes{}, {} clients, {} register + {} append keys, latency {}..{}ms, loss {:.3}, {} entries/append, pre-vote {}, check-quorum {}, lease reads {}, snapshot every {} entries in {}-byte chunks, disk syncs {}",
         s.nodes,
         if s.groups > 1 { format!(" × {} groups", s.groups) } else { String::new() },
         s.clients,
@@ -103,7 +103,8 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         on_off(s.check_quorum),
         if s.lease_reads { format!("on (drift bound {} ppm)", s.clock_drift_ppm_max) } else { "off".into() },
         s.snapshot_entries,
-        s.snapshot_chunk_bytes
+        s.snapshot_chunk_bytes,
+        s.disk_sync_ms.map_or("instant".to_string(), |[lo, hi]| format!("{lo}..{hi}ms"))
     );
     println!("schedule  {} faults in {:.1}s, then heal", s.schedule.len(), s.faulty_ms as f64 / 1e3);
     for f in s.schedule.iter().take(40) {

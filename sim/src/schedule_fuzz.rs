@@ -99,6 +99,8 @@ pub fn scenario(data: &[u8]) -> Scenario {
         clock_drift_ppm_max: 10_000,
         snapshot_entries: 64,
         snapshot_chunk_bytes: 512,
+        // Instant syncs keep saved inputs meaning what they did.
+        disk_sync_ms: None,
         initial_voters: nodes,
         latency_ms: [1, 10],
         loss: 0.0,

@@ -194,6 +194,8 @@ impl World {
             self.clocks.insert(id, clock);
             self.up.insert(id);
         }
+        // Before any node runs its first batch (they start at the next yield).
+        faults::disk::init(self);
     }
 
     fn client_node(&mut self, sim_id: NodeId, name: &str) -> NodeHandle {

@@ -7,7 +7,6 @@ use crate::{GroupId, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
-    /// The node restarted from storage with this state.
     /// The node restarted from storage with this state: a snapshot up to
     /// `snapshot_index` (0: none) and log entries up to `last_index`.
     Recovered {
@@ -29,7 +28,10 @@ pub enum NodeEvent {
     BecameLeader {
         term: Term,
     },
-    /// An entry was written to this node's log (not yet necessarily synced).
+    /// An entry was written to this node's log (not yet necessarily synced); or, right
+    /// after `Recovered`, is in the log the node recovered (every entry after the
+    /// snapshot, in order), so that an observer's picture of the log is exact after a
+    /// crash.
     Appended {
         index: Index,
         term: Term,

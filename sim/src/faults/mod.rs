@@ -9,7 +9,7 @@
 //! | [`link`]     | loss, duplicate, latency                                         |
 //! | [`process`]  | crash, restart                                                   |
 //! | [`clock`]    | clock_skew                                                       |
-//! | [`disk`]     | disk_error                                                       |
+//! | [`disk`]     | disk_error, slow_disk                                            |
 //! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters |
 //!
 //! Contract: resolution and draws take their random values from the scenario's stream in
@@ -57,6 +57,9 @@ pub enum FaultKind {
     /// The voters become exactly `voters` in one change (a replacement by joint
     /// consensus); the nemesis draws a random set.
     SetVoters,
+    /// A node's disk syncs take `latency_ms` (the nemesis draws spikes); its undo returns
+    /// to the scenario's `cluster.disk_sync_ms`.
+    SlowDisk,
 }
 
 impl FaultKind {
@@ -79,6 +82,7 @@ impl FaultKind {
             FaultKind::RemoveVoter => "remove_voter",
             FaultKind::AddLearner => "add_learner",
             FaultKind::SetVoters => "set_voters",
+            FaultKind::SlowDisk => "slow_disk",
         }
     }
 
@@ -96,7 +100,7 @@ impl FaultKind {
             FaultKind::Loss | FaultKind::Duplicate | FaultKind::Latency => &link::Link,
             FaultKind::Crash | FaultKind::Restart => &process::Process,
             FaultKind::ClockSkew => &clock::Clock,
-            FaultKind::DiskError => &disk::Disk,
+            FaultKind::DiskError | FaultKind::SlowDisk => &disk::Disk,
             FaultKind::TransferLeader
             | FaultKind::AddVoter
             | FaultKind::RemoveVoter

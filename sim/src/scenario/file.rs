@@ -50,6 +50,10 @@ pub struct ClusterSpec {
     /// Nodes `1..=voters` form the group at the start; the others run outside it until a
     /// membership change adds them. Default: all nodes.
     pub voters: Option<u64>,
+    /// Each disk sync takes a time drawn from this range, in ms, so that a crash can land
+    /// between a write and its sync. Default: by seed, none for half the seeds, else
+    /// [0, 2] or [1, 8]; `[0, 0]` for syncs that take no time.
+    pub disk_sync_ms: Option<[u64; 2]>,
 }
 
 #[derive(Debug, Default, Deserialize)]

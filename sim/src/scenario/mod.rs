@@ -25,6 +25,8 @@ pub const PHASE_MS_MAX: u64 = 3_600_000;
 /// Workload bounds, so that a scenario cannot ask for unbounded memory.
 pub const CLIENTS_MAX: u64 = 1_000;
 pub const KEYS_MAX: u64 = 100_000;
+/// The slowest disk sync a scenario may ask for (a sync past a second stalls elections).
+pub const DISK_SYNC_MS_MAX: u64 = 1_000;
 
 /// Defaults that bound the schedule's size (checked at parse time) and shape it.
 const FAULTY_MS_DEFAULT: u64 = 20_000;
@@ -55,6 +57,8 @@ pub struct Scenario {
     pub clock_drift_ppm_max: u64,
     pub snapshot_entries: u64,
     pub snapshot_chunk_bytes: usize,
+    /// What each disk sync takes, in ms (`None`: no time).
+    pub disk_sync_ms: Option<[u64; 2]>,
     pub initial_voters: u64,
     pub latency_ms: [u64; 2],
     pub loss: f64,

@@ -82,6 +82,13 @@ impl Scenario {
         let liveness_timeout_ms = file.phases.liveness_timeout_ms.unwrap_or(10_000);
         let healed_ms = file.phases.healed_ms.unwrap_or(3_000);
 
+        // A stream of its own, like the Raft options: every seed keeps its other draws.
+        let mut disk_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4449_534b_5359_4e43);
+        let disk_sync_ms = match file.cluster.disk_sync_ms {
+            Some([0, 0]) => None,
+            Some(range) => Some(range),
+            None => *[None, None, Some([0, 2]), Some([1, 8])].choose(&mut disk_rng).expect("non-empty"),
+        };
         let mut schedule = Vec::new();
         for f in &file.faults {
             let spec = f.get_ref();
@@ -115,6 +122,7 @@ impl Scenario {
             clock_drift_ppm_max,
             snapshot_entries,
             snapshot_chunk_bytes,
+            disk_sync_ms,
             initial_voters: file.cluster.voters.unwrap_or(nodes),
             latency_ms,
             loss,

@@ -4,7 +4,9 @@
 
 use super::file::{FaultSpec, NemesisSpec, ScenarioFile};
 use super::SCHEDULE_FAULTS_MAX;
-use super::{Scenario, CLIENTS_MAX, FAULTY_MS_DEFAULT, KEYS_MAX, NEMESIS_INTERVAL_MS_DEFAULT, PHASE_MS_MAX};
+use super::{
+    Scenario, CLIENTS_MAX, DISK_SYNC_MS_MAX, FAULTY_MS_DEFAULT, KEYS_MAX, NEMESIS_INTERVAL_MS_DEFAULT, PHASE_MS_MAX,
+};
 use crate::faults::clock::{CLOCK_DRIFT_PPM_MAX, CLOCK_OFFSET_MS_MAX};
 use crate::faults::SpecError;
 use std::path::{Path, PathBuf};
@@ -134,14 +136,15 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             }
         }
     }
-    for (field, key, range) in [
-        ("cluster.election_timeout_ms", "election_timeout_ms", file.cluster.election_timeout_ms),
-        ("network.latency_ms", "latency_ms", file.network.latency_ms),
-        ("workload.think_time_ms", "think_time_ms", file.workload.think_time_ms),
+    for (field, key, range, max) in [
+        ("cluster.election_timeout_ms", "election_timeout_ms", file.cluster.election_timeout_ms, PHASE_MS_MAX),
+        ("network.latency_ms", "latency_ms", file.network.latency_ms, PHASE_MS_MAX),
+        ("workload.think_time_ms", "think_time_ms", file.workload.think_time_ms, PHASE_MS_MAX),
+        ("cluster.disk_sync_ms", "disk_sync_ms", file.cluster.disk_sync_ms, DISK_SYNC_MS_MAX),
     ] {
         if let Some([_, b]) = range {
-            if b > PHASE_MS_MAX {
-                return Err(err(find(text, key), field, format!("{b} ms: expected at most {PHASE_MS_MAX}")));
+            if b > max {
+                return Err(err(find(text, key), field, format!("{b} ms: expected at most {max}")));
             }
         }
     }
@@ -170,6 +173,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
         ("cluster.election_timeout_ms", file.cluster.election_timeout_ms),
         ("network.latency_ms", file.network.latency_ms),
         ("workload.think_time_ms", file.workload.think_time_ms),
+        ("cluster.disk_sync_ms", file.cluster.disk_sync_ms),
     ] {
         if let Some([a, b]) = range {
             if a > b {
