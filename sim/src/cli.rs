@@ -20,6 +20,8 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
   --check-determinism    run each seed twice and compare the trace hashes
   --history FILE         write client operations as JSON lines (one seed only)
   --trace FILE           write the event log (one seed only)
+  --timeline FILE        write the run as one self-contained HTML page: nodes, faults,
+                         commits, client operations, the violation (one seed only)
   --report FILE          write the scenario, schedule and verdict as JSON (one seed only)
   --quiet                print only the verdict line
   --fuzz-input FILE      run a sim_schedule fuzz input (fuzz/artifacts/…) instead of SCENARIO
@@ -43,6 +45,7 @@ pub struct Args {
     pub check_determinism: bool,
     pub history: Option<PathBuf>,
     pub trace: Option<PathBuf>,
+    pub timeline: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub quiet: bool,
     pub jobs: Option<usize>,
@@ -77,6 +80,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         check_determinism: false,
         history: None,
         trace: None,
+        timeline: None,
         report: None,
         quiet: false,
         jobs: None,
@@ -110,6 +114,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--check-determinism" => args.check_determinism = true,
             "--history" => args.history = Some(value("--history")?.into()),
             "--trace" => args.trace = Some(value("--trace")?.into()),
+            "--timeline" => args.timeline = Some(value("--timeline")?.into()),
             "--report" => args.report = Some(value("--report")?.into()),
             "--quiet" => args.quiet = true,
             "--fuzz-input" => args.fuzz_input = Some(value("--fuzz-input")?.into()),
@@ -129,9 +134,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     }
     args.seeds = seeds.unwrap_or_else(|| Seeds::One(random_seed()));
     if matches!(args.seeds, Seeds::Range(..))
-        && (args.history.is_some() || args.trace.is_some() || args.report.is_some())
+        && (args.history.is_some() || args.trace.is_some() || args.timeline.is_some() || args.report.is_some())
     {
-        return Err("--history, --trace and --report take one --seed".into());
+        return Err("--history, --trace, --timeline and --report take one --seed".into());
     }
     Ok(Parsed::Run(args))
 }
@@ -185,6 +190,8 @@ mod tests {
         assert!(p(&["run", "--seeds", "5..4"]).unwrap_err().contains("empty"));
         assert!(p(&["run", "--seed"]).unwrap_err().contains("needs a value"));
         assert!(p(&["run", "--seeds", "1..3", "--history", "h"]).unwrap_err().contains("one --seed"));
+        assert!(p(&["run", "--seeds", "1..3", "--timeline", "t.html"]).unwrap_err().contains("one --seed"));
+        assert_eq!(p(&["run", "--seed", "1", "--timeline", "t.html"]).unwrap().timeline, Some("t.html".into()));
         assert!(p(&["walk"]).is_err());
     }
 }

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod schedule_fuzz;
+pub mod timeline;
 pub mod trace;
 pub mod verdict;
 pub mod view;

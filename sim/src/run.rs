@@ -168,6 +168,9 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
         }
         f.flush().map_err(|e| werr(p, e))?;
     }
+    if let Some(p) = &args.timeline {
+        std::fs::write(p, crate::timeline::render(s, out, v)).map_err(|e| werr(p, e))?;
+    }
     if let Some(p) = &args.report {
         let report = serde_json::json!({
             "scenario": s,

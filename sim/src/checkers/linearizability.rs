@@ -27,6 +27,9 @@ pub struct Outcome {
     pub violations: Vec<String>,
     /// Keys whose search hit the step budget (neither passed nor failed).
     pub inconclusive: Vec<String>,
+    /// Each violation's key and the operation no order explains, as data, for tools that
+    /// point at them (the timeline); in the order of `violations`.
+    pub unexplained: Vec<(String, Op)>,
 }
 
 type State = Option<String>;
@@ -39,6 +42,7 @@ pub fn check(history: &[Op], steps_max: u64) -> Outcome {
     }
     let mut violations = Vec::new();
     let mut inconclusive = Vec::new();
+    let mut unexplained = Vec::new();
     for (key, ops) in by_key {
         let ops = prune(ops);
         let rets = effective_returns(&ops);
@@ -46,10 +50,13 @@ pub fn check(history: &[Op], steps_max: u64) -> Outcome {
         match check_key(&ops, &rets, witness.as_deref(), steps_max) {
             KeyResult::Ok => {}
             KeyResult::Inconclusive => inconclusive.push(key.to_string()),
-            KeyResult::Violation { blocked } => violations.push(describe(key, &ops, blocked)),
+            KeyResult::Violation { blocked } => {
+                violations.push(describe(key, &ops, blocked));
+                unexplained.push((key.to_string(), ops[blocked].clone()));
+            }
         }
     }
-    Outcome { violations, inconclusive }
+    Outcome { violations, inconclusive, unexplained }
 }
 
 /// Drops operations that cannot change the verdict (see the module docs).
