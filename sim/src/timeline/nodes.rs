@@ -225,7 +225,7 @@ pub(super) fn lanes(plot: &mut Plot, scenario: &Scenario, trace: &[TraceEvent]) 
                     lanes.tick(plot, *node, t, "tick skew", &a.to_string());
                 }
                 FaultEvent::Disk(a) => {
-                    let disk::Applied::Injected { node } = a;
+                    let (disk::Applied::Injected { node } | disk::Applied::Slowed { node, .. }) = a;
                     lanes.tick(plot, *node, t, "tick poison", &a.to_string());
                 }
                 FaultEvent::Link(_) | FaultEvent::Operator(_) | FaultEvent::Skipped { .. } => {}
