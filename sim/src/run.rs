@@ -113,6 +113,12 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
     if s.schedule.len() > 40 {
         println!("  … {} more (see --report)", s.schedule.len() - 40);
     }
+    if !s.triggers.is_empty() {
+        println!("triggers  {} faults at moments", s.triggers.len());
+        for t in &s.triggers {
+            println!("            {t}  ({})", t.origin);
+        }
+    }
     println!(
         "run       {:.1} simulated s in {:.2} wall s ({:.0}x); {} ops ({} ok, {} unknown); {} elections won; {} lease reads, {} drift violations seen",
         st.simulated_s,

@@ -115,6 +115,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         liveness_timeout_ms: 10_000,
         healed_ms: 500,
         schedule,
+        triggers: Vec::new(),
     }
 }
 

@@ -409,7 +409,7 @@ mod tests {
     }
 
     fn check(name: &'static str, violations: Vec<String>) -> CheckResult {
-        CheckResult { name, violations, note: None }
+        CheckResult { name, violations, undecided: Vec::new(), note: None }
     }
 
     fn leader(t_ns: u64, node: NodeId, term: u64) -> TraceEvent {

@@ -9,6 +9,7 @@
 //!   workload goes on for healed_ms, stops; final reads of every key ◀───────────────┘
 //! ```
 
+use crate::faults::trigger::Triggers;
 use crate::faults::{self, process, FaultEvent, Target};
 use crate::history::Op;
 use crate::scenario::Scenario;
@@ -32,13 +33,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// What a run has recorded so far: the trace, and the live view of it.
+/// What a run has recorded so far: the trace, and the live view of it; and the triggers
+/// the events set off, with a bell the world's fault loop waits on.
 #[derive(Default)]
 struct Recording {
     trace: Vec<TraceEvent>,
     view: LiveView,
+    triggers: Triggers,
+    due: Arc<Notify>,
 }
 
 /// The nodes' observer: records each event and updates the view with it.
@@ -52,6 +57,11 @@ impl Observer for Recorder {
         let t_ns = self.start.elapsed().as_nanos() as u64;
         let mut r = self.recording.lock().expect("recording lock");
         r.view.observe(node, group, &event);
+        let before = r.triggers.next_due_ns();
+        r.triggers.observe(t_ns, node, &event);
+        if r.triggers.next_due_ns() != before {
+            r.due.notify_one();
+        }
         r.trace.push(TraceEvent { t_ns, kind: TraceKind::Node { node, group, event } });
     }
 }
@@ -102,6 +112,8 @@ pub(crate) struct World {
     /// Every client host created, to be killed at the end with the servers.
     client_hosts: Vec<madsim::task::NodeId>,
     rng: ChaCha8Rng,
+    /// While a trigger's fault fires: the node its event happened on ("that").
+    that: Option<NodeId>,
 }
 
 impl World {
@@ -119,6 +131,7 @@ impl World {
             clogged: BTreeSet::new(),
             client_hosts: Vec::new(),
             rng,
+            that: None,
         }
     }
 
@@ -232,12 +245,7 @@ impl World {
             }));
         }
 
-        for f in s.schedule.clone() {
-            tokio::time::sleep_until(self.start + Duration::from_millis(f.at_ms)).await;
-            let event = f.action.apply(&mut self);
-            self.log(TraceKind::Fault(event));
-        }
-        tokio::time::sleep_until(heal_at).await;
+        self.run_faults(heal_at).await;
         self.heal_all();
         let heal_ns = self.now_ns();
         self.log(TraceKind::Phase(Phase::Healed));
@@ -276,6 +284,48 @@ impl World {
         RunOutput { trace, history, heal_ns, first_write_ns, simulated_ns, panic: None }
     }
 
+    /// The faulty phase: the timed schedule, and what triggers make due as events arrive,
+    /// each fired at its time (timed ones first when they coincide), until `heal_at`.
+    async fn run_faults(&mut self, heal_at: Instant) {
+        let (triggers, due) = (Triggers::new(&self.scenario.triggers, self.scenario.seed), Arc::new(Notify::new()));
+        {
+            let mut r = self.recording.lock().expect("recording lock");
+            r.triggers = triggers;
+            r.due = due.clone();
+        }
+        let schedule = self.scenario.schedule.clone();
+        let mut timed = schedule.iter().peekable();
+        let heal_ns = self.scenario.faulty_ms * 1_000_000;
+        loop {
+            let next_timed = timed.peek().map(|f| f.at_ms * 1_000_000);
+            let next_due = self.recording.lock().expect("recording lock").triggers.next_due_ns();
+            let next = [next_timed, next_due].into_iter().flatten().min().filter(|&t| t < heal_ns);
+            let wake = next.map_or(heal_at, |t| self.start + Duration::from_nanos(t));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                // A trigger fired: something may be due sooner.
+                _ = due.notified() => continue,
+            }
+            if next.is_none() {
+                break;
+            }
+            let now = self.now_ns();
+            while let Some(f) = timed.next_if(|f| f.at_ms * 1_000_000 <= now) {
+                let event = f.action.apply(self);
+                self.log(TraceKind::Fault(event));
+            }
+            let fired = self.recording.lock().expect("recording lock").triggers.take_due(now);
+            for d in fired {
+                self.that = Some(d.that);
+                let event = d.action.apply(self);
+                self.that = None;
+                self.log(TraceKind::Fault(event));
+                self.recording.lock().expect("recording lock").triggers.schedule_undo(now, &d);
+            }
+        }
+        self.recording.lock().expect("recording lock").triggers.close();
+    }
+
     /// The node a target names now, if any is up.
     pub(crate) fn resolve(&mut self, target: Target) -> Option<NodeId> {
         let up: Vec<NodeId> = self.up.iter().copied().collect();
@@ -286,6 +336,11 @@ impl World {
             Target::Follower => {
                 let followers: Vec<NodeId> = up.iter().copied().filter(|&n| Some(n) != leader).collect();
                 followers.choose(&mut self.rng).copied()
+            }
+            Target::That => self.that,
+            Target::Other => {
+                let others: Vec<NodeId> = up.iter().copied().filter(|&n| Some(n) != self.that).collect();
+                others.choose(&mut self.rng).copied()
             }
         }
     }

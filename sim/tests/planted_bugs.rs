@@ -99,3 +99,8 @@ fn vote_during_lease_is_caught_within_50_seeds() {
 fn config_change_before_commit_in_term_is_caught_within_20_seeds() {
     caught_and_replayed("config_change_before_commit_in_term", 20);
 }
+
+#[test]
+fn send_before_sync_is_caught_within_50_seeds() {
+    caught_and_replayed("send_before_sync", 50);
+}

@@ -23,6 +23,7 @@ pub mod network;
 pub mod operator;
 pub mod process;
 mod target;
+pub mod trigger;
 
 pub use target::{Target, TargetSpec};
 

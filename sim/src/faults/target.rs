@@ -6,7 +6,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// A node named in a file's fault: an id, or "leader", "follower", "random".
+/// A node named in a file's fault: an id, or "leader", "follower", "random"; for a fault
+/// fired by a trigger also "that" (the node the event happened on) or "other" (another
+/// node, drawn when it fires).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum TargetSpec {
@@ -18,10 +20,10 @@ impl TargetSpec {
     pub fn validate(&self, nodes: u64) -> Result<(), SpecError> {
         match self {
             TargetSpec::Id(n) => check_node(*n, nodes, "node"),
-            TargetSpec::Name(s) if ["leader", "follower", "random"].contains(&s.as_str()) => Ok(()),
+            TargetSpec::Name(s) if ["leader", "follower", "random", "that", "other"].contains(&s.as_str()) => Ok(()),
             TargetSpec::Name(s) => Err(SpecError::new(
                 "node",
-                format!("{s:?}: expected a node id, \"leader\", \"follower\" or \"random\""),
+                format!("{s:?}: expected a node id, \"leader\", \"follower\", \"random\", \"that\" or \"other\""),
             )),
         }
     }
@@ -33,6 +35,8 @@ impl TargetSpec {
             TargetSpec::Name(s) => match s.as_str() {
                 "leader" => Target::Leader,
                 "follower" => Target::Follower,
+                "that" => Target::That,
+                "other" => Target::Other,
                 _ => Target::Node(rng.gen_range(1..=nodes)),
             },
         }
@@ -46,6 +50,17 @@ pub enum Target {
     Node(NodeId),
     Leader,
     Follower,
+    /// The node a trigger's event happened on.
+    That,
+    /// A node other than that one, up when the fault fires.
+    Other,
+}
+
+impl TargetSpec {
+    /// Names a trigger's node ("that", "other"), which only a fault with `on` may use.
+    pub fn is_relative(&self) -> bool {
+        matches!(self, TargetSpec::Name(s) if s == "that" || s == "other")
+    }
 }
 
 impl std::fmt::Display for Target {
@@ -54,6 +69,8 @@ impl std::fmt::Display for Target {
             Target::Node(n) => write!(f, "n{n}"),
             Target::Leader => write!(f, "leader"),
             Target::Follower => write!(f, "follower"),
+            Target::That => write!(f, "that node"),
+            Target::Other => write!(f, "another node"),
         }
     }
 }

@@ -95,8 +95,17 @@ pub struct MixSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
-    pub at_ms: u64,
+    /// When it fires; with `on`, from when its trigger is armed (default 0).
+    pub at_ms: Option<u64>,
     pub kind: FaultKind,
+    /// Fire on a node event instead of at a time (see `faults::trigger`).
+    pub on: Option<crate::faults::trigger::Moment>,
+    /// With `on`: how long after the event it fires (default [0, 0]), how many times the
+    /// trigger may fire (default 1), and when its undo follows (default: never; the heal
+    /// undoes everything).
+    pub delay_ms: Option<[u64; 2]>,
+    pub times: Option<u32>,
+    pub undo_after_ms: Option<[u64; 2]>,
     pub node: Option<TargetSpec>,
     /// `partition`: the sides, each a list of nodes (unlisted nodes form one more side).
     /// Accepted under its old name, `groups`, too (a group is a Raft group now).
@@ -123,6 +132,9 @@ pub struct NemesisSpec {
     pub loss_max: Option<f64>,
     pub clock_offset_ms_max: Option<i64>,
     pub clock_drift_ppm_max: Option<i64>,
+    /// How many faults at moments (triggers, `faults::trigger`) the nemesis draws per
+    /// seed, among its kinds (crash, isolate): default [0, 2].
+    pub triggers: Option<[u64; 2]>,
 }
 
 #[derive(Debug, Default, Deserialize)]

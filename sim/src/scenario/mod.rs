@@ -74,6 +74,8 @@ pub struct Scenario {
     pub healed_ms: u64,
     /// Explicit and nemesis faults, sorted by time (stable: file order first).
     pub schedule: Vec<Scheduled>,
+    /// Faults at moments: explicit ones (file order), then the nemesis's.
+    pub triggers: Vec<crate::faults::trigger::Trigger>,
 }
 
 #[cfg(test)]
@@ -151,5 +153,33 @@ mod tests {
         let e = parse_str("[[faults]]\nat_ms = 1\nkind = \"partition\"\nsides = [[1, 2], [2]]\n").unwrap_err();
         assert_eq!(e.field, "faults[0].sides", "{e}");
         assert!(e.message.contains("node 2 is on two sides"), "{e}");
+    }
+
+    #[test]
+    fn a_fault_at_a_moment_resolves_to_a_trigger_and_its_fields_are_checked() {
+        let text = "[[faults]]\non = \"leader_elected\"\nkind = \"crash\"\nnode = \"that\"\ndelay_ms = [0, 5]\nundo_after_ms = [100, 200]\n";
+        let s = Scenario::resolve(Path::new("t.toml"), &parse_str(text).unwrap(), 1);
+        assert!(s.schedule.is_empty());
+        assert_eq!(s.triggers.len(), 1);
+        assert_eq!(
+            s.triggers[0].to_string(),
+            "on leader_elected from 0.000s: crash that node within 0..5ms, undone after 100..200ms"
+        );
+        let refused = [
+            ("[[faults]]\nkind = \"crash\"\nnode = 1\n", "faults[0].at_ms"),
+            ("[[faults]]\nat_ms = 1\nkind = \"crash\"\nnode = \"that\"\n", "faults[0].node"),
+            ("[[faults]]\nat_ms = 1\nkind = \"crash\"\nnode = 1\ntimes = 2\n", "faults[0].times"),
+            ("[[faults]]\non = \"leader_elected\"\nkind = \"restart\"\nnode = \"that\"\n", "faults[0].kind"),
+            (
+                "[[faults]]\non = \"leader_elected\"\nkind = \"crash\"\nnode = 1\ndelay_ms = [5, 1]\n",
+                "faults[0].delay_ms",
+            ),
+            ("[nemesis]\ntriggers = [3, 1]\n", "nemesis.triggers"),
+        ];
+        for (text, field) in refused {
+            assert_eq!(parse_str(text).unwrap_err().field, field, "{text}");
+        }
+        let e = parse_str("[[faults]]\non = \"meteor_strike\"\nkind = \"crash\"\nnode = 1\n").unwrap_err();
+        assert!(e.message.contains("meteor_strike"), "{e}");
     }
 }

@@ -4,6 +4,7 @@
 
 use super::file::{MixSpec, NemesisSpec, ScenarioFile};
 use super::{Scenario, Scheduled, FAULTY_MS_DEFAULT, NEMESIS_INTERVAL_MS_DEFAULT};
+use crate::faults::trigger::{self, Trigger};
 use crate::faults::{FaultKind, NemesisBounds};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -90,16 +91,33 @@ impl Scenario {
             None => *[None, None, Some([0, 2]), Some([1, 8])].choose(&mut disk_rng).expect("non-empty"),
         };
         let mut schedule = Vec::new();
+        let mut triggers = Vec::new();
         for f in &file.faults {
             let spec = f.get_ref();
-            schedule.push(Scheduled {
-                at_ms: spec.at_ms,
-                action: spec.kind.family().resolve(spec.kind, spec, nodes, &mut rng),
-                origin: "file".into(),
-            });
+            let action = spec.kind.family().resolve(spec.kind, spec, nodes, &mut rng);
+            match spec.on {
+                None => {
+                    schedule.push(Scheduled { at_ms: spec.at_ms.expect("validated"), action, origin: "file".into() })
+                }
+                Some(on) => triggers.push(Trigger {
+                    on,
+                    from_ms: spec.at_ms.unwrap_or(0),
+                    delay_ms: spec.delay_ms.unwrap_or([0, 0]),
+                    times: spec.times.unwrap_or(1),
+                    undo_after_ms: spec.undo_after_ms,
+                    action,
+                    origin: "file".into(),
+                }),
+            }
         }
         if let Some(n) = &file.nemesis {
-            schedule.extend(nemesis_schedule(n.get_ref(), nodes, faulty_ms, &mut rng));
+            let n = n.get_ref();
+            let (drawn, kinds) = nemesis_schedule(n, nodes, faulty_ms, &mut rng);
+            schedule.extend(drawn);
+            // A stream of its own, so that every seed's timed schedule stays as it was.
+            let mut count_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x434f_554e_5454_5247);
+            let [lo, hi] = n.triggers.unwrap_or([0, 2]);
+            triggers.extend(trigger::draw(count_rng.gen_range(lo..=hi), &kinds, faulty_ms, seed));
         }
         schedule.sort_by_key(|s| s.at_ms);
         schedule.retain(|s| s.at_ms < faulty_ms);
@@ -137,12 +155,19 @@ impl Scenario {
             liveness_timeout_ms,
             healed_ms,
             schedule,
+            triggers,
         }
     }
 }
 
-/// Draws the nemesis's faults for the whole faulty phase, each with its undo.
-fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCha8Rng) -> Vec<Scheduled> {
+/// Draws the nemesis's faults for the whole faulty phase, each with its undo; and the
+/// kinds it drew from.
+fn nemesis_schedule(
+    n: &NemesisSpec,
+    nodes: u64,
+    faulty_ms: u64,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<Scheduled>, Vec<FaultKind>) {
     let kinds: Vec<FaultKind> = n.kinds.clone().unwrap_or_else(|| {
         // Swarm testing: each seed enables a random non-empty subset of fault kinds.
         let mut all = NEMESIS_KINDS.to_vec();
@@ -172,5 +197,5 @@ fn nemesis_schedule(n: &NemesisSpec, nodes: u64, faulty_ms: u64, rng: &mut ChaCh
         }
         t += rng.gen_range(int_lo..=int_hi);
     }
-    out
+    (out, kinds)
 }

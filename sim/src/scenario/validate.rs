@@ -228,6 +228,46 @@ fn find(text: &str, key: &str) -> std::ops::Range<usize> {
 /// The checks every fault shares (no field its kind does not take; the node a target
 /// names exists), around its family's own.
 fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
+    use crate::faults::trigger::{DELAY_MS_MAX, TIMES_MAX};
+    match f.on {
+        None => {
+            if f.at_ms.is_none() {
+                return Err(SpecError::new("at_ms", "a fault needs `at_ms` (or `on`, to fire at a node event)"));
+            }
+            for (field, present) in [
+                ("delay_ms", f.delay_ms.is_some()),
+                ("times", f.times.is_some()),
+                ("undo_after_ms", f.undo_after_ms.is_some()),
+            ] {
+                if present {
+                    return Err(SpecError::new(field, format!("`{field}` is for a fault with `on`")));
+                }
+            }
+            if f.node.as_ref().is_some_and(|t| t.is_relative()) {
+                return Err(SpecError::new("node", "\"that\" and \"other\" name nodes of a fault with `on`"));
+            }
+        }
+        Some(_) => {
+            if f.kind.is_undo() {
+                return Err(SpecError::new("kind", format!("\"{}\" is an undo; give `undo_after_ms`", f.kind.name())));
+            }
+            for (field, range) in [("delay_ms", f.delay_ms), ("undo_after_ms", f.undo_after_ms)] {
+                if let Some([a, b]) = range {
+                    if a > b || b > DELAY_MS_MAX {
+                        return Err(SpecError::new(
+                            field,
+                            format!("[{a}, {b}]: expected min <= max <= {DELAY_MS_MAX}"),
+                        ));
+                    }
+                }
+            }
+            if let Some(n) = f.times {
+                if !(1..=TIMES_MAX).contains(&n) {
+                    return Err(SpecError::new("times", format!("{n}: expected 1 to {TIMES_MAX}")));
+                }
+            }
+        }
+    }
     let family = f.kind.family();
     let allowed = family.fields(f.kind);
     let present = [
@@ -254,6 +294,12 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
 }
 
 fn validate_nemesis(n: &NemesisSpec) -> Result<(), SpecError> {
+    if let Some([a, b]) = n.triggers {
+        const TRIGGERS_MAX: u64 = 100;
+        if a > b || b > TRIGGERS_MAX {
+            return Err(SpecError::new("triggers", format!("[{a}, {b}]: expected min <= max <= {TRIGGERS_MAX}")));
+        }
+    }
     for (field, range) in [("interval_ms", n.interval_ms), ("duration_ms", n.duration_ms)] {
         if let Some([a, b]) = range {
             if a > b || a == 0 || b > PHASE_MS_MAX {
