@@ -45,8 +45,10 @@ fn scenario(args: &Args, scenario: Scenario) -> ExitCode {
     if args.quiet {
         print_quiet(&scenario, &verdict, outcome, nondeterministic);
     } else {
-        print_summary(args, &scenario, &verdict, wall_s, deterministic.as_deref());
+        print_summary(args, &scenario, &verdict, &out, wall_s, deterministic.as_deref());
     }
+    // A sweep adds up every seed's marks from this line (`runner`).
+    println!("{}", marks_line(&out.marks));
     if outcome == Outcome::Passed {
         println!("PASS");
         return ExitCode::SUCCESS;
@@ -82,7 +84,14 @@ fn print_quiet(s: &Scenario, v: &Verdict, outcome: Outcome, nondeterministic: Op
     );
 }
 
-fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_hash: Option<&str>) {
+fn print_summary(
+    args: &Args,
+    s: &Scenario,
+    v: &Verdict,
+    out: &verdict::RunOutput,
+    wall_s: f64,
+    second_hash: Option<&str>,
+) {
     let st = &v.stats;
     println!("scenario  {} ({}), seed {}", args.scenario.display(), s.name, s.seed);
     if let Some(bug) = s.planted_bug {
@@ -113,6 +122,14 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
     if s.schedule.len() > 40 {
         println!("  … {} more (see --report)", s.schedule.len() - 40);
     }
+    if s.buggify {
+        println!(
+            "buggify   on; armed: {}",
+            if s.buggify_armed.is_empty() { "none".into() } else { s.buggify_armed.join(", ") }
+        );
+    } else {
+        println!("buggify   off");
+    }
     if !s.triggers.is_empty() {
         println!("triggers  {} faults at moments", s.triggers.len());
         for t in &s.triggers {
@@ -131,6 +148,7 @@ fn print_summary(args: &Args, s: &Scenario, v: &Verdict, wall_s: f64, second_has
         st.lease_reads,
         st.drift_violations
     );
+    print_sites_and_marks(out);
     println!("checks");
     for c in &v.checks {
         let status = match c.outcome() {
@@ -185,6 +203,8 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
             "trace_hash": v.trace_hash,
             "checks": v.checks,
             "stats": v.stats,
+            "buggify": out.buggify,
+            "marks": out.marks.iter().map(|&(m, n)| (m, n)).collect::<std::collections::BTreeMap<_, _>>(),
             "reproduce": format!("cargo sim run {} --seed {}", args.scenario.display(), s.seed),
         });
         let mut f = create(p)?;
@@ -200,4 +220,30 @@ fn on_off(b: bool) -> &'static str {
     } else {
         "off"
     }
+}
+
+/// What the fault points did and which rare situations the run reached.
+fn print_sites_and_marks(out: &verdict::RunOutput) {
+    let fired: Vec<String> = out
+        .buggify
+        .iter()
+        .filter(|s| s.fired > 0)
+        .map(|s| format!("{} ×{} (of {})", s.site, s.fired, s.evaluated))
+        .collect();
+    if !out.buggify.is_empty() {
+        println!("buggify   fired: {}", if fired.is_empty() { "nothing".into() } else { fired.join(", ") });
+    }
+    let (reached, not): (Vec<_>, Vec<_>) = out.marks.iter().partition(|(_, n)| *n > 0);
+    let reached: Vec<String> = reached.iter().map(|(m, n)| format!("{m} ×{n}")).collect();
+    let not: Vec<&str> = not.iter().map(|(m, _)| *m).collect();
+    println!("marks     reached: {}", if reached.is_empty() { "none".into() } else { reached.join(", ") });
+    if !not.is_empty() {
+        println!("          not reached: {}", not.join(", "));
+    }
+}
+
+/// `marks: a=3 b=1`: the marks the run reached, with their counts (the sweep's input).
+pub fn marks_line(marks: &[(&str, u64)]) -> String {
+    let reached: Vec<String> = marks.iter().filter(|(_, n)| *n > 0).map(|(m, n)| format!("{m}={n}")).collect();
+    format!("marks: {}", reached.join(" "))
 }

@@ -1,7 +1,9 @@
 //! `--seeds A..B`: every seed in its own process (a crash or a hang of one seed cannot
 //! take the others with it), as many at once as there are cores, with progress on stderr
-//! and the failing and inconclusive seeds listed at the end. Exit code: 1 if any seed
-//! failed, else 3 if any was inconclusive, else 0.
+//! and the failing and inconclusive seeds listed at the end, with the "sometimes" marks
+//! the seeds reached (each child prints a `marks:` line). Exit code: 1 if any seed
+//! failed or a mark the scenario requires (`require_marks`) was reached by no seed, else
+//! 3 if any was inconclusive, else 0.
 //!
 //! ```text
 //!   queue of seeds ─▶ spawn up to `jobs` children ─▶ one waiter thread per child
@@ -10,7 +12,7 @@
 //! ```
 
 use crate::cli::Args;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::sync::mpsc;
@@ -32,6 +34,8 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let mut failed: Vec<(u64, String)> = Vec::new();
     let mut inconclusive: Vec<(u64, String)> = Vec::new();
     let mut done = 0u64;
+    // Mark -> seeds that reached it.
+    let mut marks: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
@@ -71,6 +75,13 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(reached) = line.strip_prefix("marks:") {
+                for mark in reached.split_whitespace().filter_map(|m| m.split('=').next()) {
+                    *marks.entry(mark.to_string()).or_default() += 1;
+                }
+            }
+        }
         match out.status.code() {
             Some(0) => {}
             // Its first line is its verdict line, which names the undecided checks.
@@ -123,6 +134,22 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
             println!("  {why}");
             println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
         }
+    }
+    let known: Vec<&str> = phantomdb::sometimes::MARKS.iter().map(|&(m, _)| m).collect();
+    let reached: Vec<String> =
+        known.iter().filter_map(|m| marks.get(*m).map(|n| format!("{m} ({n} of {total})"))).collect();
+    let never: Vec<&str> = known.iter().copied().filter(|m| !marks.contains_key(*m)).collect();
+    println!("marks reached: {}", if reached.is_empty() { "none".into() } else { reached.join(", ") });
+    if !never.is_empty() {
+        println!("marks never reached: {}", never.join(", "));
+    }
+    // The scenario parsed in the parent before any seed ran.
+    let required = crate::scenario::load(&args.scenario).map(|f| f.require_marks).unwrap_or_default();
+    let missing: Vec<&String> = required.iter().filter(|m| !marks.contains_key(m.as_str())).collect();
+    if !missing.is_empty() {
+        let missing: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
+        println!("FAIL: required marks reached by no seed: {}", missing.join(", "));
+        return ExitCode::from(1);
     }
     if !failed.is_empty() {
         ExitCode::from(1)

@@ -389,7 +389,16 @@ mod tests {
     }
 
     fn run(history: Vec<Op>, trace: Vec<TraceEvent>) -> RunOutput {
-        RunOutput { trace, history, heal_ns: 0, first_write_ns: None, simulated_ns: 1_000_000_000, panic: None }
+        RunOutput {
+            trace,
+            history,
+            heal_ns: 0,
+            first_write_ns: None,
+            simulated_ns: 1_000_000_000,
+            panic: None,
+            buggify: Vec::new(),
+            marks: Vec::new(),
+        }
     }
 
     fn verdict(checks: Vec<CheckResult>) -> Verdict {

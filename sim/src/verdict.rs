@@ -21,6 +21,10 @@ pub struct RunOutput {
     pub simulated_ns: u64,
     /// The message of a panic that ended the run early (a broken invariant).
     pub panic: Option<String>,
+    /// What each buggify site did (empty when buggify was off), and how often each
+    /// "sometimes" mark was reached.
+    pub buggify: Vec<phantomdb::buggify::SiteReport>,
+    pub marks: Vec<(&'static str, u64)>,
 }
 
 /// Search steps the linearizability checker may take per key.

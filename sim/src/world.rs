@@ -83,16 +83,31 @@ pub fn run(scenario: &Scenario) -> RunOutput {
     let recording = Arc::new(Mutex::new(Recording::default()));
     let history = Arc::new(Mutex::new(Vec::new()));
     let world = World::new(scenario.clone(), recording.clone(), history.clone());
+    // Both registries are this thread's, where madsim runs the whole world.
+    if scenario.buggify {
+        phantomdb::buggify::enable(scenario.seed);
+    }
+    phantomdb::sometimes::start();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(world.run())));
+    let (buggify, marks) = (phantomdb::buggify::disable(), phantomdb::sometimes::finish());
     match result {
-        Ok(out) => out,
+        Ok(out) => RunOutput { buggify, marks, ..out },
         Err(payload) => {
             let message = crate::panics::message(payload.as_ref());
             let trace = std::mem::take(&mut recording.lock().unwrap_or_else(|e| e.into_inner()).trace);
             let mut history = std::mem::take(&mut *history.lock().unwrap_or_else(|e| e.into_inner()));
             history.sort_by_key(|o| (o.call, o.ret));
             let simulated_ns = trace.last().map_or(0, |e: &TraceEvent| e.t_ns);
-            RunOutput { trace, history, heal_ns: 0, first_write_ns: None, simulated_ns, panic: Some(message) }
+            RunOutput {
+                trace,
+                history,
+                heal_ns: 0,
+                first_write_ns: None,
+                simulated_ns,
+                panic: Some(message),
+                buggify,
+                marks,
+            }
         }
     }
 }
@@ -281,7 +296,8 @@ impl World {
         let trace = std::mem::take(&mut self.recording.lock().expect("recording lock").trace);
         let mut history = std::mem::take(&mut *self.history.lock().expect("history lock"));
         history.sort_by_key(|o| (o.call, o.ret));
-        RunOutput { trace, history, heal_ns, first_write_ns, simulated_ns, panic: None }
+        // The caller fills in what the registries saw, once the runtime is done.
+        RunOutput { trace, history, heal_ns, first_write_ns, simulated_ns, panic: None, buggify: vec![], marks: vec![] }
     }
 
     /// The faulty phase: the timed schedule, and what triggers make due as events arrive,

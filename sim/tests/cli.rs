@@ -109,3 +109,24 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn a_sweep_that_never_reaches_a_required_mark_fails() {
+    let dir = tempdir();
+    // One node: no membership change ever commits a joint configuration.
+    let path = dir.join("unreached.toml");
+    std::fs::write(
+        &path,
+        "require_marks = [\"joint_config_committed\"]\n[cluster]\nnodes = 1\n[phases]\nfaulty_ms = 2000\nhealed_ms = 500\n",
+    )
+    .unwrap();
+    let (code, out, _) = sim(&["run", path.to_str().unwrap(), "--seeds", "1..3"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL: required marks reached by no seed: joint_config_committed"), "{out}");
+    assert!(out.contains("3 passed"), "every seed passed its checks: {out}");
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, "require_marks = [\"joint_config_comitted\"]\n").unwrap();
+    let (code, _, err) = sim(&["run", typo.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("require_marks") && err.contains("is no mark"), "{err}");
+}

@@ -12,6 +12,13 @@ pub struct ScenarioFile {
     pub name: Option<String>,
     pub description: Option<String>,
     pub planted_bug: Option<PlantedBug>,
+    /// Fault points inside the product (`phantomdb::buggify`): on or off; by seed when
+    /// left out (on for half the seeds). Which sites a seed arms is the seed's.
+    pub buggify: Option<bool>,
+    /// "Sometimes" marks (`phantomdb::sometimes::MARKS`) a `--seeds` sweep must reach in
+    /// at least one seed, or it fails: coverage of rare states cannot silently decay.
+    #[serde(default)]
+    pub require_marks: Vec<String>,
     #[serde(default)]
     pub cluster: ClusterSpec,
     #[serde(default)]

@@ -46,6 +46,10 @@ pub struct Scenario {
     pub name: String,
     pub seed: u64,
     pub planted_bug: Option<PlantedBug>,
+    /// Buggify on, and the sites this seed arms (empty when off).
+    pub buggify: bool,
+    pub buggify_armed: Vec<&'static str>,
+    pub require_marks: Vec<String>,
     pub nodes: u64,
     pub groups: u64,
     pub election_timeout_ms: [u64; 2],

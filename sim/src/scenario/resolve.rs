@@ -90,6 +90,9 @@ impl Scenario {
             Some(range) => Some(range),
             None => *[None, None, Some([0, 2]), Some([1, 8])].choose(&mut disk_rng).expect("non-empty"),
         };
+        let mut buggify_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4255_4747_4946_5953);
+        let buggify = file.buggify.unwrap_or_else(|| buggify_rng.gen_bool(0.5));
+        let buggify_armed = if buggify { phantomdb::buggify::armed_sites(seed) } else { Vec::new() };
         let mut schedule = Vec::new();
         let mut triggers = Vec::new();
         for f in &file.faults {
@@ -129,6 +132,9 @@ impl Scenario {
                 .unwrap_or_else(|| path.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())),
             seed,
             planted_bug: file.planted_bug,
+            buggify,
+            buggify_armed,
+            require_marks: file.require_marks.clone(),
             nodes,
             groups: file.cluster.groups.unwrap_or(1),
             election_timeout_ms,

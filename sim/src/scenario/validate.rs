@@ -148,6 +148,16 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             }
         }
     }
+    for mark in &file.require_marks {
+        if !phantomdb::sometimes::MARKS.iter().any(|&(m, _)| m == mark) {
+            let known: Vec<&str> = phantomdb::sometimes::MARKS.iter().map(|&(m, _)| m).collect();
+            return Err(err(
+                find(text, "require_marks"),
+                "require_marks",
+                format!("{mark:?} is no mark; the marks are {}", known.join(", ")),
+            ));
+        }
+    }
     if file.faults.len() > SCHEDULE_FAULTS_MAX {
         return Err(err(0..0, "faults", format!("{} faults: at most {SCHEDULE_FAULTS_MAX}", file.faults.len())));
     }
