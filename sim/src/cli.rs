@@ -1,11 +1,19 @@
 //! Command-line arguments.
 
+use phantomdb::raft::PlantedBug;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
+       cargo sim hunt [SCENARIO...] --time 10m [--keep-going] [--from N] [--jobs N]
+                      [--planted-bug NAME]
        cargo sim check-history FILE [--search-steps N]
        cargo sim bench [SCENARIO] [--seeds A..B]
+
+  hunt                   fresh seeds of every scenario in scenarios/ (or those named),
+                         round robin on every core, until --time is up (10m, 90s, 600)
+                         or a seed fails (--keep-going: go on); 1 seed in 20 also checks
+                         determinism; --from N starts at seed N (printed otherwise)
 
   bench                  measure simulator speed on one core (default seeds 1..50)
   check-history FILE     check a --history file (JSON lines) for linearizability and
@@ -17,6 +25,10 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
   --seed N               run one seed (default: a random seed, printed)
   --seeds A..B           run seeds A to B (both included), one process each, in parallel
   --jobs N               processes at once for --seeds (default: the number of cores)
+  --time-budget T        (--seeds) start no new seed after T (10m, 90s, 600); print
+                         which seeds ran
+  --planted-bug NAME     (run, hunt) plant this bug (src/raft/bugs.rs) in the scenario,
+                         whatever it says: a hunt over the standard suite for it
   --check-determinism    run each seed twice and compare the trace hashes
   --history FILE         write client operations as JSON lines (one seed only)
   --trace FILE           write the event log (one seed only)
@@ -49,6 +61,10 @@ pub struct Args {
     pub report: Option<PathBuf>,
     pub quiet: bool,
     pub jobs: Option<usize>,
+    /// `--seeds`: start no new seed after this many seconds.
+    pub time_budget_s: Option<u64>,
+    /// Plant this bug whatever the scenario says.
+    pub planted_bug: Option<PlantedBug>,
     /// A `sim_schedule` fuzz input to run instead of a scenario file.
     pub fuzz_input: Option<PathBuf>,
 }
@@ -61,16 +77,84 @@ pub enum Parsed {
         /// Linearizability search steps per key.
         search_steps: u64,
     },
+    Hunt(HuntArgs),
     Help,
+}
+
+/// `hunt`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HuntArgs {
+    /// Empty: every scenario in `scenarios/`.
+    pub scenarios: Vec<PathBuf>,
+    pub time_s: u64,
+    pub keep_going: bool,
+    /// The first seed (default: drawn, and printed).
+    pub from: Option<u64>,
+    pub jobs: Option<usize>,
+    pub planted_bug: Option<PlantedBug>,
+}
+
+fn planted_bug(v: &str) -> Result<PlantedBug, String> {
+    PlantedBug::from_name(v).ok_or_else(|| {
+        let names: Vec<&str> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("--planted-bug {v:?}: expected one of {}", names.join(", "))
+    })
+}
+
+/// A duration as `10m`, `90s` or a number of seconds.
+fn seconds(flag: &str, v: &str) -> Result<u64, String> {
+    let (digits, unit) = match v.strip_suffix('m') {
+        Some(d) => (d, 60),
+        None => (v.strip_suffix('s').unwrap_or(v), 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{flag} {v:?}: expected a duration like 10m, 90s or 600"))?;
+    match n.checked_mul(unit) {
+        Some(s) if s > 0 => Ok(s),
+        _ => Err(format!("{flag} {v:?}: expected a duration above zero")),
+    }
+}
+
+fn parse_hunt(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let mut h =
+        HuntArgs { scenarios: Vec::new(), time_s: 0, keep_going: false, from: None, jobs: None, planted_bug: None };
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--time" => h.time_s = seconds("--time", &value("--time")?)?,
+            "--keep-going" => h.keep_going = true,
+            "--planted-bug" => h.planted_bug = Some(planted_bug(&value("--planted-bug")?)?),
+            "--from" => {
+                let v = value("--from")?;
+                h.from = Some(v.parse().map_err(|_| format!("--from {v:?}: expected a number"))?);
+            }
+            "--jobs" => {
+                let v = value("--jobs")?;
+                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
+                if n == 0 {
+                    return Err("--jobs must be at least 1".into());
+                }
+                h.jobs = Some(n);
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?} for hunt")),
+            s => h.scenarios.push(PathBuf::from(s)),
+        }
+    }
+    if h.time_s == 0 {
+        return Err("hunt needs --time (10m, 90s or a number of seconds)".into());
+    }
+    Ok(Parsed::Hunt(h))
 }
 
 pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
     let bench = match it.next().as_deref() {
         Some("run") => false,
         Some("bench") => true,
+        Some("hunt") => return parse_hunt(it),
         Some("check-history") => return parse_check_history(it),
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
-        Some(other) => return Err(format!("unknown command {other:?} (expected `run`, `bench` or `check-history`)")),
+        Some(other) => {
+            return Err(format!("unknown command {other:?} (expected `run`, `hunt`, `bench` or `check-history`)"))
+        }
     };
     let mut scenario = None;
     let mut seeds = None;
@@ -84,6 +168,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         report: None,
         quiet: false,
         jobs: None,
+        time_budget_s: None,
+        planted_bug: None,
         fuzz_input: None,
     };
     while let Some(a) = it.next() {
@@ -111,6 +197,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 }
                 args.jobs = Some(n);
             }
+            "--planted-bug" => args.planted_bug = Some(planted_bug(&value("--planted-bug")?)?),
+            "--time-budget" => args.time_budget_s = Some(seconds("--time-budget", &value("--time-budget")?)?),
             "--check-determinism" => args.check_determinism = true,
             "--history" => args.history = Some(value("--history")?.into()),
             "--trace" => args.trace = Some(value("--trace")?.into()),
@@ -159,7 +247,7 @@ fn parse_check_history(mut it: impl Iterator<Item = String>) -> Result<Parsed, S
 }
 
 /// A seed for a run that names none. Taken outside the simulation, from the OS.
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());

@@ -8,7 +8,9 @@ pub mod checkers;
 pub mod cli;
 pub mod faults;
 pub mod history;
+pub mod hunt;
 pub mod panics;
+pub mod pool;
 pub mod replay;
 #[cfg(madsim)]
 pub mod run;

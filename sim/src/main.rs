@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Ok(cli::Parsed::Run(a)) => (a, false),
         Ok(cli::Parsed::Bench(a)) => (a, true),
         Ok(cli::Parsed::CheckHistory { file, search_steps }) => return check_history(&file, search_steps),
+        Ok(cli::Parsed::Hunt(h)) => return phantomdb_sim::hunt::run(&h),
         Err(e) => {
             eprintln!("error: {e}\n\n{}", cli::USAGE);
             return ExitCode::from(2);
@@ -36,13 +37,16 @@ fn main() -> ExitCode {
     if let Some(input) = &args.fuzz_input {
         return run_fuzz_input(&args, input);
     }
-    let file = match scenario::load(&args.scenario) {
+    let mut file = match scenario::load(&args.scenario) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if args.planted_bug.is_some() {
+        file.planted_bug = args.planted_bug;
+    }
     let (first, last) = match args.seeds {
         cli::Seeds::One(seed) => (seed, seed),
         cli::Seeds::Range(a, b) => (a, b),

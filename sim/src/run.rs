@@ -64,7 +64,7 @@ fn scenario(args: &Args, scenario: Scenario) -> ExitCode {
     }
     match &args.fuzz_input {
         Some(p) => println!("REPRODUCE: cargo sim run --fuzz-input {}", p.display()),
-        None => println!("REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display()),
+        None => println!("REPRODUCE: {}", reproduce(args, seed)),
     }
     ExitCode::from(outcome.exit_code())
 }
@@ -205,7 +205,7 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
             "stats": v.stats,
             "buggify": out.buggify,
             "marks": out.marks.iter().map(|&(m, n)| (m, n)).collect::<std::collections::BTreeMap<_, _>>(),
-            "reproduce": format!("cargo sim run {} --seed {}", args.scenario.display(), s.seed),
+            "reproduce": reproduce(args, s.seed),
         });
         let mut f = create(p)?;
         serde_json::to_writer_pretty(&mut f, &report).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -246,4 +246,10 @@ fn print_sites_and_marks(out: &verdict::RunOutput) {
 pub fn marks_line(marks: &[(&str, u64)]) -> String {
     let reached: Vec<String> = marks.iter().filter(|(_, n)| *n > 0).map(|(m, n)| format!("{m}={n}")).collect();
     format!("marks: {}", reached.join(" "))
+}
+
+/// The one command that replays `seed` of this run.
+fn reproduce(args: &Args, seed: u64) -> String {
+    let bug = args.planted_bug.map_or(String::new(), |b| format!(" --planted-bug {}", b.name()));
+    format!("cargo sim run {} --seed {seed}{bug}", args.scenario.display())
 }

@@ -12,91 +12,62 @@
 //! ```
 
 use crate::cli::Args;
+use crate::pool::{Job, Pool, Verdict};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
-use std::process::{Command, ExitCode, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
+    let mut pool = match Pool::new(args.jobs) {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("error: cannot find this executable to run seeds: {e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = last - first + 1;
     let mut queue: VecDeque<u64> = (first..=last).collect();
-    let (tx, rx) = mpsc::channel::<(u64, std::io::Result<Output>)>();
-    let mut running = 0usize;
     let mut failed: Vec<(u64, String)> = Vec::new();
     let mut inconclusive: Vec<(u64, String)> = Vec::new();
     let mut done = 0u64;
     // Mark -> seeds that reached it.
     let mut marks: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
+    let deadline = args.time_budget_s.map(|s| started + Duration::from_secs(s));
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
-    eprintln!("running {total} seeds of {} on {jobs} processes", args.scenario.display());
+    eprintln!("running {total} seeds of {} on {} processes", args.scenario.display(), pool.jobs());
     loop {
-        while running < jobs {
+        // Past the budget no new seed starts; the running ones finish.
+        while pool.has_room() && deadline.is_none_or(|d| Instant::now() < d) {
             let Some(seed) = queue.pop_front() else { break };
-            let mut cmd = Command::new(&exe);
-            cmd.arg("run").arg(&args.scenario).arg("--seed").arg(seed.to_string()).arg("--quiet");
-            if args.check_determinism {
-                cmd.arg("--check-determinism");
-            }
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            let child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: cannot start a process for seed {seed}: {e}");
-                    return ExitCode::from(2);
-                }
+            let job = Job {
+                scenario: args.scenario.clone(),
+                seed,
+                check_determinism: args.check_determinism,
+                planted_bug: args.planted_bug,
             };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let _ = tx.send((seed, child.wait_with_output()));
-            });
-            running += 1;
+            if let Err(e) = pool.start(job) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
         }
-        if running == 0 {
+        if pool.running() == 0 {
             break;
         }
-        let (seed, out) = rx.recv().expect("a waiter thread reports");
-        running -= 1;
+        let f = pool.next();
         done += 1;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("error: waiting for seed {seed}: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some(reached) = line.strip_prefix("marks:") {
-                for mark in reached.split_whitespace().filter_map(|m| m.split('=').next()) {
-                    *marks.entry(mark.to_string()).or_default() += 1;
-                }
-            }
+        for m in f.marks {
+            *marks.entry(m).or_default() += 1;
         }
-        match out.status.code() {
-            Some(0) => {}
-            // Its first line is its verdict line, which names the undecided checks.
-            Some(3) => inconclusive.push((seed, first_line(&out.stdout))),
-            Some(2) => {
-                eprintln!("\nerror: seed {seed} refused to run:\n{}", String::from_utf8_lossy(&out.stderr));
+        match f.verdict {
+            Verdict::Passed => {}
+            Verdict::Inconclusive(line) => inconclusive.push((f.job.seed, line)),
+            Verdict::Failed(line) => failed.push((f.job.seed, line)),
+            Verdict::Refused(stderr) => {
+                eprintln!("\nerror: seed {} refused to run:\n{stderr}", f.job.seed);
                 return ExitCode::from(2);
-            }
-            code => {
-                // A failing child's first line is its verdict line, which names the seed.
-                let why = match code {
-                    Some(1) => first_line(&out.stdout),
-                    _ => format!("seed {seed} crashed ({}): {}", out.status, last_line(&out.stderr)),
-                };
-                failed.push((seed, why));
             }
         }
         let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
@@ -122,32 +93,38 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{total} seeds in {secs:.1}s ({:.1} seeds/min): {} passed, {} inconclusive, {} failed",
-        total as f64 * 60.0 / secs.max(1e-9),
-        total - failed.len() as u64 - inconclusive.len() as u64,
+        "{done} seeds in {secs:.1}s ({:.1} seeds/min): {} passed, {} inconclusive, {} failed",
+        done as f64 * 60.0 / secs.max(1e-9),
+        done - failed.len() as u64 - inconclusive.len() as u64,
         inconclusive.len(),
         failed.len()
     );
+    if done < total {
+        let reached = first + done - 1;
+        println!(
+            "time budget of {}s spent: seeds {first}..{reached} ran, {} of {total} not",
+            args.time_budget_s.unwrap_or(0),
+            total - done
+        );
+    }
     for list in [&mut failed, &mut inconclusive] {
         list.sort();
         for (seed, why) in list.iter() {
             println!("  {why}");
-            println!("  REPRODUCE: cargo sim run {} --seed {seed}", args.scenario.display());
+            let job = Job {
+                scenario: args.scenario.clone(),
+                seed: *seed,
+                check_determinism: false,
+                planted_bug: args.planted_bug,
+            };
+            println!("  REPRODUCE: {}", job.reproduce());
         }
     }
-    let known: Vec<&str> = phantomdb::sometimes::MARKS.iter().map(|&(m, _)| m).collect();
-    let reached: Vec<String> =
-        known.iter().filter_map(|m| marks.get(*m).map(|n| format!("{m} ({n} of {total})"))).collect();
-    let never: Vec<&str> = known.iter().copied().filter(|m| !marks.contains_key(*m)).collect();
-    println!("marks reached: {}", if reached.is_empty() { "none".into() } else { reached.join(", ") });
-    if !never.is_empty() {
-        println!("marks never reached: {}", never.join(", "));
-    }
+    print_marks(&marks, done);
     // The scenario parsed in the parent before any seed ran.
     let required = crate::scenario::load(&args.scenario).map(|f| f.require_marks).unwrap_or_default();
-    let missing: Vec<&String> = required.iter().filter(|m| !marks.contains_key(m.as_str())).collect();
+    let missing: Vec<&str> = required.iter().filter(|m| !marks.contains_key(m.as_str())).map(String::as_str).collect();
     if !missing.is_empty() {
-        let missing: Vec<&str> = missing.iter().map(|m| m.as_str()).collect();
         println!("FAIL: required marks reached by no seed: {}", missing.join(", "));
         return ExitCode::from(1);
     }
@@ -160,10 +137,14 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     }
 }
 
-fn first_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).lines().next().unwrap_or("").to_string()
-}
-
-fn last_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string()
+/// Which marks the sweep's seeds reached, in how many, and which never.
+pub fn print_marks(marks: &BTreeMap<String, u64>, seeds: u64) {
+    let known: Vec<&str> = phantomdb::sometimes::MARKS.iter().map(|&(m, _)| m).collect();
+    let reached: Vec<String> =
+        known.iter().filter_map(|m| marks.get(*m).map(|n| format!("{m} ({n} of {seeds})"))).collect();
+    let never: Vec<&str> = known.iter().copied().filter(|m| !marks.contains_key(*m)).collect();
+    println!("marks reached: {}", if reached.is_empty() { "none".into() } else { reached.join(", ") });
+    if !never.is_empty() {
+        println!("marks never reached: {}", never.join(", "));
+    }
 }

@@ -318,6 +318,10 @@ impl World {
             let next = [next_timed, next_due].into_iter().flatten().min().filter(|&t| t < heal_ns);
             let wake = next.map_or(heal_at, |t| self.start + Duration::from_nanos(t));
             tokio::select! {
+                // Biased: an unbiased select picks a branch with tokio's thread-local
+                // random state, which a second run in the same process does not share
+                // (found by `hunt`: leader_isolation seed 15 was not deterministic).
+                biased;
                 _ = tokio::time::sleep_until(wake) => {}
                 // A trigger fired: something may be due sooner.
                 _ = due.notified() => continue,

@@ -1,0 +1,170 @@
+//! `hunt [SCENARIO…] --time 10m`: fresh seeds of every scenario (or the ones named),
+//! round robin, on every core, until the time is up or a seed fails (`--keep-going`:
+//! until the time is up). One seed in 20 runs twice and compares trace hashes (5%, as
+//! FoundationDB's simulation does). A progress line on stderr; at the end, per scenario,
+//! the seeds run and the marks reached, the failures with their `REPRODUCE` lines, and
+//! seeds per minute.
+//!
+//! ```text
+//!   base seed (printed; --from N) ─▶ seed base+i for scenario i mod k ─▶ pool ─▶ verdicts
+//! ```
+//!
+//! Exit code: 1 if a seed failed, 3 if one was inconclusive and none failed, else 0.
+
+use crate::cli::HuntArgs;
+use crate::pool::{Job, Pool, Verdict};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// One seed in this many also checks determinism.
+const DETERMINISM_SAMPLE_EVERY: u64 = 20;
+
+/// What the hunt saw of one scenario.
+#[derive(Default)]
+struct Tally {
+    seeds: u64,
+    marks: BTreeMap<String, u64>,
+}
+
+/// The scenarios a hunt sweeps when none is named: every file in `scenarios/`, in name
+/// order (planted bugs, in `scenarios/bugs/`, are not the product's).
+fn standard_suite() -> Result<Vec<PathBuf>, String> {
+    let dir = std::path::Path::new("scenarios");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e} (run from the project root, or name the scenarios)", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(format!("{}: no scenario files", dir.display()));
+    }
+    Ok(out)
+}
+
+pub fn run(args: &HuntArgs) -> ExitCode {
+    let scenarios = if args.scenarios.is_empty() { standard_suite() } else { Ok(args.scenarios.clone()) };
+    let scenarios = match scenarios {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for s in &scenarios {
+        if let Err(e) = crate::scenario::load(s) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut pool = match Pool::new(args.jobs) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let base = args.from.unwrap_or_else(crate::cli::random_seed);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.time_s);
+    eprintln!(
+        "hunting over {} scenarios for {}s on {} processes, seeds from {base} (--from {base} repeats this hunt)",
+        scenarios.len(),
+        args.time_s,
+        pool.jobs()
+    );
+    let mut tallies: Vec<Tally> = scenarios.iter().map(|_| Tally::default()).collect();
+    let mut failed: Vec<(Job, String)> = Vec::new();
+    let mut inconclusive: Vec<(Job, String)> = Vec::new();
+    let (mut next, mut done, mut checked_twice) = (0u64, 0u64, 0u64);
+    let tty = std::io::stderr().is_terminal();
+    let mut last_report = Instant::now();
+    loop {
+        let stop = Instant::now() >= deadline || (!args.keep_going && !failed.is_empty());
+        while !stop && pool.has_room() {
+            let k = (next % scenarios.len() as u64) as usize;
+            let seed = base + next / scenarios.len() as u64;
+            let check_determinism = next % DETERMINISM_SAMPLE_EVERY == DETERMINISM_SAMPLE_EVERY - 1;
+            checked_twice += u64::from(check_determinism);
+            let job = Job { scenario: scenarios[k].clone(), seed, check_determinism, planted_bug: args.planted_bug };
+            if let Err(e) = pool.start(job) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            next += 1;
+        }
+        if pool.running() == 0 {
+            break;
+        }
+        let f = pool.next();
+        done += 1;
+        let k = scenarios.iter().position(|s| *s == f.job.scenario).expect("a scenario of the hunt");
+        tallies[k].seeds += 1;
+        for m in f.marks {
+            *tallies[k].marks.entry(m).or_default() += 1;
+        }
+        match f.verdict {
+            Verdict::Passed => {}
+            Verdict::Inconclusive(line) => inconclusive.push((f.job, line)),
+            Verdict::Failed(line) => {
+                eprintln!("\n{}: {line}\n  REPRODUCE: {}", f.job.scenario.display(), f.job.reproduce());
+                failed.push((f.job, line));
+            }
+            Verdict::Refused(stderr) => {
+                eprintln!("\nerror: {} seed {} refused to run:\n{stderr}", f.job.scenario.display(), f.job.seed);
+                return ExitCode::from(2);
+            }
+        }
+        if tty || last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            let line = format!(
+                "[{:>4.0}s/{}s] {done} seeds ({:.0}/min), {} failed, {} inconclusive",
+                secs,
+                args.time_s,
+                done as f64 * 60.0 / secs.max(1e-3),
+                failed.len(),
+                inconclusive.len()
+            );
+            if tty {
+                eprint!("\r{line}   ");
+                let _ = std::io::stderr().flush();
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "hunt: {done} seeds in {secs:.0}s ({:.0} seeds/min), {checked_twice} run twice for determinism: {} failed, {} inconclusive",
+        done as f64 * 60.0 / secs.max(1e-3),
+        failed.len(),
+        inconclusive.len()
+    );
+    for (s, t) in scenarios.iter().zip(&tallies) {
+        let marks: Vec<String> = t.marks.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        println!(
+            "  {:<40} {:>6} seeds; marks: {}",
+            s.display(),
+            t.seeds,
+            if marks.is_empty() { "none".into() } else { marks.join(", ") }
+        );
+    }
+    for (job, line) in failed.iter().chain(&inconclusive) {
+        println!("  {}: {line}", job.scenario.display());
+        println!("  REPRODUCE: {}", job.reproduce());
+    }
+    if !failed.is_empty() {
+        ExitCode::from(1)
+    } else if !inconclusive.is_empty() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
