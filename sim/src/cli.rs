@@ -101,6 +101,15 @@ fn planted_bug(v: &str) -> Result<PlantedBug, String> {
     })
 }
 
+/// `--jobs N`: processes at once, at least 1.
+fn jobs(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("--jobs must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("--jobs {v:?}: expected a number")),
+    }
+}
+
 /// A duration as `10m`, `90s` or a number of seconds.
 fn seconds(flag: &str, v: &str) -> Result<u64, String> {
     let (digits, unit) = match v.strip_suffix('m') {
@@ -127,14 +136,7 @@ fn parse_hunt(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 let v = value("--from")?;
                 h.from = Some(v.parse().map_err(|_| format!("--from {v:?}: expected a number"))?);
             }
-            "--jobs" => {
-                let v = value("--jobs")?;
-                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
-                if n == 0 {
-                    return Err("--jobs must be at least 1".into());
-                }
-                h.jobs = Some(n);
-            }
+            "--jobs" => h.jobs = Some(jobs(&value("--jobs")?)?),
             s if s.starts_with('-') => return Err(format!("unknown option {s:?} for hunt")),
             s => h.scenarios.push(PathBuf::from(s)),
         }
@@ -189,14 +191,7 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
                 }
                 seeds = Some(Seeds::Range(a, b));
             }
-            "--jobs" => {
-                let v = value("--jobs")?;
-                let n: usize = v.parse().map_err(|_| format!("--jobs {v:?}: expected a number"))?;
-                if n == 0 {
-                    return Err("--jobs must be at least 1".into());
-                }
-                args.jobs = Some(n);
-            }
+            "--jobs" => args.jobs = Some(jobs(&value("--jobs")?)?),
             "--planted-bug" => args.planted_bug = Some(planted_bug(&value("--planted-bug")?)?),
             "--time-budget" => args.time_budget_s = Some(seconds("--time-budget", &value("--time-budget")?)?),
             "--check-determinism" => args.check_determinism = true,
@@ -261,8 +256,28 @@ mod tests {
     fn p(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Parsed::Run(a) => Ok(a),
-            Parsed::Help | Parsed::CheckHistory { .. } | Parsed::Bench(_) => Err("not a run".into()),
+            Parsed::Help | Parsed::CheckHistory { .. } | Parsed::Bench(_) | Parsed::Hunt(_) => Err("not a run".into()),
         }
+    }
+
+    #[test]
+    fn hunt_takes_scenarios_a_time_and_a_bug() {
+        let parse_hunt = |words: &[&str]| parse(words.iter().map(|s| s.to_string()));
+        let Ok(Parsed::Hunt(h)) =
+            parse_hunt(&["hunt", "a.toml", "b.toml", "--time", "2m", "--planted-bug", "commit_old_term"])
+        else {
+            panic!("a hunt")
+        };
+        assert_eq!(h.scenarios, [PathBuf::from("a.toml"), PathBuf::from("b.toml")]);
+        assert_eq!((h.time_s, h.keep_going, h.planted_bug), (120, false, Some(PlantedBug::CommitOldTerm)));
+        let refused = |words: &[&str], needle: &str| match parse_hunt(words) {
+            Err(e) => assert!(e.contains(needle), "{e}"),
+            Ok(_) => panic!("{words:?} parsed"),
+        };
+        refused(&["hunt"], "--time");
+        refused(&["hunt", "--time", "0"], "above zero");
+        refused(&["hunt", "--time", "1m", "--planted-bug", "nope"], "expected one of");
+        assert_eq!(p(&["run", "--seeds", "1..9", "--time-budget", "90s"]).unwrap().time_budget_s, Some(90));
     }
 
     #[test]

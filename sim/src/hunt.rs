@@ -160,11 +160,5 @@ pub fn run(args: &HuntArgs) -> ExitCode {
         println!("  {}: {line}", job.scenario.display());
         println!("  REPRODUCE: {}", job.reproduce());
     }
-    if !failed.is_empty() {
-        ExitCode::from(1)
-    } else if !inconclusive.is_empty() {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    }
+    crate::pool::exit_code(failed.len(), inconclusive.len())
 }

@@ -131,6 +131,15 @@ impl Pool {
     }
 }
 
+/// A sweep's exit code: 1 if a seed failed, else 3 if one was inconclusive, else 0.
+pub fn exit_code(failed: usize, inconclusive: usize) -> std::process::ExitCode {
+    match (failed, inconclusive) {
+        (0, 0) => std::process::ExitCode::SUCCESS,
+        (0, _) => std::process::ExitCode::from(3),
+        _ => std::process::ExitCode::from(1),
+    }
+}
+
 fn last_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string()
 }

@@ -4,7 +4,8 @@
 //!
 //! The fold, per node: `Appended` writes an index (and drops a configuration that was
 //! there; a `ConfigAppended` follows if the new entry is one); `Truncated` cuts the log
-//! from an index; `Recovered` keeps only what survived the crash (up to `last_index`), and
+//! from an index; `Recovered` keeps only what survived the crash (up to `last_index`; what
+//! its snapshot covers stands for the committed entries, as an installed snapshot's), and
 //! the node then re-reports every entry it recovered as `Appended`, so the fold's log is
 //! the node's own after every restart (a batch written but not synced may survive a
 //! crash without its events); a node that recovered leads nothing until it wins again;
@@ -193,8 +194,16 @@ impl Fold {
             }
             NodeEvent::Truncated { from } => log.cut_from(*from),
             // Unsynced writes past the surviving prefix were lost in the crash.
-            NodeEvent::Recovered { last_index, .. } => {
+            NodeEvent::Recovered { last_index, snapshot_index, .. } => {
                 log.cut_from(last_index + 1);
+                // A recovered snapshot stands for the committed entries it covers, as an
+                // installed one does: its install may have been written and survived a
+                // crash inside the sync, before its event was reported (found by
+                // rolling_restart seed 467 on slow disks).
+                for (&i, c) in self.committed.range(..=*snapshot_index) {
+                    log.entries.insert(i, (c.term, c.digest));
+                }
+                log.configs = log.configs.split_off(&(snapshot_index + 1));
                 self.leading.remove(&s.node);
             }
             NodeEvent::SnapshotInstalled { index, term } => {
@@ -332,5 +341,20 @@ mod tests {
         let r = Replay::build(&trace, 1, &[1, 2, 3]);
         let changes: Vec<u64> = r.groups[&1].config_changes.iter().map(|c| c.t_ns).collect();
         assert_eq!(changes, [3], "the append as leader only, not the re-report after the restart");
+    }
+
+    #[test]
+    fn a_recovered_snapshot_stands_for_the_committed_entries_it_covers() {
+        // n2's install of a snapshot at 2 was written, but it died inside the sync: no
+        // SnapshotInstalled event, only what it recovered.
+        let trace = [
+            ev(1, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
+            ev(2, 1, 1, NodeEvent::Appended { index: 2, term: 1, digest: 12 }),
+            ev(3, 1, 1, NodeEvent::Committed { index: 2 }),
+            ev(4, 2, 1, NodeEvent::Recovered { term: 1, snapshot_index: 2, last_index: 2 }),
+            ev(5, 2, 1, NodeEvent::BecameLeader { term: 2 }),
+        ];
+        let r = Replay::build(&trace, 1, &[1, 2, 3]);
+        assert_eq!(r.groups[&1].elections[0].log, Log::from([(1, (1, 11)), (2, (1, 12))]));
     }
 }

@@ -128,13 +128,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         println!("FAIL: required marks reached by no seed: {}", missing.join(", "));
         return ExitCode::from(1);
     }
-    if !failed.is_empty() {
-        ExitCode::from(1)
-    } else if !inconclusive.is_empty() {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    }
+    crate::pool::exit_code(failed.len(), inconclusive.len())
 }
 
 /// Which marks the sweep's seeds reached, in how many, and which never.

@@ -130,3 +130,20 @@ fn a_sweep_that_never_reaches_a_required_mark_fails() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("require_marks") && err.contains("is no mark"), "{err}");
 }
+
+#[test]
+fn a_hunt_finds_a_planted_bug_with_a_replayable_seed_and_a_clean_hunt_passes() {
+    let bug = "scenarios/bugs/quorum_off_by_one.toml";
+    let (code, out, err) = sim(&["hunt", bug, "--time", "60s", "--from", "1", "--jobs", "2"]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let line = out.lines().find_map(|l| l.trim().strip_prefix("REPRODUCE: ")).expect("a REPRODUCE line");
+    assert!(line.starts_with("cargo sim run scenarios/bugs/quorum_off_by_one.toml --seed "), "{line}");
+    let seed = line.rsplit(' ').next().unwrap();
+    let (code, again, _) = sim(&["run", bug, "--seed", seed]);
+    assert_eq!(code, Some(1), "the seed the hunt found fails again:\n{again}");
+    let (code, out, err) = sim(&["hunt", "scenarios/single_node.toml", "--time", "3s", "--from", "1"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("0 failed"), "{out}");
+    let (code, _, err) = sim(&["hunt", "--from", "1"]);
+    assert_eq!(code, Some(2), "a hunt needs --time: {err}");
+}
