@@ -2,6 +2,7 @@
 //! it reads the OS clock, which no protocol core may.
 
 use super::metrics::Metrics;
+use crate::io::storage::StorageView;
 use crate::io::{Pairs, Storage, StorageError, WriteBatch};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,9 +18,7 @@ impl<S: Storage> TimedStorage<S> {
     }
 }
 
-impl<S: Storage> Storage for TimedStorage<S> {
-    type View = S::View;
-
+impl<S: Storage> StorageView for TimedStorage<S> {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.inner.get(partition, key)
     }
@@ -33,6 +32,10 @@ impl<S: Storage> Storage for TimedStorage<S> {
     ) -> Result<Pairs, StorageError> {
         self.inner.scan_range(partition, start, end, limit)
     }
+}
+
+impl<S: Storage> Storage for TimedStorage<S> {
+    type View = S::View;
 
     fn view(&self) -> Result<S::View, StorageError> {
         self.inner.view()

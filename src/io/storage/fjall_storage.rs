@@ -86,8 +86,10 @@ impl FjallStorage {
     }
 }
 
-impl Storage for FjallStorage {
-    type View = FjallView;
+impl StorageView for FjallStorage {
+    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
+    }
 
     fn scan_range(
         &self,
@@ -98,13 +100,13 @@ impl Storage for FjallStorage {
     ) -> Result<Pairs, StorageError> {
         collect(self.keyspace(partition)?.range::<&[u8], _>(bounds(start, end)), limit)
     }
+}
+
+impl Storage for FjallStorage {
+    type View = FjallView;
 
     fn view(&self) -> Result<FjallView, StorageError> {
         Ok(FjallView { snapshot: self.db.snapshot(), keyspaces: self.keyspaces.clone() })
-    }
-
-    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {

@@ -60,23 +60,10 @@ pub enum StorageError {
 /// Key-value pairs in ascending key order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// A consistent, read-only view of a [`Storage`] as of the moment it was taken.
+/// Reads: of a storage's current state ([`Storage`] is one), or of a view of it as it was
+/// when the view was taken ([`Storage::view`]).
 pub trait StorageView: Send + 'static {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    /// As [`Storage::scan_range`], as of the view.
-    fn scan_range(
-        &self,
-        partition: &str,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Pairs, StorageError>;
-}
-
-pub trait Storage: Send + 'static {
-    type View: StorageView;
-    fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError>;
     /// The pairs with `start <= key < end` (`end: None`: to the partition's end), in key
     /// order, at most `limit` of them.
     fn scan_range(
@@ -86,6 +73,11 @@ pub trait Storage: Send + 'static {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StorageError>;
+}
+
+pub trait Storage: StorageView {
+    type View: StorageView;
+    fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError>;
     /// A consistent read view as of now.
     fn view(&self) -> Result<Self::View, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;

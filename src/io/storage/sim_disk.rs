@@ -176,12 +176,11 @@ impl SimStorage {
     }
 }
 
-impl Storage for SimStorage {
-    type View = SimView;
-
+/// Reads of the current state are reads of a view taken now and dropped at once: the map
+/// is shared for the read, never copied (a write copies only while a view lives).
+impl StorageView for SimStorage {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        check_partition(partition)?;
-        Ok(SimDisk::with_disk(self.node, |d| d.current.get(&(partition.to_string(), key.to_vec())).cloned()))
+        self.view()?.get(partition, key)
     }
 
     fn scan_range(
@@ -191,9 +190,12 @@ impl Storage for SimStorage {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StorageError> {
-        check_partition(partition)?;
-        Ok(SimDisk::with_disk(self.node, |d| range(&d.current, partition, start, end, limit)))
+        self.view()?.scan_range(partition, start, end, limit)
     }
+}
+
+impl Storage for SimStorage {
+    type View = SimView;
 
     fn view(&self) -> Result<SimView, StorageError> {
         Ok(SimView { map: SimDisk::with_disk(self.node, |d| d.current.clone()) })
