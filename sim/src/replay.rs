@@ -314,7 +314,7 @@ mod tests {
             ev(3, 1, 1, NodeEvent::Committed { index: 2 }),
             ev(4, 2, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
             ev(5, 2, 1, NodeEvent::Appended { index: 2, term: 1, digest: 12 }),
-            ev(6, 2, 1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 1 }),
+            ev(6, 2, 1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 1, applied_index: 0 }),
             ev(7, 2, 1, NodeEvent::BecameLeader { term: 2 }),
             ev(8, 3, 1, NodeEvent::SnapshotInstalled { index: 2, term: 1 }),
             ev(9, 3, 1, NodeEvent::BecameLeader { term: 3 }),
@@ -334,7 +334,7 @@ mod tests {
             ev(1, 1, 1, NodeEvent::BecameLeader { term: 1 }),
             ev(2, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
             ev(3, 1, 1, config(1)),
-            ev(4, 1, 1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 1 }),
+            ev(4, 1, 1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 1, applied_index: 0 }),
             ev(4, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
             ev(4, 1, 1, config(1)),
         ];
@@ -351,7 +351,7 @@ mod tests {
             ev(1, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
             ev(2, 1, 1, NodeEvent::Appended { index: 2, term: 1, digest: 12 }),
             ev(3, 1, 1, NodeEvent::Committed { index: 2 }),
-            ev(4, 2, 1, NodeEvent::Recovered { term: 1, snapshot_index: 2, last_index: 2 }),
+            ev(4, 2, 1, NodeEvent::Recovered { term: 1, snapshot_index: 2, last_index: 2, applied_index: 2 }),
             ev(5, 2, 1, NodeEvent::BecameLeader { term: 2 }),
         ];
         let r = Replay::build(&trace, 1, &[1, 2, 3]);

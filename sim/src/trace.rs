@@ -91,7 +91,9 @@ pub fn put(out: &mut impl std::io::Write, value: &impl Serialize) {
 /// compile until it has a tag.
 fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
     match event {
-        NodeEvent::Recovered { term, snapshot_index, last_index } => put(out, &(0u8, term, snapshot_index, last_index)),
+        NodeEvent::Recovered { term, snapshot_index, last_index, applied_index } => {
+            put(out, &(0u8, term, snapshot_index, last_index, applied_index))
+        }
         NodeEvent::Compacted { index } => put(out, &(1u8, index)),
         NodeEvent::SnapshotInstalled { index, term } => put(out, &(2u8, index, term)),
         NodeEvent::BecameLeader { term } => put(out, &(3u8, term)),

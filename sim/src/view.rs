@@ -66,7 +66,7 @@ mod tests {
         let mut v = LiveView::default();
         v.observe(3, 1, &NodeEvent::Poisoned { error: "io".into() });
         assert!(v.poisoned().contains(&3));
-        v.observe(3, 2, &NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 0 });
+        v.observe(3, 2, &NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 0, applied_index: 0 });
         assert!(v.poisoned().is_empty());
     }
 }

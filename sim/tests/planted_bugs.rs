@@ -91,8 +91,8 @@ fn snapshot_stale_config_is_caught_within_100_seeds() {
 }
 
 #[test]
-fn vote_during_lease_is_caught_within_50_seeds() {
-    caught_and_replayed("vote_during_lease", 50);
+fn vote_during_lease_is_caught_within_150_seeds() {
+    caught_and_replayed("vote_during_lease", 150);
 }
 
 #[test]
@@ -101,6 +101,6 @@ fn config_change_before_commit_in_term_is_caught_within_20_seeds() {
 }
 
 #[test]
-fn send_before_sync_is_caught_within_50_seeds() {
-    caught_and_replayed("send_before_sync", 50);
+fn send_before_sync_is_caught_within_150_seeds() {
+    caught_and_replayed("send_before_sync", 150);
 }

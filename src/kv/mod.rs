@@ -1,8 +1,8 @@
 //! The replicated key-value state machine: typed commands and a deterministic apply
-//! function (pure: no I/O, no time), behind `state_machine::StateMachine`.
+//! function (no I/O but the group's data, no time), behind `state_machine::StateMachine`.
 
 mod command;
 mod state_machine;
 
 pub use command::{ApplyError, Command, Output, Presence, COMMAND_BYTES_MAX};
-pub use state_machine::{parse_i64, KvStateMachine, SNAPSHOT_BYTES_MAX};
+pub use state_machine::{parse_i64, KvStateMachine};

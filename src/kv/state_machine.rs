@@ -1,18 +1,14 @@
-//! Applies committed commands. Deterministic: the same log gives the same state and the
-//! same outputs on every replica (the basis of Raft's state machine safety, §5.4.3).
+//! Applies committed commands to a group's data. Deterministic: the same log gives the
+//! same data and the same outputs on every replica (the basis of Raft's state machine
+//! safety, §5.4.3). The state lives in storage (`state_machine::DataMut`), not here.
 
 use super::{ApplyError, Command, Output, Presence, COMMAND_BYTES_MAX};
-use crate::codec::{self, DecodeError};
-use crate::state_machine::StateMachine;
-use std::collections::BTreeMap;
+use crate::io::StorageError;
+use crate::state_machine::{Data, DataMut, StateMachine};
 
-/// The largest snapshot `restore` accepts.
-pub const SNAPSHOT_BYTES_MAX: usize = 1 << 30;
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct KvStateMachine {
-    data: BTreeMap<Vec<u8>, Vec<u8>>,
-}
+/// The key-value store: a type, never a value (its state is the group's data).
+#[derive(Debug)]
+pub enum KvStateMachine {}
 
 impl StateMachine for KvStateMachine {
     type Command = Command;
@@ -27,102 +23,89 @@ impl StateMachine for KvStateMachine {
         command.keys()
     }
 
-    fn apply(&mut self, command: &Command) -> Output {
-        match command {
+    fn apply(command: &Command, data: &mut impl DataMut) -> Result<Output, StorageError> {
+        Ok(match command {
             Command::Get { .. } | Command::GetMany { .. } | Command::CountExisting { .. } | Command::CountKeys => {
-                self.read(command)
+                Self::read(command, data)?
             }
             Command::Put { key, value } => {
-                self.data.insert(key.clone(), value.clone());
+                data.put(key, value.clone())?;
                 Output::Done
             }
             Command::Append { key, value } => {
-                let current = self.data.entry(key.clone()).or_default();
+                let mut current = data.get(key)?.unwrap_or_default();
                 current.extend_from_slice(value);
-                Output::Int(len_i64(current.len()))
+                let len = len_i64(current.len());
+                data.put(key, current)?;
+                Output::Int(len)
             }
             Command::Delete { key } => {
-                self.data.remove(key);
+                data.delete(key)?;
                 Output::Done
             }
             Command::Cas { key, expected, new } => {
-                let current = self.data.get(key).cloned();
+                let current = data.get(key)?;
                 let swapped = current == *expected;
                 if swapped {
-                    self.data.insert(key.clone(), new.clone());
+                    data.put(key, new.clone())?;
                 }
                 Output::Cas { swapped, current }
             }
             Command::PutIf { key, value, when } => {
-                let present = self.data.contains_key(key);
+                let present = data.get(key)?.is_some();
                 let write = match when {
                     Presence::Absent => !present,
                     Presence::Present => present,
                 };
                 if write {
-                    self.data.insert(key.clone(), value.clone());
+                    data.put(key, value.clone())?;
                 }
                 Output::Written(write)
             }
             Command::IncrBy { key, delta } => {
-                let current = match self.data.get(key) {
+                let current = match data.get(key)? {
                     None => 0,
-                    Some(bytes) => match parse_i64(bytes) {
+                    Some(bytes) => match parse_i64(&bytes) {
                         Some(n) => n,
-                        None => return Output::Failed(ApplyError::NotAnInteger),
+                        None => return Ok(Output::Failed(ApplyError::NotAnInteger)),
                     },
                 };
                 let Some(sum) = current.checked_add(*delta) else {
-                    return Output::Failed(ApplyError::Overflow);
+                    return Ok(Output::Failed(ApplyError::Overflow));
                 };
-                self.data.insert(key.clone(), sum.to_string().into_bytes());
+                data.put(key, sum.to_string().into_bytes())?;
                 Output::Int(sum)
             }
             Command::PutMany { pairs } => {
                 for (k, v) in pairs {
-                    self.data.insert(k.clone(), v.clone());
+                    data.put(k, v.clone())?;
                 }
                 Output::Done
             }
             Command::DeleteMany { keys } => {
-                let removed = keys.iter().filter(|k| self.data.remove(*k).is_some()).count();
+                let mut removed = 0;
+                for k in keys {
+                    removed += usize::from(data.delete(k)?);
+                }
                 Output::Int(len_i64(removed))
             }
-        }
+        })
     }
 
-    fn read(&self, command: &Command) -> Output {
-        match command {
-            Command::Get { key } => Output::Value(self.data.get(key).cloned()),
-            Command::GetMany { keys } => Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()),
+    fn read(command: &Command, data: &impl Data) -> Result<Output, StorageError> {
+        Ok(match command {
+            Command::Get { key } => Output::Value(data.get(key)?),
+            Command::GetMany { keys } => Output::Values(keys.iter().map(|k| data.get(k)).collect::<Result<_, _>>()?),
             Command::CountExisting { keys } => {
-                Output::Int(len_i64(keys.iter().filter(|k| self.data.contains_key(*k)).count()))
+                let mut present = 0;
+                for k in keys {
+                    present += usize::from(data.get(k)?.is_some());
+                }
+                Output::Int(len_i64(present))
             }
-            Command::CountKeys => Output::Int(len_i64(self.data.len())),
+            Command::CountKeys => Output::Int(i64::try_from(data.key_count()).expect("a count fits in i64")),
             write => panic!("read() of a command that writes: {write:?}"),
-        }
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        codec::encode(&self.data)
-    }
-
-    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Ok(KvStateMachine { data: codec::decode(bytes, SNAPSHOT_BYTES_MAX)? })
-    }
-
-    fn key_count(&self) -> u64 {
-        self.data.len() as u64
-    }
-}
-
-impl KvStateMachine {
-    pub fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
-        self.data.get(key)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        })
     }
 }
 
@@ -152,13 +135,28 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
+    use crate::state_machine::MemoryData;
+
     fn k(s: &str) -> Vec<u8> {
         s.as_bytes().to_vec()
     }
 
+    /// The store on data in memory.
+    #[derive(Default)]
+    struct Sm(MemoryData);
+
+    impl Sm {
+        fn apply(&mut self, command: &Command) -> Output {
+            KvStateMachine::apply(command, &mut self.0).expect("memory does not fail")
+        }
+        fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
+            self.0 .0.get(key)
+        }
+    }
+
     #[test]
     fn every_command_against_its_definition() {
-        let mut sm = KvStateMachine::default();
+        let mut sm = Sm::default();
         assert_eq!(sm.apply(&Command::Get { key: k("a") }), Output::Value(None));
         assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("x") }), Output::Int(1));
         assert_eq!(sm.apply(&Command::Append { key: k("a"), value: k("y") }), Output::Int(2));
@@ -182,7 +180,7 @@ mod tests {
 
     #[test]
     fn redis_shaped_commands_against_their_definition() {
-        let mut sm = KvStateMachine::default();
+        let mut sm = Sm::default();
         let put_if = |key: &str, when| Command::PutIf { key: k(key), value: k("v"), when };
         assert_eq!(sm.apply(&put_if("a", Presence::Present)), Output::Written(false));
         assert_eq!(sm.apply(&put_if("a", Presence::Absent)), Output::Written(true));
@@ -213,16 +211,6 @@ mod tests {
         for bad in ["", "-", "+1", " 1", "1 ", "01", "-0", "1.0", "9223372036854775808", "x"] {
             assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn snapshot_and_restore_give_the_same_state() {
-        let mut sm = KvStateMachine::default();
-        sm.apply(&Command::Put { key: k("a"), value: k("1") });
-        sm.apply(&Command::Put { key: k("b"), value: k("2") });
-        let copy = KvStateMachine::restore(&sm.snapshot()).unwrap();
-        assert_eq!(copy, sm);
-        assert!(KvStateMachine::restore(&[1, 2, 3]).is_err());
     }
 
     #[test]

@@ -29,6 +29,13 @@ impl<S: Storage> Disk<S> {
         Ok(())
     }
 
+    /// Writes what was staged, then `batch` (in that order: a crash keeps a prefix).
+    pub fn write(&mut self, batch: WriteBatch) -> Result<(), NodeError> {
+        self.write_batch()?;
+        self.batch = batch;
+        self.write_batch()
+    }
+
     /// Syncs what was written, unless the configuration turned syncing off.
     pub async fn make_durable(&mut self) -> Result<(), NodeError> {
         if self.sync_writes {

@@ -22,11 +22,14 @@ mod dedup;
 mod disk;
 mod errors;
 mod group;
+mod group_data;
 mod observer;
+mod outgoing_snapshots;
 mod peer_frames;
 mod pending;
 mod raft_store;
 mod runtime;
+mod snapshot_install;
 mod status;
 mod wire;
 

@@ -7,15 +7,16 @@ use crate::{GroupId, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
-    /// The node restarted from storage with this state: a snapshot up to
-    /// `snapshot_index` (0: none) and log entries up to `last_index`.
+    /// The node restarted from storage with this state: its log cut at `snapshot_index`
+    /// (0: never cut), log entries up to `last_index`, and its data holding every entry up
+    /// to `applied_index` (at least the cut).
     Recovered {
         term: Term,
         snapshot_index: Index,
         last_index: Index,
+        applied_index: Index,
     },
-    /// The node took a snapshot of its state machine at `index` and dropped the log
-    /// entries it covers.
+    /// The node cut its log at `index`: its data holds the entries up to there (applied).
     Compacted {
         index: Index,
     },
@@ -88,8 +89,8 @@ impl Observer for LogObserver {
     fn on_event(&self, node: NodeId, group: GroupId, event: NodeEvent) {
         match event {
             NodeEvent::BecameLeader { term } => tracing::info!(node, group, term, "became leader"),
-            NodeEvent::Recovered { term, snapshot_index, last_index } => {
-                tracing::info!(node, group, term, snapshot_index, last_index, "recovered")
+            NodeEvent::Recovered { term, snapshot_index, last_index, applied_index } => {
+                tracing::info!(node, group, term, snapshot_index, last_index, applied_index, "recovered")
             }
             NodeEvent::SnapshotInstalled { index, term } => {
                 tracing::info!(node, group, index, term, "installed the leader's snapshot")

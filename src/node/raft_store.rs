@@ -1,29 +1,43 @@
 //! How a Raft group's durable state is laid out in [`Storage`]: partition `raft-<group>`,
-//! key `hs` for the hard state, key `snap` for the latest snapshot (its meta and the state
-//! machine's bytes), keys `log` + big-endian index for the entries after it (so a prefix
-//! scan returns them in order).
+//! key `hs` for the hard state, key `applied` for the applied record (the index the
+//! group's data in `group_data` is at), key `snap` for where the log was cut (the index,
+//! its term and the configuration then), keys `log` + big-endian index for the entries
+//! after it (so a prefix scan returns them in order).
 //!
-//! A snapshot is written together with the deletion of the entries it replaces, snapshot
-//! first: if a crash keeps only part of that batch, the entries it covers are ignored on
-//! load.
+//! The log is cut only behind the applied index, and the applied record is written in a
+//! batch before the cut: storage keeps a prefix of batches, so after any crash the data
+//! covers every entry the log lost. The cut is written together with the deletion of the
+//! entries it removes, cut first: if a crash keeps only part of that batch, the entries
+//! it covers are ignored on load.
 
+use super::snapshot_install::Install;
 use super::NodeError;
 use crate::codec;
 use crate::io::{Storage, WriteBatch};
-use crate::kv::SNAPSHOT_BYTES_MAX;
 use crate::raft::{Effect, Entry, HardState, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 
 const HARD_STATE_KEY: &[u8] = b"hs";
 const LOG_PREFIX: &[u8] = b"log";
 const SNAPSHOT_KEY: &[u8] = b"snap";
+const APPLIED_KEY: &[u8] = b"applied";
+const INSTALL_KEY: &[u8] = b"install";
+
+/// Where a group's data is: every entry up to `index` (of `term`) applied, `keys` keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    pub index: Index,
+    pub term: crate::raft::Term,
+    pub keys: u64,
+}
 
 /// What recovery finds.
 pub struct Recovered {
     pub hard: HardState,
-    /// The snapshot with the configuration in force at its index.
-    pub snapshot: Option<(SnapshotMeta, Membership, Vec<u8>)>,
-    /// The entries after the snapshot, contiguous.
+    /// Where the log was cut, with the configuration in force there.
+    pub cut: Option<(SnapshotMeta, Membership)>,
+    pub applied: Applied,
+    /// The entries after the cut, contiguous.
     pub entries: Vec<Entry>,
 }
 const RECORD_BYTES_MAX: usize = crate::kv::COMMAND_BYTES_MAX + 1024;
@@ -50,14 +64,22 @@ impl RaftStore {
                 codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("hard state: {e}")))?
             }
         };
-        let snapshot: Option<(SnapshotMeta, Membership, Vec<u8>)> = match storage.get(&self.partition, SNAPSHOT_KEY)? {
+        let cut: Option<(SnapshotMeta, Membership)> = match storage.get(&self.partition, SNAPSHOT_KEY)? {
             None => None,
-            Some(bytes) => Some(
-                codec::decode(&bytes, SNAPSHOT_BYTES_MAX + 1024)
-                    .map_err(|e| NodeError::Corrupt(format!("snapshot: {e}")))?,
-            ),
+            Some(bytes) => {
+                Some(codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("log cut: {e}")))?)
+            }
         };
-        let after = snapshot.as_ref().map_or(0, |(m, _, _)| m.index);
+        let applied: Applied = match storage.get(&self.partition, APPLIED_KEY)? {
+            None => Applied::default(),
+            Some(bytes) => {
+                codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("applied: {e}")))?
+            }
+        };
+        let after = cut.as_ref().map_or(0, |(m, _)| m.index);
+        if applied.index < after {
+            return Err(NodeError::Corrupt(format!("applied {} is behind the log cut at {after}", applied.index)));
+        }
         let mut entries = Vec::new();
         for (key, bytes) in storage.scan_prefix(&self.partition, LOG_PREFIX)? {
             let entry: Entry = codec::decode(&bytes, RECORD_BYTES_MAX)
@@ -70,19 +92,47 @@ impl RaftStore {
                 entries.push(entry);
             }
         }
-        Ok(Recovered { hard, snapshot, entries })
+        // Applied entries were committed, so synced before they were applied.
+        let last = entries.last().map_or(after, |e| e.index);
+        if last < applied.index {
+            return Err(NodeError::Corrupt(format!("the log ends at {last} but applied is {}", applied.index)));
+        }
+        Ok(Recovered { hard, cut, applied, entries })
     }
 
-    /// Stages a snapshot and the deletion of the log entries `discard` (inclusive).
-    pub fn stage_snapshot(
+    /// An install of a leader's snapshot that a crash interrupted (`snapshot_install`).
+    pub fn load_install(&self, storage: &impl Storage) -> Result<Option<Install>, NodeError> {
+        match storage.get(&self.partition, INSTALL_KEY)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, RECORD_BYTES_MAX)
+                .map(Some)
+                .map_err(|e| NodeError::Corrupt(format!("install record: {e}"))),
+        }
+    }
+
+    /// Stages the install record, or (`None`) its deletion.
+    pub fn stage_install(&self, install: Option<&Install>, batch: &mut WriteBatch) {
+        match install {
+            Some(i) => batch.put(&self.partition, INSTALL_KEY.to_vec(), codec::encode(i)),
+            None => batch.delete(&self.partition, INSTALL_KEY.to_vec()),
+        }
+    }
+
+    /// Stages the applied record (with the data it describes, in the same batch).
+    pub fn stage_applied(&self, applied: Applied, batch: &mut WriteBatch) {
+        batch.put(&self.partition, APPLIED_KEY.to_vec(), codec::encode(&applied));
+    }
+
+    /// Stages a cut of the log at `meta` and the deletion of the log entries `discard`
+    /// (inclusive).
+    pub fn stage_cut(
         &self,
         meta: SnapshotMeta,
         membership: &Membership,
-        data: &[u8],
         discard: Option<(Index, Index)>,
         batch: &mut WriteBatch,
     ) {
-        batch.put(&self.partition, SNAPSHOT_KEY.to_vec(), codec::encode(&(meta, membership, data)));
+        batch.put(&self.partition, SNAPSHOT_KEY.to_vec(), codec::encode(&(meta, membership)));
         if let Some((from, to)) = discard {
             for i in from..=to {
                 batch.delete(&self.partition, Self::log_key(i));
@@ -104,10 +154,13 @@ impl RaftStore {
                     batch.put(&self.partition, Self::log_key(e.index), codec::encode(e));
                 }
             }
-            Effect::InstallSnapshot { meta, membership, data, discard } => {
-                self.stage_snapshot(*meta, membership, data, *discard, batch)
+            // The data comes with it (`group_data`), then the applied record.
+            Effect::InstallSnapshot { meta, membership, discard, .. } => {
+                self.stage_cut(*meta, membership, *discard, batch)
             }
             Effect::Send { .. }
+            | Effect::ReadSnapshotChunk { .. }
+            | Effect::SnapshotChunk { .. }
             | Effect::Commit { .. }
             | Effect::BecameLeader { .. }
             | Effect::ReadReady { .. }

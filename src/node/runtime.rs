@@ -4,8 +4,10 @@
 use super::dedup::RecentRequests;
 use super::disk::Disk;
 use super::group::Replica;
+use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
+use super::snapshot_install;
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, Transport};
@@ -72,6 +74,8 @@ impl NodeConfig {
 
 /// Client calls queued to a node before `execute` waits.
 const CALL_QUEUE_MAX: usize = 1024;
+/// A flush that takes this long is reported (a tenth of the default election timeout).
+const SLOW_FLUSH_MS: u64 = 100;
 /// How often expired requests are swept.
 const SWEEP_INTERVAL_MS: u64 = 50;
 struct Call<M: StateMachine> {
@@ -173,9 +177,9 @@ impl<M: StateMachine> NodeHandle<M> {
     }
 }
 
-pub struct Node<T, S, M: StateMachine> {
+pub struct Node<T, S: Storage, M: StateMachine> {
     cfg: NodeConfig,
-    groups: BTreeMap<GroupId, Replica<M>>,
+    groups: BTreeMap<GroupId, Replica<M, S::View>>,
     disk: Disk<S>,
     frames: PeerFrames,
     transport: T,
@@ -199,16 +203,20 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         observer: Arc<dyn Observer>,
     ) -> Result<(Self, NodeHandle<M>), NodeError> {
         let now = clock.monotonic_ms();
+        let mut disk = Disk::new(storage, cfg.sync_writes);
+        for g in cfg.keyspace.groups() {
+            snapshot_install::resume(&mut disk, g, &Span::of(&cfg.keyspace, g))?;
+        }
         let groups = cfg
             .keyspace
             .groups()
-            .map(|g| Replica::recover(&cfg, g, &storage, now, observer.as_ref()).map(|r| (g, r)))
+            .map(|g| Replica::recover(&cfg, g, &disk.storage, now, observer.as_ref()).map(|r| (g, r)))
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
         let mut node = Node {
-            disk: Disk::new(storage, cfg.sync_writes),
+            disk,
             cfg,
             groups,
             frames: PeerFrames::default(),
@@ -301,7 +309,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     g.expire(now, &self.transport);
                 }
             }
+            let started_ms = self.clock.monotonic_ms();
             self.flush().await?;
+            let took_ms = self.clock.monotonic_ms() - started_ms;
+            if took_ms >= SLOW_FLUSH_MS {
+                // The event loop stood still that long: heartbeats and votes waited too.
+                tracing::warn!(node = self.cfg.id(), took_ms, "slow flush");
+            }
             self.publish_status();
         }
     }
@@ -424,12 +438,12 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     }
 
     /// Every group's effects, then one write, one sync (if a message or an answer needs
-    /// it), one frame per peer; then each group applies and answers; then one sync for
-    /// the snapshots the groups took, before their logs are cut.
+    /// it), one frame per peer; then each group applies and answers.
     async fn flush(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.monotonic_ms();
         let mut committed = false;
         for g in self.groups.values_mut() {
-            committed |= g.stage(&mut self.disk, &mut self.frames, &self.transport)?;
+            committed |= g.stage(now, &mut self.disk, &mut self.frames, &self.transport)?;
         }
         self.disk.write_batch()?;
         let needs_sync = self.frames.needs_sync || committed;
@@ -448,13 +462,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         for g in self.groups.values_mut() {
             g.finish(&mut self.disk, &self.transport, self.observer.as_ref())?;
         }
-        if self.groups.values().any(Replica::has_snapshot_staged) {
-            // The entries go only once the snapshots that replace them are on disk.
-            self.disk.sync_now().await?;
-            for g in self.groups.values_mut() {
-                g.complete_snapshot(self.observer.as_ref());
-            }
-        }
+        // The log cuts the groups staged go with the next batch.
         Ok(())
     }
 }

@@ -3,7 +3,6 @@
 use super::{Entry, Envelope, Index, Membership, SnapshotMeta, Term};
 use crate::NodeId;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// The state that must survive a crash before we answer anyone (Raft Fig. 2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,14 +48,30 @@ pub enum Effect {
         id: u64,
         index: Index,
     },
-    /// Replace the state machine by this snapshot from the leader, persist it, and delete
-    /// the log entries `discard` (inclusive) it replaces. The commit index is now
-    /// `meta.index`; a `Send { after: Synced }` that follows promises it is durable.
+    /// A leader sends its state machine to a follower whose entries it compacted (§7):
+    /// the driver reads chunk `chunk` of its state as of `meta.index` and steps
+    /// `Input::SnapshotChunk` with it. Chunk 0 starts a transfer: at the state machine's
+    /// applied index, which may be later than `meta.index` (the driver says which).
+    ReadSnapshotChunk {
+        to: NodeId,
+        meta: SnapshotMeta,
+        chunk: u64,
+    },
+    /// A follower received chunk `chunk` of the leader's snapshot `meta`, in order: the
+    /// driver keeps it aside (chunk 0 first drops whatever an earlier transfer left).
+    /// Nothing is promised about it until `InstallSnapshot`.
+    SnapshotChunk {
+        meta: SnapshotMeta,
+        chunk: u64,
+        data: Vec<u8>,
+    },
+    /// Every chunk of snapshot `meta` arrived: replace the state machine by them, persist
+    /// that, and delete the log entries `discard` (inclusive) it replaces. The commit index
+    /// is now `meta.index`; a `Send { after: Synced }` that follows promises it is durable.
     InstallSnapshot {
         meta: SnapshotMeta,
         /// The configuration at `meta.index`, persisted with the snapshot.
         membership: Membership,
-        data: Arc<Vec<u8>>,
         discard: Option<(Index, Index)>,
     },
     /// Read `id` will not be confirmed: this replica stopped leading. Nothing was changed,

@@ -1,32 +1,36 @@
-//! A follower's side of InstallSnapshot (§7): the leader's snapshot arrives in chunks,
-//! one in flight, each at the offset the follower said it holds; a chunk at any other
-//! offset (lost, duplicated, reordered) is ignored and the follower repeats where it is.
+//! A follower's side of InstallSnapshot (§7): the leader's snapshot arrives in numbered
+//! chunks, one in flight; a chunk with any other number than the next (lost, duplicated,
+//! reordered) is ignored and the follower repeats which one it wants. The chunks' bytes
+//! are the driver's to keep (`Effect::SnapshotChunk`); this counts them and their size.
 //!
 //! ```text
-//!   chunk(meta, offset, data, done)
-//!     other meta than the one in progress ─▶ start over for this one
-//!     offset == received ─▶ append (over the size bound: drop all, start over)
-//!     done and everything received ─▶ Complete(bytes)   else ─▶ Partial { received }
+//!   chunk(meta, n, bytes, done)
+//!     other meta than the one in progress ─▶ start over for this one (want chunk 0)
+//!     n == 0 ─▶ start over (the leader did: its chunks come from a new read)
+//!     n == wanted ─▶ Accepted (over the size bound: Ignored, start over from chunk 0)
+//!     n == wanted and done ─▶ Complete      anything else ─▶ Ignored { wanted }
 //! ```
 
 use super::SnapshotMeta;
 
 /// The largest snapshot a follower accepts from its leader.
-pub(super) const SNAPSHOT_RECEIVE_BYTES_MAX: usize = 1 << 30;
+pub(super) const SNAPSHOT_RECEIVE_BYTES_MAX: u64 = 1 << 34;
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct IncomingSnapshot {
-    /// The snapshot being received, and its bytes so far.
-    in_progress: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The snapshot being received: the next chunk wanted and the bytes so far.
+    in_progress: Option<(SnapshotMeta, u64, u64)>,
 }
 
-/// Where a chunk left the transfer.
+/// What a chunk did to the transfer.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Received {
-    /// The follower holds the first `received` bytes; the leader sends from there.
-    Partial { received: u64 },
-    /// The whole snapshot.
-    Complete(Vec<u8>),
+    /// Not the chunk wanted: the leader sends chunk `wanted`.
+    Ignored { wanted: u64 },
+    /// The chunk wanted; the leader sends chunk `wanted` next.
+    Accepted { wanted: u64 },
+    /// The last chunk: the snapshot is whole.
+    Complete,
 }
 
 impl IncomingSnapshot {
@@ -35,35 +39,31 @@ impl IncomingSnapshot {
         self.in_progress = None;
     }
 
-    pub fn accept(&mut self, meta: SnapshotMeta, offset: u64, data: &[u8], done: bool) -> Received {
-        self.accept_bounded(meta, offset, data, done, SNAPSHOT_RECEIVE_BYTES_MAX)
+    pub fn accept(&mut self, meta: SnapshotMeta, chunk: u64, bytes: u64, done: bool) -> Received {
+        self.accept_bounded(meta, chunk, bytes, done, SNAPSHOT_RECEIVE_BYTES_MAX)
     }
 
-    fn accept_bounded(
-        &mut self,
-        meta: SnapshotMeta,
-        offset: u64,
-        data: &[u8],
-        done: bool,
-        bytes_max: usize,
-    ) -> Received {
-        let buffer = match &mut self.in_progress {
-            Some((m, buf)) if *m == meta => buf,
-            _ => &mut self.in_progress.insert((meta, Vec::new())).1,
+    fn accept_bounded(&mut self, meta: SnapshotMeta, chunk: u64, bytes: u64, done: bool, bytes_max: u64) -> Received {
+        let (_, wanted, received) = match &mut self.in_progress {
+            Some(p) if p.0 == meta && chunk != 0 => p,
+            _ => self.in_progress.insert((meta, 0, 0)),
         };
-        if offset == buffer.len() as u64 && buffer.len() + data.len() <= bytes_max {
-            buffer.extend_from_slice(data);
-        } else if offset == buffer.len() as u64 {
+        if chunk != *wanted {
+            return Received::Ignored { wanted: *wanted };
+        }
+        if *received + bytes > bytes_max {
             // Larger than we accept: drop it; the leader starts over, and an operator
             // sees the node stay behind.
-            buffer.clear();
+            self.in_progress = None;
+            return Received::Ignored { wanted: 0 };
         }
-        let received = buffer.len() as u64;
-        if !done || offset + data.len() as u64 != received {
-            return Received::Partial { received };
+        *received += bytes;
+        *wanted += 1;
+        if done {
+            self.in_progress = None;
+            return Received::Complete;
         }
-        let (_, bytes) = self.in_progress.take().expect("filled above");
-        Received::Complete(bytes)
+        Received::Accepted { wanted: *wanted }
     }
 }
 
@@ -76,27 +76,29 @@ mod tests {
     #[test]
     fn chunks_in_order_complete_the_snapshot_and_others_are_ignored() {
         let mut s = IncomingSnapshot::default();
-        assert_eq!(s.accept(META, 0, b"ab", false), Received::Partial { received: 2 });
-        assert_eq!(s.accept(META, 0, b"ab", false), Received::Partial { received: 2 }, "a duplicate");
-        assert_eq!(s.accept(META, 5, b"zz", true), Received::Partial { received: 2 }, "from the future");
-        assert_eq!(s.accept(META, 2, b"cd", true), Received::Complete(b"abcd".to_vec()));
-        assert_eq!(s.accept(META, 2, b"cd", true), Received::Partial { received: 0 }, "a late repeat starts over");
+        assert_eq!(s.accept(META, 0, 2, false), Received::Accepted { wanted: 1 });
+        assert_eq!(s.accept(META, 0, 2, false), Received::Accepted { wanted: 1 }, "chunk 0 starts over");
+        assert_eq!(s.accept(META, 5, 2, true), Received::Ignored { wanted: 1 }, "from the future");
+        assert_eq!(s.accept(META, 2, 2, true), Received::Ignored { wanted: 1 }, "a gap");
+        assert_eq!(s.accept(META, 1, 2, true), Received::Complete);
+        assert_eq!(s.accept(META, 1, 2, true), Received::Ignored { wanted: 0 }, "a late repeat starts over");
     }
 
     #[test]
     fn a_newer_snapshot_replaces_the_one_in_progress() {
         let mut s = IncomingSnapshot::default();
-        s.accept(META, 0, b"old", false);
+        s.accept(META, 0, 3, false);
         let newer = SnapshotMeta { index: 20, term: 3 };
-        assert_eq!(s.accept(newer, 0, b"new", true), Received::Complete(b"new".to_vec()));
+        assert_eq!(s.accept(newer, 1, 3, true), Received::Ignored { wanted: 0 });
+        assert_eq!(s.accept(newer, 0, 3, true), Received::Complete);
     }
 
     #[test]
     fn a_snapshot_over_the_bound_is_dropped_and_starts_over() {
         let mut s = IncomingSnapshot::default();
-        assert_eq!(s.accept_bounded(META, 0, b"abc", false, 4), Received::Partial { received: 3 });
-        assert_eq!(s.accept_bounded(META, 3, b"de", false, 4), Received::Partial { received: 0 });
+        assert_eq!(s.accept_bounded(META, 0, 3, false, 4), Received::Accepted { wanted: 1 });
+        assert_eq!(s.accept_bounded(META, 1, 2, false, 4), Received::Ignored { wanted: 0 });
         s.abandon();
-        assert_eq!(s.accept_bounded(META, 0, b"ab", true, 4), Received::Complete(b"ab".to_vec()));
+        assert_eq!(s.accept_bounded(META, 0, 2, true, 4), Received::Complete);
     }
 }

@@ -66,18 +66,19 @@ pub enum Message {
         term: Term,
     },
     /// A chunk of the leader's snapshot (§7), for a follower that needs entries the leader
-    /// has compacted away. Chunks go one at a time, from `offset`; `done` marks the last.
+    /// has compacted away. Chunks go one at a time, numbered from 0; `done` marks the last.
+    /// What `data` holds is the state machine's (the core does not read it).
     InstallSnapshot {
         term: Term,
         meta: SnapshotMeta,
         /// The configuration in force at `meta.index`.
         membership: Membership,
-        offset: u64,
+        chunk: u64,
         data: Vec<u8>,
         done: bool,
     },
-    /// `received`: the bytes of `meta`'s snapshot the follower holds (where the next chunk
-    /// starts); `done`: the snapshot is installed and durable.
+    /// `received`: the chunks of `meta`'s snapshot the follower holds (the number of the
+    /// next it wants); `done`: the snapshot is installed and durable.
     InstallSnapshotResponse {
         term: Term,
         meta: SnapshotMeta,

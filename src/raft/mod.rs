@@ -58,7 +58,7 @@ mod tests_transfer;
 
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
-pub use core::{Input, MembershipError, ProposeError, Raft, RecoverError, TransferError};
+pub use core::{Input, MembershipError, ProposeError, Raft, RecoverError, SnapshotChunk, TransferError};
 pub use effect::{Durability, Effect, HardState};
 pub use lease::DriftViolation;
 pub use log::{Entry, Payload, SnapshotMeta};

@@ -12,9 +12,9 @@ pub(crate) enum ProgressState {
     Probe { paused: bool },
     /// Logs agree up to `match_index`; entries are sent optimistically.
     Replicate,
-    /// The follower needs entries we compacted: our snapshot `index` goes to it chunk by
-    /// chunk, the next from `offset`.
-    Snapshot { index: Index, offset: u64 },
+    /// The follower needs entries we compacted: our state machine as of `index` goes to
+    /// it chunk by chunk, `chunk` the one in flight.
+    Snapshot { index: Index, chunk: u64 },
 }
 
 #[derive(Clone, Debug)]

@@ -4,7 +4,6 @@
 
 use super::tests_prevote::Net;
 use super::*;
-use std::sync::Arc;
 
 fn propose_n(net: &mut Net, leader: u64, n: usize) {
     for i in 0..n {
@@ -24,7 +23,8 @@ fn installed(net: &Net, node: u64) -> Vec<SnapshotMeta> {
 }
 
 /// etcd TestSlowNodeRestore: a follower that was away while the leader compacted gets
-/// the snapshot (here in 3-byte chunks), then the entries after it.
+/// the leader's state machine as of its applied index (here in 3-byte chunks), then the
+/// entries after it.
 #[test]
 fn a_lagging_follower_gets_the_snapshot_in_chunks_then_entries() {
     let mut net = Net::new(3, false, false);
@@ -35,21 +35,103 @@ fn a_lagging_follower_gets_the_snapshot_in_chunks_then_entries() {
     let commit = leader.commit_index();
     assert_eq!(commit, 11);
     leader.cfg.snapshot_chunk_bytes_max = 3;
-    leader.compact(8, Arc::new(b"state-at-8".to_vec()));
+    assert_eq!(leader.applied_index(), 11);
+    leader.compact(8);
     assert_eq!(leader.snapshot_meta(), SnapshotMeta { index: 8, term: 1 });
     assert!(leader.entry(8).is_none() && leader.entry(9).is_some(), "entries up to 8 are gone");
+    net.state.insert(1, b"state-at-11".to_vec());
     net.heal();
     net.advance(20);
-    assert_eq!(installed(&net, 3), vec![SnapshotMeta { index: 8, term: 1 }]);
-    let data = net.seen.iter().find_map(|(n, e)| match e {
-        Effect::InstallSnapshot { data, .. } if *n == 3 => Some(data.clone()),
-        _ => None,
-    });
-    assert_eq!(data.unwrap().as_slice(), b"state-at-8", "every chunk arrived, in order");
+    assert_eq!(installed(&net, 3), vec![SnapshotMeta { index: 11, term: 1 }], "the applied state, not the cut");
+    let chunks = net.seen.iter().filter(|(n, e)| *n == 3 && matches!(e, Effect::SnapshotChunk { .. })).count();
+    assert_eq!(chunks, 4, "11 bytes in chunks of 3");
+    assert_eq!(net.state[&3], b"state-at-11", "every chunk arrived, in order");
     let f = net.get(3);
-    assert_eq!(f.commit_index(), 11, "then caught up with entries");
-    assert_eq!(f.last_index(), 11);
-    assert_eq!(f.snapshot_meta().index, 8);
+    assert_eq!(f.commit_index(), 11);
+    assert_eq!(f.applied_index(), 11);
+    assert_eq!(f.snapshot_meta().index, 11);
+    net.nodes.get_mut(&1).unwrap().propose(b"after".to_vec()).unwrap();
+    net.advance(20);
+    assert_eq!(net.get(3).commit_index(), 12, "then it follows with entries");
+}
+
+/// A leader's snapshot comes from the driver, chunk by chunk; a chunk the follower no
+/// longer waits for is dropped, and a transfer the driver starts afresh (chunk 0 of a later
+/// state) replaces the one in flight.
+#[test]
+fn the_leader_sends_the_chunks_its_driver_reads() {
+    let mut c = Config::new(1, 1, vec![1, 2]);
+    c.pre_vote = false;
+    let meta = SnapshotMeta { index: 3, term: 1 };
+    let log = (4..=5).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
+    let hard = HardState { term: 1, voted_for: Some(1) };
+    let members = Membership::with_voters([1, 2]);
+    let mut r = Raft::with_snapshot(c, 1, 0, hard, Some((meta, members.clone())), log, 5).unwrap();
+    r.step(10_000, Input::Tick);
+    r.drain_effects();
+    r.step(
+        10_000,
+        Input::Receive(Envelope {
+            group: 1,
+            from: 2,
+            to: 1,
+            message: Message::RequestVoteResponse { term: 2, granted: true },
+        }),
+    );
+    assert!(r.is_leader());
+    // Node 2 has nothing: its log is behind the cut at 3.
+    let refuse = Message::AppendEntriesResponse {
+        term: 2,
+        result: AppendResult::Conflict { rejected_prev_index: 5, hint_index: 1, hint_term: None },
+        read_seq: 0,
+        clock: ClockEcho::default(),
+    };
+    r.drain_effects();
+    r.step(10_001, Input::Receive(Envelope { group: 1, from: 2, to: 1, message: refuse }));
+    let asked: Vec<Effect> =
+        r.drain_effects().into_iter().filter(|e| matches!(e, Effect::ReadSnapshotChunk { .. })).collect();
+    let applied = SnapshotMeta { index: 5, term: 1 };
+    assert_eq!(asked, vec![Effect::ReadSnapshotChunk { to: 2, meta: applied, chunk: 0 }], "as of the applied index");
+    let chunk = |meta, chunk, done| SnapshotChunk {
+        to: 2,
+        meta,
+        membership: members.clone(),
+        chunk,
+        data: vec![chunk as u8],
+        done,
+    };
+    r.step(10_002, Input::SnapshotChunk(chunk(applied, 1, false)));
+    assert!(r.drain_effects().is_empty(), "not the chunk in flight: dropped");
+    r.step(10_002, Input::SnapshotChunk(chunk(applied, 0, false)));
+    let sent: Vec<Message> = r
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { envelope, .. } => Some(envelope.message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        vec![Message::InstallSnapshot {
+            term: 2,
+            meta: applied,
+            membership: members.clone(),
+            chunk: 0,
+            data: vec![0],
+            done: false
+        }]
+    );
+    let wants = |received| Message::InstallSnapshotResponse { term: 2, meta: applied, received, done: false };
+    r.step(10_003, Input::Receive(Envelope { group: 1, from: 2, to: 1, message: wants(1) }));
+    let asked: Vec<Effect> =
+        r.drain_effects().into_iter().filter(|e| matches!(e, Effect::ReadSnapshotChunk { .. })).collect();
+    assert_eq!(asked, vec![Effect::ReadSnapshotChunk { to: 2, meta: applied, chunk: 1 }]);
+    r.step(10_003, Input::Receive(Envelope { group: 1, from: 2, to: 1, message: wants(1) }));
+    assert!(
+        r.drain_effects().iter().all(|e| !matches!(e, Effect::ReadSnapshotChunk { .. })),
+        "a repeat asks nothing new"
+    );
 }
 
 /// §7: a follower whose log agrees with the snapshot's last entry keeps what follows;
@@ -88,8 +170,9 @@ fn recovery_from_a_snapshot() {
         1,
         0,
         HardState { term: 3, voted_for: None },
-        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![1]))),
+        Some((meta, Membership::with_voters([1, 2, 3]))),
         after,
+        7,
     )
     .unwrap();
     assert_eq!((r.commit_index(), r.last_index(), r.snapshot_meta()), (7, 8, meta));
@@ -99,18 +182,31 @@ fn recovery_from_a_snapshot() {
         1,
         0,
         HardState { term: 1, voted_for: None },
-        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
+        Some((meta, Membership::with_voters([1, 2, 3]))),
         vec![],
+        7,
     );
     assert!(bad.is_err());
+    // Applied outside the log is refused.
+    let beyond = Raft::with_snapshot(
+        c.clone(),
+        1,
+        0,
+        HardState { term: 3, voted_for: None },
+        Some((meta, Membership::with_voters([1, 2, 3]))),
+        vec![],
+        8,
+    );
+    assert!(beyond.is_err());
     let gap = vec![Entry { term: 3, index: 9, payload: Payload::Noop }];
     assert!(Raft::with_snapshot(
         c,
         1,
         0,
         HardState { term: 3, voted_for: None },
-        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
-        gap
+        Some((meta, Membership::with_voters([1, 2, 3]))),
+        gap,
+        7
     )
     .is_err());
 }
@@ -127,8 +223,9 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
         2,
         0,
         HardState { term: 1, voted_for: None },
-        Some((meta, Membership::with_voters([1, 2, 3]), Arc::new(vec![]))),
+        Some((meta, Membership::with_voters([1, 2, 3]))),
         vec![],
+        5,
     )
     .unwrap();
     let entries: Vec<Entry> = (4..=7).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
@@ -158,14 +255,15 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
     );
 }
 
-/// A chunk that does not follow what the follower holds makes it say where to resume.
+/// A chunk that is not the one the follower wants makes it say which it wants; the
+/// chunks it accepts go to the driver in order, and the last installs the snapshot.
 #[test]
-fn an_out_of_order_chunk_asks_for_the_right_offset() {
+fn an_out_of_order_chunk_asks_for_the_right_one() {
     let mut c = Config::new(2, 1, vec![1, 2, 3]);
     c.pre_vote = false;
     let mut r = Raft::new(c, 2, 0, HardState { term: 1, voted_for: None }, vec![]).unwrap();
     let meta = SnapshotMeta { index: 9, term: 1 };
-    let chunk = |offset: u64, data: &[u8], done: bool| {
+    let chunk = |chunk: u64, data: &[u8], done: bool| {
         Input::Receive(Envelope {
             group: 1,
             from: 1,
@@ -174,27 +272,31 @@ fn an_out_of_order_chunk_asks_for_the_right_offset() {
                 term: 1,
                 meta,
                 membership: Membership::with_voters([1, 2, 3]),
-                offset,
+                chunk,
                 data: data.to_vec(),
                 done,
             },
         })
     };
-    r.step(0, chunk(0, b"abc", false));
-    r.drain_effects();
-    r.step(0, chunk(6, b"ghi", true));
-    let reply = r.drain_effects().into_iter().find_map(|e| match e {
-        Effect::Send { envelope, .. } => Some(envelope.message),
-        _ => None,
-    });
-    assert_eq!(reply, Some(Message::InstallSnapshotResponse { term: 1, meta, received: 3, done: false }));
-    r.step(0, chunk(3, b"def", false));
-    r.step(0, chunk(6, b"ghi", true));
-    let effects = r.drain_effects();
-    let data = effects.iter().find_map(|e| match e {
-        Effect::InstallSnapshot { data, .. } => Some(data.clone()),
-        _ => None,
-    });
-    assert_eq!(data.unwrap().as_slice(), b"abcdefghi");
-    assert_eq!(r.commit_index(), 9);
+    let mut kept = Vec::new();
+    let mut step = |r: &mut Raft, input| {
+        r.step(0, input);
+        let mut reply = None;
+        for e in r.drain_effects() {
+            match e {
+                Effect::Send { envelope, .. } => reply = Some(envelope.message),
+                Effect::SnapshotChunk { data, .. } => kept.extend(data),
+                _ => {}
+            }
+        }
+        reply
+    };
+    step(&mut r, chunk(0, b"abc", false));
+    let reply = step(&mut r, chunk(2, b"ghi", true));
+    assert_eq!(reply, Some(Message::InstallSnapshotResponse { term: 1, meta, received: 1, done: false }));
+    step(&mut r, chunk(1, b"def", false));
+    let reply = step(&mut r, chunk(2, b"ghi", true));
+    assert_eq!(reply, Some(Message::InstallSnapshotResponse { term: 1, meta, received: 3, done: true }));
+    assert_eq!(kept, b"abcdefghi");
+    assert_eq!((r.commit_index(), r.applied_index()), (9, 9));
 }

@@ -1,19 +1,10 @@
-//! The KV state machine against a model (`BTreeMap`), on an arbitrary command sequence
-//! with snapshot/restore in between: every output and the final state must agree.
+//! The KV state machine against a model (`BTreeMap`), on an arbitrary command sequence:
+//! every output and the final data must agree.
 
 use crate::kv::{ApplyError, Command, KvStateMachine, Output, Presence};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{Data, MemoryData, StateMachine};
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Arbitrary)]
-pub enum Step {
-    Apply(Command),
-    /// Replace the state machine by a restore of its own snapshot.
-    SnapshotRestore,
-    /// Feed arbitrary bytes to `restore`: an error or a state, never a panic.
-    RestoreGarbage(Vec<u8>),
-}
 
 /// The model's answer to `command`.
 fn model(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, command: &Command) -> Output {
@@ -88,31 +79,20 @@ pub const STEPS_MAX: usize = 1_000;
 
 pub fn run(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let mut sm = KvStateMachine::default();
+    let mut data = MemoryData::default();
     let mut map = BTreeMap::new();
     for _ in 0..STEPS_MAX {
         // `arbitrary` goes on producing defaults from an exhausted input: stop there.
         if u.is_empty() {
             break;
         }
-        let Ok(step) = Step::arbitrary(&mut u) else { break };
-        match step {
-            Step::Apply(command) => {
-                let encoded = KvStateMachine::encode(&command);
-                let decoded = KvStateMachine::decode(&encoded).expect("an encoded command decodes");
-                assert_eq!(decoded, command, "commands round-trip through their encoding");
-                assert_eq!(sm.apply(&decoded), model(&mut map, &command), "output of {command:?}");
-            }
-            Step::SnapshotRestore => {
-                sm = KvStateMachine::restore(&sm.snapshot()).expect("a snapshot restores");
-            }
-            Step::RestoreGarbage(bytes) => {
-                let _ = KvStateMachine::restore(&bytes);
-            }
-        }
-        assert_eq!(sm.key_count(), map.len() as u64, "state size");
+        let Ok(command) = Command::arbitrary(&mut u) else { break };
+        let encoded = KvStateMachine::encode(&command);
+        let decoded = KvStateMachine::decode(&encoded).expect("an encoded command decodes");
+        assert_eq!(decoded, command, "commands round-trip through their encoding");
+        let output = KvStateMachine::apply(&decoded, &mut data).expect("memory does not fail");
+        assert_eq!(output, model(&mut map, &command), "output of {command:?}");
+        assert_eq!(data.key_count(), map.len() as u64, "state size");
     }
-    for (k, v) in &map {
-        assert_eq!(sm.get(k), Some(v), "final state at {k:?}");
-    }
+    assert_eq!(data.0, map, "final state");
 }

@@ -16,13 +16,12 @@
 //! (per incarnation), state machine safety (committed entries never change).
 
 use crate::raft::{
-    Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, Membership, PlantedBug, Raft, SnapshotMeta,
-    Term,
+    Config, Durability, Effect, Entry, Envelope, HardState, Index, Input, Membership, PlantedBug, Raft, SnapshotChunk,
+    SnapshotMeta, Term,
 };
 use crate::NodeId;
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Messages in flight before new ones are dropped.
 const NETWORK_MESSAGES_MAX: usize = 512;
@@ -80,7 +79,9 @@ pub enum Event {
 #[derive(Default)]
 struct Disk {
     hard: HardState,
-    snapshot: Option<(SnapshotMeta, Membership, Arc<Vec<u8>>)>,
+    /// Where the log was cut, and the configuration then. The harness's state machine is
+    /// its applied index, persisted with the cut.
+    snapshot: Option<(SnapshotMeta, Membership)>,
     /// The entries after the snapshot.
     log: Vec<Entry>,
     unsynced: Vec<Effect>,
@@ -93,14 +94,13 @@ impl Disk {
             Effect::TruncateLog { from, .. } => self.log.retain(|e| e.index < *from),
             Effect::AppendLog(entries) => {
                 for e in entries {
-                    let last =
-                        self.log.last().map_or(self.snapshot.as_ref().map_or(0, |(m, _, _)| m.index), |l| l.index);
+                    let last = self.log.last().map_or(self.snapshot.as_ref().map_or(0, |(m, _)| m.index), |l| l.index);
                     assert_eq!(e.index, last + 1, "appends are contiguous on disk");
                     self.log.push(e.clone());
                 }
             }
-            Effect::InstallSnapshot { meta, membership, data, discard } => {
-                self.snapshot = Some((*meta, membership.clone(), data.clone()));
+            Effect::InstallSnapshot { meta, membership, discard } => {
+                self.snapshot = Some((*meta, membership.clone()));
                 let (from, to) = discard.unwrap_or((1, 0));
                 self.log.retain(|e| e.index > meta.index && !(from..=to).contains(&e.index));
             }
@@ -188,9 +188,17 @@ impl Cluster {
         slot.incarnation += 1;
         slot.last_commit = 0;
         let seed = id * 1_000_003 + slot.incarnation;
-        let raft =
-            Raft::with_snapshot(cfg, seed, now, slot.disk.hard, slot.disk.snapshot.clone(), slot.disk.log.clone())
-                .unwrap_or_else(|e| panic!("node {id} cannot recover from what it persisted: {e}"));
+        let applied = slot.disk.snapshot.as_ref().map_or(0, |(m, _)| m.index);
+        let raft = Raft::with_snapshot(
+            cfg,
+            seed,
+            now,
+            slot.disk.hard,
+            slot.disk.snapshot.clone(),
+            slot.disk.log.clone(),
+            applied,
+        )
+        .unwrap_or_else(|e| panic!("node {id} cannot recover from what it persisted: {e}"));
         slot.raft = Some(raft);
     }
 
@@ -273,12 +281,11 @@ impl Cluster {
                     if index > r.snapshot_meta().index {
                         let term = r.entry(index).expect("committed past the snapshot: in the log").term;
                         let meta = SnapshotMeta { index, term };
-                        let data = Arc::new(index.to_le_bytes().to_vec());
                         // Durable first, then the entries go.
                         slot.disk.sync();
-                        slot.disk.snapshot = Some((meta, r.membership_at(index), data.clone()));
+                        slot.disk.snapshot = Some((meta, r.membership_at(index)));
                         slot.disk.log.retain(|e| e.index > index);
-                        r.compact(index, data);
+                        r.compact(index);
                     }
                 }
                 self.drain(id);
@@ -298,39 +305,61 @@ impl Cluster {
     fn drain(&mut self, id: NodeId) {
         let Some(slot) = self.slots.get_mut(&id) else { return };
         let Some(raft) = slot.raft.as_mut() else { return };
-        for effect in raft.drain_effects() {
-            match effect {
-                Effect::PersistHardState(_)
-                | Effect::TruncateLog { .. }
-                | Effect::AppendLog(_)
-                | Effect::InstallSnapshot { .. } => slot.disk.unsynced.push(effect),
-                Effect::Send { envelope, after } => {
-                    if after == Durability::Synced {
-                        slot.disk.sync();
+        // Reading a snapshot chunk steps the core again: drain until it is quiet.
+        let mut effects = raft.drain_effects();
+        while !effects.is_empty() {
+            for effect in std::mem::take(&mut effects) {
+                match effect {
+                    Effect::PersistHardState(_)
+                    | Effect::TruncateLog { .. }
+                    | Effect::AppendLog(_)
+                    | Effect::InstallSnapshot { .. } => slot.disk.unsynced.push(effect),
+                    // The state machine is the applied index: one chunk holds it.
+                    Effect::ReadSnapshotChunk { to, .. } => {
+                        let index = raft.applied_index();
+                        let term = raft.entry(index).map_or_else(|| raft.snapshot_meta().term, |e| e.term);
+                        let chunk = SnapshotChunk {
+                            to,
+                            meta: SnapshotMeta { index, term },
+                            membership: raft.membership_at(index),
+                            chunk: 0,
+                            data: index.to_le_bytes().to_vec(),
+                            done: true,
+                        };
+                        raft.step(self.now_ms, Input::SnapshotChunk(chunk));
                     }
-                    if self.network.len() < NETWORK_MESSAGES_MAX {
-                        self.network.push(envelope);
+                    Effect::SnapshotChunk { meta, data, .. } => {
+                        assert_eq!(data, meta.index.to_le_bytes(), "a snapshot holds its own index");
                     }
-                }
-                Effect::Commit { .. } => {}
+                    Effect::Send { envelope, after } => {
+                        if after == Durability::Synced {
+                            slot.disk.sync();
+                        }
+                        if self.network.len() < NETWORK_MESSAGES_MAX {
+                            self.network.push(envelope);
+                        }
+                    }
+                    Effect::Commit { index } => raft.advance_applied(index),
 
-                Effect::ReadReady { id: read_id, index } => {
-                    let floor = self.reads.remove(&(id, read_id)).expect("a read the harness started");
-                    assert!(
+                    Effect::ReadReady { id: read_id, index } => {
+                        let floor = self.reads.remove(&(id, read_id)).expect("a read the harness started");
+                        assert!(
                         index >= floor,
                         "stale read: node {id} serves read {read_id} at index {index}, but {floor} was committed before it began"
                     );
-                }
-                Effect::ReadFailed { id: read_id } => {
-                    self.reads.remove(&(id, read_id)).expect("a read the harness started");
-                }
-                Effect::BecameLeader { term } => {
-                    if let Some(&other) = self.leaders.get(&term) {
-                        assert_eq!(other, id, "election safety: term {term} has leaders {other} and {id}");
                     }
-                    self.leaders.insert(term, id);
+                    Effect::ReadFailed { id: read_id } => {
+                        self.reads.remove(&(id, read_id)).expect("a read the harness started");
+                    }
+                    Effect::BecameLeader { term } => {
+                        if let Some(&other) = self.leaders.get(&term) {
+                            assert_eq!(other, id, "election safety: term {term} has leaders {other} and {id}");
+                        }
+                        self.leaders.insert(term, id);
+                    }
                 }
             }
+            effects = raft.drain_effects();
         }
     }
 

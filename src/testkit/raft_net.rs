@@ -2,7 +2,9 @@
 //! run replicas on it. Messages are handed over directly and in order, except on links
 //! in `cut`; storage effects count as durable at once (recorded in `seen`, with every
 //! other effect that is not a send). One clock drives every node, each reading it at its
-//! own rate. (The fuzz harness, `raft_cluster.rs`, models disks, crashes and adversarial
+//! own rate. A node applies what commits at once; its state machine is the bytes in
+//! `state`, which a snapshot carries (in chunks of the leader's
+//! `snapshot_chunk_bytes_max`) to a follower that installs it. (The fuzz harness, `raft_cluster.rs`, models disks, crashes and adversarial
 //! delivery order instead: a different driver for a different job.)
 //!
 //! ```text
@@ -11,7 +13,7 @@
 //!                                                   until nothing is in flight
 //! ```
 
-use crate::raft::{Effect, Input, Raft, Term};
+use crate::raft::{Effect, Input, Raft, SnapshotChunk, SnapshotMeta, Term};
 use crate::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +32,10 @@ pub struct RaftNet {
     /// Clock rates in millionths of true time (absent: a true clock). A node's clock
     /// reads `now_ms · rate`; set rates before time passes.
     pub rate_ppm: BTreeMap<NodeId, u64>,
+    /// Each node's state machine (absent: empty).
+    pub state: BTreeMap<NodeId, Vec<u8>>,
+    /// The chunks of a snapshot a node is receiving.
+    incoming: BTreeMap<NodeId, Vec<u8>>,
 }
 
 impl RaftNet {
@@ -41,6 +47,8 @@ impl RaftNet {
             seen: Vec::new(),
             record: true,
             rate_ppm: BTreeMap::new(),
+            state: BTreeMap::new(),
+            incoming: BTreeMap::new(),
         }
     }
 
@@ -73,16 +81,52 @@ impl RaftNet {
     pub fn deliver(&mut self) {
         for _ in 0..ROUNDS_MAX {
             let mut queue = Vec::new();
+            let mut stepped = false;
             for (&id, r) in self.nodes.iter_mut() {
                 for e in r.drain_effects() {
-                    match e {
-                        Effect::Send { envelope, .. } => queue.push(envelope),
-                        other if self.record => self.seen.push((id, other)),
+                    match &e {
+                        Effect::Send { envelope, .. } => {
+                            queue.push(envelope.clone());
+                            continue;
+                        }
+                        Effect::Commit { index } => r.advance_applied(*index),
+                        Effect::ReadSnapshotChunk { to, chunk, .. } => {
+                            let state = self.state.get(&id).map_or(&[][..], Vec::as_slice);
+                            let size = r.config().snapshot_chunk_bytes_max;
+                            let start = (*chunk as usize * size).min(state.len());
+                            let end = (start + size).min(state.len());
+                            let index = r.applied_index();
+                            let term = r.term_at(index).expect("the applied index is in the log or its start");
+                            let read = SnapshotChunk {
+                                to: *to,
+                                meta: SnapshotMeta { index, term },
+                                membership: r.membership_at(index),
+                                chunk: *chunk,
+                                data: state[start..end].to_vec(),
+                                done: end == state.len(),
+                            };
+                            let local = self.now_ms * self.rate_ppm.get(&id).copied().unwrap_or(1_000_000) / 1_000_000;
+                            r.step(local, Input::SnapshotChunk(read));
+                            stepped = true;
+                        }
+                        Effect::SnapshotChunk { chunk, data, .. } => {
+                            let incoming = self.incoming.entry(id).or_default();
+                            if *chunk == 0 {
+                                incoming.clear();
+                            }
+                            incoming.extend_from_slice(data);
+                        }
+                        Effect::InstallSnapshot { .. } => {
+                            self.state.insert(id, self.incoming.remove(&id).unwrap_or_default());
+                        }
                         _ => {}
+                    }
+                    if self.record {
+                        self.seen.push((id, e));
                     }
                 }
             }
-            if queue.is_empty() {
+            if queue.is_empty() && !stepped {
                 return;
             }
             for env in queue {

@@ -7,6 +7,7 @@
 use crate::kv::KvStateMachine;
 use crate::node::NodeStatus;
 use crate::server::resp::{ParseLimits, Refusal, Reply, Request, RequestParser, Session, Step};
+use crate::state_machine::MemoryData;
 use crate::state_machine::StateMachine;
 
 const LIMITS: ParseLimits = ParseLimits { bulk_bytes_max: 64, args_max: 8, request_bytes_max: 512 };
@@ -30,7 +31,7 @@ pub fn run(data: &[u8]) {
     let password = (flags & 1 == 1).then(|| b"pw".to_vec());
     let mut parser = RequestParser::new(LIMITS);
     let mut session = Session::new(1, password, LIMITS.bulk_bytes_max);
-    let mut sm = KvStateMachine::default();
+    let mut data = MemoryData::default();
     let status = NodeStatus::default();
     for piece in rest.chunks(chunk) {
         parser.extend(piece);
@@ -60,7 +61,7 @@ pub fn run(data: &[u8]) {
                     Step::Reply(r) | Step::ReplyAndClose(r) => r,
                     Step::Run(kv) => {
                         let command = kv.command();
-                        let output = sm.apply(&command);
+                        let output = KvStateMachine::apply(&command, &mut data).expect("memory does not fail");
                         kv.reply(output)
                     }
                 },

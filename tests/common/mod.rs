@@ -87,10 +87,20 @@ impl Proc {
     }
 }
 
+/// Log lines a failing test shows of each process it ran.
+const FAILURE_LOG_LINES: usize = 400;
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let lines = self.log.lines();
+            eprintln!("--- the last {FAILURE_LOG_LINES} log lines of process {} ---", self.child.id());
+            for line in &lines[lines.len().saturating_sub(FAILURE_LOG_LINES)..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

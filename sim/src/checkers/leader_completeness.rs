@@ -83,7 +83,7 @@ mod tests {
             append(3, 2, 1, 1),
             ev(4, 1, NodeEvent::Committed { index: 1 }),
             // Node 2 loses its unsynced copy (a durability bug) and then leads.
-            ev(5, 2, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 0 }),
+            ev(5, 2, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 0, applied_index: 0 }),
             ev(6, 2, NodeEvent::BecameLeader { term: 2 }),
         ];
         assert_eq!(check(&trace).len(), 1);

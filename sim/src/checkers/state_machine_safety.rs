@@ -1,7 +1,7 @@
 //! State Machine Safety — Raft paper, Figure 3: "if a server has applied a log entry at a
 //! given index to its state machine, no other server will ever apply a different log entry
 //! for the same index". Also: each node applies indices in order, without gaps, from just
-//! after its snapshot at every restart and after every installed snapshot; and a snapshot
+//! after what its data held at every restart and after every installed snapshot; and a snapshot
 //! agrees with the log (its last entry is the one applied at that index everywhere).
 
 use super::Violations;
@@ -16,8 +16,8 @@ pub fn check(group: &GroupReplay) -> Vec<String> {
     for s in &group.steps {
         let (node, event) = (&s.node, s.event);
         match event {
-            NodeEvent::Recovered { snapshot_index, .. } => {
-                next.insert(*node, snapshot_index + 1);
+            NodeEvent::Recovered { applied_index, .. } => {
+                next.insert(*node, applied_index + 1);
             }
             NodeEvent::SnapshotInstalled { index, term } => {
                 next.insert(*node, index + 1);
@@ -75,7 +75,7 @@ mod tests {
             applied(1, 1, 1, 5),
             applied(2, 1, 1, 5),
             applied(1, 2, 1, 6),
-            ev(1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 2 }),
+            ev(1, NodeEvent::Recovered { term: 1, snapshot_index: 0, last_index: 2, applied_index: 0 }),
             applied(1, 1, 1, 5),
         ];
         assert!(check(&t).is_empty());
@@ -101,7 +101,7 @@ mod tests {
             applied(1, 3, 1, 7),
             ev(2, NodeEvent::SnapshotInstalled { index: 3, term: 1 }),
             applied(2, 4, 1, 8),
-            ev(2, NodeEvent::Recovered { term: 1, snapshot_index: 3, last_index: 4 }),
+            ev(2, NodeEvent::Recovered { term: 1, snapshot_index: 3, last_index: 4, applied_index: 3 }),
             applied(2, 4, 1, 8),
         ];
         assert!(check(&t).is_empty(), "{:?}", check(&t));

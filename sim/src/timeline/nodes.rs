@@ -155,12 +155,15 @@ pub(super) fn lanes(plot: &mut Plot, scenario: &Scenario, trace: &[TraceEvent]) 
                     st.poisoned.entry(*node).or_insert(t);
                     lanes.tick(plot, *node, t, "tick poison", &format!("storage failed: {}", draw::cut(error, 200)));
                 }
-                NodeEvent::Recovered { term, snapshot_index, last_index } => lanes.tick(
+                NodeEvent::Recovered { term, snapshot_index, last_index, applied_index } => lanes.tick(
                     plot,
                     *node,
                     t,
                     "tick restart",
-                    &format!("group {group} recovered: term {term}, snapshot to {snapshot_index}, log to {last_index}"),
+                    &format!(
+                        "group {group} recovered: term {term}, log cut at {snapshot_index}, log to {last_index}, \
+                         applied to {applied_index}"
+                    ),
                 ),
                 NodeEvent::Truncated { from } => {
                     lanes.tick(plot, *node, t, "tick trunc", &format!("group {group} truncated its log from {from}"))

@@ -21,6 +21,8 @@ mod replication;
 mod snapshot_transfer;
 mod transfer;
 
+pub use snapshot_transfer::SnapshotChunk;
+
 use transfer::Transfer;
 
 use super::config_history::ConfigHistory;
@@ -37,7 +39,6 @@ use crate::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// Inputs besides proposals.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub enum Input {
     Tick,
     /// A message from a peer. The driver has already checked `envelope.to`/`group`.
     Receive(Envelope),
+    /// A chunk of the state machine the core asked for (`Effect::ReadSnapshotChunk`).
+    SnapshotChunk(SnapshotChunk),
 }
 
 #[derive(Clone, Debug)]
@@ -133,9 +136,9 @@ pub struct Raft {
     /// A leadership transfer in progress: the target, whether `TimeoutNow` went out, and
     /// when the attempt is abandoned (an election timeout after it began).
     transfer: Option<Transfer>,
-    /// The bytes of the latest snapshot (`log.snapshot()`), to send to followers that need
-    /// what it replaced.
-    snapshot_data: Option<Arc<Vec<u8>>>,
+    /// The driver's state machine is at this index (`advance_applied`): what a snapshot
+    /// sent to a follower holds.
+    applied: Index,
     /// The time of the latest input, for transitions that follow a commit.
     last_now_ms: u64,
     /// The configurations of the log: as of the snapshot and after it.
@@ -174,22 +177,25 @@ impl Raft {
         hard: HardState,
         entries: Vec<Entry>,
     ) -> Result<Self, RecoverError> {
-        Self::with_snapshot(cfg, seed, now_ms, hard, None, entries)
+        Self::with_snapshot(cfg, seed, now_ms, hard, None, entries, 0)
     }
 
-    /// Like [`Raft::new`] for a node that persisted a snapshot: `entries` follow it.
+    /// Like [`Raft::new`] for a node whose log was compacted (`snapshot`: where, and the
+    /// configuration then; `entries` follow it) and whose state machine has applied every
+    /// entry up to `applied` (at least the snapshot's index: compaction follows applying).
     pub fn with_snapshot(
         cfg: Config,
         seed: u64,
         now_ms: u64,
         hard: HardState,
-        snapshot: Option<(SnapshotMeta, Membership, Arc<Vec<u8>>)>,
+        snapshot: Option<(SnapshotMeta, Membership)>,
         entries: Vec<Entry>,
+        applied: Index,
     ) -> Result<Self, RecoverError> {
         cfg.validate()?;
-        let meta = snapshot.as_ref().map(|(m, _, _)| *m).unwrap_or_default();
+        let meta = snapshot.as_ref().map(|(m, _)| *m).unwrap_or_default();
         let base_membership = match &snapshot {
-            Some((_, membership, _)) => membership.clone(),
+            Some((_, membership)) => membership.clone(),
             None => Membership::with_voters(cfg.voters.iter().copied()),
         };
         let configs = ConfigHistory::recover(base_membership, &entries);
@@ -200,6 +206,13 @@ impl Raft {
             )));
         }
         let log = Log::from_parts(meta, entries).map_err(RecoverError::Log)?;
+        if applied < meta.index || applied > log.last_index() {
+            return Err(RecoverError::Log(format!(
+                "applied {applied} is outside the log [{}, {}]",
+                meta.index,
+                log.last_index()
+            )));
+        }
         if let Some(last) = log.entry(log.last_index()) {
             if last.term > hard.term {
                 return Err(RecoverError::Log(format!(
@@ -213,8 +226,9 @@ impl Raft {
             cfg,
             hard,
             log,
-            // What a snapshot holds was committed.
-            commit_index: meta.index,
+            // What was applied was committed.
+            commit_index: applied,
+            applied,
             role: Role::Follower,
             leader_id: None,
             election_deadline_ms: 0,
@@ -232,7 +246,6 @@ impl Raft {
             uncommitted_bytes: 0,
             reads: ReadQueue::default(),
             transfer: None,
-            snapshot_data: snapshot.map(|(_, _, d)| d),
             configs,
             last_now_ms: now_ms,
             incoming_snapshot: IncomingSnapshot::default(),
@@ -248,6 +261,9 @@ impl Raft {
 
     pub fn id(&self) -> NodeId {
         self.cfg.id
+    }
+    pub fn config(&self) -> &Config {
+        &self.cfg
     }
     pub fn term(&self) -> Term {
         self.hard.term
@@ -274,6 +290,11 @@ impl Raft {
     }
     pub fn last_index(&self) -> Index {
         self.log.last_index()
+    }
+    /// The term of entry `index`: known for the entries in the log and the last one the
+    /// log was compacted to.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        self.log.term_at(index)
     }
     /// `None` for indexes not in the log, those compacted into the snapshot included.
     pub fn entry(&self, index: Index) -> Option<&Entry> {
@@ -362,6 +383,7 @@ impl Raft {
         match input {
             Input::Tick => self.tick(now_ms),
             Input::Receive(env) => self.receive(now_ms, env),
+            Input::SnapshotChunk(chunk) => self.on_snapshot_chunk(chunk),
         }
         self.check_invariants();
     }
@@ -543,11 +565,11 @@ impl Raft {
             Message::AppendEntriesResponse { result, read_seq, clock, .. } => {
                 self.handle_append_response(now_ms, from, result, read_seq, clock)
             }
-            Message::InstallSnapshot { meta, membership, offset, data, done, .. } => {
+            Message::InstallSnapshot { meta, membership, chunk, data, done, .. } => {
                 if self.is_leader() {
                     panic!("node {} is leader of term {} and got a snapshot from {from}", self.cfg.id, term);
                 }
-                self.handle_install_snapshot(now_ms, from, meta, membership, offset, data, done)
+                self.handle_install_snapshot(now_ms, from, meta, membership, chunk, data, done)
             }
             Message::InstallSnapshotResponse { meta, received, done, .. } => {
                 self.handle_install_snapshot_response(from, meta, received, done)

@@ -43,20 +43,20 @@ impl Raft {
         let Some(p) = progress.get_mut(&to) else { return };
         let snapshot = self.log.snapshot();
         if p.next_index <= snapshot.index || matches!(p.state, ProgressState::Snapshot { .. }) {
-            // Entries it needs are compacted away: it gets the snapshot instead. A
-            // heartbeat re-sends the chunk in flight (it may have been lost).
-            let (index, offset) = match p.state {
-                ProgressState::Snapshot { index, offset } if index == snapshot.index => (index, offset),
-                _ => (snapshot.index, 0),
+            // Entries it needs are compacted away: it gets the state machine instead,
+            // as of the applied index. A heartbeat re-sends the chunk in flight (it may
+            // have been lost).
+            debug_assert!(self.applied >= snapshot.index, "the log is compacted only behind applied");
+            let (index, chunk, fresh) = match p.state {
+                ProgressState::Snapshot { index, chunk } => (index, chunk, false),
+                _ => (self.applied, 0, true),
             };
-            let fresh =
-                !matches!(p.state, ProgressState::Snapshot { index: i, offset: o } if i == index && o == offset);
             if !fresh && !heartbeat {
                 return;
             }
-            p.state = ProgressState::Snapshot { index, offset };
+            p.state = ProgressState::Snapshot { index, chunk };
             p.clear_inflight();
-            self.send_snapshot_chunk(to, offset);
+            self.read_snapshot_chunk(to, index, chunk);
             return;
         }
         let has_new = p.next_index <= self.log.last_index();

@@ -1,49 +1,97 @@
-//! Log compaction and InstallSnapshot (§7): the leader streams its snapshot in chunks to
-//! followers whose entries it dropped; the follower assembles it (`incoming_snapshot.rs`)
-//! and installs it.
+//! Log compaction and InstallSnapshot (§7). The core holds no snapshot bytes: a snapshot
+//! is the driver's state machine as of its applied index, read and kept by the driver.
+//!
+//! ```text
+//!   leader:   follower needs compacted entries ─▶ ReadSnapshotChunk{to, meta, chunk}
+//!             driver reads it ─▶ Input::SnapshotChunk{..} ─▶ InstallSnapshot message
+//!             response{received} ─▶ next chunk, or (done) back to appends
+//!   follower: InstallSnapshot ─▶ incoming_snapshot.rs ─▶ SnapshotChunk{..} per chunk
+//!             last chunk ─▶ InstallSnapshot{meta, membership, discard} ─▶ reply after sync
+//! ```
 
 use super::{Raft, Role};
 use crate::raft::incoming_snapshot::Received;
 use crate::raft::progress::ProgressState;
 use crate::raft::{Durability, Effect, Index, Membership, Message, PlantedBug, SnapshotMeta};
 use crate::NodeId;
-use std::sync::Arc;
+
+/// A chunk of the leader's state machine, read by the driver (`Effect::ReadSnapshotChunk`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    pub to: NodeId,
+    /// The snapshot it belongs to: the one asked for, or for chunk 0 the state machine's
+    /// applied index now.
+    pub meta: SnapshotMeta,
+    /// The configuration in force at `meta.index` (`Raft::membership_at`).
+    pub membership: Membership,
+    pub chunk: u64,
+    pub data: Vec<u8>,
+    /// The last chunk.
+    pub done: bool,
+}
 
 impl Raft {
-    /// What the latest snapshot replaced (index 0: no snapshot).
+    /// What the log was last compacted to (index 0: never).
     pub fn snapshot_meta(&self) -> SnapshotMeta {
         self.log.snapshot()
     }
 
-    /// The driver took a snapshot of the state machine at `index` (applied, so committed)
-    /// and made it durable: forget the entries it covers and send it to followers that
-    /// need them.
-    pub fn compact(&mut self, index: Index, data: Arc<Vec<u8>>) {
-        assert!(index <= self.commit_index, "snapshot at {index} beyond commit {}", self.commit_index);
-        assert!(index > self.log.snapshot().index, "snapshots move forward");
-        self.configs.compact(index);
-        self.log.compact_to(index);
-        self.snapshot_data = Some(data);
+    /// The driver's state machine has applied every entry up to `index` (committed ones
+    /// only): a snapshot sent from now on is of that state.
+    pub fn advance_applied(&mut self, index: Index) {
+        assert!(index <= self.commit_index, "applied {index} beyond commit {}", self.commit_index);
+        assert!(index >= self.applied, "applied moves forward: {index} after {}", self.applied);
+        self.applied = index;
     }
 
-    /// `prev` is the (index, term) the entries follow.
-    pub(super) fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
-        if offset == 0 {
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// The driver's state machine holds every entry up to `index` (applied): forget them.
+    /// A follower that needs them gets the state machine instead.
+    pub fn compact(&mut self, index: Index) {
+        assert!(index <= self.applied, "compaction to {index} beyond applied {}", self.applied);
+        assert!(index > self.log.snapshot().index, "compaction moves forward");
+        self.configs.compact(index);
+        self.log.compact_to(index);
+    }
+
+    /// Asks the driver for chunk `chunk` of the snapshot follower `to` is receiving.
+    pub(super) fn read_snapshot_chunk(&mut self, to: NodeId, index: Index, chunk: u64) {
+        if chunk == 0 {
             crate::sometimes!("snapshot_sent");
         }
-        let meta = self.log.snapshot();
-        let data = self.snapshot_data.as_ref().expect("a compacted log has its snapshot");
-        let start = (offset as usize).min(data.len());
-        let end = (start + self.cfg.snapshot_chunk_bytes_max).min(data.len());
+        let term = self.log.term_at(index).unwrap_or(0);
+        self.effects.push(Effect::ReadSnapshotChunk { to, meta: SnapshotMeta { index, term }, chunk });
+    }
+
+    /// The driver read a chunk: it goes to the follower if that follower still waits for it.
+    pub(super) fn on_snapshot_chunk(&mut self, c: SnapshotChunk) {
+        let term = self.hard.term;
+        let Role::Leader { progress } = &mut self.role else { return };
+        let Some(p) = progress.get_mut(&c.to) else { return };
+        let ProgressState::Snapshot { index, chunk } = &mut p.state else { return };
+        // A transfer the driver started afresh (chunk 0, of whatever state) replaces the
+        // one asked for; the follower starts over on chunk 0 too.
+        let restarted = c.chunk == 0;
+        if !restarted && (c.meta.index != *index || c.chunk != *chunk) {
+            return; // about a chunk the follower no longer waits for
+        }
+        // It may be older than the log's start (the leader compacted since the driver took
+        // it): the follower then needs another, which starts at the applied index.
+        assert!(c.meta.index <= self.commit_index, "a snapshot of uncommitted state");
+        *index = c.meta.index;
+        *chunk = c.chunk;
         let message = Message::InstallSnapshot {
-            term: self.hard.term,
-            meta,
-            membership: self.configs.base().clone(),
-            offset: start as u64,
-            data: data[start..end].to_vec(),
-            done: end == data.len(),
+            term,
+            meta: c.meta,
+            membership: c.membership,
+            chunk: c.chunk,
+            data: c.data,
+            done: c.done,
         };
-        self.send(to, message, Durability::Immediately);
+        self.send(c.to, message, Durability::Immediately);
     }
 
     #[allow(clippy::too_many_arguments)] // the fields of one message
@@ -53,7 +101,7 @@ impl Raft {
         from: NodeId,
         meta: SnapshotMeta,
         membership: Membership,
-        offset: u64,
+        chunk: u64,
         data: Vec<u8>,
         done: bool,
     ) {
@@ -67,16 +115,20 @@ impl Raft {
             self.send(from, reply, Durability::Immediately);
             return;
         }
-        let bytes = match self.incoming_snapshot.accept(meta, offset, &data, done) {
-            Received::Partial { received } => {
-                let reply = Message::InstallSnapshotResponse { term, meta, received, done: false };
+        match self.incoming_snapshot.accept(meta, chunk, data.len() as u64, done) {
+            Received::Ignored { wanted } => {
+                let reply = Message::InstallSnapshotResponse { term, meta, received: wanted, done: false };
                 self.send(from, reply, Durability::Immediately);
                 return;
             }
-            Received::Complete(bytes) => bytes,
-        };
-        let received = bytes.len() as u64;
-        let data = Arc::new(bytes);
+            Received::Accepted { wanted } => {
+                self.effects.push(Effect::SnapshotChunk { meta, chunk, data });
+                let reply = Message::InstallSnapshotResponse { term, meta, received: wanted, done: false };
+                self.send(from, reply, Durability::Immediately);
+                return;
+            }
+            Received::Complete => self.effects.push(Effect::SnapshotChunk { meta, chunk, data }),
+        }
         let kept_suffix = self.log.term_at(meta.index) == Some(meta.term);
         let discard = self.log.install(meta);
         let stale = self.membership().clone();
@@ -84,10 +136,10 @@ impl Raft {
             if PlantedBug::SnapshotStaleConfig.is_active(self.cfg.planted_bug) { stale } else { membership.clone() };
         self.configs.install(meta.index, base, kept_suffix);
         self.commit_index = meta.index;
-        self.snapshot_data = Some(data.clone());
+        self.applied = meta.index;
         crate::sometimes!("snapshot_installed");
-        self.effects.push(Effect::InstallSnapshot { meta, membership, data, discard });
-        let reply = Message::InstallSnapshotResponse { term, meta, received, done: true };
+        self.effects.push(Effect::InstallSnapshot { meta, membership, discard });
+        let reply = Message::InstallSnapshotResponse { term, meta, received: chunk + 1, done: true };
         self.send(from, reply, Durability::Synced);
     }
 
@@ -101,7 +153,7 @@ impl Raft {
         let Role::Leader { progress } = &mut self.role else { return };
         let Some(p) = progress.get_mut(&from) else { return };
         p.recent_active = true;
-        let ProgressState::Snapshot { index, .. } = p.state else { return };
+        let ProgressState::Snapshot { index, chunk } = p.state else { return };
         if index != meta.index {
             return; // about an older snapshot
         }
@@ -112,9 +164,12 @@ impl Raft {
             self.maybe_commit();
             self.send_append(from, false);
             self.maybe_send_timeout_now(from);
-        } else {
-            p.state = ProgressState::Snapshot { index, offset: received };
-            self.send_snapshot_chunk(from, received);
+        } else if received != chunk {
+            // The next chunk, or the one the follower wants (it started over, or this
+            // answers an older chunk: the driver then starts over if it must). The leader
+            // follows the follower, so the two never wait on each other.
+            p.state = ProgressState::Snapshot { index, chunk: received };
+            self.read_snapshot_chunk(from, index, received);
         }
     }
 }

@@ -339,7 +339,7 @@ pub fn command_info(spec: &CommandSpec) -> Reply {
 mod tests {
     use super::*;
     use crate::kv::KvStateMachine;
-    use crate::state_machine::StateMachine;
+    use crate::state_machine::{MemoryData, StateMachine};
 
     fn req(words: &str) -> Result<Request, Refusal> {
         Request::parse(words.split(' ').map(|w| w.as_bytes().to_vec()).collect())
@@ -402,10 +402,10 @@ mod tests {
 
     #[test]
     fn replies_follow_redis() {
-        let mut sm = KvStateMachine::default();
+        let mut data = MemoryData::default();
         let mut run = |line: &str| {
             let Ok(Request::Kv(r)) = req(line) else { panic!("{line}") };
-            r.reply(sm.apply(&r.command()))
+            r.reply(KvStateMachine::apply(&r.command(), &mut data).expect("memory does not fail"))
         };
         assert_eq!(run("SET k v XX"), Reply::Bulk(None));
         assert_eq!(run("SET k v NX"), Reply::ok());

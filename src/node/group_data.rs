@@ -1,0 +1,188 @@
+//! A group's data as the node stores it: in the node's one ordered storage, partition
+//! `data`, under `Keyspace::storage_key` (slot, then key), so that a group's keys are the
+//! span `Keyspace::span(group)`, next to its Raft log.
+//!
+//! ```text
+//!   committed entries ─▶ Applying (reads: its own writes, then storage) ─▶ stage
+//!                          └─ one write batch: the changed keys + the applied record
+//!   confirmed reads  ─▶ Reading (storage as it is)
+//! ```
+//!
+//! The applied record (`raft_store::Applied`) and the data it describes are written in one
+//! atomic batch, so after any crash the data is exactly the applied index's. A key that is
+//! not in the group's span is a routing bug, and fatal.
+
+use crate::io::{StorageError, StorageView, WriteBatch};
+use crate::keyspace::Keyspace;
+use crate::state_machine::{Data, DataMut};
+use std::collections::BTreeMap;
+
+/// The partition every group's data lives in.
+pub const DATA_PARTITION: &str = "data";
+
+/// A group's span of stored keys: `start <= key < end` (`end: None`: to the end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: Vec<u8>,
+    pub end: Option<Vec<u8>>,
+}
+
+impl Span {
+    pub fn of(keyspace: &Keyspace, group: crate::GroupId) -> Self {
+        let (start, end) = keyspace.span(group);
+        Span { start, end }
+    }
+
+    pub fn holds(&self, stored: &[u8]) -> bool {
+        stored >= self.start.as_slice() && self.end.as_deref().is_none_or(|e| stored < e)
+    }
+}
+
+fn stored(span: &Span, key: &[u8]) -> Vec<u8> {
+    let stored = Keyspace::storage_key(key);
+    assert!(span.holds(&stored), "key {key:?} is outside the group's span {span:?}");
+    stored
+}
+
+/// The data of a group being applied to: its writes are kept until `stage`.
+pub struct Applying<'a, V: StorageView> {
+    storage: &'a V,
+    span: &'a Span,
+    /// Stored key → new value (`None`: deleted).
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    keys: u64,
+}
+
+impl<'a, V: StorageView> Applying<'a, V> {
+    pub fn new(storage: &'a V, span: &'a Span, keys: u64) -> Self {
+        Applying { storage, span, writes: BTreeMap::new(), keys }
+    }
+
+    fn lookup(&self, stored: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.writes.get(stored) {
+            Some(written) => Ok(written.clone()),
+            None => self.storage.get(DATA_PARTITION, stored),
+        }
+    }
+
+    /// Stages the writes into `batch`; the group's key count after them.
+    pub fn stage(self, batch: &mut WriteBatch) -> u64 {
+        for (key, value) in self.writes {
+            match value {
+                Some(v) => batch.put(DATA_PARTITION, key, v),
+                None => batch.delete(DATA_PARTITION, key),
+            }
+        }
+        self.keys
+    }
+}
+
+impl<V: StorageView> Data for Applying<'_, V> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.lookup(&stored(self.span, key))
+    }
+    fn key_count(&self) -> u64 {
+        self.keys
+    }
+}
+
+impl<V: StorageView> DataMut for Applying<'_, V> {
+    fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
+        let stored = stored(self.span, key);
+        if self.lookup(&stored)?.is_none() {
+            self.keys += 1;
+        }
+        self.writes.insert(stored, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<bool, StorageError> {
+        let stored = stored(self.span, key);
+        let present = self.lookup(&stored)?.is_some();
+        if present {
+            self.keys = self.keys.checked_sub(1).expect("a present key is counted");
+            self.writes.insert(stored, None);
+        }
+        Ok(present)
+    }
+}
+
+/// The data of a group as storage holds it, for reads.
+pub struct Reading<'a, V: StorageView> {
+    pub storage: &'a V,
+    pub span: &'a Span,
+    pub keys: u64,
+}
+
+impl<V: StorageView> Data for Reading<'_, V> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.storage.get(DATA_PARTITION, &stored(self.span, key))
+    }
+    fn key_count(&self) -> u64 {
+        self.keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::Pairs;
+    use crate::state_machine::MemoryData;
+
+    /// A storage view over a map of stored keys, in the data partition.
+    struct Map(BTreeMap<Vec<u8>, Vec<u8>>);
+
+    impl StorageView for Map {
+        fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            assert_eq!(partition, DATA_PARTITION);
+            Ok(self.0.get(key).cloned())
+        }
+        fn scan_range(&self, _: &str, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Pairs, StorageError> {
+            let end = end.map(<[u8]>::to_vec);
+            Ok(self
+                .0
+                .range(start.to_vec()..)
+                .take_while(|(k, _)| end.as_ref().is_none_or(|e| *k < e))
+                .take(limit)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn applying_reads_its_own_writes_and_counts_keys_like_a_map() {
+        let span = Span::of(&Keyspace::hashed(1).unwrap(), 1);
+        let mut stored = BTreeMap::new();
+        stored.insert(Keyspace::storage_key(b"old"), b"1".to_vec());
+        let storage = Map(stored);
+        let mut applying = Applying::new(&storage, &span, 1);
+        let mut model = MemoryData::default();
+        model.put(b"old", b"1".to_vec()).unwrap();
+        for (key, value) in [("a", Some("x")), ("a", Some("y")), ("old", None), ("b", None), ("old", Some("2"))] {
+            match value {
+                Some(v) => {
+                    applying.put(key.as_bytes(), v.as_bytes().to_vec()).unwrap();
+                    model.put(key.as_bytes(), v.as_bytes().to_vec()).unwrap();
+                }
+                None => assert_eq!(applying.delete(key.as_bytes()).unwrap(), model.delete(key.as_bytes()).unwrap()),
+            }
+            for k in ["a", "b", "old"] {
+                assert_eq!(applying.get(k.as_bytes()).unwrap(), model.get(k.as_bytes()).unwrap(), "{k}");
+            }
+            assert_eq!(applying.key_count(), model.key_count());
+        }
+        let mut batch = WriteBatch::default();
+        assert_eq!(applying.stage(&mut batch), 2);
+        assert_eq!(batch.ops.len(), 2, "one write per changed key: {batch:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the group's span")]
+    fn a_key_of_another_group_is_refused() {
+        let keyspace = Keyspace::hashed(2).unwrap();
+        let span = Span::of(&keyspace, 1);
+        let storage = Map(BTreeMap::new());
+        let reading = Reading { storage: &storage, span: &span, keys: 0 };
+        let _ = reading.get(&keyspace.key_in(2, "k"));
+    }
+}
