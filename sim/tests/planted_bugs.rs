@@ -104,3 +104,8 @@ fn config_change_before_commit_in_term_is_caught_within_20_seeds() {
 fn send_before_sync_is_caught_within_150_seeds() {
     caught_and_replayed("send_before_sync", 150);
 }
+
+#[test]
+fn applied_record_lags_is_caught_within_10_seeds() {
+    caught_and_replayed("applied_record_lags", 10);
+}

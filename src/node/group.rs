@@ -423,7 +423,8 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             }
         }
         applied.keys = data.stage(&mut disk.batch);
-        self.store.stage_applied(applied, &mut disk.batch);
+        let lags = raft::PlantedBug::AppliedRecordLags.is_active(self.raft.config().planted_bug);
+        self.store.stage_applied(if lags { self.applied } else { applied }, &mut disk.batch);
         disk.write_batch()?;
         self.applied = applied;
         self.raft.advance_applied(applied.index);

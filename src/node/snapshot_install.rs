@@ -186,3 +186,150 @@ fn run<S: Storage>(
     store.stage_install(None, &mut disk.batch);
     disk.write_batch()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Op, StorageError, StorageView};
+    use crate::keyspace::Keyspace;
+    use std::collections::BTreeMap;
+
+    type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+
+    /// Storage in memory that records every batch written, so a test can replay any
+    /// prefix of them: what a crash leaves.
+    #[derive(Clone, Default)]
+    struct Recording {
+        map: Map,
+        batches: Vec<WriteBatch>,
+    }
+
+    fn apply(map: &mut Map, batch: &WriteBatch) {
+        for op in &batch.ops {
+            match op {
+                Op::Put { partition, key, value } => map.insert((partition.clone(), key.clone()), value.clone()),
+                Op::Delete { partition, key } => map.remove(&(partition.clone(), key.clone())),
+            };
+        }
+    }
+
+    impl StorageView for Recording {
+        fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(self.map.get(&(partition.to_string(), key.to_vec())).cloned())
+        }
+        fn scan_range(
+            &self,
+            partition: &str,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Pairs, StorageError> {
+            Ok(self
+                .map
+                .range((partition.to_string(), start.to_vec())..)
+                .take_while(|((p, k), _)| p == partition && end.is_none_or(|e| k.as_slice() < e))
+                .take(limit)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        }
+    }
+
+    impl Storage for Recording {
+        type View = Recording;
+        fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
+            let all = self.scan_range(partition, prefix, None, usize::MAX)?;
+            Ok(all.into_iter().filter(|(k, _)| k.starts_with(prefix)).collect())
+        }
+        fn view(&self) -> Result<Recording, StorageError> {
+            Ok(self.clone())
+        }
+        fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
+            apply(&mut self.map, &batch);
+            self.batches.push(batch);
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    fn data(storage: &Recording, span: &Span) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        storage.scan_range(DATA_PARTITION, &span.start, span.end.as_deref(), usize::MAX).unwrap().into_iter().collect()
+    }
+
+    fn stored(keyspace: &Keyspace, group: GroupId, prefix: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..)
+            .map(|i| format!("{prefix}{i}").into_bytes())
+            .filter(|k| keyspace.group_of_key(k) == group)
+            .take(n)
+            .map(|k| (Keyspace::storage_key(&k), k))
+            .collect()
+    }
+
+    /// A crash after any batch of an install leaves, once `resume` ran, either the old
+    /// data and applied record (the install record was not written) or the new ones,
+    /// never a mix; the other group's keys are untouched and nothing stays aside.
+    #[test]
+    fn a_crash_anywhere_in_an_install_leaves_the_old_state_or_the_new() {
+        let keyspace = Keyspace::hashed(2).unwrap();
+        let (group, span) = (1, Span::of(&keyspace, 1));
+        let store = RaftStore::new(group);
+        let old = stored(&keyspace, 1, "old", 1_500);
+        let new = stored(&keyspace, 1, "new", 2_100);
+        let other = stored(&keyspace, 2, "other", 10);
+        let (old_applied, new_applied) =
+            (Applied { index: 5, term: 1, keys: 1_500 }, Applied { index: 9, term: 2, keys: 2_100 });
+        let mut disk = Disk::new(Recording::default(), true);
+        for (k, v) in old.iter().chain(&other) {
+            disk.batch.put(DATA_PARTITION, k.clone(), v.clone());
+        }
+        store.stage_applied(old_applied, &mut disk.batch);
+        let members = crate::raft::Membership::with_voters([1, 2, 3]);
+        let cut = |index, term| crate::raft::SnapshotMeta { index, term };
+        store.stage_cut(cut(5, 1), &members, None, &mut disk.batch);
+        disk.write_batch().unwrap();
+        for (i, chunk) in new.chunks(700).enumerate() {
+            let kept = put_aside(&mut disk, group, &span, i as u64, &encode_chunk(&chunk.to_vec())).unwrap();
+            assert_eq!(kept, chunk.len() as u64);
+        }
+        disk.write_batch().unwrap();
+        let before = disk.storage.clone();
+        let written = disk.storage.batches.len();
+        // As the replica does: the log cut goes in the batch the install record joins.
+        store.stage_cut(cut(9, 2), &members, None, &mut disk.batch);
+        install(&mut disk, &store, group, &span, new_applied).unwrap();
+        let install_batches = disk.storage.batches[written..].to_vec();
+        assert!(install_batches.len() > 4, "pages of a bounded size: {} batches", install_batches.len());
+        let (old_data, new_data): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            (old.into_iter().collect(), new.into_iter().collect());
+        for kept in 0..=install_batches.len() {
+            let mut crashed = before.clone();
+            for b in &install_batches[..kept] {
+                apply(&mut crashed.map, b);
+            }
+            let mut disk = Disk::new(crashed, true);
+            resume(&mut disk, group, &span).unwrap();
+            let recovered = store.load(&disk.storage).unwrap().applied;
+            let expected = if kept == 0 { (&old_data, old_applied) } else { (&new_data, new_applied) };
+            assert_eq!(recovered, expected.1, "crash after {kept} batches of the install");
+            assert_eq!(&data(&disk.storage, &span), expected.0, "crash after {kept} batches of the install");
+            assert_eq!(data(&disk.storage, &Span::of(&keyspace, 2)).len(), other.len(), "the other group's keys");
+            let (start, end) = aside_span(group);
+            assert!(
+                disk.storage.scan_range(ASIDE_PARTITION, &start, Some(&end), 1).unwrap().is_empty(),
+                "nothing aside"
+            );
+            assert_eq!(store.load_install(&disk.storage).unwrap(), None, "the install is over");
+        }
+    }
+
+    #[test]
+    fn a_chunk_that_does_not_decode_or_leaves_the_span_is_refused() {
+        let keyspace = Keyspace::hashed(2).unwrap();
+        let span = Span::of(&keyspace, 1);
+        let mut disk = Disk::new(Recording::default(), true);
+        assert!(matches!(put_aside(&mut disk, 1, &span, 0, &[0xff; 3]), Err(NodeError::Corrupt(_))));
+        let foreign = stored(&keyspace, 2, "k", 1);
+        assert!(matches!(put_aside(&mut disk, 1, &span, 0, &encode_chunk(&foreign)), Err(NodeError::Corrupt(_))));
+    }
+}

@@ -44,10 +44,15 @@ pub enum PlantedBug {
     /// §5.1's "respond after persisting"): a vote or an acknowledgement can promise what a
     /// crash inside the sync then loses. Only a sync that takes time can catch it.
     SendBeforeSync,
+    /// The node writes, with a run of applied entries, the applied record of the run
+    /// before (the applied index and the data it describes are no longer one batch):
+    /// after a crash the data holds entries the record says are still to apply, and they
+    /// are applied twice (an append shows up twice).
+    AppliedRecordLags,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -57,6 +62,7 @@ impl PlantedBug {
         PlantedBug::ConfigChangeBeforeCommitInTerm,
         PlantedBug::CommitOldTerm,
         PlantedBug::SendBeforeSync,
+        PlantedBug::AppliedRecordLags,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -75,6 +81,7 @@ impl PlantedBug {
             PlantedBug::ConfigChangeBeforeCommitInTerm => "config_change_before_commit_in_term",
             PlantedBug::CommitOldTerm => "commit_old_term",
             PlantedBug::SendBeforeSync => "send_before_sync",
+            PlantedBug::AppliedRecordLags => "applied_record_lags",
         }
     }
 
