@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn set(key: &str, value: &str) -> redis::Cmd {
     redis::cmd("SET").arg(key).arg(value).clone()
@@ -192,6 +192,42 @@ fn send_and_read_to_close(port: u16, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     s.read_to_end(&mut out).expect("the server closes the connection in time");
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `HELLO 3` switches a connection to RESP3 (a map for HELLO, `_` for nil) and `HELLO 2`
+/// back; other connections stay RESP2. A client library asking for RESP3 on connect (as
+/// current ones do) works.
+#[test]
+fn a_client_that_asks_for_resp3_gets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 1);
+    cluster.start_all();
+    let port = cluster.ports[0].resp;
+    let mut resp2 = connect(port);
+    let _: String = query_retrying(&mut resp2, &set("k", "v"));
+
+    let hello = |v: &str| format!("*2\r\n$5\r\nHELLO\r\n$1\r\n{v}\r\n");
+    let get_raw = |k: &str| format!("*2\r\n$3\r\nGET\r\n${}\r\n{k}\r\n", k.len());
+    let quit = "*1\r\n$4\r\nQUIT\r\n".to_string();
+    let script = [hello("3"), get_raw("none"), get_raw("k"), hello("2"), get_raw("none"), quit].concat();
+    let answer = send_and_read_to_close(port, script.as_bytes());
+    assert!(answer.starts_with("%7\r\n$6\r\nserver\r\n$9\r\nphantomdb\r\n"), "HELLO 3 answers a map: {answer:?}");
+    assert!(answer.contains("$5\r\nproto\r\n:3\r\n"), "{answer:?}");
+    assert!(
+        answer.contains("$7\r\nmodules\r\n*0\r\n_\r\n$1\r\nv\r\n*14\r\n"),
+        "then a null, a value, a flat array: {answer:?}"
+    );
+    let (_, after) = answer.split_once("*14\r\n").expect("HELLO 2 answers a flat array");
+    assert!(after.contains("$5\r\nproto\r\n:2\r\n"), "{after:?}");
+    assert!(after.ends_with("$7\r\nmodules\r\n*0\r\n$-1\r\n+OK\r\n"), "back to RESP2's nil: {after:?}");
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/?protocol=resp3")).unwrap();
+    let mut resp3 = client.get_connection_with_timeout(Duration::from_secs(5)).unwrap();
+    let _: () = redis::cmd("SET").arg("r3").arg("yes").query(&mut resp3).unwrap();
+    let got: Vec<Option<String>> = redis::cmd("MGET").arg("r3").arg("none").query(&mut resp3).unwrap();
+    assert_eq!(got, vec![Some("yes".to_string()), None]);
+    let got: Option<String> = query_retrying(&mut resp2, &get("r3"));
+    assert_eq!(got.as_deref(), Some("yes"), "a RESP2 connection alongside");
 }
 
 #[test]

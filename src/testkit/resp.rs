@@ -42,7 +42,7 @@ pub fn run(data: &[u8]) {
                 // The connection would be answered and closed.
                 Err(e) => {
                     let mut out = Vec::new();
-                    Reply::err(e.to_string()).encode(&mut out);
+                    Reply::err(e.to_string()).encode(session.protocol(), &mut out);
                     return;
                 }
             };
@@ -67,7 +67,7 @@ pub fn run(data: &[u8]) {
                 },
             };
             let mut out = Vec::new();
-            reply.encode(&mut out);
+            reply.encode(session.protocol(), &mut out);
             assert!(!out.is_empty());
         }
         assert!(parser.buffered() <= LIMITS.request_bytes_max + chunk, "the parser holds too much");

@@ -1,5 +1,6 @@
 //! The client protocol: RESP2, so that `redis-cli`, `redis-benchmark` and every Redis
-//! client library talk to PhantomDB.
+//! client library talk to PhantomDB, and RESP3 per connection for clients that ask for it
+//! (`HELLO 3`, what current client libraries send first).
 //!
 //! ```text
 //!   bytes ─▶ parser (limits) ─▶ command (typed Request) ─▶ session (auth, INFO, ...)
@@ -16,7 +17,7 @@ mod session;
 
 pub use command::{KvRequest, Refusal, Request, COMMANDS};
 pub use parser::{ParseError, ParseLimits, RequestParser};
-pub use reply::Reply;
+pub use reply::{Protocol, Reply};
 #[cfg(not(madsim))]
 pub use server::{serve, RespConfig};
 pub use session::{Session, Step};

@@ -13,7 +13,7 @@
 use super::command::{KvRequest, Refusal, Request};
 use super::parser::{ParseLimits, RequestParser};
 use super::session::{failure_reply, Session, Step};
-use super::Reply;
+use super::{Protocol, Reply};
 use crate::kv::KvStateMachine;
 use crate::node::{NodeHandle, Submitted};
 use crate::server::metrics::{Metrics, Outcome};
@@ -37,9 +37,11 @@ pub struct RespConfig {
 }
 
 /// An answer in the making, queued in request order.
+/// An answer on its way, in the protocol the session spoke when the request was handled.
 enum Pending {
     Ready {
         reply: Reply,
+        protocol: Protocol,
         slot: usize,
         started: Instant,
         outcome: Outcome,
@@ -47,12 +49,14 @@ enum Pending {
     Waiting {
         submitted: Submitted<KvStateMachine>,
         request: KvRequest,
+        protocol: Protocol,
         slot: usize,
         started: Instant,
     },
     /// Write and close.
     Last {
         reply: Reply,
+        protocol: Protocol,
     },
 }
 
@@ -119,31 +123,38 @@ async fn connection(
                 Err(e) => {
                     m.resp_protocol_errors.fetch_add(1, Relaxed);
                     tracing::info!(%remote, error = %e, "closing RESP connection after bad input");
-                    let _ = tx.send(Pending::Last { reply: Reply::err(e.to_string()) }).await;
+                    let last = Pending::Last { reply: Reply::err(e.to_string()), protocol: session.protocol() };
+                    let _ = tx.send(last).await;
                     break 'read;
                 }
             };
             let started = Instant::now();
             let slot = Metrics::slot(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase());
             let pending = match Request::parse(args) {
-                Err(Refusal(reply)) => Pending::Ready { reply, slot, started, outcome: Outcome::Refused },
-                Ok(request) => match session.handle(request, &node.status()) {
-                    Step::Reply(reply) => {
-                        let outcome = if matches!(reply, Reply::Error(_)) { Outcome::Refused } else { Outcome::Ok };
-                        Pending::Ready { reply, slot, started, outcome }
-                    }
-                    Step::ReplyAndClose(reply) => {
-                        let _ = tx.send(Pending::Last { reply }).await;
-                        break 'read;
-                    }
-                    Step::Run(request) => match node.submit(request.command()).await {
-                        Ok(submitted) => Pending::Waiting { submitted, request, slot, started },
-                        Err(e) => {
-                            let (reply, outcome) = failure_reply(&e, request.is_read());
-                            Pending::Ready { reply, slot, started, outcome }
+                Err(Refusal(reply)) => {
+                    Pending::Ready { reply, protocol: session.protocol(), slot, started, outcome: Outcome::Refused }
+                }
+                Ok(request) => {
+                    let step = session.handle(request, &node.status());
+                    let protocol = session.protocol();
+                    match step {
+                        Step::Reply(reply) => {
+                            let outcome = if matches!(reply, Reply::Error(_)) { Outcome::Refused } else { Outcome::Ok };
+                            Pending::Ready { reply, protocol, slot, started, outcome }
                         }
-                    },
-                },
+                        Step::ReplyAndClose(reply) => {
+                            let _ = tx.send(Pending::Last { reply, protocol }).await;
+                            break 'read;
+                        }
+                        Step::Run(request) => match node.submit(request.command()).await {
+                            Ok(submitted) => Pending::Waiting { submitted, request, protocol, slot, started },
+                            Err(e) => {
+                                let (reply, outcome) = failure_reply(&e, request.is_read());
+                                Pending::Ready { reply, protocol, slot, started, outcome }
+                            }
+                        },
+                    }
+                }
             };
             // A full queue holds the reader: the pipeline is bounded.
             if tx.send(pending).await.is_err() {
@@ -163,11 +174,11 @@ async fn write_answers(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Re
         // Encode every answer that is ready, then write once.
         while let Some(pending) = next.take() {
             match pending {
-                Pending::Ready { reply, slot, started, outcome } => {
+                Pending::Ready { reply, protocol, slot, started, outcome } => {
                     m.record(slot, outcome, started.elapsed());
-                    reply.encode(&mut out);
+                    reply.encode(protocol, &mut out);
                 }
-                Pending::Waiting { submitted, request, slot, started } => {
+                Pending::Waiting { submitted, request, protocol, slot, started } => {
                     let (reply, outcome) = match submitted.result().await {
                         Ok(output) => {
                             let reply = request.reply(output);
@@ -177,10 +188,10 @@ async fn write_answers(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Re
                         Err(e) => failure_reply(&e, request.is_read()),
                     };
                     m.record(slot, outcome, started.elapsed());
-                    reply.encode(&mut out);
+                    reply.encode(protocol, &mut out);
                 }
-                Pending::Last { reply } => {
-                    reply.encode(&mut out);
+                Pending::Last { reply, protocol } => {
+                    reply.encode(protocol, &mut out);
                     close = true;
                     break;
                 }

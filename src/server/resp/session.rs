@@ -3,7 +3,7 @@
 //! node's status and does what it says.
 
 use super::command::{command_info, ClientQuery, CommandQuery, KvRequest, Request, COMMANDS};
-use super::Reply;
+use super::{Protocol, Reply};
 use crate::node::{ClientError, NodeStatus};
 use crate::server::metrics::Outcome;
 
@@ -25,12 +25,19 @@ pub struct Session {
     authenticated: bool,
     /// For `CONFIG GET proto-max-bulk-len`.
     value_bytes_max: usize,
+    /// What replies are encoded in, from the one to the request that set it (`HELLO`).
+    protocol: Protocol,
 }
 
 impl Session {
     pub fn new(id: u64, password: Option<Vec<u8>>, value_bytes_max: usize) -> Self {
         let authenticated = password.is_none();
-        Session { id, password, authenticated, value_bytes_max }
+        Session { id, password, authenticated, value_bytes_max, protocol: Protocol::Resp2 }
+    }
+
+    /// The protocol the reply to the last request, and those after it, are encoded in.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     pub fn handle(&mut self, request: Request, status: &NodeStatus) -> Step {
@@ -46,11 +53,12 @@ impl Session {
             Request::Select(_) => Reply::err("DB index is out of range"),
             Request::Auth { user, password } => self.auth(user.as_deref(), &password),
             Request::Hello { protover, auth } => {
-                match protover {
-                    None | Some(2) => {}
-                    Some(3) => return Step::Reply(Reply::Error("NOPROTO this server speaks RESP2 only".into())),
+                let protocol = match protover {
+                    None => self.protocol,
+                    Some(2) => Protocol::Resp2,
+                    Some(3) => Protocol::Resp3,
                     Some(_) => return Step::Reply(Reply::Error("NOPROTO unsupported protocol version".into())),
-                }
+                };
                 if let Some((user, password)) = auth {
                     let r = self.auth(Some(&user), &password);
                     if r != Reply::ok() {
@@ -62,6 +70,8 @@ impl Session {
                         "NOAUTH HELLO must be called with AUTH when a password is set".into(),
                     ));
                 }
+                // The reply to HELLO already speaks the protocol it chose, as Redis's does.
+                self.protocol = protocol;
                 self.hello(status)
             }
             Request::Info => Reply::bulk(info(status)),
@@ -100,21 +110,14 @@ impl Session {
 
     fn hello(&self, status: &NodeStatus) -> Reply {
         let role = if status.role == "leader" { "master" } else { "replica" };
-        Reply::Array(vec![
-            Reply::bulk("server"),
-            Reply::bulk("phantomdb"),
-            Reply::bulk("version"),
-            Reply::bulk(env!("CARGO_PKG_VERSION")),
-            Reply::bulk("proto"),
-            Reply::Int(2),
-            Reply::bulk("id"),
-            Reply::Int(self.id as i64),
-            Reply::bulk("mode"),
-            Reply::bulk("standalone"),
-            Reply::bulk("role"),
-            Reply::bulk(role),
-            Reply::bulk("modules"),
-            Reply::Array(vec![]),
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("phantomdb")),
+            (Reply::bulk("version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
+            (Reply::bulk("proto"), Reply::Int(self.protocol.version())),
+            (Reply::bulk("id"), Reply::Int(self.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk(role)),
+            (Reply::bulk("modules"), Reply::Array(vec![])),
         ])
     }
 
@@ -131,11 +134,10 @@ impl Session {
         let mut out = Vec::new();
         for (name, value) in &known {
             if patterns.iter().any(|p| p == b"*" || p.eq_ignore_ascii_case(name.as_bytes())) {
-                out.push(Reply::bulk(*name));
-                out.push(Reply::bulk(value.as_str()));
+                out.push((Reply::bulk(*name), Reply::bulk(value.as_str())));
             }
         }
-        Reply::Array(out)
+        Reply::Map(out)
     }
 }
 
@@ -229,12 +231,19 @@ mod tests {
     }
 
     #[test]
-    fn hello_speaks_resp2_and_can_authenticate() {
+    fn hello_chooses_the_protocol_and_can_authenticate() {
         let mut s = Session::new(1, Some(b"pw".to_vec()), 100);
-        assert_eq!(run(&mut s, "HELLO 3"), err("NOPROTO this server speaks RESP2 only"));
-        assert!(matches!(run(&mut s, "HELLO 2"), Step::Reply(Reply::Error(e)) if e.starts_with("NOAUTH")));
-        assert!(matches!(run(&mut s, "HELLO 2 AUTH default pw"), Step::Reply(Reply::Array(_))));
+        assert!(matches!(run(&mut s, "HELLO 3"), Step::Reply(Reply::Error(e)) if e.starts_with("NOAUTH")));
+        assert_eq!(s.protocol(), Protocol::Resp2, "a refused HELLO changes nothing");
+        assert_eq!(run(&mut s, "HELLO 4"), err("NOPROTO unsupported protocol version"));
+        let Step::Reply(Reply::Map(fields)) = run(&mut s, "HELLO 3 AUTH default pw") else { panic!("a map") };
+        assert!(fields.contains(&(Reply::bulk("proto"), Reply::Int(3))), "{fields:?}");
+        assert_eq!(s.protocol(), Protocol::Resp3);
         assert_eq!(run(&mut s, "PING"), Step::Reply(Reply::Status("PONG")));
+        let Step::Reply(Reply::Map(fields)) = run(&mut s, "HELLO") else { panic!("a map") };
+        assert!(fields.contains(&(Reply::bulk("proto"), Reply::Int(3))), "HELLO alone keeps the protocol");
+        run(&mut s, "HELLO 2");
+        assert_eq!(s.protocol(), Protocol::Resp2);
     }
 
     #[test]
@@ -246,7 +255,7 @@ mod tests {
         assert_eq!(run(&mut s, "QUIT"), Step::ReplyAndClose(Reply::ok()));
         assert_eq!(
             run(&mut s, "CONFIG GET save"),
-            Step::Reply(Reply::Array(vec![Reply::bulk("save"), Reply::bulk("")]))
+            Step::Reply(Reply::Map(vec![(Reply::bulk("save"), Reply::bulk(""))]))
         );
     }
 
