@@ -325,7 +325,8 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 Effect::InstallSnapshot { meta, .. } => {
                     // The log cut is staged above; the data follows it now.
                     let applied = Applied { index: meta.index, term: meta.term, keys: self.incoming_keys };
-                    snapshot_install::install(disk, &self.store, self.id, &self.span, applied)?;
+                    let bug = self.raft.config().planted_bug;
+                    snapshot_install::install(disk, &self.store, self.id, &self.span, applied, bug)?;
                     self.applied = applied;
                     self.incoming_keys = 0;
                     // Our own proposals it covers may or may not be in it.

@@ -139,9 +139,12 @@ pub fn install<S: Storage>(
     group: GroupId,
     span: &Span,
     applied: Applied,
+    planted_bug: Option<crate::raft::PlantedBug>,
 ) -> Result<(), NodeError> {
     let record = Install { applied, phase: Phase::Clear };
-    store.stage_install(Some(&record), &mut disk.batch);
+    if !crate::raft::PlantedBug::InstallWithoutRecord.is_active(planted_bug) {
+        store.stage_install(Some(&record), &mut disk.batch);
+    }
     disk.write_batch()?;
     run(disk, store, group, span, record)
 }
@@ -266,11 +269,9 @@ mod tests {
             .collect()
     }
 
-    /// A crash after any batch of an install leaves, once `resume` ran, either the old
-    /// data and applied record (the install record was not written) or the new ones,
-    /// never a mix; the other group's keys are untouched and nothing stays aside.
-    #[test]
-    fn a_crash_anywhere_in_an_install_leaves_the_old_state_or_the_new() {
+    /// Crashes an install after each of its batches in turn, resumes, and says what the
+    /// first crash that did not leave either the old state or the new one left.
+    fn crash_anywhere_in_an_install(bug: Option<crate::raft::PlantedBug>) -> Result<(), String> {
         let keyspace = Keyspace::hashed(2).unwrap();
         let (group, span) = (1, Span::of(&keyspace, 1));
         let store = RaftStore::new(group);
@@ -297,7 +298,7 @@ mod tests {
         let written = disk.storage.batches.len();
         // As the replica does: the log cut goes in the batch the install record joins.
         store.stage_cut(cut(9, 2), &members, None, &mut disk.batch);
-        install(&mut disk, &store, group, &span, new_applied).unwrap();
+        install(&mut disk, &store, group, &span, new_applied, bug).unwrap();
         let install_batches = disk.storage.batches[written..].to_vec();
         assert!(install_batches.len() > 4, "pages of a bounded size: {} batches", install_batches.len());
         let (old_data, new_data): (BTreeMap<_, _>, BTreeMap<_, _>) =
@@ -308,19 +309,36 @@ mod tests {
                 apply(&mut crashed.map, b);
             }
             let mut disk = Disk::new(crashed, true);
-            resume(&mut disk, group, &span).unwrap();
-            let recovered = store.load(&disk.storage).unwrap().applied;
+            let at = format!("a crash after {kept} of the install's {} batches", install_batches.len());
+            resume(&mut disk, group, &span).map_err(|e| format!("{at}: resume: {e}"))?;
+            let recovered = store.load(&disk.storage).map_err(|e| format!("{at}: recovery: {e}"))?.applied;
             let expected = if kept == 0 { (&old_data, old_applied) } else { (&new_data, new_applied) };
-            assert_eq!(recovered, expected.1, "crash after {kept} batches of the install");
-            assert_eq!(&data(&disk.storage, &span), expected.0, "crash after {kept} batches of the install");
-            assert_eq!(data(&disk.storage, &Span::of(&keyspace, 2)).len(), other.len(), "the other group's keys");
+            if recovered != expected.1 || &data(&disk.storage, &span) != expected.0 {
+                return Err(format!("{at}: applied {recovered:?} and {} keys", data(&disk.storage, &span).len()));
+            }
+            assert_eq!(data(&disk.storage, &Span::of(&keyspace, 2)).len(), other.len(), "{at}: the other group's keys");
             let (start, end) = aside_span(group);
-            assert!(
-                disk.storage.scan_range(ASIDE_PARTITION, &start, Some(&end), 1).unwrap().is_empty(),
-                "nothing aside"
-            );
-            assert_eq!(store.load_install(&disk.storage).unwrap(), None, "the install is over");
+            assert!(disk.storage.scan_range(ASIDE_PARTITION, &start, Some(&end), 1).unwrap().is_empty(), "{at}: aside");
+            assert_eq!(store.load_install(&disk.storage).unwrap(), None, "{at}: the install is over");
         }
+        Ok(())
+    }
+
+    /// A crash after any batch of an install leaves, once `resume` ran, either the old
+    /// data and applied record (the install record was not written) or the new ones,
+    /// never a mix; the other group's keys are untouched and nothing stays aside.
+    #[test]
+    fn a_crash_anywhere_in_an_install_leaves_the_old_state_or_the_new() {
+        crash_anywhere_in_an_install(None).unwrap();
+    }
+
+    /// The planted bug `install_without_record` (the old data deleted before the install
+    /// record is written) is what the test above exists to catch.
+    #[test]
+    fn an_install_without_its_record_first_is_caught() {
+        let found = crash_anywhere_in_an_install(Some(crate::raft::PlantedBug::InstallWithoutRecord));
+        let error = found.expect_err("the planted bug breaks crash consistency");
+        assert!(error.contains("recovery: persisted state is corrupt"), "{error}");
     }
 
     #[test]

@@ -49,10 +49,14 @@ pub enum PlantedBug {
     /// after a crash the data holds entries the record says are still to apply, and they
     /// are applied twice (an append shows up twice).
     AppliedRecordLags,
+    /// A follower installing a leader's snapshot deletes its old data before the install
+    /// record is written (the record comes with the last batch): a crash in between leaves
+    /// a log cut at the snapshot with neither the old data nor the new.
+    InstallWithoutRecord,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -63,6 +67,7 @@ impl PlantedBug {
         PlantedBug::CommitOldTerm,
         PlantedBug::SendBeforeSync,
         PlantedBug::AppliedRecordLags,
+        PlantedBug::InstallWithoutRecord,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -82,6 +87,7 @@ impl PlantedBug {
             PlantedBug::CommitOldTerm => "commit_old_term",
             PlantedBug::SendBeforeSync => "send_before_sync",
             PlantedBug::AppliedRecordLags => "applied_record_lags",
+            PlantedBug::InstallWithoutRecord => "install_without_record",
         }
     }
 

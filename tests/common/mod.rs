@@ -3,7 +3,7 @@
 //! over admin HTTP. Every wait is on a condition, with a bound.
 #![allow(dead_code)] // each test file uses part of the harness
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,8 +13,17 @@ use std::time::{Duration, Instant};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// A port nothing listens on, never the same twice in this process: the OS may hand a
+/// port it just gave out (and we released) to the next bind, and two nodes of one test
+/// were once given the same admin port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, failing with `what` after `WAIT`.

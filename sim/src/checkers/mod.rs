@@ -10,6 +10,7 @@ pub mod linearizability;
 pub mod liveness;
 pub mod log_matching;
 pub mod lost_writes;
+pub mod recoverable;
 pub mod registry;
 pub mod state_machine_safety;
 
