@@ -109,3 +109,8 @@ fn send_before_sync_is_caught_within_150_seeds() {
 fn applied_record_lags_is_caught_within_10_seeds() {
     caught_and_replayed("applied_record_lags", 10);
 }
+
+#[test]
+fn heartbeat_commit_unmatched_is_caught_within_10_seeds() {
+    caught_and_replayed("heartbeat_commit_unmatched", 10);
+}

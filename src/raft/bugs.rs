@@ -53,10 +53,15 @@ pub enum PlantedBug {
     /// record is written (the record comes with the last batch): a crash in between leaves
     /// a log cut at the snapshot with neither the old data nor the new.
     InstallWithoutRecord,
+    /// A heartbeat carries the leader's whole commit index, and the follower commits as
+    /// far as its own log goes, instead of only as far as its acknowledged match (the cap
+    /// etcd's and raft-rs's heartbeats carry): a follower with a stale suffix from an older
+    /// term commits and applies entries the leader never had.
+    HeartbeatCommitUnmatched,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 11] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -68,6 +73,7 @@ impl PlantedBug {
         PlantedBug::SendBeforeSync,
         PlantedBug::AppliedRecordLags,
         PlantedBug::InstallWithoutRecord,
+        PlantedBug::HeartbeatCommitUnmatched,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -88,6 +94,7 @@ impl PlantedBug {
             PlantedBug::SendBeforeSync => "send_before_sync",
             PlantedBug::AppliedRecordLags => "applied_record_lags",
             PlantedBug::InstallWithoutRecord => "install_without_record",
+            PlantedBug::HeartbeatCommitUnmatched => "heartbeat_commit_unmatched",
         }
     }
 

@@ -60,6 +60,25 @@ pub enum Message {
         read_seq: u64,
         clock: ClockEcho,
     },
+    /// The leader's heartbeat: it keeps followers from campaigning and carries a read
+    /// round. `commit` is the leader's commit index capped at the follower's known match,
+    /// so the follower holds those entries. It claims nothing about the leader's log and
+    /// goes out at once, even while the leader's disk syncs; a heartbeat that was an
+    /// empty AppendEntries had to wait for that sync, and a sync slower than the election
+    /// timeout cost an election (issue 10, item 10).
+    Heartbeat {
+        term: Term,
+        commit: Index,
+        read_seq: u64,
+        sent_ms: u64,
+    },
+    /// Answers a heartbeat at once: it claims nothing about the follower's log, only that
+    /// the follower heard this leader (check-quorum, ReadIndex rounds, leases).
+    HeartbeatResponse {
+        term: Term,
+        read_seq: u64,
+        clock: ClockEcho,
+    },
     /// Leadership transfer (thesis §3.10): "start an election now"; the leader sends it
     /// once the target's log matches its own.
     TimeoutNow {
@@ -116,7 +135,9 @@ impl Message {
             | Message::InstallSnapshot { term, .. }
             | Message::InstallSnapshotResponse { term, .. }
             | Message::AppendEntries { term, .. }
-            | Message::AppendEntriesResponse { term, .. } => *term,
+            | Message::AppendEntriesResponse { term, .. }
+            | Message::Heartbeat { term, .. }
+            | Message::HeartbeatResponse { term, .. } => *term,
         }
     }
 }

@@ -334,13 +334,79 @@ fn start_as_follower() {
 
 #[test]
 fn leader_bcast_beat() {
-    // TestLeaderBcastBeat: after the heartbeat interval the leader sends to every follower.
+    // TestLeaderBcastBeat: after the heartbeat interval the leader sends a heartbeat to
+    // every follower at once, and the no-op again to those that have not acknowledged it.
     let mut r = replica(1, 3, 0, &[]);
     elect(&mut r, &[2]);
+    r.step(0, env(2, 1, append_ok(1, 1)));
+    r.drain_effects();
     let t = r.next_deadline_ms();
     r.step(t, Input::Tick);
-    let to: Vec<NodeId> = sends(&r.drain_effects()).into_iter().map(|(to, _)| to).collect();
-    assert_eq!(to, vec![2, 3]);
+    let out: Vec<(NodeId, &'static str, Durability)> = r
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { envelope: Envelope { to, message, .. }, after } => {
+                let kind = match message {
+                    Message::Heartbeat { term: 1, commit, read_seq: 0, .. } => {
+                        assert_eq!(commit, if to == 2 { 1 } else { 0 }, "commit capped at the follower's match");
+                        "heartbeat"
+                    }
+                    Message::AppendEntries { prev_log_index: 0, .. } => "append",
+                    other => panic!("{other:?}"),
+                };
+                Some((to, kind, after))
+            }
+            _ => None,
+        })
+        .collect();
+    let (now, synced) = (Durability::Immediately, Durability::Synced);
+    assert_eq!(out, vec![(2, "heartbeat", now), (3, "heartbeat", now), (3, "append", synced)]);
+}
+
+#[test]
+fn a_heartbeat_is_answered_at_once_and_commits_what_the_follower_holds() {
+    let mut r = replica(2, 3, 1, &[1, 1]);
+    let beat = |commit| Message::Heartbeat { term: 1, commit, read_seq: 4, sent_ms: 7 };
+    r.step(10, env(1, 2, beat(2)));
+    assert_eq!(r.leader_id(), Some(1));
+    assert_eq!(r.commit_index(), 2);
+    let reply = Message::HeartbeatResponse { term: 1, read_seq: 4, clock: ClockEcho { sent_ms: 7, follower_ms: 10 } };
+    let effects = r.drain_effects();
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Commit { index: 2 },
+            Effect::Send {
+                envelope: Envelope { group: G, from: 2, to: 1, message: reply },
+                after: Durability::Immediately
+            }
+        ]
+    );
+    // A stale leader hears the newer term, also at once.
+    r.step(11, env(3, 2, Message::Heartbeat { term: 0, commit: 0, read_seq: 0, sent_ms: 0 }));
+    let stale = Message::HeartbeatResponse { term: 1, read_seq: 0, clock: ClockEcho::default() };
+    assert_eq!(sends(&r.drain_effects()), vec![(3, stale)]);
+}
+
+#[test]
+fn a_heartbeat_answer_keeps_the_leader_in_office_and_confirms_reads() {
+    let mut r = replica(1, 3, 0, &[]);
+    elect(&mut r, &[2]);
+    r.step(0, env(2, 1, append_ok(1, 1)));
+    r.drain_effects();
+    r.read_index(0, 9).expect("leader");
+    r.drain_effects();
+    let answer = Message::HeartbeatResponse { term: 1, read_seq: 1, clock: ClockEcho::default() };
+    r.step(0, env(3, 1, answer));
+    assert_eq!(r.drain_effects(), vec![Effect::ReadReady { id: 9, index: 1 }]);
+    // Heard from 3 only by heartbeats: still a quorum at the check.
+    let deadline = r.next_deadline_ms();
+    for t in (0..=deadline + 200).step_by(10) {
+        r.step(t, env(3, 1, Message::HeartbeatResponse { term: 1, read_seq: 1, clock: ClockEcho::default() }));
+        r.step(t, Input::Tick);
+    }
+    assert!(r.is_leader());
 }
 
 #[test]

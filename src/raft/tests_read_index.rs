@@ -35,12 +35,14 @@ fn a_read_waits_for_one_round_confirmed_by_a_quorum() {
     leader.read_index(0, 7).unwrap();
     leader.read_index(0, 8).unwrap();
     let effects = leader.drain_effects();
-    // One round for both reads: an append with read_seq 1 to each follower, and no answer yet.
+    // One round for both reads: a heartbeat with read_seq 1 to each follower, at once, and
+    // no answer yet.
     let rounds: Vec<(NodeId, u64)> = effects
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
-                envelope: Envelope { to, message: Message::AppendEntries { read_seq, .. }, .. }, ..
+                envelope: Envelope { to, message: Message::Heartbeat { read_seq, .. }, .. },
+                after: Durability::Immediately,
             } => Some((*to, *read_seq)),
             _ => None,
         })
@@ -48,12 +50,7 @@ fn a_read_waits_for_one_round_confirmed_by_a_quorum() {
     assert_eq!(rounds, vec![(2, 1), (3, 1)]);
     assert!(!effects.iter().any(|e| matches!(e, Effect::ReadReady { .. })));
     // One follower's echo makes a quorum with the leader.
-    let echo = Message::AppendEntriesResponse {
-        term: 1,
-        result: AppendResult::Success { match_index: 1 },
-        read_seq: 1,
-        clock: ClockEcho::default(),
-    };
+    let echo = Message::HeartbeatResponse { term: 1, read_seq: 1, clock: ClockEcho::default() };
     leader.step(0, Input::Receive(Envelope { group: 1, from: 2, to: 1, message: echo }));
     let effects = leader.drain_effects();
     let answered: Vec<&Effect> = effects.iter().filter(|e| matches!(e, Effect::ReadReady { .. })).collect();

@@ -511,7 +511,8 @@ impl Raft {
                 // node that lost touch with it neither raises our term nor gets an answer.
                 Message::RequestVote { transfer: false, .. } if self.in_lease(now_ms) => return,
                 _ => {
-                    let leader = matches!(env.message, Message::AppendEntries { .. }).then_some(from);
+                    let from_leader = matches!(env.message, Message::AppendEntries { .. } | Message::Heartbeat { .. });
+                    let leader = from_leader.then_some(from);
                     self.become_follower(now_ms, term, leader);
                 }
             }
@@ -539,6 +540,11 @@ impl Raft {
                     };
                     self.send(from, reply, Durability::Immediately);
                 }
+                Message::Heartbeat { .. } => {
+                    let reply =
+                        Message::HeartbeatResponse { term: self.hard.term, read_seq: 0, clock: ClockEcho::default() };
+                    self.send(from, reply, Durability::Immediately);
+                }
                 _ => {}
             }
             return;
@@ -564,6 +570,15 @@ impl Raft {
             }
             Message::AppendEntriesResponse { result, read_seq, clock, .. } => {
                 self.handle_append_response(now_ms, from, result, read_seq, clock)
+            }
+            Message::Heartbeat { commit, read_seq, sent_ms, .. } => {
+                if self.is_leader() {
+                    panic!("node {} is leader of term {} and got a heartbeat from {from}", self.cfg.id, term);
+                }
+                self.handle_heartbeat(now_ms, from, commit, read_seq, sent_ms)
+            }
+            Message::HeartbeatResponse { read_seq, clock, .. } => {
+                self.heard_from_follower(now_ms, from, read_seq, clock);
             }
             Message::InstallSnapshot { meta, membership, chunk, data, done, .. } => {
                 if self.is_leader() {

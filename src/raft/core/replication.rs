@@ -25,12 +25,23 @@ impl Raft {
         index
     }
 
-    /// Sends appends to every follower that may receive one; `heartbeat` also reaches
-    /// paused followers, so that a lost message is retried every heartbeat interval.
+    /// Sends appends to every follower that may receive one; `heartbeat` also sends each
+    /// follower a heartbeat, and an append to each one that lags or is probing, even if
+    /// paused, so that a lost message is retried every heartbeat interval.
     pub(super) fn broadcast_append(&mut self, heartbeat: bool) {
         let Role::Leader { progress } = &self.role else { return };
-        let targets: Vec<NodeId> = progress.keys().copied().collect();
-        for to in targets {
+        let targets: Vec<(NodeId, Index)> = progress.iter().map(|(&id, p)| (id, p.match_index)).collect();
+        let uncapped = PlantedBug::HeartbeatCommitUnmatched.is_active(self.cfg.planted_bug);
+        for (to, match_index) in targets {
+            if heartbeat {
+                let message = Message::Heartbeat {
+                    term: self.hard.term,
+                    commit: if uncapped { self.commit_index } else { self.commit_index.min(match_index) },
+                    read_seq: self.reads.seq(),
+                    sent_ms: self.last_now_ms,
+                };
+                self.send(to, message, Durability::Immediately);
+            }
             self.send_append(to, heartbeat);
         }
     }
@@ -62,6 +73,11 @@ impl Raft {
         let has_new = p.next_index <= self.log.last_index();
         let can_send = p.can_send(self.cfg.inflight_appends_max, self.cfg.inflight_bytes_max);
         if !heartbeat && (!has_new || !can_send) {
+            return;
+        }
+        // A follower that holds our whole log needs only the heartbeat.
+        let probing = matches!(p.state, ProgressState::Probe { .. });
+        if heartbeat && !probing && p.match_index >= self.log.last_index() {
             return;
         }
         let prev_log_index = p.next_index - 1;
@@ -174,20 +190,41 @@ impl Raft {
         }
     }
 
-    pub(super) fn handle_append_response(
-        &mut self,
-        now_ms: u64,
-        from: NodeId,
-        result: AppendResult,
-        read_seq: u64,
-        clock: ClockEcho,
-    ) {
-        let last_index = self.log.last_index();
+    /// A heartbeat of our term's leader: follow it, commit what it says we hold, and answer
+    /// at once (the answer promises nothing about our log).
+    pub(super) fn handle_heartbeat(&mut self, now_ms: u64, from: NodeId, commit: Index, read_seq: u64, sent_ms: u64) {
+        self.become_follower(now_ms, self.hard.term, Some(from));
+        self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
+        // The leader caps `commit` at the match we acknowledged, after our sync: those
+        // entries are ours, durable, and the leader's (Log Matching, §5.3).
+        let commit = if PlantedBug::HeartbeatCommitUnmatched.is_active(self.cfg.planted_bug) {
+            commit.min(self.log.last_index())
+        } else {
+            commit
+        };
+        assert!(
+            commit <= self.log.last_index(),
+            "node {}: heartbeat commits {commit} beyond our log ({})",
+            self.cfg.id,
+            self.log.last_index()
+        );
+        if commit > self.commit_index {
+            self.set_commit(commit);
+        }
+        let clock = ClockEcho { sent_ms, follower_ms: now_ms };
+        let reply = Message::HeartbeatResponse { term: self.hard.term, read_seq, clock };
+        self.send(from, reply, Durability::Immediately);
+    }
+
+    /// What any answer of a follower tells its leader: it is alive (check-quorum), it saw
+    /// read round `read_seq` (ReadIndex), and its clock (leases). Returns the follower's
+    /// progress if we lead and it is a member.
+    pub(super) fn heard_from_follower(&mut self, now_ms: u64, from: NodeId, read_seq: u64, clock: ClockEcho) -> bool {
         let Role::Leader { progress } = &mut self.role else {
-            return;
+            return false;
         };
         let Some(p) = progress.get_mut(&from) else {
-            return;
+            return false;
         };
         p.recent_active = true;
         // Our own send time, echoed: never later than now on our monotonic clock. Only
@@ -203,6 +240,21 @@ impl Raft {
             p.read_seq_acked = read_seq;
             self.release_reads();
         }
+        true
+    }
+
+    pub(super) fn handle_append_response(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        result: AppendResult,
+        read_seq: u64,
+        clock: ClockEcho,
+    ) {
+        if !self.heard_from_follower(now_ms, from, read_seq, clock) {
+            return;
+        }
+        let last_index = self.log.last_index();
         let Role::Leader { progress } = &mut self.role else {
             unreachable!("still leader");
         };
