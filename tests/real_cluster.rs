@@ -86,6 +86,13 @@ async fn three_nodes_replicate_over_tcp_and_recover_from_fjall() {
     let (_, task) = nodes.remove(0);
     task.abort();
     let _ = task.await;
+    // A write forwarded to node 1 before the others notice it is gone has an unknown
+    // outcome (and this test counts appends): wait until they follow another leader.
+    let deadline = Instant::now() + WAIT;
+    while nodes[0].0.status().leader.is_none_or(|l| l == 1) {
+        assert!(Instant::now() < deadline, "no leader other than node 1 within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(execute(&nodes[0].0, Command::Append { key: key("log"), value: key("a") }).await, Output::Int(1));
     let listener = TcpListener::bind(peers[&1]).await.expect("rebind node 1's address");
     let restarted = start_node(1, listener, peers.clone(), &dirs[0], 1).await;

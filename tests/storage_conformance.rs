@@ -3,7 +3,7 @@
 //! (`cargo sim-test`), where a crash runs the disk's `reset_node` hook (the one madsim
 //! runs when the simulator kills a node).
 
-use phantomdb::io::storage::conformance::{run_all, Harness};
+use phantomdb::io::storage::conformance::{a_started_sync_covers_earlier_writes, run_all, Harness};
 
 #[cfg(not(madsim))]
 mod fjall {
@@ -31,6 +31,12 @@ mod fjall {
     fn fjall_conforms() {
         let mut h = FjallHarness { dir: tempfile::tempdir().expect("tempdir") };
         run_all(&mut h);
+    }
+
+    #[tokio::test]
+    async fn a_fjall_sync_job_covers_earlier_writes() {
+        let mut h = FjallHarness { dir: tempfile::tempdir().expect("tempdir") };
+        a_started_sync_covers_earlier_writes(&mut h).await;
     }
 }
 
@@ -68,6 +74,7 @@ mod sim {
                         }
                     }
                     run_all(&mut SimHarness);
+                    a_started_sync_covers_earlier_writes(&mut SimHarness).await;
                     done_tx.send(()).unwrap();
                 })
                 .await

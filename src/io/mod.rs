@@ -12,5 +12,5 @@ pub mod storage;
 pub mod transport;
 
 pub use clock::{Clock, SkewedClock, SystemClock};
-pub use storage::{Op, Pairs, Storage, StorageError, StorageView, WriteBatch};
+pub use storage::{Op, Pairs, Storage, StorageError, StorageView, SyncJob, WriteBatch};
 pub use transport::{Inbound, Transport};

@@ -6,9 +6,14 @@
 //!   inputs ─▶ Replica::{on_call, step}        (core steps, requests recorded)
 //!          ─▶ Replica::stage                  (effects → the shared write batch, the peer frames;
 //!                                              snapshot chunks read or put aside, installs)
-//!          ─▶ node: write the batch; sync once if any message or commit needs it; send
-//!          ─▶ Replica::finish                 (apply commits into storage, compact, serve reads)
+//!          ─▶ node: write the batch (unless a sync runs), send what needs no durability,
+//!             hold the rest (`Staged`, the Synced messages) until the batch is durable
+//!          ─▶ Replica::report, Replica::finish (once durable: events out, then apply the
+//!                                              commits into storage, compact, serve reads)
 //! ```
+//!
+//! The next batch may be staged while one is held: the core has moved on, and what it
+//! promised goes out in order as syncs complete.
 //!
 //! The group's data is in storage (`group_data.rs`); snapshots stream from and into it
 //! (`outgoing_snapshots.rs`, `snapshot_install.rs`).
@@ -65,10 +70,29 @@ pub struct Replica<M: StateMachine, V> {
     drift_violations_reported: u64,
     /// The leader as of the last batch, to notice a change.
     leader_seen: Option<NodeId>,
-    /// The commit index the last `stage` saw, for `finish` to apply.
+    /// The newest commit index staged and not yet handed to `finish`.
     commit: Option<Index>,
-    /// Events of the last `stage` and `finish`, for `report`.
+    /// Events since the last `stage` took them (a `finish` adds some for the next).
     staged: Vec<NodeEvent>,
+}
+
+/// What one group staged in one batch, held until the batch is durable.
+#[derive(Debug, Default)]
+pub struct Staged {
+    events: Vec<NodeEvent>,
+    /// Entries committed up to here (applied by `finish`, answered after the sync).
+    commit: Option<Index>,
+}
+
+impl Staged {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.commit.is_none()
+    }
+
+    /// Answers to committed entries wait for the batch's sync.
+    pub fn needs_sync(&self) -> bool {
+        self.commit.is_some()
+    }
 }
 
 impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
@@ -246,17 +270,17 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     }
 
     /// Applies the core's effects to the shared write batch and peer frames, in order, and
-    /// answers what needs no durability. Returns whether entries were committed (their
-    /// answers wait for the sync). What happened is reported by `report`, once the
-    /// batch is written (and synced, where that was due): a write that fails poisons the
-    /// node, and its events must not claim otherwise.
+    /// answers what needs no durability. Returns what waits for the batch: its events
+    /// (`report`, once the batch is written, and synced where due: a write that fails
+    /// poisons the node, and its events must not claim otherwise) and its commit
+    /// (`finish`).
     pub fn stage<S: Storage<View = V>>(
         &mut self,
         now_ms: u64,
         disk: &mut Disk<S>,
         frames: &mut PeerFrames,
         transport: &impl Transport,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<Staged, NodeError> {
         if let (count, Some((peer, v))) = self.raft.drift_violations() {
             if count > self.drift_violations_reported {
                 self.drift_violations_reported = count;
@@ -272,7 +296,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             }
             self.stage_effects(now_ms, effects, disk, frames, transport)?;
         }
-        Ok(self.commit.is_some())
+        Ok(Staged { events: std::mem::take(&mut self.staged), commit: self.commit.take() })
     }
 
     fn stage_effects<S: Storage<View = V>>(
@@ -355,25 +379,29 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         Ok(())
     }
 
-    /// Hands the events of the last `stage` and `finish` to the observer, in order.
-    pub fn report(&mut self, observer: &dyn Observer) {
-        for event in self.staged.drain(..) {
+    /// Hands a held batch's events to the observer, in order.
+    pub fn report(&self, staged: &mut Staged, observer: &dyn Observer) {
+        for event in staged.events.drain(..) {
             observer.on_event(self.node, self.id, event);
         }
     }
 
-    /// After the node's sync: applies what was committed, stages a snapshot if one is due,
-    /// serves confirmed reads, and lets go of requests forwarded to a replaced leader.
+    /// Once a held batch is durable: applies what it committed, stages a snapshot if one
+    /// is due, serves confirmed reads, and lets go of requests forwarded to a replaced
+    /// leader. Only applying writes, so the node hands it a commit only while no sync
+    /// runs (a write would wait for the sync).
     pub fn finish<S: Storage<View = V>>(
         &mut self,
+        staged: Staged,
         disk: &mut Disk<S>,
         transport: &impl Transport,
         observer: &dyn Observer,
     ) -> Result<(), NodeError> {
-        if let Some(index) = self.commit.take() {
+        debug_assert!(staged.events.is_empty(), "reported before it is finished");
+        if let Some(index) = staged.commit {
             if crate::buggify!("pause_apply") {
-                // Applied with a later batch: `stage` keeps the newest commit index.
-                self.commit = Some(index);
+                // Applied with a later batch: the next `stage` takes it along.
+                self.commit = self.commit.max(Some(index));
             } else {
                 self.apply_committed(index, disk, transport, observer)?;
                 self.maybe_compact(disk);

@@ -13,11 +13,13 @@ use std::collections::BTreeMap;
 /// the estimate's error (a few bytes of framing per entry) can never push a frame over.
 const FRAME_BYTES_BUDGET: usize = WIRE_BYTES_MAX / 2;
 
+/// Messages to peers, in order per peer. Those that promise durable state
+/// (`Durability::Synced`) are kept apart: `take_synced` hands them over to wait for the
+/// sync, while the others go out with the next `flush`.
 #[derive(Debug, Default)]
 pub struct PeerFrames {
     to: BTreeMap<NodeId, Vec<Envelope>>,
-    /// A message that promises durable state is waiting: sync before sending.
-    pub needs_sync: bool,
+    synced: BTreeMap<NodeId, Vec<Envelope>>,
 }
 
 /// An upper estimate of an envelope's encoded size.
@@ -36,13 +38,21 @@ fn estimate_bytes(env: &Envelope) -> usize {
 
 impl PeerFrames {
     pub fn push(&mut self, env: Envelope, synced: bool) {
-        self.needs_sync |= synced;
-        self.to.entry(env.to).or_default().push(env);
+        let to = if synced { &mut self.synced } else { &mut self.to };
+        to.entry(env.to).or_default().push(env);
     }
 
-    /// Sends everything, one frame per peer (more if a batch is large), in order.
+    pub fn is_empty(&self) -> bool {
+        self.to.is_empty() && self.synced.is_empty()
+    }
+
+    /// The messages that wait for the sync, as frames of their own (sent by `flush`).
+    pub fn take_synced(&mut self) -> PeerFrames {
+        PeerFrames { to: std::mem::take(&mut self.synced), synced: BTreeMap::new() }
+    }
+
+    /// Sends what needs no sync, one frame per peer (more if a batch is large), in order.
     pub fn flush(&mut self, transport: &impl Transport) {
-        self.needs_sync = false;
         // Coalescing is an optimisation: messages alone must work as well.
         let budget = if crate::buggify!("split_frames") { 0 } else { FRAME_BYTES_BUDGET };
         for (peer, envelopes) in std::mem::take(&mut self.to) {
@@ -114,10 +124,11 @@ mod tests {
                 frames.push(heartbeat(group, to, 0), true);
             }
         }
-        assert!(frames.needs_sync);
         let sent = Recorder::default();
         frames.flush(&sent);
-        assert!(!frames.needs_sync);
+        assert!(sent.0.lock().unwrap().is_empty(), "the synced ones wait");
+        frames.take_synced().flush(&sent);
+        assert!(frames.is_empty());
         let frames = sent.0.into_inner().unwrap();
         assert_eq!(frames.len(), 2, "one frame per peer");
         for (to, wire) in frames {

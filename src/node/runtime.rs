@@ -3,7 +3,7 @@
 
 use super::dedup::RecentRequests;
 use super::disk::Disk;
-use super::group::Replica;
+use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
@@ -74,16 +74,26 @@ impl NodeConfig {
 
 /// Client calls queued to a node before `execute` waits.
 const CALL_QUEUE_MAX: usize = 1024;
-/// A flush that takes this long is reported (a tenth of the default election timeout).
-const SLOW_FLUSH_MS: u64 = 100;
-/// Where one flush spent its time.
-struct FlushTimes {
-    /// Stepping the cores' effects into the batch, and writing it.
-    stage_ms: u64,
-    /// Waiting for the sync.
-    sync_ms: u64,
-    /// Applying, compacting, serving reads.
-    finish_ms: u64,
+/// A turn of the event loop that takes this long is reported (two thirds of the
+/// default minimum election timeout: the loop must never stand still for one).
+const SLOW_TURN_MS: u64 = 100;
+/// Batches held for their sync before the node stops taking inputs (back-pressure: a
+/// disk slower than the load fills this, and then the node waits for it).
+const HELD_BATCHES_MAX: usize = 1024;
+
+/// One batch's promises, held until its writes are durable (see `disk.rs`).
+struct Held {
+    /// The writes that must be durable first.
+    mark: u64,
+    /// Messages that promise durable state (`Durability::Synced`).
+    frames: PeerFrames,
+    groups: Vec<(GroupId, Staged)>,
+}
+
+impl Held {
+    fn needs_sync(&self) -> bool {
+        !self.frames.is_empty() || self.groups.iter().any(|(_, s)| s.needs_sync())
+    }
 }
 
 /// How often expired requests are swept.
@@ -191,7 +201,10 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     cfg: NodeConfig,
     groups: BTreeMap<GroupId, Replica<M, S::View>>,
     disk: Disk<S>,
+    /// Messages staged this turn that go out at once.
     frames: PeerFrames,
+    /// Batches staged and not yet durable, oldest first.
+    held: std::collections::VecDeque<Held>,
     transport: T,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
@@ -230,6 +243,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             cfg,
             groups,
             frames: PeerFrames::default(),
+            held: Default::default(),
             transport,
             clock,
             observer,
@@ -277,6 +291,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             let now = self.clock.monotonic_ms();
             let wake_ms = self.next_deadline_ms().min(next_sweep_ms);
             let wait = self.clock.sleep_for(wake_ms.saturating_sub(now));
+            // A disk slower than the load: stop taking inputs until a sync completes.
+            let taking = self.held.len() < HELD_BATCHES_MAX;
+            let syncing = self.disk.is_syncing();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => {
@@ -285,12 +302,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     tracing::info!(node = self.cfg.id(), "node stopped on request");
                     return Ok(());
                 }
+                synced = self.disk.sync_done(), if syncing => synced?,
                 _ = tokio::time::sleep(wait) => {}
-                inbound = self.inbox.recv() => match inbound {
+                inbound = self.inbox.recv(), if taking => match inbound {
                     Some(m) => self.on_inbound(m),
                     None => return Ok(()),
                 },
-                call = self.calls.recv(), if calls_open => match call {
+                call = self.calls.recv(), if calls_open && taking => match call {
                     Some(c) => self.on_call(c.command, Origin::Local(c.reply)),
                     None => calls_open = false,
                 },
@@ -299,8 +317,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     None => controls_open = false,
                 },
             }
+            let turn_started_ms = self.clock.monotonic_ms();
             // Group commit: take what else is ready, then flush once.
-            for _ in 0..self.cfg.batch_inputs_max {
+            for _ in 0..if taking { self.cfg.batch_inputs_max } else { 0 } {
                 if let Ok(m) = self.inbox.try_recv() {
                     self.on_inbound(m);
                 } else if let Ok(c) = self.calls.try_recv() {
@@ -319,13 +338,15 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     g.expire(now, &self.transport);
                 }
             }
-            let t = self.flush().await?;
-            let took_ms = t.stage_ms + t.sync_ms + t.finish_ms;
-            if took_ms >= SLOW_FLUSH_MS {
+            let staged_ms = self.flush()?;
+            let finished_ms = self.clock.monotonic_ms();
+            let took_ms = finished_ms - turn_started_ms;
+            if took_ms >= SLOW_TURN_MS {
                 // The event loop stood still that long: heartbeats and votes waited too.
-                // Where: stepping the cores and writing the batch, the sync, applying.
-                let (stage_ms, sync_ms, finish_ms) = (t.stage_ms, t.sync_ms, t.finish_ms);
-                tracing::warn!(node = self.cfg.id(), took_ms, stage_ms, sync_ms, finish_ms, "slow flush");
+                // Where: stepping the cores and writing the batch, or applying.
+                let (stage_ms, finish_ms) = (staged_ms - turn_started_ms, finished_ms - staged_ms);
+                let held = self.held.len();
+                tracing::warn!(node = self.cfg.id(), took_ms, stage_ms, finish_ms, held, "slow turn");
             }
             self.publish_status();
         }
@@ -448,35 +469,69 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         group.on_call(now, command, origin, &self.transport, self.observer.as_ref());
     }
 
-    /// Every group's effects, then one write, one sync (if a message or an answer needs
-    /// it), one frame per peer; then each group applies and answers.
-    async fn flush(&mut self) -> Result<FlushTimes, NodeError> {
+    /// Every group's effects into one batch, written unless a sync runs (the write
+    /// would wait for it); messages that promise nothing go at once, the rest of the
+    /// batch is held for its sync. Then what is durable is released, and the next sync
+    /// starts. Returns when staging ended, for the slow-turn report.
+    fn flush(&mut self) -> Result<u64, NodeError> {
         let now = self.clock.monotonic_ms();
-        let mut committed = false;
-        for g in self.groups.values_mut() {
-            committed |= g.stage(now, &mut self.disk, &mut self.frames, &self.transport)?;
+        let mut held = Held { mark: 0, frames: PeerFrames::default(), groups: Vec::new() };
+        for (&id, g) in self.groups.iter_mut() {
+            let staged = g.stage(now, &mut self.disk, &mut self.frames, &self.transport)?;
+            if !staged.is_empty() {
+                held.groups.push((id, staged));
+            }
         }
-        self.disk.write_batch()?;
-        let staged_ms = self.clock.monotonic_ms();
-        let needs_sync = self.frames.needs_sync || committed;
+        if !self.disk.is_syncing() {
+            self.disk.write_batch()?;
+        }
+        held.mark = self.disk.mark();
+        held.frames = self.frames.take_synced();
         if raft::PlantedBug::SendBeforeSync.is_active(self.cfg.raft.planted_bug) {
-            self.frames.flush(&self.transport);
-        }
-        if needs_sync {
-            // Answers promise durability too (a committed entry is on a quorum's disks;
-            // we sync our own writes as well before saying so).
-            self.disk.make_durable().await?;
-        }
-        let synced_ms = self.clock.monotonic_ms();
-        for g in self.groups.values_mut() {
-            g.report(self.observer.as_ref());
+            held.frames.flush(&self.transport);
         }
         self.frames.flush(&self.transport);
-        for g in self.groups.values_mut() {
-            g.finish(&mut self.disk, &self.transport, self.observer.as_ref())?;
+        if !held.frames.is_empty() || !held.groups.is_empty() {
+            self.held.push_back(held);
         }
-        // The log cuts the groups staged go with the next batch.
-        let finished_ms = self.clock.monotonic_ms();
-        Ok(FlushTimes { stage_ms: staged_ms - now, sync_ms: synced_ms - staged_ms, finish_ms: finished_ms - synced_ms })
+        let staged_ms = self.clock.monotonic_ms();
+        self.release()?;
+        Ok(staged_ms)
+    }
+
+    /// Hands out the held batches that are durable, oldest first: their events, then
+    /// their messages, then each group applies and answers (answers promise durability:
+    /// a committed entry is on a quorum's disks, and on ours too before we say so). Then
+    /// starts a sync for the rest. Finishing writes, so it waits while a sync runs.
+    fn release(&mut self) -> Result<(), NodeError> {
+        // Every group serves its confirmed reads and notices leader changes, sync or not
+        // (with nothing to apply, `finish` writes nothing).
+        for g in self.groups.values_mut() {
+            g.finish(Staged::default(), &mut self.disk, &self.transport, self.observer.as_ref())?;
+        }
+        if self.disk.is_syncing() {
+            return Ok(());
+        }
+        self.disk.write_batch()?;
+        while let Some(front) = self.held.front() {
+            if !self.disk.is_durable(front.mark, front.needs_sync()) {
+                break;
+            }
+            let mut held = self.held.pop_front().expect("looked at");
+            for (id, staged) in held.groups.iter_mut() {
+                self.groups[id].report(staged, self.observer.as_ref());
+            }
+            held.frames.flush(&self.transport);
+            for (id, staged) in held.groups {
+                let g = self.groups.get_mut(&id).expect("a hosted group");
+                g.finish(staged, &mut self.disk, &self.transport, self.observer.as_ref())?;
+            }
+        }
+        if self.held.front().is_some_and(Held::needs_sync) {
+            self.disk.start_sync()?;
+        }
+        // What is still held waits for a sync that runs: nothing waits for nothing.
+        debug_assert!(self.held.is_empty() || self.disk.is_syncing(), "held batches with no sync to release them");
+        Ok(())
     }
 }

@@ -254,6 +254,9 @@ mod tests {
         fn sync(&mut self) -> Result<(), StorageError> {
             Ok(())
         }
+        fn start_sync(&mut self) -> crate::io::SyncJob {
+            Box::pin(async { Ok(()) })
+        }
     }
 
     fn data(storage: &Recording, span: &Span) -> BTreeMap<Vec<u8>, Vec<u8>> {

@@ -300,3 +300,44 @@ fn an_out_of_order_chunk_asks_for_the_right_one() {
     assert_eq!(kept, b"abcdefghi");
     assert_eq!((r.commit_index(), r.applied_index()), (9, 9));
 }
+
+/// A follower that already holds the snapshot's entries (its commit index is past it)
+/// says so, and the leader takes that as its match: the answer waits for the sync, like
+/// an append's (`slow_disks` seed 152 crashed a follower that had said so before its
+/// entries were on disk).
+#[test]
+fn a_snapshot_the_follower_already_holds_is_answered_after_the_sync() {
+    let mut c = Config::new(2, 1, vec![1, 2, 3]);
+    c.pre_vote = false;
+    let mut r = Raft::new(c, 2, 0, HardState { term: 1, voted_for: None }, vec![]).unwrap();
+    let entries: Vec<Entry> = (1..=6).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
+    let append = Message::AppendEntries {
+        term: 1,
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries,
+        leader_commit: 6,
+        read_seq: 0,
+        sent_ms: 0,
+    };
+    r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: append }));
+    r.drain_effects();
+    let meta = SnapshotMeta { index: 5, term: 1 };
+    let snapshot = Message::InstallSnapshot {
+        term: 1,
+        meta,
+        membership: Membership::with_voters([1, 2, 3]),
+        chunk: 0,
+        data: vec![],
+        done: true,
+    };
+    r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: snapshot }));
+    let reply = Message::InstallSnapshotResponse { term: 1, meta, received: 0, done: true };
+    assert_eq!(
+        r.drain_effects(),
+        vec![Effect::Send {
+            envelope: Envelope { group: 1, from: 2, to: 1, message: reply },
+            after: Durability::Synced
+        }]
+    );
+}

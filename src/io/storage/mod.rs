@@ -81,14 +81,20 @@ pub trait Storage: StorageView {
     /// A consistent read view as of now.
     fn view(&self) -> Result<Self::View, StorageError>;
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Makes every batch written so far durable, blocking the caller until it is.
     fn sync(&mut self) -> Result<(), StorageError>;
-    /// How long the next `sync` takes before it may be called, for a storage whose syncs
-    /// take simulated time (the caller waits it out; a crash meanwhile leaves the writes
-    /// unsynced). A real disk's syncs take the time they take: zero here.
-    fn sync_delay(&mut self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
+    /// Starts a sync that runs while the caller goes on (the node's event loop must not
+    /// stand still for an fsync): once the job completes with `Ok`, every batch written
+    /// before this call is durable. Batches written while it runs may be too, or not; a
+    /// later sync covers them. Writing while a job runs is allowed but may wait for it
+    /// (fjall holds its journal's lock through the fsync), so the node defers its writes.
+    /// A real disk's job runs on a blocking thread; the simulated disk's takes the disk's
+    /// simulated latency, and a crash meanwhile finds the writes unsynced.
+    fn start_sync(&mut self) -> SyncJob;
 }
+
+/// A sync in progress (see [`Storage::start_sync`]).
+pub type SyncJob = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send>>;
 
 pub(crate) fn check_partition(name: &str) -> Result<(), StorageError> {
     let ok = !name.is_empty()

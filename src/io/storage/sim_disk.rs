@@ -2,17 +2,18 @@
 //! a node's tasks.
 //!
 //! ```text
-//!   write(batch) ──▶ current (visible)  + unsynced queue
-//!   sync()       ──▶ durable += unsynced queue
-//!   kill(node)   ──▶ durable += a seeded prefix of the unsynced queue; current = durable
+//!   write(batch)  ──▶ current (visible)  + unsynced queue
+//!   sync()        ──▶ durable += unsynced queue
+//!   start_sync()  ──▶ (after the sync latency) durable += the batches queued at the start
+//!   kill(node)    ──▶ durable += a seeded prefix of the unsynced queue; current = durable
 //! ```
 //!
 //! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
 //! makes the node's next write or sync fail, which poisons the node. `set_sync_latency`
-//! makes each sync take a seeded time (`Storage::sync_delay`), so that a crash can land
-//! between a write and the sync that makes it durable.
+//! makes each sync job take a seeded time, so that a crash can land between a write and
+//! the sync that makes it durable, and writes made during a sync stay unsynced.
 
-use super::{check_partition, Op, Pairs, Storage, StorageError, StorageView, WriteBatch};
+use super::{check_partition, Op, Pairs, Storage, StorageError, StorageView, SyncJob, WriteBatch};
 use madsim::plugin::{self, Simulator};
 use madsim::rand::GlobalRng;
 use madsim::task::NodeId as SimNodeId;
@@ -31,6 +32,10 @@ struct Disk {
     /// What reads see. Shared with live views: a write copies it only while one lives.
     current: Arc<Map>,
     unsynced: Vec<WriteBatch>,
+    /// Batches ever written, and how many of them left the unsynced queue (made durable
+    /// or resolved by a crash): the first queued batch is number `dequeued`.
+    written: u64,
+    dequeued: u64,
     io_error_pending: bool,
     /// Each sync takes a time drawn from `[lo, hi]` ms (`None`: no time).
     sync_latency_ms: Option<[u64; 2]>,
@@ -70,6 +75,7 @@ impl Simulator for SimDisk {
             apply(&mut disk.durable, batch);
         }
         disk.current = Arc::new(disk.durable.clone());
+        disk.dequeued = disk.written;
         disk.io_error_pending = false;
         self.last_crash
             .lock()
@@ -225,11 +231,30 @@ impl Storage for SimStorage {
             }
             apply(Arc::make_mut(&mut d.current), &batch);
             d.unsynced.push(batch);
+            d.written += 1;
             Ok(())
         })
     }
 
-    fn sync_delay(&mut self) -> std::time::Duration {
+    fn sync(&mut self) -> Result<(), StorageError> {
+        SimDisk::with_disk(self.node, |d| d.make_durable(d.written))
+    }
+
+    fn start_sync(&mut self) -> SyncJob {
+        let delay = self.sync_delay();
+        let (node, upto) = (self.node, SimDisk::with_disk(self.node, |d| d.written));
+        Box::pin(async move {
+            if delay > std::time::Duration::ZERO {
+                madsim::time::sleep(delay).await;
+            }
+            SimDisk::with_disk(node, |d| d.make_durable(upto))
+        })
+    }
+}
+
+impl SimStorage {
+    /// How long the next sync job takes (the disk's latency, drawn from the seed).
+    fn sync_delay(&self) -> std::time::Duration {
         let sim = SimDisk::current();
         let latency = sim.disks.lock().expect("sim disk lock").get(&self.node).and_then(|d| d.sync_latency_ms);
         match latency {
@@ -240,16 +265,19 @@ impl Storage for SimStorage {
             }
         }
     }
+}
 
-    fn sync(&mut self) -> Result<(), StorageError> {
-        SimDisk::with_disk(self.node, |d| {
-            if std::mem::take(&mut d.io_error_pending) {
-                return Err(StorageError::Io("injected I/O error on fsync".into()));
-            }
-            for batch in std::mem::take(&mut d.unsynced) {
-                apply(&mut d.durable, &batch);
-            }
-            Ok(())
-        })
+impl Disk {
+    /// Makes the batches numbered below `upto` durable (those still queued).
+    fn make_durable(&mut self, upto: u64) -> Result<(), StorageError> {
+        if std::mem::take(&mut self.io_error_pending) {
+            return Err(StorageError::Io("injected I/O error on fsync".into()));
+        }
+        let n = upto.saturating_sub(self.dequeued).min(self.unsynced.len() as u64) as usize;
+        for batch in self.unsynced.drain(..n) {
+            apply(&mut self.durable, &batch);
+        }
+        self.dequeued += n as u64;
+        Ok(())
     }
 }

@@ -110,10 +110,14 @@ impl Raft {
         self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
         let term = self.hard.term;
         if meta.index <= self.commit_index {
-            // We hold all of it already (committed entries match the leader's, §5.4).
+            // We hold all of it already (committed entries match the leader's, §5.4). The
+            // leader takes this as our match: only once those entries are on our disk
+            // (found by `slow_disks` seed 152 once messages no longer waited for the
+            // sync of their batch: the follower crashed, lost them, and a heartbeat
+            // committed beyond its log).
             self.incoming_snapshot.abandon();
             let reply = Message::InstallSnapshotResponse { term, meta, received: 0, done: true };
-            self.send(from, reply, Durability::Immediately);
+            self.send(from, reply, Durability::Synced);
             return;
         }
         match self.incoming_snapshot.accept(meta, chunk, data.len() as u64, done) {
