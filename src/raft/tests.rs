@@ -332,14 +332,20 @@ fn start_as_follower() {
     assert_eq!(r.role_name(), "follower");
 }
 
-#[test]
-fn leader_bcast_beat() {
-    // TestLeaderBcastBeat: after the heartbeat interval the leader sends a heartbeat to
-    // every follower at once, and the no-op again to those that have not acknowledged it.
+/// Node 1, leader of term 1 in a group of 3, whose no-op node 2 has acknowledged.
+fn leader_acked_by_2() -> Raft {
     let mut r = replica(1, 3, 0, &[]);
     elect(&mut r, &[2]);
     r.step(0, env(2, 1, append_ok(1, 1)));
     r.drain_effects();
+    r
+}
+
+#[test]
+fn leader_bcast_beat() {
+    // TestLeaderBcastBeat: after the heartbeat interval the leader sends a heartbeat to
+    // every follower at once, and the no-op again to those that have not acknowledged it.
+    let mut r = leader_acked_by_2();
     let t = r.next_deadline_ms();
     r.step(t, Input::Tick);
     let out: Vec<(NodeId, &'static str, Durability)> = r
@@ -391,10 +397,7 @@ fn a_heartbeat_is_answered_at_once_and_commits_what_the_follower_holds() {
 
 #[test]
 fn a_heartbeat_answer_keeps_the_leader_in_office_and_confirms_reads() {
-    let mut r = replica(1, 3, 0, &[]);
-    elect(&mut r, &[2]);
-    r.step(0, env(2, 1, append_ok(1, 1)));
-    r.drain_effects();
+    let mut r = leader_acked_by_2();
     r.read_index(0, 9).expect("leader");
     r.drain_effects();
     let answer = Message::HeartbeatResponse { term: 1, read_seq: 1, clock: ClockEcho::default() };
@@ -787,10 +790,7 @@ fn election_restriction_keeps_committed_entries() {
 
 #[test]
 fn stale_append_responses_are_ignored() {
-    let mut r = replica(1, 3, 0, &[]);
-    elect(&mut r, &[2]);
-    r.step(0, env(2, 1, append_ok(1, 1)));
-    r.drain_effects();
+    let mut r = leader_acked_by_2();
     // A late conflict for an index we already matched must not move next_index back.
     r.step(
         0,

@@ -12,6 +12,22 @@ fn propose_n(net: &mut Net, leader: u64, n: usize) {
     }
 }
 
+/// Node 1, leader of term 1, appends no-ops at `indexes` after `prev` to node 2.
+fn noop_append(prev: (Index, Term), indexes: std::ops::RangeInclusive<Index>, leader_commit: Index) -> Input {
+    let entries = indexes.map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
+    let (prev_log_index, prev_log_term) = prev;
+    let message = Message::AppendEntries {
+        term: 1,
+        prev_log_index,
+        prev_log_term,
+        entries,
+        leader_commit,
+        read_seq: 0,
+        sent_ms: 0,
+    };
+    Input::Receive(Envelope { group: 1, from: 1, to: 2, message })
+}
+
 fn installed(net: &Net, node: u64) -> Vec<SnapshotMeta> {
     net.seen
         .iter()
@@ -228,17 +244,7 @@ fn an_append_reaching_into_the_snapshot_succeeds() {
         5,
     )
     .unwrap();
-    let entries: Vec<Entry> = (4..=7).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
-    let append = Message::AppendEntries {
-        term: 1,
-        prev_log_index: 3,
-        prev_log_term: 1,
-        entries,
-        leader_commit: 6,
-        read_seq: 0,
-        sent_ms: 0,
-    };
-    r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: append }));
+    r.step(0, noop_append((3, 1), 4..=7, 6));
     assert_eq!((r.last_index(), r.commit_index()), (7, 6));
     let reply = r.drain_effects().into_iter().find_map(|e| match e {
         Effect::Send { envelope, .. } => Some(envelope.message),
@@ -310,17 +316,7 @@ fn a_snapshot_the_follower_already_holds_is_answered_after_the_sync() {
     let mut c = Config::new(2, 1, vec![1, 2, 3]);
     c.pre_vote = false;
     let mut r = Raft::new(c, 2, 0, HardState { term: 1, voted_for: None }, vec![]).unwrap();
-    let entries: Vec<Entry> = (1..=6).map(|index| Entry { term: 1, index, payload: Payload::Noop }).collect();
-    let append = Message::AppendEntries {
-        term: 1,
-        prev_log_index: 0,
-        prev_log_term: 0,
-        entries,
-        leader_commit: 6,
-        read_seq: 0,
-        sent_ms: 0,
-    };
-    r.step(0, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: append }));
+    r.step(0, noop_append((0, 0), 1..=6, 6));
     r.drain_effects();
     let meta = SnapshotMeta { index: 5, term: 1 };
     let snapshot = Message::InstallSnapshot {
