@@ -3,8 +3,9 @@
 //! now and then at sites the simulator armed for this run.
 //!
 //! ```text
-//!   simulator: enable(seed) ─▶ each site of SITES armed with ARM_PROBABILITY, by a hash of
-//!                              (seed, site): the armed set is known before the run starts
+//!   simulator: armed_sites(seed) ─▶ each site of SITES armed with ARM_PROBABILITY, by a
+//!                                   hash of (seed, site), or a scenario pins the set
+//!              enable(seed, armed) ─▶ the armed set is known before the run starts
 //!   product:   buggify!("site") ─▶ armed? ─▶ fires with FIRE_PROBABILITY (the run's seeded
 //!                                            stream, drawn in evaluation order)
 //!   simulator: disable() ─▶ per site: armed, evaluated, fired (for the report)
@@ -55,7 +56,7 @@ macro_rules! buggify {
     }};
 }
 
-/// The sites armed for `seed` (the same set `enable(seed)` arms).
+/// The sites a seed arms when its scenario does not pin them.
 pub fn armed_sites(seed: u64) -> Vec<&'static str> {
     SITES.iter().map(|&(s, _)| s).filter(|s| armed(seed, s)).collect()
 }
@@ -79,7 +80,7 @@ pub use sim::{disable, enable, fires};
 
 #[cfg(madsim)]
 mod sim {
-    use super::{armed, SiteReport, FIRE_PROBABILITY, SITES};
+    use super::{SiteReport, FIRE_PROBABILITY, SITES};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use std::cell::RefCell;
@@ -96,11 +97,15 @@ mod sim {
         static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
     }
 
-    /// Arms the sites for a run of `seed`; until `disable`, armed sites fire.
-    pub fn enable(seed: u64) {
+    /// Arms `armed` (sites of `SITES`: most often `armed_sites(seed)`) for a run of
+    /// `seed`; until `disable`, armed sites fire.
+    pub fn enable(seed: u64, armed: &[&str]) {
+        for a in armed {
+            assert!(SITES.iter().any(|&(s, _)| s == *a), "buggify site {a:?} is not listed in buggify::SITES");
+        }
         let sites = SITES
             .iter()
-            .map(|&(site, _)| SiteReport { site, armed: armed(seed, site), evaluated: 0, fired: 0 })
+            .map(|&(site, _)| SiteReport { site, armed: armed.contains(&site), evaluated: 0, fired: 0 })
             .collect();
         // A stream of its own: buggify draws leave every other seeded draw as it was.
         let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4255_4747_4946_5921);

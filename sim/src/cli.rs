@@ -6,14 +6,30 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
        cargo sim hunt [SCENARIO...] --time 10m [--keep-going] [--from N] [--jobs N]
-                      [--planted-bug NAME]
+                      [--planted-bug NAME] [--no-shrink]
+       cargo sim shrink SCENARIO --seed N [-o FILE] [--planted-bug NAME]
+       cargo sim merge DIR...
        cargo sim check-history FILE [--search-steps N]
        cargo sim bench [SCENARIO] [--seeds A..B]
 
   hunt                   fresh seeds of every scenario in scenarios/ (or those named),
                          round robin on every core, until --time is up (10m, 90s, 600)
                          or a seed fails (--keep-going: go on); 1 seed in 20 also checks
-                         determinism; --from N starts at seed N (printed otherwise)
+                         determinism; --from N starts at seed N (printed otherwise);
+                         the first failure is shrunk to shrunk-<scenario>-<seed>.toml
+                         and replayed from it (--no-shrink: not)
+
+  shrink                 reduce a failing seed's schedule (timed faults, faults at
+                         moments, buggify sites, clients, keys, the faulty phase) to a
+                         small one that still fails the same check, and write it as a
+                         scenario with only explicit faults (-o FILE; default
+                         shrunk-<scenario>-<seed>.toml), checked to replay to the same
+                         trace hash with --seed N
+
+  merge DIR...           merge the seed reports of --report-dir sweeps (one directory
+                         per machine, or one shared) into one verdict: seeds per
+                         scenario, failures with REPRODUCE lines, marks, required marks,
+                         and seeds that gave two trace hashes; exit codes as a sweep's
 
   bench                  measure simulator speed on one core (default seeds 1..50)
   check-history FILE     check a --history file (JSON lines) for linearizability and
@@ -27,6 +43,10 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
   --jobs N               processes at once for --seeds (default: the number of cores)
   --time-budget T        (--seeds) start no new seed after T (10m, 90s, 600); print
                          which seeds ran
+  --shard K/N            (--seeds) run only the K-th of N slices (K from 1 to N): the
+                         seeds A+K-1, A+K-1+N, ...; N machines with K = 1..N cover A..B
+  --report-dir DIR       (--seeds) write DIR/<scenario>-seed-<N>.json per seed (the
+                         --report of each; a crashed seed gets a record too), for merge
   --planted-bug NAME     (run, hunt) plant this bug (src/raft/bugs.rs) in the scenario,
                          whatever it says: a hunt over the standard suite for it
   --check-determinism    run each seed twice and compare the trace hashes
@@ -67,6 +87,10 @@ pub struct Args {
     pub planted_bug: Option<PlantedBug>,
     /// A `sim_schedule` fuzz input to run instead of a scenario file.
     pub fuzz_input: Option<PathBuf>,
+    /// `--seeds`: only slice K of N (1-based K).
+    pub shard: Option<(u64, u64)>,
+    /// `--seeds`: one JSON report per seed in this directory.
+    pub report_dir: Option<PathBuf>,
 }
 
 pub enum Parsed {
@@ -78,7 +102,18 @@ pub enum Parsed {
         search_steps: u64,
     },
     Hunt(HuntArgs),
+    Shrink(ShrinkArgs),
+    Merge(Vec<PathBuf>),
     Help,
+}
+
+/// `shrink`'s arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShrinkArgs {
+    pub scenario: PathBuf,
+    pub seed: u64,
+    pub output: PathBuf,
+    pub planted_bug: Option<PlantedBug>,
 }
 
 /// `hunt`'s arguments.
@@ -92,6 +127,8 @@ pub struct HuntArgs {
     pub from: Option<u64>,
     pub jobs: Option<usize>,
     pub planted_bug: Option<PlantedBug>,
+    /// Leave the first failure as found (no shrink, no replay).
+    pub no_shrink: bool,
 }
 
 fn planted_bug(v: &str) -> Result<PlantedBug, String> {
@@ -99,6 +136,17 @@ fn planted_bug(v: &str) -> Result<PlantedBug, String> {
         let names: Vec<&str> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
         format!("--planted-bug {v:?}: expected one of {}", names.join(", "))
     })
+}
+
+/// `--shard K/N`: slice K (1 to N) of N.
+fn shard(v: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("--shard {v:?}: expected K/N with 1 <= K <= N (e.g. 2/8)");
+    let (k, n) = v.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 /// `--jobs N`: processes at once, at least 1.
@@ -123,14 +171,45 @@ fn seconds(flag: &str, v: &str) -> Result<u64, String> {
     }
 }
 
+fn parse_shrink(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
+    let (mut scenario, mut seed, mut output, mut bug) = (None, None, None, None);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--seed" => {
+                let v = value("--seed")?;
+                seed = Some(v.parse::<u64>().map_err(|_| format!("--seed {v:?}: expected a number"))?);
+            }
+            "-o" | "--output" => output = Some(PathBuf::from(value("-o")?)),
+            "--planted-bug" => bug = Some(planted_bug(&value("--planted-bug")?)?),
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?} for shrink")),
+            s if scenario.is_some() => return Err(format!("shrink takes one SCENARIO, not also {s:?}")),
+            s => scenario = Some(PathBuf::from(s)),
+        }
+    }
+    let scenario: PathBuf = scenario.ok_or("shrink needs a SCENARIO")?;
+    let seed = seed.ok_or("shrink needs --seed N (the failing seed)")?;
+    let stem = scenario.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    let output = output.unwrap_or_else(|| PathBuf::from(format!("shrunk-{stem}-{seed}.toml")));
+    Ok(Parsed::Shrink(ShrinkArgs { scenario, seed, output, planted_bug: bug }))
+}
+
 fn parse_hunt(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
-    let mut h =
-        HuntArgs { scenarios: Vec::new(), time_s: 0, keep_going: false, from: None, jobs: None, planted_bug: None };
+    let mut h = HuntArgs {
+        scenarios: Vec::new(),
+        time_s: 0,
+        keep_going: false,
+        from: None,
+        jobs: None,
+        planted_bug: None,
+        no_shrink: false,
+    };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--time" => h.time_s = seconds("--time", &value("--time")?)?,
             "--keep-going" => h.keep_going = true,
+            "--no-shrink" => h.no_shrink = true,
             "--planted-bug" => h.planted_bug = Some(planted_bug(&value("--planted-bug")?)?),
             "--from" => {
                 let v = value("--from")?;
@@ -152,10 +231,23 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         Some("run") => false,
         Some("bench") => true,
         Some("hunt") => return parse_hunt(it),
+        Some("shrink") => return parse_shrink(it),
+        Some("merge") => {
+            let dirs: Vec<PathBuf> = it.map(PathBuf::from).collect();
+            if let Some(flag) = dirs.iter().find(|d| d.to_string_lossy().starts_with('-')) {
+                return Err(format!("unknown option {:?} for merge", flag.display()));
+            }
+            if dirs.is_empty() {
+                return Err("merge needs at least one DIR of seed reports (--report-dir)".into());
+            }
+            return Ok(Parsed::Merge(dirs));
+        }
         Some("check-history") => return parse_check_history(it),
         Some("-h" | "--help" | "help") | None => return Ok(Parsed::Help),
         Some(other) => {
-            return Err(format!("unknown command {other:?} (expected `run`, `hunt`, `bench` or `check-history`)"))
+            return Err(format!(
+                "unknown command {other:?} (expected `run`, `hunt`, `shrink`, `merge`, `bench` or `check-history`)"
+            ))
         }
     };
     let mut scenario = None;
@@ -173,6 +265,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         time_budget_s: None,
         planted_bug: None,
         fuzz_input: None,
+        shard: None,
+        report_dir: None,
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -201,6 +295,8 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--report" => args.report = Some(value("--report")?.into()),
             "--quiet" => args.quiet = true,
             "--fuzz-input" => args.fuzz_input = Some(value("--fuzz-input")?.into()),
+            "--shard" => args.shard = Some(shard(&value("--shard")?)?),
+            "--report-dir" => args.report_dir = Some(value("--report-dir")?.into()),
             s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
             s => {
                 if scenario.is_some() {
@@ -220,6 +316,9 @@ pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Parsed, String> {
         && (args.history.is_some() || args.trace.is_some() || args.timeline.is_some() || args.report.is_some())
     {
         return Err("--history, --trace, --timeline and --report take one --seed".into());
+    }
+    if matches!(args.seeds, Seeds::One(_)) && (args.shard.is_some() || args.report_dir.is_some()) {
+        return Err("--shard and --report-dir are for a sweep (--seeds A..B); one seed takes --report FILE".into());
     }
     Ok(Parsed::Run(args))
 }
@@ -256,7 +355,7 @@ mod tests {
     fn p(args: &[&str]) -> Result<Args, String> {
         match parse(args.iter().map(|s| s.to_string()))? {
             Parsed::Run(a) => Ok(a),
-            Parsed::Help | Parsed::CheckHistory { .. } | Parsed::Bench(_) | Parsed::Hunt(_) => Err("not a run".into()),
+            _ => Err("not a run".into()),
         }
     }
 
@@ -278,6 +377,34 @@ mod tests {
         refused(&["hunt", "--time", "0"], "above zero");
         refused(&["hunt", "--time", "1m", "--planted-bug", "nope"], "expected one of");
         assert_eq!(p(&["run", "--seeds", "1..9", "--time-budget", "90s"]).unwrap().time_budget_s, Some(90));
+    }
+
+    #[test]
+    fn shrink_takes_a_scenario_a_seed_and_an_output() {
+        let parse_words = |words: &[&str]| parse(words.iter().map(|s| s.to_string()));
+        let Ok(Parsed::Shrink(s)) = parse_words(&["shrink", "scenarios/x.toml", "--seed", "12"]) else {
+            panic!("a shrink")
+        };
+        assert_eq!((s.seed, s.output), (12, PathBuf::from("shrunk-x-12.toml")));
+        let Ok(Parsed::Shrink(s)) = parse_words(&["shrink", "a.toml", "--seed", "1", "-o", "min.toml"]) else {
+            panic!("a shrink")
+        };
+        assert_eq!(s.output, PathBuf::from("min.toml"));
+        assert!(parse_words(&["shrink", "a.toml"]).err().unwrap().contains("--seed"));
+        assert!(parse_words(&["shrink", "--seed", "3"]).err().unwrap().contains("SCENARIO"));
+    }
+
+    #[test]
+    fn shards_and_report_dirs_are_for_sweeps() {
+        let a = p(&["run", "--seeds", "1..100", "--shard", "2/8", "--report-dir", "out"]).unwrap();
+        assert_eq!((a.shard, a.report_dir), (Some((2, 8)), Some(PathBuf::from("out"))));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(p(&["run", "--seeds", "1..9", "--shard", bad]).unwrap_err().contains("K/N"), "{bad}");
+        }
+        assert!(p(&["run", "--seed", "3", "--report-dir", "out"]).unwrap_err().contains("--seeds"));
+        let merge = parse(["merge", "a", "b"].iter().map(|s| s.to_string()));
+        assert!(matches!(merge, Ok(Parsed::Merge(d)) if d == [PathBuf::from("a"), PathBuf::from("b")]));
+        assert!(parse(["merge"].iter().map(|s| s.to_string())).is_err());
     }
 
     #[test]

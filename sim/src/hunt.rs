@@ -3,10 +3,13 @@
 //! until the time is up). One seed in 20 runs twice and compares trace hashes (5%, as
 //! FoundationDB's simulation does). A progress line on stderr; at the end, per scenario,
 //! the seeds run and the marks reached, the failures with their `REPRODUCE` lines, and
-//! seeds per minute.
+//! seeds per minute. The first failure is then shrunk (`cargo sim shrink`, in a child)
+//! and the shrunk file replayed in another child, which must give the trace hash the
+//! shrinker reported (`--no-shrink`: skip both).
 //!
 //! ```text
 //!   base seed (printed; --from N) ─▶ seed base+i for scenario i mod k ─▶ pool ─▶ verdicts
+//!   first failure ─▶ child: shrink -o shrunk-<scenario>-<seed>.toml ─▶ child: run it ─▶ same hash?
 //! ```
 //!
 //! Exit code: 1 if a seed failed, 3 if one was inconclusive and none failed, else 0.
@@ -89,7 +92,13 @@ pub fn run(args: &HuntArgs) -> ExitCode {
             let seed = base + next / scenarios.len() as u64;
             let check_determinism = next % DETERMINISM_SAMPLE_EVERY == DETERMINISM_SAMPLE_EVERY - 1;
             checked_twice += u64::from(check_determinism);
-            let job = Job { scenario: scenarios[k].clone(), seed, check_determinism, planted_bug: args.planted_bug };
+            let job = Job {
+                scenario: scenarios[k].clone(),
+                seed,
+                check_determinism,
+                planted_bug: args.planted_bug,
+                report: None,
+            };
             if let Err(e) = pool.start(job) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -160,5 +169,55 @@ pub fn run(args: &HuntArgs) -> ExitCode {
         println!("  {}: {line}", job.scenario.display());
         println!("  REPRODUCE: {}", job.reproduce());
     }
+    if let (Some((job, _)), false) = (failed.first(), args.no_shrink) {
+        if let Err(e) = shrink_and_replay(job) {
+            println!("  shrinking failed: {e}");
+        }
+    }
     crate::pool::exit_code(failed.len(), inconclusive.len())
+}
+
+/// Shrinks a failing job in a child process, then replays the file it wrote in another
+/// and compares the trace hashes.
+fn shrink_and_replay(job: &Job) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let stem = job.scenario.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    let output = PathBuf::from(format!("shrunk-{stem}-{}.toml", job.seed));
+    println!("shrinking {} seed {} into {} ...", job.scenario.display(), job.seed, output.display());
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("shrink").arg(&job.scenario).arg("--seed").arg(job.seed.to_string()).arg("-o").arg(&output);
+    if let Some(bug) = job.planted_bug {
+        cmd.arg("--planted-bug").arg(bug.name());
+    }
+    let started = Instant::now();
+    let out = cmd.output().map_err(|e| format!("cannot start the shrinker: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(stderr.lines().rev().find(|l| l.starts_with("error")).unwrap_or("no error line").to_string());
+    }
+    for line in stdout.lines().filter(|l| l.trim_start().starts_with("before:") || l.trim_start().starts_with("after:"))
+    {
+        println!("  {}", line.trim_start());
+    }
+    let field =
+        |prefix: &str| stdout.split(prefix).nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_string);
+    let hash = field("trace-hash ").ok_or("the shrinker printed no trace hash")?;
+    let seed = field(" --seed ").ok_or("the shrinker printed no REPRODUCE line")?;
+    let replay = std::process::Command::new(&exe)
+        .arg("run")
+        .arg(&output)
+        .arg("--seed")
+        .arg(&seed)
+        .arg("--quiet")
+        .output()
+        .map_err(|e| format!("cannot start the replay: {e}"))?;
+    let first = String::from_utf8_lossy(&replay.stdout).lines().next().unwrap_or("").to_string();
+    let replayed = first.split("trace-hash: ").nth(1).unwrap_or("").trim().to_string();
+    if replayed != hash || replay.status.code() != Some(1) {
+        return Err(format!("the replay of {} gave `{first}`, not a failure with trace-hash {hash}", output.display()));
+    }
+    println!("  replayed: `{first}`, the shrunk run's trace hash ({:.0}s for both)", started.elapsed().as_secs_f64());
+    println!("  REPRODUCE: cargo sim run {} --seed {seed}", output.display());
+    Ok(())
 }

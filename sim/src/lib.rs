@@ -9,6 +9,7 @@ pub mod cli;
 pub mod faults;
 pub mod history;
 pub mod hunt;
+pub mod merge;
 pub mod panics;
 pub mod pool;
 pub mod replay;
@@ -18,6 +19,8 @@ pub mod runner;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod schedule_fuzz;
+#[cfg(madsim)]
+pub mod shrink;
 pub mod timeline;
 pub mod trace;
 pub mod verdict;

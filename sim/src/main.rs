@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Ok(cli::Parsed::Bench(a)) => (a, true),
         Ok(cli::Parsed::CheckHistory { file, search_steps }) => return check_history(&file, search_steps),
         Ok(cli::Parsed::Hunt(h)) => return phantomdb_sim::hunt::run(&h),
+        Ok(cli::Parsed::Shrink(s)) => return run_shrink(&s),
+        Ok(cli::Parsed::Merge(dirs)) => return phantomdb_sim::merge::run(&dirs),
         Err(e) => {
             eprintln!("error: {e}\n\n{}", cli::USAGE);
             return ExitCode::from(2);
@@ -78,6 +80,63 @@ fn run_fuzz_input(args: &cli::Args, input: &std::path::Path) -> ExitCode {
 #[cfg(not(madsim))]
 fn run_fuzz_input(_: &cli::Args, _: &std::path::Path) -> ExitCode {
     unreachable!("checked in main")
+}
+
+/// `shrink`: progress on stderr; the result, the file written and its replay line on
+/// stdout. Exit 0 when written, 2 when the seed does not fail or the scenario is bad.
+#[cfg(madsim)]
+fn run_shrink(a: &cli::ShrinkArgs) -> ExitCode {
+    if !cfg!(debug_assertions) {
+        eprintln!(
+            "error: the simulator refuses to run without debug assertions; build with `cargo sim` (profile `sim`)"
+        );
+        return ExitCode::from(2);
+    }
+    let mut file = match scenario::load(&a.scenario) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.planted_bug.is_some() {
+        file.planted_bug = a.planted_bug;
+    }
+    let original = scenario::Scenario::resolve(&a.scenario, &file, a.seed);
+    // Candidates that fail often fail on a node's assertion: the world catches the panic
+    // and the verdict names it, so its message and backtrace need not reach stderr.
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::time::Instant::now();
+    let shrunk = match phantomdb_sim::shrink::shrink(&a.scenario, &original, &mut |line| eprintln!("shrink: {line}")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::write(&a.output, &shrunk.text) {
+        eprintln!("error: {}: {e}", a.output.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "shrunk {} seed {} (fails {}) in {} runs, {:.1}s",
+        a.scenario.display(),
+        a.seed,
+        shrunk.check,
+        shrunk.runs,
+        started.elapsed().as_secs_f64()
+    );
+    println!("  before: {}", shrunk.before);
+    println!("  after:  {}", shrunk.after);
+    println!("wrote {}; replayed from it: trace-hash {} (the shrunk run's)", a.output.display(), shrunk.trace_hash);
+    println!("REPRODUCE: cargo sim run {} --seed {}", a.output.display(), shrunk.scenario.seed);
+    ExitCode::SUCCESS
+}
+
+#[cfg(not(madsim))]
+fn run_shrink(_: &cli::ShrinkArgs) -> ExitCode {
+    eprintln!("error: this build has no simulator; run it through `cargo sim shrink ...` (builds with --cfg madsim)");
+    ExitCode::from(2)
 }
 
 #[cfg(madsim)]

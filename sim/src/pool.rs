@@ -24,6 +24,8 @@ pub struct Job {
     pub check_determinism: bool,
     /// Planted whatever the scenario says (`--planted-bug`).
     pub planted_bug: Option<PlantedBug>,
+    /// Where the child writes its JSON report (`--report`), if anywhere.
+    pub report: Option<PathBuf>,
 }
 
 impl Job {
@@ -90,6 +92,9 @@ impl Pool {
         }
         if let Some(bug) = job.planted_bug {
             cmd.arg("--planted-bug").arg(bug.name());
+        }
+        if let Some(report) = &job.report {
+            cmd.arg("--report").arg(report);
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = cmd.spawn().map_err(|e| format!("cannot start a process for seed {}: {e}", job.seed))?;

@@ -26,8 +26,15 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let total = last - first + 1;
-    let mut queue: VecDeque<u64> = (first..=last).collect();
+    let (k, n) = args.shard.unwrap_or((1, 1));
+    let mut queue: VecDeque<u64> = (first..=last).filter(|s| (s - first) % n == k - 1).collect();
+    let total = queue.len() as u64;
+    if let Some(dir) = &args.report_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
     let mut failed: Vec<(u64, String)> = Vec::new();
     let mut inconclusive: Vec<(u64, String)> = Vec::new();
     let mut done = 0u64;
@@ -37,17 +44,26 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let deadline = args.time_budget_s.map(|s| started + Duration::from_secs(s));
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
-    eprintln!("running {total} seeds of {} on {} processes", args.scenario.display(), pool.jobs());
+    let mut last_started = first;
+    let slice = args.shard.map_or(String::new(), |(k, n)| format!(" (slice {k} of {n} of {first}..{last})"));
+    eprintln!("running {total} seeds{slice} of {} on {} processes", args.scenario.display(), pool.jobs());
     loop {
         // Past the budget no new seed starts; the running ones finish.
         while pool.has_room() && deadline.is_none_or(|d| Instant::now() < d) {
             let Some(seed) = queue.pop_front() else { break };
+            last_started = seed;
             let job = Job {
                 scenario: args.scenario.clone(),
                 seed,
                 check_determinism: args.check_determinism,
                 planted_bug: args.planted_bug,
+                report: args.report_dir.as_ref().map(|d| crate::merge::report_path(d, &args.scenario, seed)),
             };
+            // A report left by an earlier sweep must not stand for this one's seed.
+            if let Some(Err(e)) = job.report.as_ref().filter(|p| p.exists()).map(std::fs::remove_file) {
+                eprintln!("error: cannot replace an earlier report: {e}");
+                return ExitCode::from(2);
+            }
             if let Err(e) = pool.start(job) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -58,6 +74,10 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         }
         let f = pool.next();
         done += 1;
+        if let Err(e) = crate::merge::record_crash(&f) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         for m in f.marks {
             *marks.entry(m).or_default() += 1;
         }
@@ -100,9 +120,9 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         failed.len()
     );
     if done < total {
-        let reached = first + done - 1;
+        let which = if n > 1 { format!("slice {k} of {n} of ") } else { String::new() };
         println!(
-            "time budget of {}s spent: seeds {first}..{reached} ran, {} of {total} not",
+            "time budget of {}s spent: seeds {which}{first}..{last_started} ran, {} of {total} not",
             args.time_budget_s.unwrap_or(0),
             total - done
         );
@@ -116,6 +136,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                 seed: *seed,
                 check_determinism: false,
                 planted_bug: args.planted_bug,
+                report: None,
             };
             println!("  REPRODUCE: {}", job.reproduce());
         }

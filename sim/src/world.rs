@@ -85,7 +85,7 @@ pub fn run(scenario: &Scenario) -> RunOutput {
     let world = World::new(scenario.clone(), recording.clone(), history.clone());
     // Both registries are this thread's, where madsim runs the whole world.
     if scenario.buggify {
-        phantomdb::buggify::enable(scenario.seed);
+        phantomdb::buggify::enable(scenario.seed, &scenario.buggify_armed);
     }
     phantomdb::sometimes::start();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(world.run())));

@@ -134,7 +134,7 @@ fn a_sweep_that_never_reaches_a_required_mark_fails() {
 #[test]
 fn a_hunt_finds_a_planted_bug_with_a_replayable_seed_and_a_clean_hunt_passes() {
     let bug = "scenarios/bugs/quorum_off_by_one.toml";
-    let (code, out, err) = sim(&["hunt", bug, "--time", "60s", "--from", "1", "--jobs", "2"]);
+    let (code, out, err) = sim(&["hunt", bug, "--time", "60s", "--from", "1", "--jobs", "2", "--no-shrink"]);
     assert_eq!(code, Some(1), "{out}\n{err}");
     let line = out.lines().find_map(|l| l.trim().strip_prefix("REPRODUCE: ")).expect("a REPRODUCE line");
     assert!(line.starts_with("cargo sim run scenarios/bugs/quorum_off_by_one.toml --seed "), "{line}");
@@ -146,4 +146,46 @@ fn a_hunt_finds_a_planted_bug_with_a_replayable_seed_and_a_clean_hunt_passes() {
     assert!(out.contains("0 failed"), "{out}");
     let (code, _, err) = sim(&["hunt", "--from", "1"]);
     assert_eq!(code, Some(2), "a hunt needs --time: {err}");
+}
+
+#[test]
+fn a_shrunk_failure_has_few_faults_and_replays_from_its_file_to_the_same_trace_hash() {
+    let dir = tempdir();
+    let min = dir.join("min.toml");
+    let bug = "scenarios/bugs/heartbeat_commit_unmatched.toml";
+    let (code, out, err) = sim(&["shrink", bug, "--seed", "1", "-o", min.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("before: 23 timed faults"), "{out}");
+    let after = out.lines().find_map(|l| l.trim().strip_prefix("after:  ")).expect("an after line");
+    let faults: usize = after.split(' ').next().unwrap().parse().unwrap();
+    assert!(faults <= 5, "a handful: {after}");
+    let text = std::fs::read_to_string(&min).unwrap();
+    assert!(!text.contains("[nemesis]"), "only explicit faults:\n{text}");
+    let line = out.lines().find_map(|l| l.strip_prefix("REPRODUCE: cargo sim run ")).expect("a REPRODUCE line");
+    let seed = line.rsplit(' ').next().unwrap();
+    let hash = out.split("trace-hash ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let (code, replay, _) = sim(&["run", min.to_str().unwrap(), "--seed", seed]);
+    assert_eq!(code, Some(1), "the shrunk scenario still fails:\n{replay}");
+    assert_eq!(trace_hash(&replay), hash);
+    let (code, _, err) = sim(&["shrink", "scenarios/single_node.toml", "--seed", "1"]);
+    assert_eq!(code, Some(2), "a passing seed has nothing to shrink: {err}");
+    assert!(err.contains("does not fail"), "{err}");
+}
+
+#[test]
+fn two_shards_with_report_dirs_merge_into_the_whole_sweep() {
+    let dir = tempdir();
+    let (a, b) = (dir.join("shard-1"), dir.join("shard-2"));
+    for (k, d) in [("1/2", &a), ("2/2", &b)] {
+        let args =
+            ["run", "scenarios/single_node.toml", "--seeds", "1..6", "--shard", k, "--report-dir", d.to_str().unwrap()];
+        let (code, out, err) = sim(&args);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(out.contains("3 seeds in"), "{out}");
+    }
+    assert!(a.join("single_node-seed-1.json").exists() && b.join("single_node-seed-2.json").exists());
+    let (code, out, err) = sim(&["merge", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("scenarios/single_node.toml: 6 seeds (1..6): 6 passed"), "{out}");
+    assert_eq!(out.lines().last(), Some("PASS"), "{out}");
 }

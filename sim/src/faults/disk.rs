@@ -70,9 +70,9 @@ impl Family for Disk {
 
     fn validate(&self, kind: FaultKind, f: &FaultSpec, _nodes: u64) -> Result<(), SpecError> {
         need(f.node.is_some(), kind, "node")?;
-        if kind == FaultKind::SlowDisk {
-            need(f.latency_ms.is_some(), kind, "latency_ms")?;
-            let [a, b] = f.latency_ms.expect("checked");
+        // A slow_disk without `latency_ms` sets the disk back to `cluster.disk_sync_ms`
+        // (the nemesis's undo, so that a shrunk schedule can say it).
+        if let (FaultKind::SlowDisk, Some([a, b])) = (kind, f.latency_ms) {
             if a > b || b > DISK_SYNC_MS_MAX {
                 return Err(SpecError::new(
                     "latency_ms",
@@ -86,7 +86,7 @@ impl Family for Disk {
     fn resolve(&self, kind: FaultKind, f: &FaultSpec, nodes: u64, rng: &mut ChaCha8Rng) -> AnyAction {
         let node = f.node.as_ref().expect("validated").resolve(nodes, rng);
         match kind {
-            FaultKind::SlowDisk => Action::SlowDisk { node, sync_ms: Some(f.latency_ms.expect("validated")) }.into(),
+            FaultKind::SlowDisk => Action::SlowDisk { node, sync_ms: f.latency_ms }.into(),
             _ => Action::DiskError { node }.into(),
         }
     }

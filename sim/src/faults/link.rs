@@ -2,7 +2,7 @@
 //! arrive out of order), and latency. Each fault's undo goes back to the scenario's
 //! `[network]` value.
 
-use super::{need, Action as AnyAction, Drawn, Family, FaultKind, NemesisBounds, SpecError};
+use super::{Action as AnyAction, Drawn, Family, FaultKind, NemesisBounds, SpecError};
 use crate::scenario::FaultSpec;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -71,33 +71,35 @@ impl Family for Link {
         }
     }
 
+    /// Without `rate` (`latency_ms`), the fault sets the link back to the scenario's
+    /// `network` value: what the nemesis's undo does, so a shrunk schedule can say it.
     fn validate(&self, kind: FaultKind, f: &FaultSpec, _nodes: u64) -> Result<(), SpecError> {
         match kind {
             FaultKind::Loss | FaultKind::Duplicate => {
-                need(f.rate.is_some(), kind, "rate")?;
-                let r = f.rate.expect("checked");
-                if !(0.0..=1.0).contains(&r) {
-                    return Err(SpecError::new("rate", format!("{r}: expected 0.0 to 1.0")));
+                if let Some(r) = f.rate {
+                    if !(0.0..=1.0).contains(&r) {
+                        return Err(SpecError::new("rate", format!("{r}: expected 0.0 to 1.0")));
+                    }
                 }
                 Ok(())
             }
             FaultKind::Latency => {
-                need(f.latency_ms.is_some(), kind, "latency_ms")?;
-                let [a, b] = f.latency_ms.expect("checked");
-                if a > b {
-                    return Err(SpecError::new("latency_ms", format!("[{a}, {b}] is not a range")));
+                if let Some([a, b]) = f.latency_ms {
+                    if a > b {
+                        return Err(SpecError::new("latency_ms", format!("[{a}, {b}] is not a range")));
+                    }
                 }
                 Ok(())
             }
-            _ => Ok(()),
+            other => unreachable!("{} is not a link fault", other.name()),
         }
     }
 
     fn resolve(&self, kind: FaultKind, f: &FaultSpec, _nodes: u64, _rng: &mut ChaCha8Rng) -> AnyAction {
         match kind {
-            FaultKind::Loss => Action::Loss { rate: Some(f.rate.expect("validated")) },
-            FaultKind::Duplicate => Action::Duplicate { rate: Some(f.rate.expect("validated")) },
-            FaultKind::Latency => Action::Latency { ms: Some(f.latency_ms.expect("validated")) },
+            FaultKind::Loss => Action::Loss { rate: f.rate },
+            FaultKind::Duplicate => Action::Duplicate { rate: f.rate },
+            FaultKind::Latency => Action::Latency { ms: f.latency_ms },
             other => unreachable!("{} is not a link fault", other.name()),
         }
         .into()

@@ -15,6 +15,9 @@ pub struct ScenarioFile {
     /// Fault points inside the product (`phantomdb::buggify`): on or off; by seed when
     /// left out (on for half the seeds). Which sites a seed arms is the seed's.
     pub buggify: Option<bool>,
+    /// With buggify on: exactly these sites armed (`phantomdb::buggify::SITES`), instead
+    /// of the seed's draw; a shrunk scenario pins the few it needs.
+    pub buggify_sites: Option<Vec<String>>,
     /// "Sometimes" marks (`phantomdb::sometimes::MARKS`) a `--seeds` sweep must reach in
     /// at least one seed, or it fails: coverage of rare states cannot silently decay.
     #[serde(default)]

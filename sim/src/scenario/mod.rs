@@ -3,16 +3,19 @@
 //! A file ([`file`]) is parsed strictly, unknown fields being errors, and every error
 //! names the file, the line and the field ([`validate`]). Whatever the file leaves open is
 //! drawn from the seed ([`Scenario::resolve`]), so one file describes a whole family of runs
-//! (swarm testing) and a seed picks one member of it. What each fault kind takes, means
+//! (swarm testing) and a seed picks one member of it; [`explicit`] writes one member back
+//! as a file that pins it. What each fault kind takes, means
 //! and draws lives with its family, in [`crate::faults`].
 
 mod file;
 mod resolve;
 mod validate;
+mod write;
 
 pub use crate::faults::{Action, FaultKind, Target, TargetSpec};
 pub use file::{ClusterSpec, FaultSpec, MixSpec, NemesisSpec, NetworkSpec, PhasesSpec, ScenarioFile, WorkloadSpec};
 pub use validate::{check_any_input, load, parse, ScenarioError};
+pub use write::explicit;
 
 use phantomdb::raft::PlantedBug;
 use serde::Serialize;

@@ -91,8 +91,15 @@ impl Scenario {
             None => *[None, None, Some([0, 2]), Some([1, 8])].choose(&mut disk_rng).expect("non-empty"),
         };
         let mut buggify_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4255_4747_4946_5953);
-        let buggify = file.buggify.unwrap_or_else(|| buggify_rng.gen_bool(0.5));
-        let buggify_armed = if buggify { phantomdb::buggify::armed_sites(seed) } else { Vec::new() };
+        // Pinned sites mean buggify on (the draw is still made: the stream stays as it was).
+        let buggify = file.buggify.unwrap_or_else(|| buggify_rng.gen_bool(0.5) || file.buggify_sites.is_some());
+        let buggify_armed = match (&file.buggify_sites, buggify) {
+            (_, false) => Vec::new(),
+            (None, true) => phantomdb::buggify::armed_sites(seed),
+            (Some(pinned), true) => {
+                phantomdb::buggify::SITES.iter().map(|&(s, _)| s).filter(|s| pinned.iter().any(|p| p == s)).collect()
+            }
+        };
         let mut schedule = Vec::new();
         let mut triggers = Vec::new();
         for f in &file.faults {

@@ -148,6 +148,25 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             }
         }
     }
+    if let Some(sites) = &file.buggify_sites {
+        if file.buggify == Some(false) {
+            return Err(err(
+                find(text, "buggify_sites"),
+                "buggify_sites",
+                "pins sites of a buggify that is off".into(),
+            ));
+        }
+        for site in sites {
+            if !phantomdb::buggify::SITES.iter().any(|&(s, _)| s == site) {
+                let known: Vec<&str> = phantomdb::buggify::SITES.iter().map(|&(s, _)| s).collect();
+                return Err(err(
+                    find(text, "buggify_sites"),
+                    "buggify_sites",
+                    format!("{site:?} is no buggify site; the sites are {}", known.join(", ")),
+                ));
+            }
+        }
+    }
     for mark in &file.require_marks {
         if !phantomdb::sometimes::MARKS.iter().any(|&(m, _)| m == mark) {
             let known: Vec<&str> = phantomdb::sometimes::MARKS.iter().map(|&(m, _)| m).collect();
