@@ -48,6 +48,11 @@ pub enum Moment {
     SnapshotInstalled,
     Recovered,
     LeaseRead,
+    /// A new leader's first commit: where it commits what it inherited from earlier terms
+    /// (with its own no-op, Raft §5.4.2), the moment a crash tests that those entries
+    /// really are on a majority. Derived (`Triggers` tracks elections): the first
+    /// `Committed` of a node after its `BecameLeader`, unless a higher term was won since.
+    LeaderFirstCommit,
 }
 
 impl Moment {
@@ -80,6 +85,7 @@ impl Moment {
             Moment::SnapshotInstalled => "snapshot_installed",
             Moment::Recovered => "recovered",
             Moment::LeaseRead => "lease_read",
+            Moment::LeaderFirstCommit => "leader_first_commit",
         }
     }
 }
@@ -143,9 +149,11 @@ impl Action {
 pub fn draw(count: u64, kinds: &[FaultKind], faulty_ms: u64, seed: u64) -> Vec<Trigger> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5452_4947_4745_5253);
     // (moment, kind, delay, undo after): a crash or an isolation right after an election,
+    // a crash right after a new leader's first commit (before its no-op spreads further),
     // a crash inside the sync that follows an append, a crash while a snapshot lands.
-    let menu: [(Moment, FaultKind, [u64; 2], [u64; 2]); 5] = [
+    let menu: [(Moment, FaultKind, [u64; 2], [u64; 2]); 6] = [
         (Moment::LeaderElected, FaultKind::Crash, [0, 5], [100, 2_000]),
+        (Moment::LeaderFirstCommit, FaultKind::Crash, [0, 2], [100, 2_000]),
         (Moment::LeaderElected, FaultKind::Isolate, [0, 5], [100, 2_000]),
         (Moment::EntryAppended, FaultKind::Crash, [0, 3], [50, 1_000]),
         (Moment::ConfigAppended, FaultKind::Crash, [0, 5], [100, 2_000]),
@@ -165,7 +173,10 @@ pub fn draw(count: u64, kinds: &[FaultKind], faulty_ms: u64, seed: u64) -> Vec<T
             on,
             from_ms: rng.gen_range(0..=faulty_ms / 2),
             delay_ms,
-            times: rng.gen_range(1..=3),
+            // Now and then many times: a window that needs two aimed faults in a row (an
+            // orphaned no-op, then a crash right after a later leader's first commit:
+            // Raft's Figure 8) is reached when both fire often.
+            times: *[1, 2, 3, 10, 30].choose(&mut rng).expect("non-empty"),
             undo_after_ms: Some([lo, lo + (undo[1] - undo[0]) / 4]),
             action,
             origin: "nemesis".into(),
@@ -194,6 +205,8 @@ pub struct Triggers {
     rng: Option<ChaCha8Rng>,
     /// The faulty phase ended: nothing fires any more.
     closed: bool,
+    /// Leaders (node, term won) that have not committed since their election.
+    new_leaders: BTreeMap<NodeId, u64>,
 }
 
 impl Triggers {
@@ -211,9 +224,24 @@ impl Triggers {
             return;
         }
         let Some(moment) = Moment::of(event) else { return };
+        let derived = match event {
+            NodeEvent::BecameLeader { term } => {
+                // A higher term won: the earlier leaders lead no more.
+                self.new_leaders.retain(|_, t| *t >= *term);
+                self.new_leaders.insert(node, *term);
+                None
+            }
+            NodeEvent::Recovered { .. } => {
+                self.new_leaders.remove(&node);
+                None
+            }
+            NodeEvent::Committed { .. } => self.new_leaders.remove(&node).map(|_| Moment::LeaderFirstCommit),
+            _ => None,
+        };
         let rng = self.rng.as_mut().expect("built by new");
         for (t, fired) in &mut self.armed {
-            if t.on != moment || *fired >= t.times || t_ns < t.from_ms * 1_000_000 {
+            let now = t.on == moment || Some(t.on) == derived;
+            if !now || *fired >= t.times || t_ns < t.from_ms * 1_000_000 {
                 continue;
             }
             *fired += 1;
@@ -281,6 +309,28 @@ mod tests {
             action: process::Action::Crash { node: Target::That }.into(),
             origin: "file".into(),
         }
+    }
+
+    #[test]
+    fn a_leaders_first_commit_is_a_moment_of_its_own_and_a_later_election_ends_it() {
+        let first_commit = Trigger { on: Moment::LeaderFirstCommit, times: 10, ..crash_that_after_election(1, 0) };
+        let mut t = Triggers::new(&[first_commit], 7);
+        let commit = NodeEvent::Committed { index: 4 };
+        t.observe(1, 2, &commit);
+        assert_eq!(t.fired(), (vec![0], 0), "no leader yet");
+        t.observe(2, 2, &NodeEvent::BecameLeader { term: 3 });
+        t.observe(3, 2, &commit);
+        t.observe(4, 2, &NodeEvent::Committed { index: 5 });
+        assert_eq!(t.fired(), (vec![1], 0), "the first commit only");
+        t.observe(5, 1, &NodeEvent::BecameLeader { term: 4 });
+        t.observe(6, 3, &NodeEvent::BecameLeader { term: 5 });
+        t.observe(7, 1, &commit);
+        assert_eq!(t.fired(), (vec![1], 0), "node 1 lost its term to node 3 before committing");
+        t.observe(8, 3, &commit);
+        assert_eq!(t.fired(), (vec![2], 0));
+        let mut on: Vec<NodeId> = t.take_due(u64::MAX).iter().map(|d| d.that).collect();
+        on.sort_unstable();
+        assert_eq!(on, [2, 3], "each on the leader that committed");
     }
 
     #[test]

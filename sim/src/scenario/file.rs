@@ -143,7 +143,7 @@ pub struct NemesisSpec {
     pub clock_offset_ms_max: Option<i64>,
     pub clock_drift_ppm_max: Option<i64>,
     /// How many faults at moments (triggers, `faults::trigger`) the nemesis draws per
-    /// seed, among its kinds (crash, isolate): default [0, 2].
+    /// seed, among its kinds (crash, isolate): default [0, 3].
     pub triggers: Option<[u64; 2]>,
 }
 

@@ -126,7 +126,7 @@ impl Scenario {
             schedule.extend(drawn);
             // A stream of its own, so that every seed's timed schedule stays as it was.
             let mut count_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x434f_554e_5454_5247);
-            let [lo, hi] = n.triggers.unwrap_or([0, 2]);
+            let [lo, hi] = n.triggers.unwrap_or([0, 3]);
             triggers.extend(trigger::draw(count_rng.gen_range(lo..=hi), &kinds, faulty_ms, seed));
         }
         schedule.sort_by_key(|s| s.at_ms);
