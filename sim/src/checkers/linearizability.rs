@@ -8,8 +8,9 @@
 //! Operations with an unknown outcome may take effect at any point after their call, or
 //! never: they get a return time of +∞. Two sound reductions keep the search small
 //! (values are unique per write; appended values are `;`-terminated tokens):
-//! - an unknown write whose value no read ever saw is dropped (it can always be linearized
-//!   last, unobserved), and so are unknown reads (they constrain nothing);
+//! - an unknown write whose value no read ever saw, and no CAS expected, is dropped (it
+//!   can always be linearized last, unobserved), and so are unknown reads (they constrain
+//!   nothing);
 //! - an unknown write whose value a read saw must have taken effect before that read
 //!   returned, so its return time becomes the earliest such read's return;
 //! - on a key only ever appended to, states form a chain and the longest value read, W,
@@ -61,6 +62,14 @@ pub fn check(history: &[Op], steps_max: u64) -> Outcome {
 
 /// Drops operations that cannot change the verdict (see the module docs).
 fn prune(ops: Vec<&Op>) -> Vec<&Op> {
+    // A CAS's expected value counts as seen too, whatever its outcome: an unknown CAS
+    // from v4 that took effect needs the unknown write of v4 before it (found by the
+    // brute-force cross-check, `brute_force.rs`: dropping that write made a valid
+    // history fail).
+    let expected = ops.iter().filter_map(|o| match &o.value {
+        OpValue::Cas { expected: Some(v), .. } => Some(v.as_str()),
+        _ => None,
+    });
     let observed: Vec<&str> = ops
         .iter()
         .filter(|o| !o.unknown)
@@ -69,6 +78,7 @@ fn prune(ops: Vec<&Op>) -> Vec<&Op> {
             Some(OpOutput::Cas { current: Some(v), .. }) => Some(v.as_str()),
             _ => None,
         })
+        .chain(expected)
         .collect();
     ops.into_iter()
         .filter(|o| {
@@ -319,6 +329,21 @@ pub(crate) mod tests {
     }
     pub fn get(c: &str, v: Option<&str>, call: u64, ret: u64) -> Op {
         op(c, OpKind::Get, OpValue::None, Some(OpOutput::Value(v.map(String::from))), call, ret)
+    }
+
+    /// Found by the brute-force cross-check: an unknown write of v4 that no read saw, but
+    /// that an unknown CAS from v4 (whose v5 a read saw) needs, was dropped as unobserved,
+    /// and a valid history failed.
+    #[test]
+    fn an_unknown_write_a_cas_expected_is_kept() {
+        let cas = |c: &str, expected: &str, new: &str, call: u64| {
+            let value = OpValue::Cas { expected: Some(expected.into()), new: new.into() };
+            op(c, OpKind::Cas, value, None, call, call + 80)
+        };
+        let history =
+            [put("c3", "v3", 42, 85), cas("c4", "v3", "v4", 59), cas("c5", "v4", "v5", 82), get("c6", Some("v5"), 90, 113)];
+        let out = check(&history, 1_000_000);
+        assert!(out.violations.is_empty(), "{:?}", out.violations);
     }
 
     fn verdict(h: &[Op]) -> (usize, usize) {

@@ -3,6 +3,7 @@
 //! trace (through its replay, `crate::replay`) and history, never the system's internals.
 //! [`registry::CHECKS`] lists the checks a run is judged by.
 
+pub mod brute_force;
 pub mod config_safety;
 pub mod election_safety;
 pub mod leader_completeness;
