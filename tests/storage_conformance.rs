@@ -83,4 +83,34 @@ mod sim {
             });
         }
     }
+
+    /// The simulator's fault injection: an armed error fails the next write (or read)
+    /// once, and the disk works again after it.
+    #[test]
+    fn injected_errors_fail_the_next_write_or_read_once() {
+        use phantomdb::io::storage::{Storage, StorageView, WriteBatch};
+        const PART: &str = "kv";
+        let rt = Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.add_simulator::<SimDisk>();
+        rt.block_on(async {
+            let node = Handle::current().create_node().name("disk").build();
+            node.spawn(async move {
+                let me = madsim::plugin::node();
+                let mut s = SimStorage::open();
+                let mut batch = WriteBatch::default();
+                batch.put(PART, b"k".to_vec(), b"v".to_vec());
+                SimDisk::inject_io_error(me);
+                assert!(s.write(batch.clone()).is_err(), "the armed write error fires");
+                s.write(batch).expect("then writes work");
+                SimDisk::inject_read_error(me);
+                assert!(s.get(PART, b"k").is_err(), "the armed read error fires");
+                assert_eq!(s.get(PART, b"k").unwrap().as_deref(), Some(&b"v"[..]), "then reads work");
+                SimDisk::inject_read_error(me);
+                SimDisk::clear_faults(me);
+                assert!(s.scan_prefix(PART, b"").is_ok(), "a withdrawn error never fires");
+            })
+            .await
+            .unwrap();
+        });
+    }
 }

@@ -144,7 +144,11 @@ pub fn valid_run(d: &mut dyn Draw, n: usize, appends_only: bool, spread: u64) ->
             OpKind::Put | OpKind::Append => {
                 let v = if kind == OpKind::Append { format!("t{i};") } else { format!("v{i}") };
                 if happens {
-                    state = Some(if kind == OpKind::Append { format!("{}{v}", state.as_deref().unwrap_or("")) } else { v.clone() });
+                    state = Some(if kind == OpKind::Append {
+                        format!("{}{v}", state.as_deref().unwrap_or(""))
+                    } else {
+                        v.clone()
+                    });
                 }
                 written.push(v.clone());
                 (OpValue::Value(v), OpOutput::Ok("ok"))

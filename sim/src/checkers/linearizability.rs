@@ -340,8 +340,12 @@ pub(crate) mod tests {
             let value = OpValue::Cas { expected: Some(expected.into()), new: new.into() };
             op(c, OpKind::Cas, value, None, call, call + 80)
         };
-        let history =
-            [put("c3", "v3", 42, 85), cas("c4", "v3", "v4", 59), cas("c5", "v4", "v5", 82), get("c6", Some("v5"), 90, 113)];
+        let history = [
+            put("c3", "v3", 42, 85),
+            cas("c4", "v3", "v4", 59),
+            cas("c5", "v4", "v5", 82),
+            get("c6", Some("v5"), 90, 113),
+        ];
         let out = check(&history, 1_000_000);
         assert!(out.violations.is_empty(), "{:?}", out.violations);
     }

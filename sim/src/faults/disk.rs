@@ -16,6 +16,10 @@ pub enum Action {
     DiskError {
         node: Target,
     },
+    /// The node's next read fails.
+    ReadError {
+        node: Target,
+    },
     /// `sync_ms: None`: back to the scenario's `cluster.disk_sync_ms`.
     SlowDisk {
         node: Target,
@@ -33,6 +37,7 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::DiskError { node } => write!(f, "disk_error {node}"),
+            Action::ReadError { node } => write!(f, "read_error {node}"),
             Action::SlowDisk { node, sync_ms: Some([lo, hi]) } => write!(f, "slow_disk {node} syncs {lo}..{hi}ms"),
             Action::SlowDisk { node, sync_ms: None } => write!(f, "slow_disk {node} back to the scenario's"),
         }
@@ -46,12 +51,15 @@ pub enum Applied {
     Injected { node: NodeId },
     /// The node's syncs take a time drawn from `sync_ms` (`None`: no time).
     Slowed { node: NodeId, sync_ms: Option<[u64; 2]> },
+    /// A read error is armed on the node's disk.
+    ReadInjected { node: NodeId },
 }
 
 impl std::fmt::Display for Applied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Applied::Injected { node } => write!(f, "disk_error n{node}"),
+            Applied::ReadInjected { node } => write!(f, "read_error n{node}"),
             Applied::Slowed { node, sync_ms: Some([lo, hi]) } => write!(f, "slow_disk n{node} syncs {lo}..{hi}ms"),
             Applied::Slowed { node, sync_ms: None } => write!(f, "slow_disk n{node} syncs take no time"),
         }
@@ -87,6 +95,7 @@ impl Family for Disk {
         let node = f.node.as_ref().expect("validated").resolve(nodes, rng);
         match kind {
             FaultKind::SlowDisk => Action::SlowDisk { node, sync_ms: f.latency_ms }.into(),
+            FaultKind::ReadError => Action::ReadError { node }.into(),
             _ => Action::DiskError { node }.into(),
         }
     }
@@ -102,6 +111,10 @@ impl Family for Disk {
                     undo: Some(Action::SlowDisk { node, sync_ms: None }.into()),
                 })
             }
+            FaultKind::ReadError => Some(Drawn {
+                now: Action::ReadError { node }.into(),
+                undo: Some(super::process::Action::Restart { node }.into()),
+            }),
             // A poisoned node stays down until restarted: the restart is the undo.
             _ => Some(Drawn {
                 now: Action::DiskError { node }.into(),
@@ -121,7 +134,7 @@ mod apply {
     impl Action {
         pub(crate) fn apply(&self, world: &mut World) -> FaultEvent {
             let target = match *self {
-                Action::DiskError { node } | Action::SlowDisk { node, .. } => node,
+                Action::DiskError { node } | Action::ReadError { node } | Action::SlowDisk { node, .. } => node,
             };
             let Some(node) = world.resolve(target) else {
                 return FaultEvent::Skipped { action: (*self).into(), reason: Skip::NoNodeUp };
@@ -130,6 +143,10 @@ mod apply {
                 Action::DiskError { .. } => {
                     SimDisk::inject_io_error(world.sim_id(node));
                     FaultEvent::Disk(Applied::Injected { node })
+                }
+                Action::ReadError { .. } => {
+                    SimDisk::inject_read_error(world.sim_id(node));
+                    FaultEvent::Disk(Applied::ReadInjected { node })
                 }
                 Action::SlowDisk { sync_ms, .. } => {
                     let sync_ms = sync_ms.or(world.scenario.disk_sync_ms);

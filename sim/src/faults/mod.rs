@@ -9,7 +9,7 @@
 //! | [`link`]     | loss, duplicate, latency                                         |
 //! | [`process`]  | crash, restart                                                   |
 //! | [`clock`]    | clock_skew                                                       |
-//! | [`disk`]     | disk_error, slow_disk                                            |
+//! | [`disk`]     | disk_error, read_error, slow_disk                                |
 //! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters |
 //!
 //! Contract: resolution and draws take their random values from the scenario's stream in
@@ -58,6 +58,9 @@ pub enum FaultKind {
     /// The voters become exactly `voters` in one change (a replacement by joint
     /// consensus); the nemesis draws a random set.
     SetVoters,
+    /// The node's next storage read (a get, a scan) fails: the node poisons itself, as
+    /// after a write error; the nemesis's undo restarts it.
+    ReadError,
     /// A node's disk syncs take `latency_ms` (the nemesis draws spikes); its undo returns
     /// to the scenario's `cluster.disk_sync_ms`.
     SlowDisk,
@@ -78,6 +81,7 @@ impl FaultKind {
             FaultKind::Latency => "latency",
             FaultKind::ClockSkew => "clock_skew",
             FaultKind::DiskError => "disk_error",
+            FaultKind::ReadError => "read_error",
             FaultKind::TransferLeader => "transfer_leader",
             FaultKind::AddVoter => "add_voter",
             FaultKind::RemoveVoter => "remove_voter",
@@ -101,7 +105,7 @@ impl FaultKind {
             FaultKind::Loss | FaultKind::Duplicate | FaultKind::Latency => &link::Link,
             FaultKind::Crash | FaultKind::Restart => &process::Process,
             FaultKind::ClockSkew => &clock::Clock,
-            FaultKind::DiskError | FaultKind::SlowDisk => &disk::Disk,
+            FaultKind::DiskError | FaultKind::ReadError | FaultKind::SlowDisk => &disk::Disk,
             FaultKind::TransferLeader
             | FaultKind::AddVoter
             | FaultKind::RemoveVoter

@@ -128,7 +128,9 @@ impl Action {
             Action::Network(network::Action::Clog { from, to }) => {
                 network::Action::Unclog { from: *from, to: *to }.into()
             }
-            Action::Disk(disk::Action::DiskError { node }) => process::Action::Restart { node: *node }.into(),
+            Action::Disk(disk::Action::DiskError { node } | disk::Action::ReadError { node }) => {
+                process::Action::Restart { node: *node }.into()
+            }
             Action::Disk(disk::Action::SlowDisk { node, sync_ms: Some(_) }) => {
                 disk::Action::SlowDisk { node: *node, sync_ms: None }.into()
             }

@@ -228,7 +228,9 @@ pub(super) fn lanes(plot: &mut Plot, scenario: &Scenario, trace: &[TraceEvent]) 
                     lanes.tick(plot, *node, t, "tick skew", &a.to_string());
                 }
                 FaultEvent::Disk(a) => {
-                    let (disk::Applied::Injected { node } | disk::Applied::Slowed { node, .. }) = a;
+                    let (disk::Applied::Injected { node }
+                    | disk::Applied::ReadInjected { node }
+                    | disk::Applied::Slowed { node, .. }) = a;
                     lanes.tick(plot, *node, t, "tick poison", &a.to_string());
                 }
                 FaultEvent::Link(_) | FaultEvent::Operator(_) | FaultEvent::Skipped { .. } => {}

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
-//! makes the node's next write or sync fail, which poisons the node. `set_sync_latency`
+//! makes the node's next write or sync fail, `inject_read_error` its next read; either
+//! poisons the node. `set_sync_latency`
 //! makes each sync job take a seeded time, so that a crash can land between a write and
 //! the sync that makes it durable, and writes made during a sync stay unsynced.
 
@@ -37,6 +38,7 @@ struct Disk {
     written: u64,
     dequeued: u64,
     io_error_pending: bool,
+    read_error_pending: bool,
     /// Each sync takes a time drawn from `[lo, hi]` ms (`None`: no time).
     sync_latency_ms: Option<[u64; 2]>,
 }
@@ -94,9 +96,25 @@ impl SimDisk {
         Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = true;
     }
 
-    /// Withdraws an injected error that has not fired yet.
+    /// The next read of `node` (a get, a scan, a view) fails with an I/O error.
+    pub fn inject_read_error(node: SimNodeId) {
+        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().read_error_pending = true;
+    }
+
+    /// Withdraws injected errors that have not fired yet.
     pub fn clear_faults(node: SimNodeId) {
-        Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().io_error_pending = false;
+        Self::with_disk(node, |d| {
+            d.io_error_pending = false;
+            d.read_error_pending = false;
+        });
+    }
+
+    /// Fails this read if a read error is armed (it fires once).
+    fn read_fault(node: SimNodeId) -> Result<(), StorageError> {
+        if Self::with_disk(node, |d| std::mem::take(&mut d.read_error_pending)) {
+            return Err(StorageError::Io("injected I/O error on read".into()));
+        }
+        Ok(())
     }
 
     /// From now on each sync of `node` takes a time drawn from `[lo, hi]` ms (`None`:
@@ -204,11 +222,13 @@ impl Storage for SimStorage {
     type View = SimView;
 
     fn view(&self) -> Result<SimView, StorageError> {
+        SimDisk::read_fault(self.node)?;
         Ok(SimView { map: SimDisk::with_disk(self.node, |d| d.current.clone()) })
     }
 
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
         check_partition(partition)?;
+        SimDisk::read_fault(self.node)?;
         let start = (partition.to_string(), prefix.to_vec());
         Ok(SimDisk::with_disk(self.node, |d| {
             d.current
