@@ -23,7 +23,7 @@ mod tcp;
 
 pub use frame::{Frame, FrameDecoder, FrameError, FRAME_BODY_BYTES_MAX};
 #[cfg(madsim)]
-pub use sim::{set_duplicate_rate, sim_addr, SimTransport};
+pub use sim::{frames_sent, set_duplicate_rate, sim_addr, SimTransport};
 #[cfg(not(madsim))]
 pub use tcp::{PeerHealth, TcpTransport};
 

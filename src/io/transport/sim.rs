@@ -9,7 +9,7 @@ use crate::NodeId;
 use madsim::net::Endpoint;
 use madsim::rand::Rng;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -25,6 +25,15 @@ pub fn sim_addr(id: NodeId) -> SocketAddr {
 
 /// Share of frames sent twice, in millionths (for the whole simulated world).
 static DUPLICATE_PPM: AtomicU32 = AtomicU32::new(0);
+
+/// Frames handed to every simulated transport of this process (for `cargo sim bench`).
+static FRAMES_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// How many frames every simulated transport of this process has been given to send:
+/// the bench's measure of a scenario's traffic (it reads the count before and after).
+pub fn frames_sent() -> u64 {
+    FRAMES_SENT.load(Ordering::Relaxed)
+}
 
 /// Sends each frame twice with probability `rate` (0.0 to 1.0), drawn from the
 /// simulation's seeded randomness. The world sets it at the start of every run.
@@ -86,6 +95,7 @@ impl SimTransport {
 
 impl Transport for SimTransport {
     fn send(&self, to: NodeId, payload: Vec<u8>) {
+        FRAMES_SENT.fetch_add(1, Ordering::Relaxed);
         self.queues.push(to, Frame { from: self.id, payload }.encode());
     }
 }
