@@ -73,6 +73,8 @@ const PING_PONG_WINDOW: u64 = 64;
 fn ping_pong(latency_ms: [u64; 2], frames: u64, transport: bool) -> f64 {
     use madsim::runtime::{Handle, Runtime};
     use phantomdb::io::transport::{sim_addr, SimTransport, Transport};
+    // The last seed's duplicate rate is process-wide: no copies here.
+    phantomdb::io::transport::set_duplicate_rate(0.0);
     let mut config = madsim::Config::default();
     config.net.send_latency = world::latency(latency_ms);
     let rt = Runtime::with_seed_and_config(1, config);

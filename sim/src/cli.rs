@@ -24,7 +24,8 @@ usage: cargo sim run [SCENARIO] [--seed N | --seeds A..B] [options]
                          small one that still fails the same check, and write it as a
                          scenario with only explicit faults (-o FILE; default
                          shrunk-<scenario>-<seed>.toml), checked to replay to the same
-                         trace hash with --seed N
+                         trace hash with the seed its REPRODUCE line prints (N, or
+                         another one the failure moved to)
 
   merge DIR...           merge the seed reports of --report-dir sweeps (one directory
                          per machine, or one shared) into one verdict: seeds per

@@ -103,9 +103,6 @@ fn run_shrink(a: &cli::ShrinkArgs) -> ExitCode {
         file.planted_bug = a.planted_bug;
     }
     let original = scenario::Scenario::resolve(&a.scenario, &file, a.seed);
-    // Candidates that fail often fail on a node's assertion: the world catches the panic
-    // and the verdict names it, so its message and backtrace need not reach stderr.
-    std::panic::set_hook(Box::new(|_| {}));
     let started = std::time::Instant::now();
     let shrunk = match phantomdb_sim::shrink::shrink(&a.scenario, &original, &mut |line| eprintln!("shrink: {line}")) {
         Ok(s) => s,

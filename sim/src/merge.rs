@@ -36,11 +36,13 @@ pub fn record_crash(f: &Finished) -> Result<(), String> {
         Verdict::Failed(l) | Verdict::Inconclusive(l) | Verdict::Refused(l) => l.clone(),
         Verdict::Passed => "passed but wrote no report".into(),
     };
+    // Keyed as the child's own report would be: the scenario's bug unless one was planted.
+    let bug = f.job.planted_bug.or_else(|| crate::scenario::load(&f.job.scenario).ok().and_then(|s| s.planted_bug));
     let record = serde_json::json!({
         "scenario": {
             "path": f.job.scenario,
             "seed": f.job.seed,
-            "planted_bug": f.job.planted_bug,
+            "planted_bug": bug,
             "require_marks": [],
         },
         "outcome": "failed",
@@ -90,8 +92,13 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<String>, SeedReport), S
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
     let outcome = v.get("outcome").and_then(Value::as_str).ok_or_else(|| field("outcome"))?.to_string();
+    let second = v.get("second_trace_hash").and_then(Value::as_str);
+    let first = v.get("trace_hash").and_then(Value::as_str);
     let what = match v.get("crashed").and_then(Value::as_str) {
         Some(c) => c.to_string(),
+        None if second.is_some() && second != first => {
+            format!("nondeterministic: trace-hash {} then {}", first.unwrap_or("none"), second.unwrap_or("none"))
+        }
         None => {
             let checks = v.get("checks").and_then(Value::as_array).ok_or_else(|| field("checks"))?;
             let named = |list: &str| -> Vec<&str> {

@@ -36,12 +36,12 @@ fn scenario(args: &Args, scenario: Scenario) -> ExitCode {
         let second = format!("{:016x}", verdict::trace_hash(&again));
         deterministic = Some(second);
     }
-    if let Err(e) = write_files(args, &scenario, &out, &verdict) {
+    let nondeterministic = deterministic.as_ref().filter(|h| **h != verdict.trace_hash);
+    let outcome = if nondeterministic.is_some() { Outcome::Failed } else { verdict.outcome() };
+    if let Err(e) = write_files(args, &scenario, &out, &verdict, outcome, deterministic.as_deref()) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let nondeterministic = deterministic.as_ref().filter(|h| **h != verdict.trace_hash);
-    let outcome = if nondeterministic.is_some() { Outcome::Failed } else { verdict.outcome() };
     if args.quiet {
         print_quiet(&scenario, &verdict, outcome, nondeterministic);
     } else {
@@ -173,7 +173,16 @@ fn print_summary(
     println!("trace-hash: {}", v.trace_hash);
 }
 
-fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict) -> Result<(), String> {
+/// `outcome` is the run's (a nondeterministic one failed, whatever its checks said);
+/// `second_hash` the second run's trace hash under `--check-determinism`.
+fn write_files(
+    args: &Args,
+    s: &Scenario,
+    out: &verdict::RunOutput,
+    v: &Verdict,
+    outcome: Outcome,
+    second_hash: Option<&str>,
+) -> Result<(), String> {
     let create = |p: &std::path::Path| {
         std::fs::File::create(p).map(std::io::BufWriter::new).map_err(|e| format!("{}: {e}", p.display()))
     };
@@ -198,9 +207,10 @@ fn write_files(args: &Args, s: &Scenario, out: &verdict::RunOutput, v: &Verdict)
     if let Some(p) = &args.report {
         let report = serde_json::json!({
             "scenario": s,
-            "passed": v.outcome() == Outcome::Passed,
-            "outcome": v.outcome(),
+            "passed": outcome == Outcome::Passed,
+            "outcome": outcome,
             "trace_hash": v.trace_hash,
+            "second_trace_hash": second_hash,
             "checks": v.checks,
             "stats": v.stats,
             "buggify": out.buggify,

@@ -29,10 +29,25 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let (k, n) = args.shard.unwrap_or((1, 1));
     let mut queue: VecDeque<u64> = (first..=last).filter(|s| (s - first) % n == k - 1).collect();
     let total = queue.len() as u64;
+    if total == 0 {
+        eprintln!("error: slice {k} of {n} of seeds {first}..{last} holds no seed (use fewer slices)");
+        return ExitCode::from(2);
+    }
     if let Some(dir) = &args.report_dir {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("error: {}: {e}", dir.display());
             return ExitCode::from(2);
+        }
+        // Reports an earlier sweep left for this slice's seeds must not stand for this
+        // one's, whether or not the time budget lets a seed start.
+        for &seed in &queue {
+            let path = crate::merge::report_path(dir, &args.scenario, seed);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("error: {}: cannot replace an earlier report: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
         }
     }
     let mut failed: Vec<(u64, String)> = Vec::new();
@@ -44,7 +59,8 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     let deadline = args.time_budget_s.map(|s| started + Duration::from_secs(s));
     let tty = std::io::stderr().is_terminal();
     let mut last_report = 0u64;
-    let mut last_started = first;
+    let slice_first = first + k - 1;
+    let mut last_started = slice_first;
     let slice = args.shard.map_or(String::new(), |(k, n)| format!(" (slice {k} of {n} of {first}..{last})"));
     eprintln!("running {total} seeds{slice} of {} on {} processes", args.scenario.display(), pool.jobs());
     loop {
@@ -59,11 +75,6 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
                 planted_bug: args.planted_bug,
                 report: args.report_dir.as_ref().map(|d| crate::merge::report_path(d, &args.scenario, seed)),
             };
-            // A report left by an earlier sweep must not stand for this one's seed.
-            if let Some(Err(e)) = job.report.as_ref().filter(|p| p.exists()).map(std::fs::remove_file) {
-                eprintln!("error: cannot replace an earlier report: {e}");
-                return ExitCode::from(2);
-            }
             if let Err(e) = pool.start(job) {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -122,7 +133,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     if done < total {
         let which = if n > 1 { format!("slice {k} of {n} of ") } else { String::new() };
         println!(
-            "time budget of {}s spent: seeds {which}{first}..{last_started} ran, {} of {total} not",
+            "time budget of {}s spent: seeds {which}{slice_first}..{last_started} ran, {} of {total} not",
             args.time_budget_s.unwrap_or(0),
             total - done
         );
@@ -145,7 +156,10 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
     // The scenario parsed in the parent before any seed ran.
     let required = crate::scenario::load(&args.scenario).map(|f| f.require_marks).unwrap_or_default();
     let missing: Vec<&str> = required.iter().filter(|m| !marks.contains_key(m.as_str())).map(String::as_str).collect();
-    if !missing.is_empty() {
+    if !missing.is_empty() && args.shard.is_some_and(|(_, n)| n > 1) {
+        // Another slice may reach them: `merge` judges the whole sweep.
+        println!("required marks this slice reached in no seed: {} (merge judges the sweep)", missing.join(", "));
+    } else if !missing.is_empty() {
         println!("FAIL: required marks reached by no seed: {}", missing.join(", "));
         return ExitCode::from(1);
     }

@@ -10,9 +10,11 @@
 //!     ─▶ the file: written, parsed again, resolved and run: same trace hash, or an error
 //! ```
 //!
-//! A candidate runs in this process (a run is a pure function of its scenario). The
-//! seed stays: madsim's draws (latencies, election timeouts) come from it, and they shift
-//! as faults go, which is why a candidate is judged by running it, never by reasoning.
+//! A candidate runs in this process (a run is a pure function of its scenario and seed).
+//! madsim's draws (latencies, election timeouts) come from the seed, and they shift as
+//! faults go, which is why a candidate is judged by running it, never by reasoning, and
+//! why it may also run with other seeds (`Search::fails`): the result replays with the
+//! seed its last accepted candidate failed with.
 //! Bounded by `RUNS_MAX` runs; past it the smallest failing candidate so far is the result.
 
 use crate::checkers::Outcome;
@@ -150,7 +152,14 @@ fn other_seed(seed: u64, i: u64) -> u64 {
 }
 
 fn run(s: &Scenario) -> Verdict {
-    verdict::evaluate(s, &world::run(s))
+    // Candidates often fail on a node's assertion: the world catches the panic and the
+    // verdict names it, so its message and backtrace need not reach stderr (a panic of
+    // the shrinker itself still does).
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = world::run(s);
+    std::panic::set_hook(hook);
+    verdict::evaluate(s, &out)
 }
 
 /// `base` with only the units in `keep`.

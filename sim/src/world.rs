@@ -58,7 +58,7 @@ impl Observer for Recorder {
         let mut r = self.recording.lock().expect("recording lock");
         r.view.observe(node, group, &event);
         let before = r.triggers.next_due_ns();
-        r.triggers.observe(t_ns, node, &event);
+        r.triggers.observe(t_ns, node, group, &event);
         if r.triggers.next_due_ns() != before {
             r.due.notify_one();
         }

@@ -11,8 +11,9 @@
 //!
 //! ```text
 //!   bytes or seed ─▶ generate: a sequential run at random linearization points, each op
-//!                    given an interval around its point; then edits (a read's value, a
-//!                    CAS's answer, an outcome made unknown, an interval moved)
+//!                    given an interval around its point, a quarter of the outcomes
+//!                    unknown; then edits (a read's value, a CAS's answer, an interval
+//!                    moved)
 //!                ─▶ cross_check: search verdict == oracle verdict, or a panic naming both
 //! ```
 

@@ -20,7 +20,7 @@
 
 use super::{disk, link, network, process, Action, FaultKind, Target};
 use phantomdb::node::NodeEvent;
-use phantomdb::NodeId;
+use phantomdb::{GroupId, NodeId};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -207,8 +207,8 @@ pub struct Triggers {
     rng: Option<ChaCha8Rng>,
     /// The faulty phase ended: nothing fires any more.
     closed: bool,
-    /// Leaders (node, term won) that have not committed since their election.
-    new_leaders: BTreeMap<NodeId, u64>,
+    /// Leaders that have not committed since their election: (group, node) -> term won.
+    new_leaders: BTreeMap<(GroupId, NodeId), u64>,
 }
 
 impl Triggers {
@@ -221,23 +221,23 @@ impl Triggers {
     }
 
     /// A node event at `t_ns`: every armed trigger waiting for it fires (once more).
-    pub fn observe(&mut self, t_ns: u64, node: NodeId, event: &NodeEvent) {
+    pub fn observe(&mut self, t_ns: u64, node: NodeId, group: GroupId, event: &NodeEvent) {
         if self.closed {
             return;
         }
         let Some(moment) = Moment::of(event) else { return };
         let derived = match event {
             NodeEvent::BecameLeader { term } => {
-                // A higher term won: the earlier leaders lead no more.
-                self.new_leaders.retain(|_, t| *t >= *term);
-                self.new_leaders.insert(node, *term);
+                // A higher term of the group won: its earlier leaders lead no more.
+                self.new_leaders.retain(|&(g, _), t| g != group || *t >= *term);
+                self.new_leaders.insert((group, node), *term);
                 None
             }
             NodeEvent::Recovered { .. } => {
-                self.new_leaders.remove(&node);
+                self.new_leaders.remove(&(group, node));
                 None
             }
-            NodeEvent::Committed { .. } => self.new_leaders.remove(&node).map(|_| Moment::LeaderFirstCommit),
+            NodeEvent::Committed { .. } => self.new_leaders.remove(&(group, node)).map(|_| Moment::LeaderFirstCommit),
             _ => None,
         };
         let rng = self.rng.as_mut().expect("built by new");
@@ -318,17 +318,20 @@ mod tests {
         let first_commit = Trigger { on: Moment::LeaderFirstCommit, times: 10, ..crash_that_after_election(1, 0) };
         let mut t = Triggers::new(&[first_commit], 7);
         let commit = NodeEvent::Committed { index: 4 };
-        t.observe(1, 2, &commit);
+        t.observe(1, 2, 1, &commit);
         assert_eq!(t.fired(), (vec![0], 0), "no leader yet");
-        t.observe(2, 2, &NodeEvent::BecameLeader { term: 3 });
-        t.observe(3, 2, &commit);
-        t.observe(4, 2, &NodeEvent::Committed { index: 5 });
+        t.observe(2, 2, 1, &NodeEvent::BecameLeader { term: 3 });
+        t.observe(3, 2, 1, &commit);
+        t.observe(4, 2, 1, &NodeEvent::Committed { index: 5 });
         assert_eq!(t.fired(), (vec![1], 0), "the first commit only");
-        t.observe(5, 1, &NodeEvent::BecameLeader { term: 4 });
-        t.observe(6, 3, &NodeEvent::BecameLeader { term: 5 });
-        t.observe(7, 1, &commit);
+        t.observe(5, 1, 1, &NodeEvent::BecameLeader { term: 4 });
+        t.observe(6, 3, 1, &NodeEvent::BecameLeader { term: 5 });
+        t.observe(7, 1, 1, &commit);
         assert_eq!(t.fired(), (vec![1], 0), "node 1 lost its term to node 3 before committing");
-        t.observe(8, 3, &commit);
+        t.observe(8, 3, 2, &NodeEvent::BecameLeader { term: 1 });
+        t.observe(9, 4, 2, &commit);
+        assert_eq!(t.fired(), (vec![1], 0), "group 2's election and commits are its own");
+        t.observe(10, 3, 1, &commit);
         assert_eq!(t.fired(), (vec![2], 0));
         let mut on: Vec<NodeId> = t.take_due(u64::MAX).iter().map(|d| d.that).collect();
         on.sort_unstable();
@@ -339,13 +342,13 @@ mod tests {
     fn a_trigger_fires_on_its_moment_on_that_node_at_most_times_and_only_once_armed() {
         let mut t = Triggers::new(&[crash_that_after_election(2, 1)], 7);
         let elected = NodeEvent::BecameLeader { term: 3 };
-        t.observe(500_000, 1, &elected);
+        t.observe(500_000, 1, 1, &elected);
         assert_eq!(t.next_due_ns(), None, "not armed before from_ms");
-        t.observe(2_000_000, 4, &NodeEvent::Committed { index: 1 });
+        t.observe(2_000_000, 4, 1, &NodeEvent::Committed { index: 1 });
         assert_eq!(t.next_due_ns(), None, "another moment");
-        t.observe(2_000_000, 4, &elected);
-        t.observe(3_000_000, 2, &elected);
-        t.observe(4_000_000, 3, &elected);
+        t.observe(2_000_000, 4, 1, &elected);
+        t.observe(3_000_000, 2, 1, &elected);
+        t.observe(4_000_000, 3, 1, &elected);
         assert_eq!(t.fired(), (vec![2], 0), "at most `times`");
         let due = t.take_due(u64::MAX);
         assert_eq!(due.iter().map(|d| d.that).collect::<Vec<_>>(), [4, 2], "in order, each on its node");
@@ -357,7 +360,7 @@ mod tests {
         let mut a = Triggers::new(&[crash_that_after_election(1, 0)], 7);
         let mut b = Triggers::new(&[crash_that_after_election(1, 0)], 7);
         for t in [&mut a, &mut b] {
-            t.observe(10_000_000, 1, &NodeEvent::BecameLeader { term: 1 });
+            t.observe(10_000_000, 1, 1, &NodeEvent::BecameLeader { term: 1 });
         }
         let due_at = a.next_due_ns().unwrap();
         assert_eq!(Some(due_at), b.next_due_ns(), "the same seed, the same delay");
@@ -376,12 +379,12 @@ mod tests {
         let busy = crash_that_after_election(TIMES_MAX, 0);
         let mut t = Triggers::new(&[busy.clone(), busy], 1);
         for i in 0..u64::from(TIMES_MAX) + 10 {
-            t.observe(i, 1, &NodeEvent::BecameLeader { term: i });
+            t.observe(i, 1, 1, &NodeEvent::BecameLeader { term: i });
         }
         let dropped = 2 * u64::from(TIMES_MAX) - PENDING_MAX as u64;
         assert_eq!(t.fired(), (vec![TIMES_MAX, TIMES_MAX], dropped), "beyond the queue's bound: dropped, counted");
         t.close();
-        t.observe(1, 1, &NodeEvent::BecameLeader { term: 1 });
+        t.observe(1, 1, 1, &NodeEvent::BecameLeader { term: 1 });
         assert_eq!(t.next_due_ns(), None);
     }
 
