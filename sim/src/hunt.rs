@@ -36,12 +36,8 @@ struct Tally {
 /// order (planted bugs, in `scenarios/bugs/`, are not the product's).
 fn standard_suite() -> Result<Vec<PathBuf>, String> {
     let dir = std::path::Path::new("scenarios");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e} (run from the project root, or name the scenarios)", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    out.sort();
+    let out = crate::dir::files_with_extension(dir, "toml")
+        .map_err(|e| format!("{}: {e} (run from the project root, or name the scenarios)", dir.display()))?;
     if out.is_empty() {
         return Err(format!("{}: no scenario files", dir.display()));
     }

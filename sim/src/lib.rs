@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod checkers;
 pub mod cli;
+pub mod dir;
 pub mod faults;
 pub mod history;
 pub mod hunt;

@@ -39,16 +39,7 @@ fn main() -> ExitCode {
     if let Some(input) = &args.fuzz_input {
         return run_fuzz_input(&args, input);
     }
-    let mut file = match scenario::load(&args.scenario) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if args.planted_bug.is_some() {
-        file.planted_bug = args.planted_bug;
-    }
+    let Some(file) = load(&args.scenario, args.planted_bug) else { return ExitCode::from(2) };
     let (first, last) = match args.seeds {
         cli::Seeds::One(seed) => (seed, seed),
         cli::Seeds::Range(a, b) => (a, b),
@@ -92,16 +83,7 @@ fn run_shrink(a: &cli::ShrinkArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut file = match scenario::load(&a.scenario) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if a.planted_bug.is_some() {
-        file.planted_bug = a.planted_bug;
-    }
+    let Some(file) = load(&a.scenario, a.planted_bug) else { return ExitCode::from(2) };
     let original = scenario::Scenario::resolve(&a.scenario, &file, a.seed);
     let started = std::time::Instant::now();
     let shrunk = match phantomdb_sim::shrink::shrink(&a.scenario, &original, &mut |line| eprintln!("shrink: {line}")) {
@@ -144,6 +126,23 @@ fn run_bench(args: &cli::Args, file: &scenario::ScenarioFile, first: u64, last: 
 #[cfg(not(madsim))]
 fn run_bench(_: &cli::Args, _: &scenario::ScenarioFile, _: u64, _: u64) -> ExitCode {
     unreachable!("checked in main")
+}
+
+/// The scenario file, with `bug` planted whatever it says; `None` after printing why
+/// it cannot be read.
+fn load(path: &std::path::Path, bug: Option<phantomdb::raft::PlantedBug>) -> Option<scenario::ScenarioFile> {
+    match scenario::load(path) {
+        Ok(mut f) => {
+            if bug.is_some() {
+                f.planted_bug = bug;
+            }
+            Some(f)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
 }
 
 /// `check-history FILE`: the history checkers on a recorded history, no simulation.

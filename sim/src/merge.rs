@@ -137,12 +137,7 @@ fn parse(path: &Path, text: &str) -> Result<(String, Vec<String>, SeedReport), S
 fn read(dirs: &[PathBuf]) -> Result<BTreeMap<String, ScenarioReports>, String> {
     let mut out: BTreeMap<String, ScenarioReports> = BTreeMap::new();
     for dir in dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
+        let files = crate::dir::files_with_extension(dir, "json").map_err(|e| format!("{}: {e}", dir.display()))?;
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let (key, require, report) = parse(&path, &text)?;

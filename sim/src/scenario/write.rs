@@ -224,9 +224,8 @@ mod tests {
     #[test]
     fn every_standard_scenario_resolves_again_to_itself_from_its_explicit_file() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-        let mut files: Vec<_> = std::fs::read_dir(&dir).expect("scenarios/").flatten().map(|e| e.path()).collect();
-        files.extend(std::fs::read_dir(dir.join("bugs")).expect("scenarios/bugs/").flatten().map(|e| e.path()));
-        files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        let mut files = crate::dir::files_with_extension(&dir, "toml").expect("scenarios/");
+        files.extend(crate::dir::files_with_extension(&dir.join("bugs"), "toml").expect("scenarios/bugs/"));
         assert!(files.len() > 10, "{files:?}");
         for path in files {
             let file = load(&path).unwrap_or_else(|e| panic!("{e}"));
