@@ -131,7 +131,8 @@ fn print_summary(
         println!("buggify   off");
     }
     if !s.triggers.is_empty() {
-        println!("triggers  {} faults at moments", s.triggers.len());
+        let n = s.triggers.len();
+        println!("triggers  {n} {}", if n == 1 { "fault at a moment" } else { "faults at moments" });
         for t in &s.triggers {
             println!("            {t}  ({})", t.origin);
         }
