@@ -104,7 +104,7 @@ pub fn run(args: &HuntArgs) -> ExitCode {
         if pool.running() == 0 {
             break;
         }
-        let f = pool.next();
+        let f = pool.wait_one();
         done += 1;
         let k = scenarios.iter().position(|s| *s == f.job.scenario).expect("a scenario of the hunt");
         tallies[k].seeds += 1;

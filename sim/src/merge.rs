@@ -296,7 +296,7 @@ mod tests {
         let b = dir("d", &[("x-1.json", report(1, "passed", "OTHER", ""))]);
         let merged = read(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(merged["scenarios/x.toml"].nondeterministic.len(), 1);
-        assert_eq!(run(&[a.clone()]), ExitCode::from(1), "m1 is required and no seed reached it");
+        assert_eq!(run(std::slice::from_ref(&a)), ExitCode::from(1), "m1 is required and no seed reached it");
         let ok = dir("e", &[("x-1.json", report(1, "passed", "h1", r#""m1": 1"#))]);
         assert_eq!(run(&[ok]), ExitCode::SUCCESS);
         let bad = dir("f", &[("x-1.json", "{\"scenario\": 3}".to_string())]);

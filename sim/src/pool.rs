@@ -3,7 +3,7 @@
 //! the others with it. Shared by `--seeds` sweeps (`runner`) and `hunt`.
 //!
 //! ```text
-//!   start(job) ─▶ spawn child ─▶ one waiter thread per child ─▶ channel ─▶ next(): Finished
+//!   start(job) ─▶ spawn child ─▶ one waiter thread per child ─▶ channel ─▶ wait_one(): Finished
 //! ```
 //!
 //! What a child prints is its contract with the pool: the first line is its verdict
@@ -107,7 +107,7 @@ impl Pool {
     }
 
     /// Waits for a child to finish.
-    pub fn next(&mut self) -> Finished {
+    pub fn wait_one(&mut self) -> Finished {
         assert!(self.running > 0, "no child is running");
         let (job, out) = self.rx.recv().expect("a waiter thread reports");
         self.running -= 1;

@@ -83,7 +83,7 @@ pub fn run_many(args: &Args, first: u64, last: u64) -> ExitCode {
         if pool.running() == 0 {
             break;
         }
-        let f = pool.next();
+        let f = pool.wait_one();
         done += 1;
         if let Err(e) = crate::merge::record_crash(&f) {
             eprintln!("error: {e}");
