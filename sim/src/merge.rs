@@ -193,7 +193,13 @@ pub fn run(dirs: &[PathBuf]) -> ExitCode {
         }
     };
     let total: usize = merged.values().map(|r| r.seeds.len()).sum();
-    println!("merged {total} seed reports of {} scenarios from {} directories", merged.len(), dirs.len());
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "merged {} of {} from {}",
+        plural(total, "seed report", "seed reports"),
+        plural(merged.len(), "scenario", "scenarios"),
+        plural(dirs.len(), "directory", "directories")
+    );
     let (mut failed, mut inconclusive, mut broken) = (0usize, 0usize, false);
     let mut marks_seen: BTreeMap<String, u64> = BTreeMap::new();
     for (name, r) in &merged {

@@ -1,6 +1,6 @@
 //! Shrinking: a failing seed's expanded schedule reduced to a small one that still fails
 //! the same check, written as a scenario file with only explicit faults (no nemesis),
-//! which replays with the same seed to the same trace hash.
+//! which replays with the seed it names to the same trace hash.
 //!
 //! ```text
 //!   scenario + seed ─▶ resolve ─▶ run: fails check C? ─▶ explicit form (scenario::explicit)
@@ -219,8 +219,8 @@ fn ddmin(mut units: Vec<Unit>, fails: &mut dyn FnMut(&[Unit]) -> bool) -> Vec<Un
     units
 }
 
-/// Shrinks seed `seed` of `file` (at `path`), which must fail a check. `progress` gets a
-/// line per step.
+/// Shrinks `original` (resolved from the file at `path`, with its seed), which must fail
+/// a check. `progress` gets a line per candidate that still fails.
 pub fn shrink(path: &Path, original: &Scenario, progress: &mut dyn FnMut(&str)) -> Result<Shrunk, String> {
     let v = run(original);
     let failed = v.named(Outcome::Failed);
