@@ -305,6 +305,10 @@ mod tests {
         assert_eq!(run(std::slice::from_ref(&a)), ExitCode::from(1), "m1 is required and no seed reached it");
         let ok = dir("e", &[("x-1.json", report(1, "passed", "h1", r#""m1": 1"#))]);
         assert_eq!(run(&[ok]), ExitCode::SUCCESS);
+        let twice = report(1, "failed", "h1", r#""m1": 1"#)
+            .replace(r#""reproduce""#, r#""second_trace_hash": "h2", "reproduce""#);
+        let merged = read(&[dir("g", &[("x-1.json", twice)])]).unwrap();
+        assert!(merged["scenarios/x.toml"].seeds[&1].what.starts_with("nondeterministic: trace-hash h1 then h2"));
         let bad = dir("f", &[("x-1.json", "{\"scenario\": 3}".to_string())]);
         assert_eq!(run(&[bad]), ExitCode::from(2));
     }
