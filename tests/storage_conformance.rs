@@ -113,4 +113,44 @@ mod sim {
             .unwrap();
         });
     }
+
+    /// A damaged record fails every read that meets it (a get, a scan, a view, after a
+    /// crash too) and no read that does not; writing it anew, or dropping its span,
+    /// makes the disk whole again.
+    #[test]
+    fn a_corrupt_record_fails_the_reads_that_meet_it_until_rewritten() {
+        use phantomdb::io::storage::{Storage, StorageError, StorageView, WriteBatch};
+        const PART: &str = "kv";
+        let rt = Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.add_simulator::<SimDisk>();
+        rt.block_on(async {
+            let node = Handle::current().create_node().name("disk").build();
+            node.spawn(async move {
+                let me = madsim::plugin::node();
+                let mut s = SimStorage::open();
+                assert_eq!(SimDisk::corrupt(me, PART), None, "an empty partition has nothing to damage");
+                let mut batch = WriteBatch::default();
+                batch.put(PART, b"only".to_vec(), b"v".to_vec());
+                batch.put("other", b"x".to_vec(), b"v".to_vec());
+                s.write(batch).unwrap();
+                s.sync().unwrap();
+                assert_eq!(SimDisk::corrupt(me, PART).as_deref(), Some(&b"only"[..]));
+                let corrupt = |r: Result<_, StorageError>| matches!(r, Err(StorageError::Corrupt(_)));
+                assert!(corrupt(s.get(PART, b"only").map(|_| ())), "get");
+                assert!(corrupt(s.scan_prefix(PART, b"").map(|_| ())), "scan");
+                assert!(corrupt(s.view().unwrap().scan_range(PART, b"", None, 10).map(|_| ())), "view");
+                assert_eq!(s.get(PART, b"absent").unwrap(), None, "other keys read");
+                assert!(s.scan_prefix("other", b"").is_ok(), "other partitions read");
+                <SimDisk as madsim::plugin::Simulator>::reset_node(&madsim::plugin::simulator::<SimDisk>(), me);
+                let mut s = SimStorage::open();
+                assert!(corrupt(s.get(PART, b"only").map(|_| ())), "the damage is on the medium: it outlives a crash");
+                let mut batch = WriteBatch::default();
+                batch.delete_range(PART, Vec::new(), None);
+                s.write(batch).unwrap();
+                assert_eq!(s.scan_prefix(PART, b"").unwrap(), Vec::new(), "a dropped span reads again");
+            })
+            .await
+            .unwrap();
+        });
+    }
 }

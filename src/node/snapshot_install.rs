@@ -193,71 +193,12 @@ fn run<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{Op, StorageError, StorageView};
+    use crate::io::StorageView;
     use crate::keyspace::Keyspace;
     use std::collections::BTreeMap;
 
-    type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
-
-    /// Storage in memory that records every batch written, so a test can replay any
-    /// prefix of them: what a crash leaves.
-    #[derive(Clone, Default)]
-    struct Recording {
-        map: Map,
-        batches: Vec<WriteBatch>,
-    }
-
-    fn apply(map: &mut Map, batch: &WriteBatch) {
-        for op in &batch.ops {
-            match op {
-                Op::Put { partition, key, value } => map.insert((partition.clone(), key.clone()), value.clone()),
-                Op::Delete { partition, key } => map.remove(&(partition.clone(), key.clone())),
-            };
-        }
-    }
-
-    impl StorageView for Recording {
-        fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(self.map.get(&(partition.to_string(), key.to_vec())).cloned())
-        }
-        fn scan_range(
-            &self,
-            partition: &str,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limit: usize,
-        ) -> Result<Pairs, StorageError> {
-            Ok(self
-                .map
-                .range((partition.to_string(), start.to_vec())..)
-                .take_while(|((p, k), _)| p == partition && end.is_none_or(|e| k.as_slice() < e))
-                .take(limit)
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect())
-        }
-    }
-
-    impl Storage for Recording {
-        type View = Recording;
-        fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
-            let all = self.scan_range(partition, prefix, None, usize::MAX)?;
-            Ok(all.into_iter().filter(|(k, _)| k.starts_with(prefix)).collect())
-        }
-        fn view(&self) -> Result<Recording, StorageError> {
-            Ok(self.clone())
-        }
-        fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
-            apply(&mut self.map, &batch);
-            self.batches.push(batch);
-            Ok(())
-        }
-        fn sync(&mut self) -> Result<(), StorageError> {
-            Ok(())
-        }
-        fn start_sync(&mut self) -> crate::io::SyncJob {
-            Box::pin(async { Ok(()) })
-        }
-    }
+    /// What a crash leaves: every batch is recorded.
+    type Recording = crate::io::storage::memory::MemoryStorage;
 
     fn data(storage: &Recording, span: &Span) -> BTreeMap<Vec<u8>, Vec<u8>> {
         storage.scan_range(DATA_PARTITION, &span.start, span.end.as_deref(), usize::MAX).unwrap().into_iter().collect()
@@ -309,7 +250,7 @@ mod tests {
         for kept in 0..=install_batches.len() {
             let mut crashed = before.clone();
             for b in &install_batches[..kept] {
-                apply(&mut crashed.map, b);
+                b.apply_to(&mut crashed.map);
             }
             let mut disk = Disk::new(crashed, true);
             let at = format!("a crash after {kept} of the install's {} batches", install_batches.len());

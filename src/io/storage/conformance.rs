@@ -33,6 +33,7 @@ pub fn run_all<H: Harness>(h: &mut H) {
     batches_are_atomic_and_ordered(&mut s);
     scans_are_ordered_and_bounded(&mut s);
     range_scans_page_through_a_span(&mut s);
+    a_range_delete_removes_exactly_its_span(&mut s);
     a_view_does_not_see_later_writes(&mut s);
     partitions_are_isolated(&mut s);
     invalid_partition_names_are_refused(&mut s);
@@ -98,6 +99,35 @@ fn range_scans_page_through_a_span(s: &mut impl Storage) {
         pages.push(keys(page));
     }
     assert_eq!(pages, [vec!["a", "b"], vec!["c", "d"], vec!["e"]], "paging through a span");
+}
+
+fn a_range_delete_removes_exactly_its_span(s: &mut impl Storage) {
+    const R: &str = "conformance-drop";
+    for k in ["a", "b", "b1", "c", "d"] {
+        put(s, R, k, "v");
+    }
+    put(s, "conformance-drop2", "b", "other partition");
+    let mut b = WriteBatch::default();
+    b.put(R, b"b2".to_vec(), b"put in the batch before the range delete".to_vec());
+    b.delete_range(R, b"b".to_vec(), Some(b"d".to_vec()));
+    b.put(R, b"c".to_vec(), b"after".to_vec());
+    s.write(b).expect("write");
+    let all = keys(s.scan_range(R, b"", None, 100).expect("scan"));
+    assert_eq!(all, ["a", "c", "d"], "a_range_delete_removes_exactly_its_span: [b, d), then c put again");
+    assert_eq!(get(s, R, "c").as_deref(), Some("after"), "a_range_delete_removes_exactly_its_span: in batch order");
+    assert_eq!(
+        get(s, "conformance-drop2", "b").as_deref(),
+        Some("other partition"),
+        "a_range_delete_removes_exactly_its_span: one partition"
+    );
+    let mut b = WriteBatch::default();
+    b.delete_range(R, b"b".to_vec(), None);
+    s.write(b).expect("write");
+    assert_eq!(
+        keys(s.scan_range(R, b"", None, 100).expect("scan")),
+        ["a"],
+        "a_range_delete_removes_exactly_its_span: to the end"
+    );
 }
 
 fn a_view_does_not_see_later_writes(s: &mut impl Storage) {

@@ -62,7 +62,7 @@ fn bounds<'a>(start: &'a [u8], end: Option<&'a [u8]>) -> (Bound<&'a [u8]>, Bound
 fn collect(iter: impl Iterator<Item = fjall::Guard>, limit: usize) -> Result<Pairs, StorageError> {
     let mut out = Vec::new();
     for guard in iter.take(limit) {
-        let (k, v) = guard.into_inner().map_err(io)?;
+        let (k, v) = guard.into_inner().map_err(read)?;
         out.push((k.to_vec(), v.to_vec()));
     }
     Ok(out)
@@ -71,7 +71,7 @@ fn collect(iter: impl Iterator<Item = fjall::Guard>, limit: usize) -> Result<Pai
 impl StorageView for FjallView {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let ks = self.keyspaces.get(partition)?;
-        Ok(self.snapshot.get(&ks, key).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self.snapshot.get(&ks, key).map_err(read)?.map(|v| v.to_vec()))
     }
 
     fn scan_range(
@@ -90,6 +90,14 @@ fn io(e: impl std::fmt::Display) -> StorageError {
     StorageError::Io(e.to_string())
 }
 
+/// A read's error: a block that fails its checksum is detected corruption.
+fn read(e: fjall::Error) -> StorageError {
+    match e {
+        fjall::Error::Storage(fjall::LsmError::ChecksumMismatch { .. }) => StorageError::Corrupt(e.to_string()),
+        e => io(e),
+    }
+}
+
 impl FjallStorage {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
         let db = Database::builder(path).manual_journal_persist(true).worker_threads(workers()).open().map_err(io)?;
@@ -104,7 +112,7 @@ impl FjallStorage {
 
 impl StorageView for FjallStorage {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.keyspace(partition)?.get(key).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self.keyspace(partition)?.get(key).map_err(read)?.map(|v| v.to_vec()))
     }
 
     fn scan_range(
@@ -128,7 +136,7 @@ impl Storage for FjallStorage {
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
         let mut out = Vec::new();
         for guard in self.keyspace(partition)?.prefix(prefix) {
-            let (k, v) = guard.into_inner().map_err(io)?;
+            let (k, v) = guard.into_inner().map_err(read)?;
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
@@ -136,10 +144,34 @@ impl Storage for FjallStorage {
 
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut b = self.db.batch().durability(None);
+        // Keys put earlier in this batch, which a range delete later in it must see too
+        // (fjall's range scan sees only committed data). Kept only if one comes.
+        let ranged = batch.ops.iter().any(|op| matches!(op, Op::DeleteRange { .. }));
+        let mut put_here: Vec<(String, Vec<u8>)> = Vec::new();
         for op in batch.ops {
             match op {
-                Op::Put { partition, key, value } => b.insert(&self.keyspace(&partition)?, key, value),
+                Op::Put { partition, key, value } => {
+                    if ranged {
+                        put_here.push((partition.clone(), key.clone()));
+                    }
+                    b.insert(&self.keyspace(&partition)?, key, value)
+                }
                 Op::Delete { partition, key } => b.remove(&self.keyspace(&partition)?, key),
+                Op::DeleteRange { partition, start, end } => {
+                    // fjall has no range tombstone: every key of the span gets one, so
+                    // the span is read. A block that fails its checksum stops that read
+                    // too (fjall keeps keys and values in the same blocks): a node whose
+                    // real disk rots stays down, and the operator replaces its data
+                    // directory (the simulated disk models repairable rot only).
+                    let ks = self.keyspace(&partition)?;
+                    for guard in ks.range::<&[u8], _>(bounds(&start, end.as_deref())) {
+                        b.remove(&ks, guard.key().map_err(read)?);
+                    }
+                    let in_span = |k: &Vec<u8>| *k >= start && end.as_ref().is_none_or(|e| k < e);
+                    for (_, key) in put_here.iter().filter(|(p, k)| *p == partition && in_span(k)) {
+                        b.remove(&ks, key.clone());
+                    }
+                }
             }
         }
         b.commit().map_err(io)

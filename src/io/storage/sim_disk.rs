@@ -10,22 +10,25 @@
 //!
 //! Batches are atomic, so a torn write is a lost suffix of batches. `inject_io_error`
 //! makes the node's next write or sync fail, `inject_read_error` its next read; either
-//! poisons the node. `set_sync_latency`
+//! poisons the node. `corrupt` damages one record as a flipped bit on the medium would:
+//! reads that meet it fail with `StorageError::Corrupt` (the engine's checksum caught
+//! it) until a write replaces or deletes it; it survives crashes. `set_sync_latency`
 //! makes each sync job take a seeded time, so that a crash can land between a write and
 //! the sync that makes it durable, and writes made during a sync stay unsynced.
 
-use super::{check_partition, Op, Pairs, Storage, StorageError, StorageView, SyncJob, WriteBatch};
+use super::{
+    check_partition, map_range, MapStorage, Op, Pairs, Storage, StorageError, StorageView, SyncJob, WriteBatch,
+};
 use madsim::plugin::{self, Simulator};
 use madsim::rand::GlobalRng;
 use madsim::task::NodeId as SimNodeId;
 use madsim::time::TimeHandle;
 use madsim::Config;
 use rand::Rng;
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-type Map = BTreeMap<(String, Vec<u8>), Vec<u8>>;
+type Map = MapStorage;
 
 #[derive(Default)]
 struct Disk {
@@ -39,6 +42,8 @@ struct Disk {
     dequeued: u64,
     io_error_pending: bool,
     read_error_pending: bool,
+    /// Records that fail their checksum (partition, key).
+    corrupt: BTreeSet<(String, Vec<u8>)>,
     /// Each sync takes a time drawn from `[lo, hi]` ms (`None`: no time).
     sync_latency_ms: Option<[u64; 2]>,
 }
@@ -101,11 +106,52 @@ impl SimDisk {
         Self::current().disks.lock().expect("sim disk lock").entry(node).or_default().read_error_pending = true;
     }
 
-    /// Withdraws injected errors that have not fired yet.
+    /// Damages one record of `partition` on `node`'s disk, drawn from the seed among
+    /// those it holds; returns its key (`None`: the partition is empty, nothing happens).
+    pub fn corrupt(node: SimNodeId, partition: &str) -> Option<Vec<u8>> {
+        let sim = Self::current();
+        let mut disks = sim.disks.lock().expect("sim disk lock");
+        let disk = disks.entry(node).or_default();
+        let keys: Vec<&Vec<u8>> = map_range(&disk.current, partition, &[], None).map(|((_, k), _)| k).collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let key = keys[sim.rng.lock().expect("sim disk rng lock").gen_range(0..keys.len())].clone();
+        disk.corrupt.insert((partition.to_string(), key.clone()));
+        Some(key)
+    }
+
+    /// Whether `node`'s disk holds a damaged record no write has replaced yet.
+    pub fn is_damaged(node: SimNodeId) -> bool {
+        Self::with_disk(node, |d| !d.corrupt.is_empty())
+    }
+
+    /// Fails a read that returns or looks up a damaged record.
+    fn check_corrupt<'a>(
+        node: SimNodeId,
+        partition: &str,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), StorageError> {
+        Self::with_disk(node, |d| {
+            if d.corrupt.is_empty() {
+                return Ok(());
+            }
+            for key in keys {
+                if d.corrupt.contains(&(partition.to_string(), key.to_vec())) {
+                    return Err(StorageError::Corrupt(format!("checksum mismatch in {partition} at key {key:?}")));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Withdraws injected errors that have not fired yet, and damage no write has
+    /// repaired (a node that met it dropped its data already).
     pub fn clear_faults(node: SimNodeId) {
         Self::with_disk(node, |d| {
             d.io_error_pending = false;
             d.read_error_pending = false;
+            d.corrupt.clear();
         });
     }
 
@@ -139,39 +185,23 @@ impl SimDisk {
 }
 
 fn apply(map: &mut Map, batch: &WriteBatch) {
-    for op in &batch.ops {
-        match op {
-            Op::Put { partition, key, value } => {
-                map.insert((partition.clone(), key.clone()), value.clone());
-            }
-            Op::Delete { partition, key } => {
-                map.remove(&(partition.clone(), key.clone()));
-            }
-        }
-    }
+    batch.apply_to(map);
 }
 
 fn range(map: &Map, partition: &str, start: &[u8], end: Option<&[u8]>, limit: usize) -> Pairs {
-    let from = (partition.to_string(), start.to_vec());
-    let to = match end {
-        Some(e) => Bound::Excluded((partition.to_string(), e.to_vec())),
-        None => Bound::Unbounded,
-    };
-    map.range((Bound::Included(from), to))
-        .take_while(|((p, _), _)| p == partition)
-        .take(limit)
-        .map(|((_, k), v)| (k.clone(), v.clone()))
-        .collect()
+    map_range(map, partition, start, end).take(limit).map(|((_, k), v)| (k.clone(), v.clone())).collect()
 }
 
 /// A read view of a simulated disk: the map as it was, shared until the next write.
 pub struct SimView {
+    node: SimNodeId,
     map: Arc<Map>,
 }
 
 impl StorageView for SimView {
     fn get(&self, partition: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         check_partition(partition)?;
+        SimDisk::check_corrupt(self.node, partition, [key])?;
         Ok(self.map.get(&(partition.to_string(), key.to_vec())).cloned())
     }
 
@@ -183,7 +213,9 @@ impl StorageView for SimView {
         limit: usize,
     ) -> Result<Pairs, StorageError> {
         check_partition(partition)?;
-        Ok(range(&self.map, partition, start, end, limit))
+        let pairs = range(&self.map, partition, start, end, limit);
+        SimDisk::check_corrupt(self.node, partition, pairs.iter().map(|(k, _)| k.as_slice()))?;
+        Ok(pairs)
     }
 }
 
@@ -223,31 +255,42 @@ impl Storage for SimStorage {
 
     fn view(&self) -> Result<SimView, StorageError> {
         SimDisk::read_fault(self.node)?;
-        Ok(SimView { map: SimDisk::with_disk(self.node, |d| d.current.clone()) })
+        Ok(SimView { node: self.node, map: SimDisk::with_disk(self.node, |d| d.current.clone()) })
     }
 
     fn scan_prefix(&self, partition: &str, prefix: &[u8]) -> Result<Pairs, StorageError> {
         check_partition(partition)?;
         SimDisk::read_fault(self.node)?;
-        let start = (partition.to_string(), prefix.to_vec());
-        Ok(SimDisk::with_disk(self.node, |d| {
-            d.current
-                .range(start..)
-                .take_while(|((p, k), _)| p == partition && k.starts_with(prefix))
+        let pairs: Pairs = SimDisk::with_disk(self.node, |d| {
+            map_range(&d.current, partition, prefix, None)
+                .take_while(|((_, k), _)| k.starts_with(prefix))
                 .map(|((_, k), v)| (k.clone(), v.clone()))
                 .collect()
-        }))
+        });
+        SimDisk::check_corrupt(self.node, partition, pairs.iter().map(|(k, _)| k.as_slice()))?;
+        Ok(pairs)
     }
 
     fn write(&mut self, batch: WriteBatch) -> Result<(), StorageError> {
         for op in &batch.ops {
-            match op {
-                Op::Put { partition, .. } | Op::Delete { partition, .. } => check_partition(partition)?,
-            }
+            check_partition(op.partition())?;
         }
         SimDisk::with_disk(self.node, |d| {
             if std::mem::take(&mut d.io_error_pending) {
                 return Err(StorageError::Io("injected I/O error on write".into()));
+            }
+            if !d.corrupt.is_empty() {
+                // A record written anew is whole again.
+                for op in &batch.ops {
+                    match op {
+                        Op::Put { partition, key, .. } | Op::Delete { partition, key } => {
+                            d.corrupt.remove(&(partition.clone(), key.clone()));
+                        }
+                        Op::DeleteRange { partition, start, end } => d.corrupt.retain(|(p, k)| {
+                            !(p == partition && k.as_slice() >= start.as_slice() && end.as_ref().is_none_or(|e| k < e))
+                        }),
+                    }
+                }
             }
             apply(Arc::make_mut(&mut d.current), &batch);
             d.unsynced.push(batch);
