@@ -58,10 +58,14 @@ pub enum PlantedBug {
     /// etcd's and raft-rs's heartbeats carry): a follower with a stale suffix from an older
     /// term commits and applies entries the leader never had.
     HeartbeatCommitUnmatched,
+    /// A node that dropped its data as corrupt rebuilds it from its own log even though
+    /// the log was cut (it does not wait for a leader's snapshot): it applies the entries
+    /// after the cut to an empty state, so its data lacks every write before the cut.
+    RepairFromOwnLog,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 12] = [
+    pub const ALL: [PlantedBug; 13] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -74,6 +78,7 @@ impl PlantedBug {
         PlantedBug::AppliedRecordLags,
         PlantedBug::InstallWithoutRecord,
         PlantedBug::HeartbeatCommitUnmatched,
+        PlantedBug::RepairFromOwnLog,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -95,6 +100,7 @@ impl PlantedBug {
             PlantedBug::AppliedRecordLags => "applied_record_lags",
             PlantedBug::InstallWithoutRecord => "install_without_record",
             PlantedBug::HeartbeatCommitUnmatched => "heartbeat_commit_unmatched",
+            PlantedBug::RepairFromOwnLog => "repair_from_own_log",
         }
     }
 

@@ -164,6 +164,12 @@ impl Log {
     /// index and term as the snapshot's last included entry, retain log entries following
     /// it"). Returns the indexes removed.
     pub fn install(&mut self, meta: SnapshotMeta) -> Option<(Index, Index)> {
+        if meta.index == self.snapshot.index {
+            // The state at our own cut, for a replica that lost its state machine
+            // (`Raft::lose_state_machine`): the log stays as it is.
+            assert_eq!(meta.term, self.snapshot.term, "two snapshots at one index have one term (§5.3)");
+            return None;
+        }
         assert!(meta.index > self.snapshot.index, "an installed snapshot moves forward");
         let (first, last) = (self.snapshot.index + 1, self.last_index());
         if self.term_at(meta.index) == Some(meta.term) {

@@ -337,3 +337,92 @@ fn a_snapshot_the_follower_already_holds_is_answered_after_the_sync() {
         }]
     );
 }
+
+/// Node 2 of {1, 2, 3}, recovered with its log cut at 5 (term 2), entries 6 to 8 of term
+/// 2, and its state machine lost.
+fn lost_follower() -> Raft {
+    let mut c = Config::new(2, 1, vec![1, 2, 3]);
+    c.pre_vote = false;
+    let hard = HardState { term: 2, voted_for: None };
+    let cut = (SnapshotMeta { index: 5, term: 2 }, Membership::with_voters([1, 2, 3]));
+    let entries = (6..=8).map(|index| Entry { term: 2, index, payload: Payload::Noop }).collect();
+    let mut r = Raft::with_snapshot(c, 7, 0, hard, Some(cut), entries, 5).unwrap();
+    r.lose_state_machine();
+    r
+}
+
+fn heartbeat(commit: Index) -> Input {
+    let message = Message::Heartbeat { term: 2, commit, read_seq: 0, sent_ms: 0 };
+    Input::Receive(Envelope { group: 1, from: 1, to: 2, message })
+}
+
+/// A replica whose state machine was dropped as corrupt keeps its log and votes, but
+/// neither campaigns nor commits until a fetched state of at least its cut is restored;
+/// then it is a follower like any other.
+#[test]
+fn a_replica_without_its_state_waits_for_one_and_then_follows() {
+    let mut r = lost_follower();
+    assert!(r.awaiting_snapshot());
+    r.step(10_000, Input::Tick);
+    let effects = r.drain_effects();
+    assert!(effects.is_empty(), "no campaign without a state to lead with: {effects:?}");
+    r.step(10_001, heartbeat(8));
+    let effects = r.drain_effects();
+    assert_eq!(r.commit_index(), 5, "nothing to apply to: the commit index waits");
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Commit { .. })), "{effects:?}");
+    let snapshot = Message::InstallSnapshot {
+        term: 2,
+        meta: SnapshotMeta { index: 7, term: 2 },
+        membership: Membership::with_voters([1, 2, 3]),
+        chunk: 0,
+        data: b"s".to_vec(),
+        done: true,
+    };
+    r.step(10_002, Input::Receive(Envelope { group: 1, from: 1, to: 2, message: snapshot }));
+    assert_eq!(r.drain_effects(), Vec::new(), "a leader's snapshot waits: the driver fetches its own");
+    let m = Membership::with_voters([1, 2, 3]);
+    assert!(!r.restore_state(10_003, SnapshotMeta { index: 4, term: 2 }, m.clone()), "older than the cut");
+    assert!(r.restore_state(10_004, SnapshotMeta { index: 7, term: 2 }, m.clone()));
+    assert_eq!(
+        r.drain_effects(),
+        vec![Effect::InstallSnapshot {
+            meta: SnapshotMeta { index: 7, term: 2 },
+            membership: m.clone(),
+            discard: Some((6, 7))
+        }],
+        "the log after the state is kept"
+    );
+    assert!(!r.awaiting_snapshot());
+    assert_eq!((r.commit_index(), r.applied_index(), r.last_index()), (7, 7, 8));
+    assert!(!r.restore_state(10_005, SnapshotMeta { index: 8, term: 2 }, m), "only while the state is lost");
+    r.step(10_006, heartbeat(8));
+    assert!(r.drain_effects().contains(&Effect::Commit { index: 8 }), "commits again");
+}
+
+/// A state fetched from a peer of a newer term raises ours (the log never runs ahead of
+/// the term), and a log that disagrees at the state's index is dropped, as by §7.
+#[test]
+fn a_restored_state_of_a_newer_term_raises_the_term() {
+    let mut r = lost_follower();
+    let m = Membership::with_voters([1, 2, 3]);
+    assert!(r.restore_state(10_000, SnapshotMeta { index: 7, term: 3 }, m.clone()));
+    assert_eq!(
+        r.drain_effects(),
+        vec![
+            Effect::PersistHardState(HardState { term: 3, voted_for: None }),
+            Effect::InstallSnapshot { meta: SnapshotMeta { index: 7, term: 3 }, membership: m, discard: Some((6, 8)) },
+        ]
+    );
+    assert_eq!((r.term(), r.last_index(), r.commit_index()), (3, 7, 7));
+}
+
+/// The state at exactly the log's cut is enough: the log stays whole.
+#[test]
+fn a_restored_state_at_the_cut_keeps_the_whole_log() {
+    let mut r = lost_follower();
+    let m = Membership::with_voters([1, 2, 3]);
+    assert!(r.restore_state(10_000, SnapshotMeta { index: 5, term: 2 }, m.clone()));
+    let meta = SnapshotMeta { index: 5, term: 2 };
+    assert_eq!(r.drain_effects(), vec![Effect::InstallSnapshot { meta, membership: m, discard: None }]);
+    assert_eq!((r.snapshot_meta(), r.last_index(), r.commit_index()), (meta, 8, 5));
+}

@@ -186,6 +186,9 @@ impl Raft {
     /// counted in the newest configuration, so this is safe; once C_new commits the node
     /// stays quiet.
     pub(super) fn may_campaign(&self) -> bool {
+        if self.awaiting_snapshot {
+            return false;
+        }
         let me = self.cfg.id;
         if self.membership().is_voter(me) {
             return true;

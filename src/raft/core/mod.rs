@@ -152,6 +152,9 @@ pub struct Raft {
     /// appends that carry them go out when the effects are drained, so many proposals
     /// between two drains travel in one AppendEntries per follower.
     broadcast_due: bool,
+    /// The driver's state machine was lost (`lose_state_machine`): until a snapshot is
+    /// installed this replica neither campaigns nor commits.
+    awaiting_snapshot: bool,
 }
 
 impl std::fmt::Debug for Raft {
@@ -249,6 +252,7 @@ impl Raft {
             configs,
             last_now_ms: now_ms,
             incoming_snapshot: IncomingSnapshot::default(),
+            awaiting_snapshot: false,
         };
         raft.reset_election_deadline(now_ms);
         if raft.cfg.lease_reads {

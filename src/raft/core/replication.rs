@@ -311,6 +311,11 @@ impl Raft {
     }
 
     pub(super) fn set_commit(&mut self, index: Index) {
+        if self.awaiting_snapshot {
+            // Nothing to apply to: the commit index waits for the snapshot.
+            debug_assert!(!self.is_leader(), "a replica without its state never leads");
+            return;
+        }
         assert!(index > self.commit_index, "commit index only grows");
         assert!(index <= self.log.last_index(), "cannot commit beyond the log");
         if self.is_leader() {

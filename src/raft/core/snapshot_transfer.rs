@@ -49,6 +49,65 @@ impl Raft {
         self.applied
     }
 
+    /// The driver's state machine is gone: its data failed a checksum and was dropped,
+    /// while the log and the hard state are intact (they carry this replica's votes and
+    /// acknowledgements, so they are never dropped: a replica that forgot entries it
+    /// acknowledged could elect a leader without them). The entries after the log's cut
+    /// cannot rebuild the state without the state at the cut, so until a snapshot is
+    /// installed (a leader's, or one the driver fetched from any replica:
+    /// `restore_state`) the replica votes and appends as before, but commits nothing (the
+    /// driver has nothing to apply to) and never campaigns (a leader without its state
+    /// could neither apply, nor serve, nor send snapshots). Called on a replica just
+    /// recovered.
+    pub fn lose_state_machine(&mut self) {
+        assert!(!self.is_leader(), "a replica loses its state machine only while it recovers");
+        assert_eq!(self.commit_index, self.applied, "a recovered replica has committed what it applied");
+        self.awaiting_snapshot = true;
+    }
+
+    /// Whether the state machine is lost and no snapshot has replaced it yet.
+    pub fn awaiting_snapshot(&self) -> bool {
+        self.awaiting_snapshot
+    }
+
+    /// The driver fetched, from some replica, its state machine as of `meta` (applied
+    /// there, so committed: every replica's state at a committed index is the same, Raft
+    /// §5.4.3) with the configuration then, and holds it aside: the core takes it as an
+    /// installed snapshot (§7: the log after it is kept if it agrees at `meta`) and emits
+    /// `Effect::InstallSnapshot` for the driver to install it. Refused (false) unless the
+    /// state machine is lost, and the state reaches the log's cut (older state cannot
+    /// be completed from this log).
+    pub fn restore_state(&mut self, now_ms: u64, meta: SnapshotMeta, membership: Membership) -> bool {
+        if !self.awaiting_snapshot || meta.index < self.log.snapshot().index {
+            return false;
+        }
+        if meta.term > self.hard.term {
+            // A term we learn of, as from any message: our log must never run ahead of
+            // our term (found by `corrupt_disks` seed 286, fetching from a newer peer).
+            self.become_follower(now_ms, meta.term, None);
+        }
+        self.incoming_snapshot.abandon();
+        self.install(meta, membership);
+        crate::sometimes!("state_fetched");
+        true
+    }
+
+    /// Installs a snapshot the core has accepted whole: the log, the configurations, the
+    /// commit and applied indexes follow it.
+    fn install(&mut self, meta: SnapshotMeta, membership: Membership) {
+        let kept_suffix = self.log.term_at(meta.index) == Some(meta.term);
+        let discard = self.log.install(meta);
+        let stale = self.membership().clone();
+        let base =
+            if PlantedBug::SnapshotStaleConfig.is_active(self.cfg.planted_bug) { stale } else { membership.clone() };
+        self.configs.install(meta.index, base, kept_suffix);
+        debug_assert!(meta.index >= self.commit_index, "an install never takes the commit index back");
+        self.commit_index = meta.index;
+        self.applied = meta.index;
+        self.awaiting_snapshot = false;
+        self.effects.push(Effect::InstallSnapshot { meta, membership, discard });
+    }
+
     /// The driver's state machine holds every entry up to `index` (applied): forget them.
     /// A follower that needs them gets the state machine instead.
     pub fn compact(&mut self, index: Index) {
@@ -109,6 +168,11 @@ impl Raft {
         self.become_follower(now_ms, self.hard.term, Some(from));
         self.lease_until_ms = now_ms + self.cfg.election_timeout_ms_min;
         let term = self.hard.term;
+        if self.awaiting_snapshot {
+            // The driver is fetching the state itself (`restore_state`), and one transfer
+            // at a time is put aside: the leader's waits, and stops once we follow again.
+            return;
+        }
         if meta.index <= self.commit_index {
             // We hold all of it already (committed entries match the leader's, §5.4). The
             // leader takes this as our match: only once those entries are on our disk
@@ -134,16 +198,8 @@ impl Raft {
             }
             Received::Complete => self.effects.push(Effect::SnapshotChunk { meta, chunk, data }),
         }
-        let kept_suffix = self.log.term_at(meta.index) == Some(meta.term);
-        let discard = self.log.install(meta);
-        let stale = self.membership().clone();
-        let base =
-            if PlantedBug::SnapshotStaleConfig.is_active(self.cfg.planted_bug) { stale } else { membership.clone() };
-        self.configs.install(meta.index, base, kept_suffix);
-        self.commit_index = meta.index;
-        self.applied = meta.index;
+        self.install(meta, membership);
         crate::sometimes!("snapshot_installed");
-        self.effects.push(Effect::InstallSnapshot { meta, membership, discard });
         let reply = Message::InstallSnapshotResponse { term, meta, received: chunk + 1, done: true };
         self.send(from, reply, Durability::Synced);
     }
