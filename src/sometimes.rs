@@ -29,6 +29,8 @@ pub const MARKS: &[(&str, &str)] = &[
     ("check_quorum_step_down", "a leader stepped down because it had not heard from a quorum"),
     ("transfer_timeout_now_sent", "a leader handed over with TimeoutNow"),
     ("conflicting_suffix_truncated", "a follower truncated a conflicting suffix of its log"),
+    ("corrupt_data_dropped", "a node restarted after a checksum failure and dropped a group's corrupt data"),
+    ("state_fetched", "a replica that had lost its data to corruption fetched a peer's and restored it"),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

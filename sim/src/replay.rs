@@ -250,7 +250,9 @@ impl Fold {
                 }
             }
             // Compaction drops entries from memory, not from what the node holds.
+            // The log is kept when the data is dropped.
             NodeEvent::Applied { .. }
+            | NodeEvent::DataDropped { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }
             | NodeEvent::LeaseRead { .. }

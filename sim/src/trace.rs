@@ -105,6 +105,7 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::LeaseRead { commit_index } => put(out, &(9u8, commit_index)),
         NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => put(out, &(10u8, peer, ratio_ppm)),
         NodeEvent::Poisoned { error } => put(out, &(11u8, error)),
+        NodeEvent::DataDropped { base } => put(out, &(12u8, base)),
     }
 }
 

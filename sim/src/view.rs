@@ -5,7 +5,9 @@
 //! Contract: after observing a prefix of a trace, the view answers as a scan of that
 //! prefix would: the leader of a group is the winner of its highest term (the highest
 //! node id if a term had two, which election safety then reports); a node is poisoned if
-//! its last `Poisoned` or `Recovered` event, in any group, was `Poisoned`.
+//! its last `Poisoned` or `Recovered` event, in any group, was `Poisoned`; a node's group
+//! is rebuilding if it dropped its data past index 0 (`DataDropped`) and has installed no
+//! snapshot since.
 
 use phantomdb::node::NodeEvent;
 use phantomdb::{GroupId, NodeId};
@@ -16,6 +18,7 @@ pub struct LiveView {
     /// (term, node) of the latest election won, per group.
     leaders: BTreeMap<GroupId, (u64, NodeId)>,
     poisoned: BTreeSet<NodeId>,
+    rebuilding: BTreeSet<(NodeId, GroupId)>,
 }
 
 impl LiveView {
@@ -31,6 +34,12 @@ impl LiveView {
             NodeEvent::Poisoned { .. } => {
                 self.poisoned.insert(node);
             }
+            NodeEvent::DataDropped { base } if *base > 0 => {
+                self.rebuilding.insert((node, group));
+            }
+            NodeEvent::SnapshotInstalled { .. } => {
+                self.rebuilding.remove(&(node, group));
+            }
             _ => {}
         }
     }
@@ -38,6 +47,11 @@ impl LiveView {
     /// The node that won `group`'s highest term so far (it may have crashed since).
     pub fn leader(&self, group: GroupId) -> Option<NodeId> {
         self.leaders.get(&group).map(|&(_, n)| n)
+    }
+
+    /// Whether `node` waits for a peer's state in some group (its own was dropped).
+    pub fn rebuilding(&self, node: NodeId) -> bool {
+        self.rebuilding.range((node, 0)..=(node, GroupId::MAX)).next().is_some()
     }
 
     /// Nodes whose last life ended in a storage failure.

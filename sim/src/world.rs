@@ -376,6 +376,11 @@ impl World {
         self.recording.lock().expect("recording lock").view.poisoned().clone()
     }
 
+    /// Whether `node` waits for a peer's state in some group (it dropped its own).
+    pub(crate) fn rebuilding(&self, node: NodeId) -> bool {
+        self.recording.lock().expect("recording lock").view.rebuilding(node)
+    }
+
     pub(crate) fn is_up(&self, node: NodeId) -> bool {
         self.up.contains(&node)
     }

@@ -114,3 +114,8 @@ fn applied_record_lags_is_caught_within_10_seeds() {
 fn heartbeat_commit_unmatched_is_caught_within_10_seeds() {
     caught_and_replayed("heartbeat_commit_unmatched", 10);
 }
+
+#[test]
+fn repair_from_own_log_is_caught_within_10_seeds() {
+    caught_and_replayed("repair_from_own_log", 10);
+}

@@ -25,6 +25,7 @@ use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::{Applied, RaftStore};
 use super::snapshot_install;
+use super::state_fetch::{StateFetch, Verdict};
 use super::{ClientError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
 use crate::codec;
 use crate::io::{Storage, Transport};
@@ -63,6 +64,10 @@ pub struct Replica<M: StateMachine, V> {
     incoming_keys: u64,
     /// Snapshot streams to followers, while leading.
     outgoing: OutgoingSnapshots<V>,
+    /// Our state lent to peers that lost theirs (`state_fetch.rs`), in any role.
+    lending: OutgoingSnapshots<V>,
+    /// Our own state being fetched from a peer, while it is lost.
+    fetch: Option<StateFetch>,
     pub pending: Pending<M>,
     snapshots_taken: u64,
     snapshots_installed: u64,
@@ -118,8 +123,14 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             raft_cfg.append_entries_max = 1;
             raft_cfg.inflight_appends_max = 1;
         }
-        let raft = Raft::with_snapshot(raft_cfg, seed, now_ms, hard, snapshot, recovered.entries, applied.index)
+        let mut raft = Raft::with_snapshot(raft_cfg, seed, now_ms, hard, snapshot, recovered.entries, applied.index)
             .map_err(|e| NodeError::Corrupt(format!("group {group}: {e}")))?;
+        let fetch = recovered.lost.then(|| {
+            // Dropped as corrupt (`scrub`): the log alone cannot rebuild it.
+            raft.lose_state_machine();
+            let peers = raft.membership().members().into_iter().filter(|&n| n != cfg.id()).collect();
+            StateFetch::new(group, snapshot_index, peers)
+        });
         observer.on_event(
             cfg.id(),
             group,
@@ -148,6 +159,8 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             applied,
             incoming_keys: 0,
             outgoing: OutgoingSnapshots::default(),
+            lending: OutgoingSnapshots::default(),
+            fetch,
             pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
             snapshots_taken: 0,
             snapshots_installed: 0,
@@ -264,6 +277,10 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     /// Callers whose requests passed their deadline hear `Timeout`.
     pub fn expire(&mut self, now_ms: u64, transport: &impl Transport) {
         self.outgoing.expire(now_ms);
+        self.lending.expire(now_ms);
+        if let Some((to, ask)) = self.fetch.as_mut().and_then(|f| f.poll(now_ms)) {
+            transport.send(to, codec::encode(&ask));
+        }
         for origin in self.pending.expire(now_ms) {
             origin.answer(transport, Err(ClientError::Timeout));
         }
@@ -340,12 +357,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                         self.outgoing.read(now_ms, to, meta, chunk, span, self.snapshot_chunk_bytes_max, source)?;
                     self.raft.step(now_ms, Input::SnapshotChunk(read));
                 }
-                Effect::SnapshotChunk { chunk, data, .. } => {
-                    if chunk == 0 {
-                        self.incoming_keys = 0;
-                    }
-                    self.incoming_keys += snapshot_install::put_aside(disk, self.id, &self.span, chunk, &data)?;
-                }
+                Effect::SnapshotChunk { chunk, data, .. } => self.put_aside(disk, chunk, &data)?,
                 Effect::InstallSnapshot { meta, .. } => {
                     // The log cut is staged above; the data follows it now.
                     let applied = Applied { index: meta.index, term: meta.term, keys: self.incoming_keys };
@@ -532,6 +544,96 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             };
             f.origin.answer(transport, Err(error));
         }
+    }
+
+    /// A peer that lost its state asks for chunk `chunk` of ours (`state_fetch.rs`): it
+    /// gets it if our state is whole and reaches `base`, as of our applied index when the
+    /// transfer began.
+    #[allow(clippy::too_many_arguments)] // one request and what serving it needs
+    pub fn lend_state<S: Storage<View = V>>(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        base: Index,
+        meta: Option<raft::SnapshotMeta>,
+        chunk: u64,
+        disk: &Disk<S>,
+        transport: &impl Transport,
+    ) -> Result<(), NodeError> {
+        let applied = self.applied;
+        if self.raft.awaiting_snapshot() || (meta.is_none() && applied.index < base) {
+            return Ok(()); // it asks another peer after a timeout
+        }
+        let current = raft::SnapshotMeta { index: applied.index, term: applied.term };
+        let raft = &self.raft;
+        let source =
+            || Ok(Source { meta: current, membership: raft.membership_at(applied.index), view: disk.storage.view()? });
+        let read = self.lending.read(
+            now_ms,
+            from,
+            meta.unwrap_or(current),
+            chunk,
+            &self.span,
+            self.snapshot_chunk_bytes_max,
+            source,
+        )?;
+        let answer = Wire::StateChunk {
+            group: self.id,
+            meta: read.meta,
+            membership: read.membership,
+            chunk: read.chunk,
+            data: read.data,
+            done: read.done,
+        };
+        transport.send(from, codec::encode(&answer));
+        Ok(())
+    }
+
+    /// A chunk of a peer's state, fetched while ours is lost: put aside, and once the last
+    /// is in, handed to the core, whose `InstallSnapshot` effect installs it.
+    #[allow(clippy::too_many_arguments)] // the fields of one message
+    pub fn on_state_chunk<S: Storage<View = V>>(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        meta: raft::SnapshotMeta,
+        membership: raft::Membership,
+        chunk: u64,
+        data: &[u8],
+        done: bool,
+        disk: &mut Disk<S>,
+        transport: &impl Transport,
+    ) -> Result<(), NodeError> {
+        let Some(fetch) = self.fetch.as_mut() else { return Ok(()) };
+        match fetch.on_chunk(now_ms, from, meta, membership, chunk, done) {
+            Verdict::Ignore => {}
+            Verdict::Keep { ask: (to, ask) } => {
+                self.put_aside(disk, chunk, data)?;
+                transport.send(to, codec::encode(&ask));
+            }
+            Verdict::Last { meta, membership } => {
+                self.put_aside(disk, chunk, data)?;
+                if self.raft.restore_state(now_ms, meta, membership) {
+                    self.fetch = None;
+                } else if let Some(fetch) = self.fetch.as_mut() {
+                    fetch.restart();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn put_aside<S: Storage<View = V>>(
+        &mut self,
+        disk: &mut Disk<S>,
+        chunk: u64,
+        data: &[u8],
+    ) -> Result<(), NodeError> {
+        if chunk == 0 {
+            self.incoming_keys = 0;
+        }
+        self.incoming_keys += snapshot_install::put_aside(disk, self.id, &self.span, chunk, data)?;
+        Ok(())
     }
 
     /// Steps the core with a message addressed to this group.

@@ -29,11 +29,14 @@ mod peer_frames;
 mod pending;
 mod raft_store;
 mod runtime;
+mod scrub;
 mod snapshot_install;
+mod state_fetch;
 mod status;
 mod wire;
 
 pub use errors::{ClientError, ControlError, NodeError};
+pub use group_data::DATA_PARTITION;
 pub use observer::{LogObserver, NodeEvent, Observer};
 pub use pending::CallResult;
 pub use runtime::{Node, NodeConfig, NodeHandle, Submitted};

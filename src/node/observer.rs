@@ -73,6 +73,12 @@ pub enum NodeEvent {
     Poisoned {
         error: String,
     },
+    /// The group's data failed its checksum and was dropped at restart (before
+    /// `Recovered`): it restarts from the log's cut at `base`, rebuilt by its own log
+    /// (`base` 0) or a leader's snapshot.
+    DataDropped {
+        base: Index,
+    },
 }
 
 pub trait Observer: Send + Sync + 'static {
@@ -96,6 +102,9 @@ impl Observer for LogObserver {
                 tracing::info!(node, group, index, term, "installed the leader's snapshot")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, group, %error, "poisoned"),
+            NodeEvent::DataDropped { base } => {
+                tracing::warn!(node, group, base, "corrupt data dropped; rebuilding from the log cut at base")
+            }
             NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => tracing::warn!(
                 node,
                 group,

@@ -2,7 +2,8 @@
 //! key `hs` for the hard state, key `applied` for the applied record (the index the
 //! group's data in `group_data` is at), key `snap` for where the log was cut (the index,
 //! its term and the configuration then), keys `log` + big-endian index for the entries
-//! after it (so a prefix scan returns them in order).
+//! after it (so a prefix scan returns them in order), key `lost` while the group's data was
+//! dropped as corrupt and no snapshot has replaced it yet (`scrub`).
 //!
 //! The log is cut only behind the applied index, and the applied record is written in a
 //! batch before the cut: storage keeps a prefix of batches, so after any crash the data
@@ -22,6 +23,7 @@ const LOG_PREFIX: &[u8] = b"log";
 const SNAPSHOT_KEY: &[u8] = b"snap";
 const APPLIED_KEY: &[u8] = b"applied";
 const INSTALL_KEY: &[u8] = b"install";
+const LOST_KEY: &[u8] = b"lost";
 
 /// Where a group's data is: every entry up to `index` (of `term`) applied, `keys` keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +41,8 @@ pub struct Recovered {
     pub applied: Applied,
     /// The entries after the cut, contiguous.
     pub entries: Vec<Entry>,
+    /// The data was dropped as corrupt: the group waits for a leader's snapshot.
+    pub lost: bool,
 }
 const RECORD_BYTES_MAX: usize = crate::kv::COMMAND_BYTES_MAX + 1024;
 
@@ -64,12 +68,7 @@ impl RaftStore {
                 codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("hard state: {e}")))?
             }
         };
-        let cut: Option<(SnapshotMeta, Membership)> = match storage.get(&self.partition, SNAPSHOT_KEY)? {
-            None => None,
-            Some(bytes) => {
-                Some(codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("log cut: {e}")))?)
-            }
-        };
+        let cut = self.load_cut(storage)?;
         let applied: Applied = match storage.get(&self.partition, APPLIED_KEY)? {
             None => Applied::default(),
             Some(bytes) => {
@@ -97,7 +96,27 @@ impl RaftStore {
         if last < applied.index {
             return Err(NodeError::Corrupt(format!("the log ends at {last} but applied is {}", applied.index)));
         }
-        Ok(Recovered { hard, cut, applied, entries })
+        let lost = storage.get(&self.partition, LOST_KEY)?.is_some();
+        Ok(Recovered { hard, cut, applied, entries, lost })
+    }
+
+    /// Where the log was cut, with the configuration then (`None`: never cut).
+    pub fn load_cut(&self, storage: &impl Storage) -> Result<Option<(SnapshotMeta, Membership)>, NodeError> {
+        match storage.get(&self.partition, SNAPSHOT_KEY)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(
+                codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("log cut: {e}")))?,
+            )),
+        }
+    }
+
+    /// Stages the mark that the group's data is lost (or, `false`, its deletion).
+    pub fn stage_lost(&self, lost: bool, batch: &mut WriteBatch) {
+        if lost {
+            batch.put(&self.partition, LOST_KEY.to_vec(), Vec::new());
+        } else {
+            batch.delete(&self.partition, LOST_KEY.to_vec());
+        }
     }
 
     /// An install of a leader's snapshot that a crash interrupted (`snapshot_install`).

@@ -7,10 +7,10 @@ use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
-use super::snapshot_install;
+use super::{scrub, snapshot_install};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
-use crate::io::{Clock, Inbound, Storage, Transport};
+use crate::io::{Clock, Inbound, Storage, StorageError, Transport};
 use crate::keyspace::{Keyspace, Unroutable};
 use crate::raft::{self, Envelope};
 use crate::state_machine::StateMachine;
@@ -227,8 +227,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     ) -> Result<(Self, NodeHandle<M>), NodeError> {
         let now = clock.monotonic_ms();
         let mut disk = Disk::new(storage, cfg.sync_writes);
-        for g in cfg.keyspace.groups() {
-            snapshot_install::resume(&mut disk, g, &Span::of(&cfg.keyspace, g))?;
+        // Before anything reads the data: a node that stopped on corrupt data drops it.
+        let spans: Vec<(GroupId, Span)> = cfg.keyspace.groups().map(|g| (g, Span::of(&cfg.keyspace, g))).collect();
+        for dropped in scrub::run(&mut disk, &spans, cfg.raft.planted_bug)? {
+            observer.on_event(cfg.id(), dropped.group, NodeEvent::DataDropped { base: dropped.base });
+        }
+        for (g, span) in &spans {
+            snapshot_install::resume(&mut disk, *g, span)?;
         }
         let groups = cfg
             .keyspace
@@ -269,6 +274,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     /// unknown: a quorum may still commit what they proposed).
     pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
         let result = self.run_loop(shutdown).await;
+        if let Err(NodeError::Storage(StorageError::Corrupt(_))) = &result {
+            scrub::mark(&mut self.disk.storage);
+        }
         if let Err(e) = &result {
             for &g in self.groups.keys() {
                 self.observer.on_event(self.cfg.id(), g, NodeEvent::Poisoned { error: e.to_string() });
@@ -305,7 +313,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 synced = self.disk.sync_done(), if syncing => synced?,
                 _ = tokio::time::sleep(wait) => {}
                 inbound = self.inbox.recv(), if taking => match inbound {
-                    Some(m) => self.on_inbound(m),
+                    Some(m) => self.on_inbound(m)?,
                     None => return Ok(()),
                 },
                 call = self.calls.recv(), if calls_open && taking => match call {
@@ -321,7 +329,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             // Group commit: take what else is ready, then flush once.
             for _ in 0..if taking { self.cfg.batch_inputs_max } else { 0 } {
                 if let Ok(m) = self.inbox.try_recv() {
-                    self.on_inbound(m);
+                    self.on_inbound(m)?;
                 } else if let Ok(c) = self.calls.try_recv() {
                     self.on_call(c.command, Origin::Local(c.reply));
                 } else {
@@ -390,39 +398,55 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         });
     }
 
-    fn on_inbound(&mut self, inbound: Inbound) {
+    /// Handles one message; an error is a storage failure (lending or taking a peer's
+    /// state reads and writes storage), and poisons the node.
+    fn on_inbound(&mut self, inbound: Inbound) -> Result<(), NodeError> {
         let wire: Wire = match codec::decode(&inbound.payload, WIRE_BYTES_MAX) {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(node = self.cfg.id(), from = inbound.from, error = %e, "undecodable message dropped");
-                return;
+                return Ok(());
             }
         };
+        self.on_message(inbound.from, wire)
+    }
+
+    fn on_message(&mut self, from: NodeId, wire: Wire) -> Result<(), NodeError> {
+        let now = self.clock.monotonic_ms();
         match wire {
-            Wire::Raft(env) => self.on_raft(inbound.from, env),
+            Wire::Raft(env) => self.on_raft(from, env),
             Wire::RaftBatch(envelopes) => {
                 for env in envelopes {
-                    self.on_raft(inbound.from, env);
+                    self.on_raft(from, env);
                 }
             }
             Wire::Request { group, req_id, command } => {
-                if !self.recent_requests.first_time(inbound.from, req_id) {
-                    tracing::debug!(node = self.cfg.id(), from = inbound.from, req_id, "duplicate request dropped");
-                    return;
+                if !self.recent_requests.first_time(from, req_id) {
+                    tracing::debug!(node = self.cfg.id(), from, req_id, "duplicate request dropped");
+                    return Ok(());
                 }
-                let origin = Origin::Remote { node: inbound.from, group, req_id };
+                let origin = Origin::Remote { node: from, group, req_id };
                 let command = match M::decode(&command) {
                     Ok(c) => c,
-                    Err(e) => return origin.answer(&self.transport, Err(ClientError::Malformed(e.to_string()))),
+                    Err(e) => {
+                        origin.answer(&self.transport, Err(ClientError::Malformed(e.to_string())));
+                        return Ok(());
+                    }
                 };
                 // The sender routed it; a route that disagrees with ours is stale.
                 match self.route(&command) {
                     Ok(g) if g == group => {}
-                    Ok(_) => return origin.answer(&self.transport, Err(ClientError::WrongGroup { group })),
-                    Err(e) => return origin.answer(&self.transport, Err(e)),
+                    Ok(_) => {
+                        origin.answer(&self.transport, Err(ClientError::WrongGroup { group }));
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        origin.answer(&self.transport, Err(e));
+                        return Ok(());
+                    }
                 }
                 let replica = self.groups.get(&group).expect("routed to a hosted group");
-                if replica.raft.membership().is_member(inbound.from) && !replica.raft.is_leader() {
+                if replica.raft.membership().is_member(from) && !replica.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.
                     let hint = replica.raft.leader_id();
                     origin.answer(&self.transport, Err(ClientError::NotLeader { leader_hint: hint }));
@@ -430,9 +454,20 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     self.on_call(command, origin);
                 }
             }
+            Wire::StateWanted { group, base, meta, chunk } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.lend_state(now, from, base, meta, chunk, &self.disk, &self.transport)?;
+                }
+            }
+            Wire::StateChunk { group, meta, membership, chunk, data, done } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    let (disk, transport) = (&mut self.disk, &self.transport);
+                    g.on_state_chunk(now, from, meta, membership, chunk, &data, done, disk, transport)?;
+                }
+            }
             Wire::Reply { group, req_id, result } => {
                 let Some(f) = self.groups.get_mut(&group).and_then(|g| g.pending.forwards.remove(&req_id)) else {
-                    return;
+                    return Ok(());
                 };
                 let result = result.and_then(|bytes| {
                     // The leader answered, so the command may have run: an answer we
@@ -442,6 +477,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 f.origin.answer(&self.transport, result);
             }
         }
+        Ok(())
     }
 
     fn on_raft(&mut self, from: NodeId, env: Envelope) {

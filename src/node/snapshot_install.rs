@@ -187,6 +187,8 @@ fn run<S: Storage>(
     })?;
     store.stage_applied(record.applied, &mut disk.batch);
     store.stage_install(None, &mut disk.batch);
+    // A group whose data was dropped as corrupt (`scrub`) has it back.
+    store.stage_lost(false, &mut disk.batch);
     disk.write_batch()
 }
 

@@ -2,7 +2,7 @@
 //! inside a transport frame.
 
 use super::ClientError;
-use crate::raft::Envelope;
+use crate::raft::{Envelope, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 use serde::{Deserialize, Serialize};
 
@@ -29,4 +29,22 @@ pub enum Wire {
     },
     /// Raft messages of several groups for the same node, sent together (see `peer_frames.rs`).
     RaftBatch(Vec<Envelope>),
+    /// A replica whose data was dropped as corrupt asks a peer of `group` for chunk
+    /// `chunk` of its state machine (`state_fetch.rs`): of the transfer of `meta`, or
+    /// (`None`) of a new one of the peer's applied state, which must reach `base`.
+    StateWanted {
+        group: GroupId,
+        base: Index,
+        meta: Option<SnapshotMeta>,
+        chunk: u64,
+    },
+    /// A chunk of a peer's state machine as of `meta`, with the configuration then.
+    StateChunk {
+        group: GroupId,
+        meta: SnapshotMeta,
+        membership: Membership,
+        chunk: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
 }

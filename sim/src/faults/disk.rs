@@ -1,7 +1,9 @@
 //! Disk faults: the next write or sync of a node's storage fails (`disk_error`), which
 //! poisons the node (it stops, as a real one would on a failed fsync) until it restarts;
 //! or its syncs turn slow (`slow_disk`: each takes a time drawn from `latency_ms`), which
-//! widens the window in which a crash finds written state not yet synced.
+//! widens the window in which a crash finds written state not yet synced; or one record
+//! of its data rots (`corrupt`): the read that meets it fails its checksum and poisons
+//! the node, which drops its data at restart and rebuilds it (`node/scrub.rs`).
 
 use super::{need, random_node, Action as AnyAction, Drawn, Family, FaultKind, NemesisBounds, SpecError, Target};
 use crate::scenario::{FaultSpec, DISK_SYNC_MS_MAX};
@@ -18,6 +20,10 @@ pub enum Action {
     },
     /// The node's next read fails.
     ReadError {
+        node: Target,
+    },
+    /// A record of the node's data is damaged.
+    Corrupt {
         node: Target,
     },
     /// `sync_ms: None`: back to the scenario's `cluster.disk_sync_ms`.
@@ -38,6 +44,7 @@ impl std::fmt::Display for Action {
         match self {
             Action::DiskError { node } => write!(f, "disk_error {node}"),
             Action::ReadError { node } => write!(f, "read_error {node}"),
+            Action::Corrupt { node } => write!(f, "corrupt {node}"),
             Action::SlowDisk { node, sync_ms: Some([lo, hi]) } => write!(f, "slow_disk {node} syncs {lo}..{hi}ms"),
             Action::SlowDisk { node, sync_ms: None } => write!(f, "slow_disk {node} back to the scenario's"),
         }
@@ -53,6 +60,8 @@ pub enum Applied {
     Slowed { node: NodeId, sync_ms: Option<[u64; 2]> },
     /// A read error is armed on the node's disk.
     ReadInjected { node: NodeId },
+    /// The record under `key` of the node's data is damaged (`None`: it held no data).
+    Corrupted { node: NodeId, key: Option<Vec<u8>> },
 }
 
 impl std::fmt::Display for Applied {
@@ -60,6 +69,10 @@ impl std::fmt::Display for Applied {
         match self {
             Applied::Injected { node } => write!(f, "disk_error n{node}"),
             Applied::ReadInjected { node } => write!(f, "read_error n{node}"),
+            Applied::Corrupted { node, key: Some(key) } => {
+                write!(f, "corrupt n{node} record {}", String::from_utf8_lossy(key).escape_debug())
+            }
+            Applied::Corrupted { node, key: None } => write!(f, "corrupt n{node}: no data to damage"),
             Applied::Slowed { node, sync_ms: Some([lo, hi]) } => write!(f, "slow_disk n{node} syncs {lo}..{hi}ms"),
             Applied::Slowed { node, sync_ms: None } => write!(f, "slow_disk n{node} syncs take no time"),
         }
@@ -96,6 +109,7 @@ impl Family for Disk {
         match kind {
             FaultKind::SlowDisk => Action::SlowDisk { node, sync_ms: f.latency_ms }.into(),
             FaultKind::ReadError => Action::ReadError { node }.into(),
+            FaultKind::Corrupt => Action::Corrupt { node }.into(),
             _ => Action::DiskError { node }.into(),
         }
     }
@@ -115,6 +129,10 @@ impl Family for Disk {
                 now: Action::ReadError { node }.into(),
                 undo: Some(super::process::Action::Restart { node }.into()),
             }),
+            FaultKind::Corrupt => Some(Drawn {
+                now: Action::Corrupt { node }.into(),
+                undo: Some(super::process::Action::Restart { node }.into()),
+            }),
             // A poisoned node stays down until restarted: the restart is the undo.
             _ => Some(Drawn {
                 now: Action::DiskError { node }.into(),
@@ -130,11 +148,15 @@ mod apply {
     use crate::faults::{FaultEvent, Skip};
     use crate::world::World;
     use phantomdb::io::storage::SimDisk;
+    use phantomdb::node::DATA_PARTITION;
 
     impl Action {
         pub(crate) fn apply(&self, world: &mut World) -> FaultEvent {
             let target = match *self {
-                Action::DiskError { node } | Action::ReadError { node } | Action::SlowDisk { node, .. } => node,
+                Action::DiskError { node }
+                | Action::ReadError { node }
+                | Action::Corrupt { node }
+                | Action::SlowDisk { node, .. } => node,
             };
             let Some(node) = world.resolve(target) else {
                 return FaultEvent::Skipped { action: (*self).into(), reason: Skip::NoNodeUp };
@@ -147,6 +169,17 @@ mod apply {
                 Action::ReadError { .. } => {
                     SimDisk::inject_read_error(world.sim_id(node));
                     FaultEvent::Disk(Applied::ReadInjected { node })
+                }
+                Action::Corrupt { .. } => {
+                    // One damaged replica at a time: real rot is rare and independent,
+                    // and a majority rotting at once can destroy state no log still holds.
+                    let unrepaired = (1..=world.scenario.nodes)
+                        .find(|&n| n != node && (SimDisk::is_damaged(world.sim_id(n)) || world.rebuilding(n)));
+                    if let Some(other) = unrepaired {
+                        return FaultEvent::Skipped { action: (*self).into(), reason: Skip::DamageUnrepaired(other) };
+                    }
+                    let key = SimDisk::corrupt(world.sim_id(node), DATA_PARTITION);
+                    FaultEvent::Disk(Applied::Corrupted { node, key })
                 }
                 Action::SlowDisk { sync_ms, .. } => {
                     let sync_ms = sync_ms.or(world.scenario.disk_sync_ms);
@@ -165,7 +198,8 @@ mod apply {
     }
 
     /// The end of the faulty phase: an error injected but not yet hit would poison a node
-    /// after the heal, and a disk slowed by a fault goes back to the scenario's speed.
+    /// after the heal (so would damage no read has met yet: it is withdrawn too), and a
+    /// disk slowed by a fault goes back to the scenario's speed.
     pub(crate) fn heal(world: &mut World) {
         for node in 1..=world.scenario.nodes {
             SimDisk::clear_faults(world.sim_id(node));

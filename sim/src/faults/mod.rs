@@ -9,7 +9,7 @@
 //! | [`link`]     | loss, duplicate, latency                                         |
 //! | [`process`]  | crash, restart                                                   |
 //! | [`clock`]    | clock_skew                                                       |
-//! | [`disk`]     | disk_error, read_error, slow_disk                                |
+//! | [`disk`]     | disk_error, read_error, slow_disk, corrupt                       |
 //! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters |
 //!
 //! Contract: resolution and draws take their random values from the scenario's stream in
@@ -64,6 +64,10 @@ pub enum FaultKind {
     /// A node's disk syncs take `latency_ms` (the nemesis draws spikes); its undo returns
     /// to the scenario's `cluster.disk_sync_ms`.
     SlowDisk,
+    /// One record of the node's data is damaged on its disk: the read that meets it
+    /// fails its checksum, the node poisons itself, and once restarted (the nemesis's
+    /// undo) drops the data and rebuilds it from its log or its leader.
+    Corrupt,
 }
 
 impl FaultKind {
@@ -88,6 +92,7 @@ impl FaultKind {
             FaultKind::AddLearner => "add_learner",
             FaultKind::SetVoters => "set_voters",
             FaultKind::SlowDisk => "slow_disk",
+            FaultKind::Corrupt => "corrupt",
         }
     }
 
@@ -105,7 +110,7 @@ impl FaultKind {
             FaultKind::Loss | FaultKind::Duplicate | FaultKind::Latency => &link::Link,
             FaultKind::Crash | FaultKind::Restart => &process::Process,
             FaultKind::ClockSkew => &clock::Clock,
-            FaultKind::DiskError | FaultKind::ReadError | FaultKind::SlowDisk => &disk::Disk,
+            FaultKind::DiskError | FaultKind::ReadError | FaultKind::SlowDisk | FaultKind::Corrupt => &disk::Disk,
             FaultKind::TransferLeader
             | FaultKind::AddVoter
             | FaultKind::RemoveVoter
@@ -240,6 +245,9 @@ pub enum Skip {
     IsVoter(u64),
     /// Removing the last voter.
     LastVoter(u64),
+    /// Damaging a disk while another node's damage is not yet repaired: a majority of
+    /// replicas dropping their data at once can lose every copy of some state.
+    DamageUnrepaired(u64),
 }
 
 impl std::fmt::Display for Skip {
@@ -250,6 +258,7 @@ impl std::fmt::Display for Skip {
             Skip::AlreadyLeads(n) => write!(f, "n{n} leads already"),
             Skip::IsVoter(n) => write!(f, "n{n} is a voter"),
             Skip::LastVoter(n) => write!(f, "n{n} is the last voter"),
+            Skip::DamageUnrepaired(n) => write!(f, "n{n}'s damaged data is not yet rebuilt"),
         }
     }
 }

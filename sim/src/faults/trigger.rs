@@ -53,6 +53,9 @@ pub enum Moment {
     /// really are on a majority. Derived (`Triggers` tracks elections): the first
     /// `Committed` of a node after its `BecameLeader`, unless a higher term was won since.
     LeaderFirstCommit,
+    /// A node dropped its data as corrupt at restart (`NodeEvent::DataDropped`): the
+    /// window before its rebuild completes.
+    DataDropped,
 }
 
 impl Moment {
@@ -69,6 +72,7 @@ impl Moment {
             NodeEvent::SnapshotInstalled { .. } => Moment::SnapshotInstalled,
             NodeEvent::Recovered { .. } => Moment::Recovered,
             NodeEvent::LeaseRead { .. } => Moment::LeaseRead,
+            NodeEvent::DataDropped { .. } => Moment::DataDropped,
             NodeEvent::ClockDriftExceeded { .. } | NodeEvent::Poisoned { .. } => return None,
         })
     }
@@ -86,6 +90,7 @@ impl Moment {
             Moment::Recovered => "recovered",
             Moment::LeaseRead => "lease_read",
             Moment::LeaderFirstCommit => "leader_first_commit",
+            Moment::DataDropped => "data_dropped",
         }
     }
 }
@@ -128,9 +133,9 @@ impl Action {
             Action::Network(network::Action::Clog { from, to }) => {
                 network::Action::Unclog { from: *from, to: *to }.into()
             }
-            Action::Disk(disk::Action::DiskError { node } | disk::Action::ReadError { node }) => {
-                process::Action::Restart { node: *node }.into()
-            }
+            Action::Disk(
+                disk::Action::DiskError { node } | disk::Action::ReadError { node } | disk::Action::Corrupt { node },
+            ) => process::Action::Restart { node: *node }.into(),
             Action::Disk(disk::Action::SlowDisk { node, sync_ms: Some(_) }) => {
                 disk::Action::SlowDisk { node: *node, sync_ms: None }.into()
             }

@@ -150,6 +150,7 @@ fn action_fields(action: &Action) -> Vec<(&'static str, Value)> {
         Action::Disk(a) => match a {
             disk::Action::DiskError { node: t } => vec![kind("disk_error"), node(t)],
             disk::Action::ReadError { node: t } => vec![kind("read_error"), node(t)],
+            disk::Action::Corrupt { node: t } => vec![kind("corrupt"), node(t)],
             disk::Action::SlowDisk { node: t, sync_ms } => {
                 let mut v = vec![kind("slow_disk"), node(t)];
                 v.extend(sync_ms.map(|ms| ("latency_ms", pair(ms))));

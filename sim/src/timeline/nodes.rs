@@ -230,6 +230,7 @@ pub(super) fn lanes(plot: &mut Plot, scenario: &Scenario, trace: &[TraceEvent]) 
                 FaultEvent::Disk(a) => {
                     let (disk::Applied::Injected { node }
                     | disk::Applied::ReadInjected { node }
+                    | disk::Applied::Corrupted { node, .. }
                     | disk::Applied::Slowed { node, .. }) = a;
                     lanes.tick(plot, *node, t, "tick poison", &a.to_string());
                 }
