@@ -90,27 +90,18 @@ mod sim {
     fn injected_errors_fail_the_next_write_or_read_once() {
         use phantomdb::io::storage::{Storage, StorageView, WriteBatch};
         const PART: &str = "kv";
-        let rt = Runtime::with_seed_and_config(1, madsim::Config::default());
-        rt.add_simulator::<SimDisk>();
-        rt.block_on(async {
-            let node = Handle::current().create_node().name("disk").build();
-            node.spawn(async move {
-                let me = madsim::plugin::node();
-                let mut s = SimStorage::open();
-                let mut batch = WriteBatch::default();
-                batch.put(PART, b"k".to_vec(), b"v".to_vec());
-                SimDisk::inject_io_error(me);
-                assert!(s.write(batch.clone()).is_err(), "the armed write error fires");
-                s.write(batch).expect("then writes work");
-                SimDisk::inject_read_error(me);
-                assert!(s.get(PART, b"k").is_err(), "the armed read error fires");
-                assert_eq!(s.get(PART, b"k").unwrap().as_deref(), Some(&b"v"[..]), "then reads work");
-                SimDisk::inject_read_error(me);
-                SimDisk::clear_faults(me);
-                assert!(s.scan_prefix(PART, b"").is_ok(), "a withdrawn error never fires");
-            })
-            .await
-            .unwrap();
+        on_a_simulated_disk(|me, mut s| {
+            let mut batch = WriteBatch::default();
+            batch.put(PART, b"k".to_vec(), b"v".to_vec());
+            SimDisk::inject_io_error(me);
+            assert!(s.write(batch.clone()).is_err(), "the armed write error fires");
+            s.write(batch).expect("then writes work");
+            SimDisk::inject_read_error(me);
+            assert!(s.get(PART, b"k").is_err(), "the armed read error fires");
+            assert_eq!(s.get(PART, b"k").unwrap().as_deref(), Some(&b"v"[..]), "then reads work");
+            SimDisk::inject_read_error(me);
+            SimDisk::clear_faults(me);
+            assert!(s.scan_prefix(PART, b"").is_ok(), "a withdrawn error never fires");
         });
     }
 
@@ -121,36 +112,37 @@ mod sim {
     fn a_corrupt_record_fails_the_reads_that_meet_it_until_rewritten() {
         use phantomdb::io::storage::{Storage, StorageError, StorageView, WriteBatch};
         const PART: &str = "kv";
+        on_a_simulated_disk(|me, mut s| {
+            assert_eq!(SimDisk::corrupt(me, PART), None, "an empty partition has nothing to damage");
+            let mut batch = WriteBatch::default();
+            batch.put(PART, b"only".to_vec(), b"v".to_vec());
+            batch.put("other", b"x".to_vec(), b"v".to_vec());
+            s.write(batch).unwrap();
+            s.sync().unwrap();
+            assert_eq!(SimDisk::corrupt(me, PART).as_deref(), Some(&b"only"[..]));
+            let corrupt = |r: Result<_, StorageError>| matches!(r, Err(StorageError::Corrupt(_)));
+            assert!(corrupt(s.get(PART, b"only").map(|_| ())), "get");
+            assert!(corrupt(s.scan_prefix(PART, b"").map(|_| ())), "scan");
+            assert!(corrupt(s.view().unwrap().scan_range(PART, b"", None, 10).map(|_| ())), "view");
+            assert_eq!(s.get(PART, b"absent").unwrap(), None, "other keys read");
+            assert!(s.scan_prefix("other", b"").is_ok(), "other partitions read");
+            <SimDisk as madsim::plugin::Simulator>::reset_node(&madsim::plugin::simulator::<SimDisk>(), me);
+            let mut s = SimStorage::open();
+            assert!(corrupt(s.get(PART, b"only").map(|_| ())), "the damage is on the medium: it outlives a crash");
+            let mut batch = WriteBatch::default();
+            batch.delete_range(PART, Vec::new(), None);
+            s.write(batch).unwrap();
+            assert_eq!(s.scan_prefix(PART, b"").unwrap(), Vec::new(), "a dropped span reads again");
+        });
+    }
+
+    /// Runs `test` on a node of a fresh simulation, with that node's disk opened.
+    fn on_a_simulated_disk(test: impl FnOnce(madsim::task::NodeId, SimStorage) + Send + 'static) {
         let rt = Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.add_simulator::<SimDisk>();
         rt.block_on(async {
             let node = Handle::current().create_node().name("disk").build();
-            node.spawn(async move {
-                let me = madsim::plugin::node();
-                let mut s = SimStorage::open();
-                assert_eq!(SimDisk::corrupt(me, PART), None, "an empty partition has nothing to damage");
-                let mut batch = WriteBatch::default();
-                batch.put(PART, b"only".to_vec(), b"v".to_vec());
-                batch.put("other", b"x".to_vec(), b"v".to_vec());
-                s.write(batch).unwrap();
-                s.sync().unwrap();
-                assert_eq!(SimDisk::corrupt(me, PART).as_deref(), Some(&b"only"[..]));
-                let corrupt = |r: Result<_, StorageError>| matches!(r, Err(StorageError::Corrupt(_)));
-                assert!(corrupt(s.get(PART, b"only").map(|_| ())), "get");
-                assert!(corrupt(s.scan_prefix(PART, b"").map(|_| ())), "scan");
-                assert!(corrupt(s.view().unwrap().scan_range(PART, b"", None, 10).map(|_| ())), "view");
-                assert_eq!(s.get(PART, b"absent").unwrap(), None, "other keys read");
-                assert!(s.scan_prefix("other", b"").is_ok(), "other partitions read");
-                <SimDisk as madsim::plugin::Simulator>::reset_node(&madsim::plugin::simulator::<SimDisk>(), me);
-                let mut s = SimStorage::open();
-                assert!(corrupt(s.get(PART, b"only").map(|_| ())), "the damage is on the medium: it outlives a crash");
-                let mut batch = WriteBatch::default();
-                batch.delete_range(PART, Vec::new(), None);
-                s.write(batch).unwrap();
-                assert_eq!(s.scan_prefix(PART, b"").unwrap(), Vec::new(), "a dropped span reads again");
-            })
-            .await
-            .unwrap();
+            node.spawn(async move { test(madsim::plugin::node(), SimStorage::open()) }).await.unwrap();
         });
     }
 }
