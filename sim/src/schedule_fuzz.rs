@@ -105,6 +105,9 @@ pub fn scenario(data: &[u8]) -> Scenario {
         // Instant syncs keep saved inputs meaning what they did.
         disk_sync_ms: None,
         initial_voters: nodes,
+        sharding: phantomdb::keyspace::Sharding::Hash,
+        split_points: Vec::new(),
+        replication_factor: nodes,
         latency_ms: [1, 10],
         loss: 0.0,
         duplicate: 0.0,

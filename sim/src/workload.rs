@@ -15,7 +15,7 @@ use phantomdb::keyspace::Keyspace;
 use phantomdb::kv::{Command, KvStateMachine, Output};
 use phantomdb::node::{ClientError, Wire, WIRE_BYTES_MAX};
 use phantomdb::state_machine::StateMachine;
-use phantomdb::NodeId;
+use phantomdb::{GroupId, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -42,7 +42,12 @@ pub struct Client {
     rng: ChaCha8Rng,
     nodes: u64,
     keyspace: Keyspace,
-    target: NodeId,
+    /// Every node hosts every group (every initial voter is a replica of each range, and
+    /// spares host them all): the client sends everything to one node, as a client of
+    /// one server does. Otherwise it keeps a node per group, among its replicas.
+    everywhere: bool,
+    /// Where the next request goes: under group 0 while `everywhere`, else per group.
+    targets: BTreeMap<GroupId, NodeId>,
     req_id: u64,
     timeout: Duration,
     start: Instant,
@@ -67,8 +72,9 @@ impl Client {
             inbox,
             rng,
             nodes: scenario.nodes,
-            keyspace: Keyspace::hashed(scenario.groups).expect("validated with the scenario"),
-            target,
+            keyspace: scenario.keyspace(),
+            everywhere: scenario.replication_factor == scenario.initial_voters,
+            targets: BTreeMap::from([(0, target)]),
             req_id: 0,
             timeout: Duration::from_millis(scenario.request_timeout_ms),
             start,
@@ -80,6 +86,35 @@ impl Client {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// The node `group`'s next request goes to. A group's first goes to any node, as
+    /// from a client that has not learnt the placement yet: one that hosts no replica
+    /// answers with the range's descriptor.
+    fn target(&mut self, group: GroupId) -> NodeId {
+        if self.everywhere {
+            return self.targets[&0];
+        }
+        if let Some(&t) = self.targets.get(&group) {
+            return t;
+        }
+        let any = self.rng.gen_range(1..=self.nodes);
+        self.retarget(group, Some(any))
+    }
+
+    /// Sends `group`'s requests to `to`, or else to a node drawn at random (any node while
+    /// every node hosts every group, else one of the group's replicas).
+    fn retarget(&mut self, group: GroupId, to: Option<NodeId>) -> NodeId {
+        let to = to.unwrap_or_else(|| {
+            if self.everywhere {
+                self.rng.gen_range(1..=self.nodes)
+            } else {
+                let replicas = &self.keyspace.descriptor(group).replicas;
+                replicas[self.rng.gen_range(0..replicas.len())]
+            }
+        });
+        self.targets.insert(if self.everywhere { 0 } else { group }, to);
+        to
+    }
+
     /// Runs one command against the cluster, following leader hints.
     pub async fn call(&mut self, command: &Command) -> CallOutcome {
         let deadline = Instant::now() + self.timeout;
@@ -88,11 +123,12 @@ impl Client {
         loop {
             self.req_id += 1;
             let wire = Wire::Request { group, req_id: self.req_id, command: encoded.clone() };
-            self.transport.send(self.target, codec::encode(&wire));
+            let target = self.target(group);
+            self.transport.send(target, codec::encode(&wire));
             let result = loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let Ok(inbound) = tokio::time::timeout(left, self.inbox.recv()).await else {
-                    self.target = self.rng.gen_range(1..=self.nodes);
+                    self.retarget(group, None);
                     return CallOutcome::Unknown;
                 };
                 let Some(inbound) = inbound else {
@@ -114,10 +150,19 @@ impl Client {
                     };
                 }
                 Err(e) if e.is_definite() => {
-                    self.target = match e {
-                        ClientError::NotLeader { leader_hint: Some(l) } if l != self.target => l,
-                        _ => self.rng.gen_range(1..=self.nodes),
-                    };
+                    match e {
+                        ClientError::NotLeader { leader_hint: Some(l) } if l != target => {
+                            self.retarget(group, Some(l));
+                        }
+                        // The placement is static today: a node knows no newer descriptor.
+                        ClientError::RangeMoved { descriptor } => {
+                            assert_eq!(*descriptor, *self.keyspace.descriptor(group), "a range moved");
+                            self.retarget(group, None);
+                        }
+                        _ => {
+                            self.retarget(group, None);
+                        }
+                    }
                     let backoff = Duration::from_millis(self.rng.gen_range(5..=30));
                     if Instant::now() + backoff >= deadline {
                         return CallOutcome::Failed;
@@ -125,7 +170,7 @@ impl Client {
                     tokio::time::sleep(backoff).await;
                 }
                 Err(_) => {
-                    self.target = self.rng.gen_range(1..=self.nodes);
+                    self.retarget(group, None);
                     return CallOutcome::Unknown;
                 }
             }
@@ -249,11 +294,11 @@ pub async fn run_client(mut client: Client, index: u64, scenario: Scenario, stop
 
 /// The liveness probe: from the heal on, writes until one write is acknowledged.
 /// Returns when it was (in ns since the start), or None by `give_up_at`.
-pub async fn run_probe(mut client: Client, groups: u64, give_up_at: Instant) -> Option<u64> {
+pub async fn run_probe(mut client: Client, give_up_at: Instant) -> Option<u64> {
     let mut n = 0u64;
     let mut done_ns = None;
     // One key per group: each must take a write again.
-    for key in probe_keys(groups) {
+    for key in probe_keys(&client.keyspace.clone()) {
         done_ns = None;
         while Instant::now() < give_up_at {
             n += 1;
@@ -271,12 +316,12 @@ pub async fn run_probe(mut client: Client, groups: u64, give_up_at: Instant) -> 
 }
 
 /// `probe` for a single group; otherwise the first `probe<i>` each group owns.
-fn probe_keys(groups: u64) -> Vec<String> {
-    if groups == 1 {
+fn probe_keys(keyspace: &Keyspace) -> Vec<String> {
+    if keyspace.ranges().len() == 1 {
         return vec!["probe".into()];
     }
-    let keyspace = Keyspace::hashed(groups).expect("validated with the scenario");
-    keyspace.groups().map(|g| String::from_utf8(keyspace.key_in(g, "probe")).expect("ascii")).collect()
+    // Split points are text (scenario files hold strings), so range starts are too.
+    keyspace.groups().map(|g| String::from_utf8(keyspace.key_in(g, "probe")).expect("text")).collect()
 }
 
 /// Reads every key once the workload has stopped, retrying until each read succeeds or

@@ -22,7 +22,6 @@ use madsim::runtime::{Handle, NodeHandle, Runtime};
 use phantomdb::io::storage::{SimDisk, SimStorage};
 use phantomdb::io::transport::{set_duplicate_rate, sim_addr, SimTransport};
 use phantomdb::io::SkewedClock;
-use phantomdb::keyspace::Keyspace;
 use phantomdb::kv::KvStateMachine;
 use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
 use phantomdb::{GroupId, NodeId};
@@ -174,7 +173,7 @@ impl World {
             let s = &self.scenario;
             // The seed is set per incarnation below.
             let mut cfg = NodeConfig::new(id, voters.clone(), 0);
-            cfg.keyspace = Keyspace::hashed(s.groups).expect("validated with the scenario");
+            cfg.keyspace = s.keyspace();
             cfg.snapshot_entries_min = s.snapshot_entries;
             cfg.request_timeout_ms = s.request_timeout_ms;
             let r = &mut cfg.raft;
@@ -270,7 +269,7 @@ impl World {
         let give_up = heal_at + Duration::from_millis(s.liveness_timeout_ms);
         let probe = self.client_node(probe_id, "probe").spawn(async move {
             let client = Client::connect("probe".into(), probe_id, scenario.seed, &scenario, start, history).await;
-            workload::run_probe(client, scenario.groups, give_up).await
+            workload::run_probe(client, give_up).await
         });
         for c in clients {
             c.await.expect("client task");

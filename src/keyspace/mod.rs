@@ -1,38 +1,49 @@
-//! Which group owns a key, and so which group serves a request.
+//! Which range owns a key, and so which Raft group serves a request, and on which nodes.
 //!
-//! Today the key space is cut into `groups` equal intervals of Redis Cluster's slots
-//! (`slot.rs`), and every node hosts every group. Ranges with descriptors and generations
-//! (ARCHITECTURE §3) replace the static cut; routing stays here, so the node runtime and
-//! the clients ask one place.
+//! The key space is tiled by ranges (`descriptor.rs`), each a span of stored keys served
+//! by one Raft group on its replicas. How a key becomes a stored key is the cluster's
+//! sharding mode (`sharding.rs`): by Redis Cluster slot (`hash`, ranges are slot
+//! intervals) or as it is (`range`, ranges are key intervals in byte order). Today the
+//! tiling is fixed when the cluster is created (equal slot intervals, or the split points
+//! given) and each range's replicas are placed round-robin over the initial voters;
+//! splits, merges and moves come with the meta group (ARCHITECTURE §3).
 //!
 //! ```text
-//!   keys of a request ─▶ slot(each) ─▶ group of the slot interval ─▶ all the same? ─yes─▶ that group
-//!                                                                       └─no──▶ CrossGroup (needs transactions)
+//!   keys of a request ─▶ stored key (sharding) ─▶ the range whose span holds it ─▶ all the same? ─yes─▶ that range
+//!                                                                                    └─no──▶ CrossGroup (needs transactions)
 //! ```
-//!
-//! In storage a key is stored under its slot (big-endian) followed by the key
-//! (`storage_key`), so a group's keys are one contiguous span of the node's ordered
-//! storage (`span`): reading, snapshotting or splitting a group is a scan of a key span.
 
+mod descriptor;
+mod sharding;
 mod slot;
 
+pub use descriptor::RangeDescriptor;
+pub use sharding::{Sharding, UnknownSharding};
 pub use slot::{slot, SLOTS};
 
-use crate::GroupId;
+use crate::{GroupId, NodeId};
 
-/// The cut of the key space a cluster was created with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the key space is cut into ranges, and where each range's replicas are.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keyspace {
-    groups: u64,
+    sharding: Sharding,
+    /// In key order, tiling the stored keys: the first starts at the least one, each
+    /// ends where the next starts, the last runs to the end. Range `i` (from 0) is group
+    /// `i + 1`.
+    ranges: Vec<RangeDescriptor>,
 }
 
-/// Most groups one node hosts.
+/// Most ranges one cluster is cut into (and so most groups one node hosts).
 pub const GROUPS_MAX: u64 = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyspaceError {
     #[error("{0} groups: expected 1 to {GROUPS_MAX}")]
     Groups(u64),
+    #[error("split points must be non-empty and strictly increasing: {0:?} after {1:?}")]
+    SplitPoints(Vec<u8>, Vec<u8>),
+    #[error("replication factor {factor}: expected 1 to the {voters} initial voters")]
+    ReplicationFactor { factor: usize, voters: usize },
 }
 
 /// Why a request has no single group.
@@ -43,62 +54,113 @@ pub enum Unroutable {
 }
 
 impl Keyspace {
+    /// `groups` equal intervals of the slots (hash sharding), not placed yet (`place`).
     pub fn hashed(groups: u64) -> Result<Self, KeyspaceError> {
         const { assert!(GROUPS_MAX <= SLOTS as u64, "a group owns at least one slot") };
-        if (1..=GROUPS_MAX).contains(&groups) {
-            Ok(Keyspace { groups })
-        } else {
-            Err(KeyspaceError::Groups(groups))
+        if !(1..=GROUPS_MAX).contains(&groups) {
+            return Err(KeyspaceError::Groups(groups));
         }
+        let first_slot = |g: u64| ((g - 1) * u64::from(SLOTS) / groups) as u16;
+        let bounds = (2..=groups).map(|g| first_slot(g).to_be_bytes().to_vec()).collect();
+        Ok(Keyspace::tiled(Sharding::Hash, 0u16.to_be_bytes().to_vec(), bounds))
     }
 
-    /// The groups, in order.
-    pub fn groups(&self) -> impl Iterator<Item = GroupId> {
-        1..=self.groups
+    /// Ranges of keys in byte order (range sharding), cut at `split_points`, not placed
+    /// yet (`place`): `k` split points make `k + 1` ranges.
+    pub fn ranged(split_points: Vec<Vec<u8>>) -> Result<Self, KeyspaceError> {
+        let ranges = split_points.len() as u64 + 1;
+        if ranges > GROUPS_MAX {
+            return Err(KeyspaceError::Groups(ranges));
+        }
+        let mut previous: &[u8] = b"";
+        for point in &split_points {
+            if point.as_slice() <= previous {
+                return Err(KeyspaceError::SplitPoints(point.clone(), previous.to_vec()));
+            }
+            previous = point;
+        }
+        Ok(Keyspace::tiled(Sharding::Range, Vec::new(), split_points))
     }
 
-    /// The first slot of `group`'s interval: group g owns `[first_slot(g), first_slot(g + 1))`.
-    fn first_slot(&self, group: GroupId) -> u64 {
-        (group - 1) * u64::from(SLOTS) / self.groups
+    /// Ranges between consecutive `bounds` (`first`, the least stored key, before the
+    /// first, the end after the last), at generation 1, without replicas.
+    fn tiled(sharding: Sharding, first: Vec<u8>, bounds: Vec<Vec<u8>>) -> Self {
+        let starts: Vec<Vec<u8>> = std::iter::once(first).chain(bounds.iter().cloned()).collect();
+        let ends = bounds.into_iter().map(Some).chain(std::iter::once(None));
+        let ranges = starts
+            .into_iter()
+            .zip(ends)
+            .enumerate()
+            .map(|(i, (start, end))| RangeDescriptor {
+                id: i as GroupId + 1,
+                start,
+                end,
+                generation: 1,
+                replicas: Vec::new(),
+            })
+            .collect();
+        Keyspace { sharding, ranges }
     }
 
-    /// The group whose slot interval holds `key`'s slot.
+    /// Places `replication_factor` replicas of every range on distinct nodes of `voters`,
+    /// dealt round-robin (the replicas of range `i` take the next `replication_factor`
+    /// turns after range `i - 1`'s), so that every node hosts as many replicas as any
+    /// other, give or take one.
+    pub fn place(mut self, voters: &[NodeId], replication_factor: usize) -> Result<Self, KeyspaceError> {
+        if replication_factor == 0 || replication_factor > voters.len() {
+            return Err(KeyspaceError::ReplicationFactor { factor: replication_factor, voters: voters.len() });
+        }
+        for (i, range) in self.ranges.iter_mut().enumerate() {
+            let turn = i * replication_factor;
+            range.replicas = (turn..turn + replication_factor).map(|t| voters[t % voters.len()]).collect();
+        }
+        Ok(self)
+    }
+
+    pub fn sharding(&self) -> Sharding {
+        self.sharding
+    }
+
+    /// The groups, in key order.
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.ranges.iter().map(|r| r.id)
+    }
+
+    pub fn ranges(&self) -> &[RangeDescriptor] {
+        &self.ranges
+    }
+
+    pub fn descriptor(&self, group: GroupId) -> &RangeDescriptor {
+        let found = group.checked_sub(1).and_then(|i| self.ranges.get(i as usize));
+        found.unwrap_or_else(|| panic!("group {group} is not in the keyspace"))
+    }
+
+    /// Where `key` is stored (see `Sharding`).
+    pub fn storage_key(&self, key: &[u8]) -> Vec<u8> {
+        self.sharding.storage_key(key)
+    }
+
+    /// The group whose range holds `key`.
     pub fn group_of_key(&self, key: &[u8]) -> GroupId {
-        let slot = u64::from(slot(key));
-        // The last group whose interval starts at or before the slot.
-        let guess = slot * self.groups / u64::from(SLOTS) + 1;
-        let group = if guess < self.groups && self.first_slot(guess + 1) <= slot { guess + 1 } else { guess };
-        debug_assert!(self.first_slot(group) <= slot, "slot {slot} before group {group}");
-        debug_assert!(group == self.groups || slot < self.first_slot(group + 1), "slot {slot} after group {group}");
-        group
-    }
-
-    /// Where `key` is stored: its slot, big-endian, then the key.
-    pub fn storage_key(key: &[u8]) -> Vec<u8> {
-        let mut stored = Vec::with_capacity(2 + key.len());
-        stored.extend_from_slice(&slot(key).to_be_bytes());
-        stored.extend_from_slice(key);
-        stored
-    }
-
-    /// The user key of a stored one (see `storage_key`).
-    pub fn user_key(stored: &[u8]) -> &[u8] {
-        assert!(stored.len() >= 2, "a stored key starts with its slot");
-        &stored[2..]
+        let stored = self.storage_key(key);
+        // The last range that starts at or before the key: the first starts at the
+        // least stored key, so there is one.
+        let after = self.ranges.partition_point(|r| r.start.as_slice() <= stored.as_slice());
+        let range = &self.ranges[after - 1];
+        debug_assert!(range.holds(&stored), "{key:?} is not in the range found for it, {range:?}");
+        range.id
     }
 
     /// The stored keys of `group`: `start <= key < end` (`end: None`: to the end).
     pub fn span(&self, group: GroupId) -> (Vec<u8>, Option<Vec<u8>>) {
-        assert!(self.groups().any(|g| g == group), "group {group} is not in the keyspace");
-        let start = (self.first_slot(group) as u16).to_be_bytes().to_vec();
-        let end = (group < self.groups).then(|| (self.first_slot(group + 1) as u16).to_be_bytes().to_vec());
-        (start, end)
+        let range = self.descriptor(group);
+        (range.start.clone(), range.end.clone())
     }
 
     /// The one group that can serve a request on `keys` alone: every key lives there. No
     /// keys (a request about a whole group's state) routes only where there is one group.
     pub fn route(&self, keys: &[&[u8]]) -> Result<GroupId, Unroutable> {
-        if self.groups == 1 {
+        if self.ranges.len() == 1 {
             return Ok(1);
         }
         let first = self.group_of_key(keys.first().ok_or(Unroutable::CrossGroup)?);
@@ -109,13 +171,16 @@ impl Keyspace {
         }
     }
 
-    /// Some key that `group` owns, for probes that must reach every group.
+    /// Some key that `group` owns, for probes that must reach every group: the first
+    /// `prefix<i>` it owns, or else (a key range that holds none of them) its first key.
     pub fn key_in(&self, group: GroupId, prefix: &str) -> Vec<u8> {
-        assert!(self.groups().any(|g| g == group), "group {group} is not in the keyspace");
-        (0u64..)
-            .map(|i| format!("{prefix}{i}").into_bytes())
-            .find(|k| self.route(&[k]) == Ok(group))
-            .expect("every group owns keys")
+        const TRIES: u64 = 100_000;
+        let range = self.descriptor(group);
+        let named = (0..TRIES).map(|i| format!("{prefix}{i}").into_bytes()).find(|k| self.group_of_key(k) == group);
+        named.unwrap_or_else(|| {
+            assert_eq!(self.sharding, Sharding::Range, "every slot interval holds one of {TRIES} keys");
+            range.start.clone()
+        })
     }
 }
 
@@ -146,10 +211,10 @@ mod tests {
                 let g = ks.group_of_key(&key);
                 seen[(g - 1) as usize] += 1;
                 let (start, end) = ks.span(g);
-                let stored = Keyspace::storage_key(&key);
+                let stored = ks.storage_key(&key);
                 assert!(stored >= start, "{groups} groups: key{i} before group {g}'s span");
                 assert!(end.is_none_or(|e| stored < e), "{groups} groups: key{i} after group {g}'s span");
-                assert_eq!(Keyspace::user_key(&stored), key.as_slice());
+                assert_eq!(ks.sharding().user_key(&stored), key.as_slice());
             }
             let mean = 4_000 / groups as u32;
             if groups <= 7 {
@@ -168,5 +233,50 @@ mod tests {
         assert_eq!(Keyspace::hashed(0), Err(KeyspaceError::Groups(0)));
         assert_eq!(Keyspace::hashed(GROUPS_MAX + 1), Err(KeyspaceError::Groups(GROUPS_MAX + 1)));
         assert_eq!(Keyspace::hashed(GROUPS_MAX).unwrap().groups().count() as u64, GROUPS_MAX);
+    }
+
+    #[test]
+    fn split_points_cut_keys_in_byte_order() {
+        let ks = Keyspace::ranged(vec![b"b".to_vec(), b"m".to_vec()]).unwrap();
+        assert_eq!(ks.groups().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(ks.group_of_key(b""), 1);
+        assert_eq!(ks.group_of_key(b"azz"), 1);
+        assert_eq!(ks.group_of_key(b"b"), 2, "a split point starts its range");
+        assert_eq!(ks.group_of_key(b"lzz"), 2);
+        assert_eq!(ks.group_of_key(b"m"), 3);
+        assert_eq!(ks.group_of_key(b"\xff"), 3);
+        assert_eq!(ks.span(2), (b"b".to_vec(), Some(b"m".to_vec())));
+        assert_eq!(ks.route(&[b"a", b"c"]), Err(Unroutable::CrossGroup));
+        assert_eq!(ks.descriptor(2).generation, 1);
+        assert_eq!(Keyspace::ranged(vec![]).unwrap().groups().count(), 1);
+        assert_eq!(
+            Keyspace::ranged(vec![b"m".to_vec(), b"b".to_vec()]),
+            Err(KeyspaceError::SplitPoints(b"b".to_vec(), b"m".to_vec()))
+        );
+        assert!(matches!(Keyspace::ranged(vec![Vec::new()]), Err(KeyspaceError::SplitPoints(..))), "not empty");
+        let narrow = Keyspace::ranged(vec![b"a".to_vec(), b"a\x00".to_vec()]).unwrap();
+        assert_eq!(narrow.key_in(2, "probe"), b"a", "a range without a probe<i> is probed at its start");
+        assert_eq!(narrow.group_of_key(&narrow.key_in(3, "probe")), 3);
+    }
+
+    #[test]
+    fn replicas_are_placed_on_distinct_nodes_and_spread_evenly() {
+        let voters = [1, 2, 3, 4, 5, 6, 7];
+        let ks = Keyspace::hashed(10).unwrap().place(&voters, 3).unwrap();
+        let mut hosted = [0; 8];
+        for range in ks.ranges() {
+            let distinct: std::collections::BTreeSet<_> = range.replicas.iter().collect();
+            assert_eq!(distinct.len(), 3, "{range:?}");
+            for &n in &range.replicas {
+                hosted[n as usize] += 1;
+            }
+        }
+        let (min, max) = (hosted[1..].iter().min().unwrap(), hosted[1..].iter().max().unwrap());
+        assert!(max - min <= 1, "{hosted:?}");
+        assert_eq!(
+            Keyspace::hashed(1).unwrap().place(&voters, 8),
+            Err(KeyspaceError::ReplicationFactor { factor: 8, voters: 7 })
+        );
+        assert!(Keyspace::hashed(1).unwrap().place(&voters, 0).is_err());
     }
 }

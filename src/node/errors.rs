@@ -1,6 +1,7 @@
 //! What a client call or a node can fail with.
 
 use crate::io::StorageError;
+use crate::keyspace::RangeDescriptor;
 use crate::{GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,10 @@ pub enum ClientError {
     CrossGroup,
     #[error("group {group} does not own the command's keys; route it again")]
     WrongGroup { group: GroupId },
+    /// This node does not host the range of the command's keys: its descriptor says who
+    /// does (and, by its generation, how new it is).
+    #[error("range {} is served by {:?}", descriptor.id, descriptor.replicas)]
+    RangeMoved { descriptor: Box<RangeDescriptor> },
     #[error("the request does not decode: {0}")]
     Malformed(String),
     #[error("the leader's answer does not decode ({0}); the command may or may not have been applied")]
@@ -43,6 +48,7 @@ impl ClientError {
             | ClientError::Dropped
             | ClientError::CrossGroup
             | ClientError::WrongGroup { .. }
+            | ClientError::RangeMoved { .. }
             | ClientError::Malformed(_) => true,
             ClientError::Displaced
             | ClientError::Timeout

@@ -1,6 +1,6 @@
 //! A group's data as the node stores it: in the node's one ordered storage, partition
-//! `data`, under `Keyspace::storage_key` (slot, then key), so that a group's keys are the
-//! span `Keyspace::span(group)`, next to its Raft log.
+//! `data`, under the cluster's `Sharding::storage_key` (slot then key, or the key as it
+//! is), so that a group's keys are the span `Keyspace::span(group)`, next to its Raft log.
 //!
 //! ```text
 //!   committed entries ─▶ Applying (reads: its own writes, then storage) ─▶ stage
@@ -13,7 +13,7 @@
 //! not in the group's span is a routing bug, and fatal.
 
 use crate::io::{StorageError, StorageView, WriteBatch};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, Sharding};
 use crate::state_machine::{Data, DataMut};
 use std::collections::BTreeMap;
 
@@ -25,12 +25,14 @@ pub const DATA_PARTITION: &str = "data";
 pub struct Span {
     pub start: Vec<u8>,
     pub end: Option<Vec<u8>>,
+    /// How a key becomes a stored key.
+    pub sharding: Sharding,
 }
 
 impl Span {
     pub fn of(keyspace: &Keyspace, group: crate::GroupId) -> Self {
         let (start, end) = keyspace.span(group);
-        Span { start, end }
+        Span { start, end, sharding: keyspace.sharding() }
     }
 
     pub fn holds(&self, stored: &[u8]) -> bool {
@@ -39,7 +41,7 @@ impl Span {
 }
 
 fn stored(span: &Span, key: &[u8]) -> Vec<u8> {
-    let stored = Keyspace::storage_key(key);
+    let stored = span.sharding.storage_key(key);
     assert!(span.holds(&stored), "key {key:?} is outside the group's span {span:?}");
     stored
 }
@@ -153,7 +155,7 @@ mod tests {
     fn applying_reads_its_own_writes_and_counts_keys_like_a_map() {
         let span = Span::of(&Keyspace::hashed(1).unwrap(), 1);
         let mut stored = BTreeMap::new();
-        stored.insert(Keyspace::storage_key(b"old"), b"1".to_vec());
+        stored.insert(Sharding::Hash.storage_key(b"old"), b"1".to_vec());
         let storage = Map(stored);
         let mut applying = Applying::new(&storage, &span, 1);
         let mut model = MemoryData::default();

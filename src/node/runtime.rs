@@ -22,11 +22,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// The Raft settings every group of the node runs with: its `id` is the node's, its
-    /// `voters` every group's initial voters, and its `group` is set per group.
+    /// The Raft settings every group of the node runs with: its `id` is the node's; its
+    /// `group` and `voters` are set per group, from the group's range descriptor.
     pub raft: raft::Config,
-    /// How the key space is cut into the groups the node hosts; every node of a cluster
-    /// hosts the same groups, with the same initial voters.
+    /// How the key space is cut into ranges and where their replicas are: the node
+    /// hosts the groups whose descriptor lists it, each with those replicas as its
+    /// initial voters. Every node of a cluster starts with the same keyspace.
     pub keyspace: Keyspace,
     /// Seeds the Raft core's election timeouts and the ids of forwarded requests. Must
     /// differ between incarnations (restarts) of a node: the simulator derives it from the
@@ -52,8 +53,10 @@ impl NodeConfig {
     /// documented on the field.
     pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Self {
         NodeConfig {
+            keyspace: Keyspace::hashed(1)
+                .and_then(|k| k.place(&voters, voters.len()))
+                .expect("one group on every voter is a keyspace"),
             raft: raft::Config::new(id, 1, voters),
-            keyspace: Keyspace::hashed(1).expect("one group is a keyspace"),
             seed,
             request_timeout_ms: 2_000,
             pending_requests_max: 4096,
@@ -68,7 +71,21 @@ impl NodeConfig {
     }
 
     pub(super) fn raft_config(&self, group: GroupId) -> raft::Config {
-        raft::Config { group, ..self.raft.clone() }
+        let voters = self.keyspace.descriptor(group).replicas.clone();
+        raft::Config { group, voters, ..self.raft.clone() }
+    }
+
+    /// The groups this node hosts, in key order: those whose replicas it is among; a
+    /// spare node (none lists it) hosts every group, outside its membership until a
+    /// membership change adds it (moves of replicas onto new nodes come with placement).
+    pub fn hosted(&self) -> Vec<GroupId> {
+        let ranges = self.keyspace.ranges();
+        let mine: Vec<GroupId> = ranges.iter().filter(|r| r.replicas.contains(&self.id())).map(|r| r.id).collect();
+        if mine.is_empty() {
+            ranges.iter().map(|r| r.id).collect()
+        } else {
+            mine
+        }
     }
 }
 
@@ -228,7 +245,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let now = clock.monotonic_ms();
         let mut disk = Disk::new(storage, cfg.sync_writes);
         // Before anything reads the data: a node that stopped on corrupt data drops it.
-        let spans: Vec<(GroupId, Span)> = cfg.keyspace.groups().map(|g| (g, Span::of(&cfg.keyspace, g))).collect();
+        let spans: Vec<(GroupId, Span)> = cfg.hosted().into_iter().map(|g| (g, Span::of(&cfg.keyspace, g))).collect();
         for dropped in scrub::run(&mut disk, &spans, cfg.raft.planted_bug)? {
             observer.on_event(cfg.id(), dropped.group, NodeEvent::DataDropped { base: dropped.base });
         }
@@ -236,8 +253,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             snapshot_install::resume(&mut disk, *g, span)?;
         }
         let groups = cfg
-            .keyspace
-            .groups()
+            .hosted()
+            .into_iter()
             .map(|g| Replica::recover(&cfg, g, &disk.storage, now, observer.as_ref()).map(|r| (g, r)))
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
@@ -489,10 +506,18 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     }
 
     /// The group that serves `command`, or the error its caller hears.
+    /// The group that serves `command` here, or the error its caller hears: a group
+    /// this node does not host is answered with its descriptor, whose replicas do.
     fn route(&self, command: &M::Command) -> Result<GroupId, ClientError> {
-        self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
+        let g = self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
             Unroutable::CrossGroup => ClientError::CrossGroup,
-        })
+        })?;
+        if self.groups.contains_key(&g) {
+            Ok(g)
+        } else {
+            crate::sometimes!("range_moved_answered");
+            Err(ClientError::RangeMoved { descriptor: Box::new(self.cfg.keyspace.descriptor(g).clone()) })
+        }
     }
 
     fn on_call(&mut self, command: M::Command, origin: Origin<M>) {
@@ -569,5 +594,28 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         // What is still held waits for a sync that runs: nothing waits for nothing.
         debug_assert!(self.held.is_empty() || self.disk.is_syncing(), "held batches with no sync to release them");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Node 2 of 4 voters and a spare, 4 ranges with 2 replicas each.
+    fn config(id: NodeId) -> NodeConfig {
+        let mut cfg = NodeConfig::new(id, vec![1, 2, 3, 4], 0);
+        cfg.keyspace = Keyspace::hashed(4).and_then(|k| k.place(&[1, 2, 3, 4], 2)).unwrap();
+        cfg
+    }
+
+    #[test]
+    fn a_node_hosts_the_ranges_placed_on_it_with_their_replicas_as_voters() {
+        let cfg = config(2);
+        // Replicas dealt round-robin: [1, 2], [3, 4], [1, 2], [3, 4].
+        assert_eq!(cfg.hosted(), [1, 3]);
+        assert_eq!(cfg.raft_config(3).voters, [1, 2]);
+        assert_eq!(cfg.raft_config(3).group, 3);
+        assert_eq!(config(5).hosted(), [1, 2, 3, 4], "a spare hosts every range, outside its membership");
+        assert_eq!(NodeConfig::new(1, vec![1, 2, 3], 0).hosted(), [1], "by default one range on every voter");
     }
 }

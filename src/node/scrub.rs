@@ -126,7 +126,7 @@ mod tests {
         for (group, _) in &groups {
             let keys = (0..).map(|i| format!("k{i}").into_bytes()).filter(|k| keyspace.group_of_key(k) == *group);
             for key in keys.take(3) {
-                disk.batch.put(DATA_PARTITION, Keyspace::storage_key(&key), key);
+                disk.batch.put(DATA_PARTITION, keyspace.storage_key(&key), key);
             }
             let store = RaftStore::new(*group);
             let index = if *group == 1 { cut_index } else { 7 };

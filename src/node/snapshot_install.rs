@@ -211,7 +211,7 @@ mod tests {
             .map(|i| format!("{prefix}{i}").into_bytes())
             .filter(|k| keyspace.group_of_key(k) == group)
             .take(n)
-            .map(|k| (Keyspace::storage_key(&k), k))
+            .map(|k| (keyspace.storage_key(&k), k))
             .collect()
     }
 

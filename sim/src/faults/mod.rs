@@ -96,6 +96,11 @@ impl FaultKind {
         }
     }
 
+    /// The operator's membership changes (of group 1).
+    pub fn changes_membership(self) -> bool {
+        matches!(self, FaultKind::AddVoter | FaultKind::RemoveVoter | FaultKind::AddLearner | FaultKind::SetVoters)
+    }
+
     /// The undos: the nemesis undoes its own faults, so it never draws these.
     pub fn is_undo(self) -> bool {
         matches!(self, FaultKind::Heal | FaultKind::Restart | FaultKind::Unclog)

@@ -39,8 +39,16 @@ pub struct ScenarioFile {
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     pub nodes: Option<u64>,
-    /// Raft groups every node hosts, each owning a fixed share of the keys (default 1).
+    /// Ranges the key space is cut into, each one Raft group (default 1). With hash
+    /// sharding, equal intervals of Redis Cluster's slots.
     pub groups: Option<u64>,
+    /// How keys map to ranges: "hash" (by slot, the default) or "range" (keys in byte
+    /// order, cut at `split_points`: k points make k + 1 ranges).
+    pub sharding: Option<phantomdb::keyspace::Sharding>,
+    pub split_points: Option<Vec<String>>,
+    /// Replicas of each range, placed round-robin over the initial voters (default: every
+    /// initial voter hosts every range).
+    pub replication_factor: Option<u64>,
     pub election_timeout_ms: Option<[u64; 2]>,
     pub heartbeat_interval_ms: Option<u64>,
     /// Entries per AppendEntries message (small values stress backtracking and flow control).

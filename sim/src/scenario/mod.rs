@@ -55,6 +55,10 @@ pub struct Scenario {
     pub require_marks: Vec<String>,
     pub nodes: u64,
     pub groups: u64,
+    pub sharding: phantomdb::keyspace::Sharding,
+    /// Where range sharding cuts the keys (empty with hash sharding).
+    pub split_points: Vec<String>,
+    pub replication_factor: u64,
     pub election_timeout_ms: [u64; 2],
     pub heartbeat_interval_ms: u64,
     pub append_entries_max: usize,
@@ -100,6 +104,52 @@ mod tests {
         assert_eq!(e.line, 3, "{e}");
         assert_eq!(e.field, "nodse", "{e}");
         assert!(e.to_string().starts_with("scenarios/t.toml:3:1: field `nodse`"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_cut_or_placement_names_its_line_and_field() {
+        let cases = [
+            ("[cluster]\nsplit_points = [\"m\"]\n", 2, "cluster.split_points", "needs sharding = \"range\""),
+            (
+                "[cluster]\nsharding = \"range\"\nsplit_points = [\"m\", \"c\"]\n",
+                3,
+                "cluster.split_points",
+                "strictly increasing",
+            ),
+            (
+                "[cluster]\nsharding = \"range\"\ngroups = 3\nsplit_points = [\"m\"]\n",
+                3,
+                "cluster.groups",
+                "make 2 ranges",
+            ),
+            ("[cluster]\nsharding = \"range\"\ngroups = 3\n", 3, "cluster.groups", "split_points"),
+            (
+                "[cluster]\nvoters = 3\nreplication_factor = 4\n",
+                3,
+                "cluster.replication_factor",
+                "1 to the 3 initial voters",
+            ),
+            (
+                "[cluster]\nreplication_factor = 3\n[[faults]]\nat_ms = 1\nkind = \"add_voter\"\nnode = 2\n",
+                2,
+                "cluster.replication_factor",
+                "add_voter",
+            ),
+        ];
+        for (text, line, field, message) in cases {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!((e.line, e.field.as_str()), (line, field), "{text}: {e}");
+            assert!(e.message.contains(message), "{text}: {e}");
+        }
+        let e = parse_str("[cluster]\nsharding = \"ranges\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let ok =
+            parse_str("[cluster]\nnodes = 7\nsharding = \"range\"\nsplit_points = [\"m\"]\nreplication_factor = 3\n");
+        let file = ok.expect("a valid cut");
+        let s = Scenario::resolve(Path::new("t.toml"), &file, 1);
+        let keyspace = s.keyspace();
+        assert_eq!(keyspace.ranges().len(), 2);
+        assert_eq!(keyspace.ranges()[1].replicas, [4, 5, 6]);
     }
 
     #[test]

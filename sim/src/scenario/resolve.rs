@@ -6,6 +6,8 @@ use super::file::{MixSpec, NemesisSpec, ScenarioFile};
 use super::{Scenario, Scheduled, FAULTY_MS_DEFAULT, NEMESIS_INTERVAL_MS_DEFAULT};
 use crate::faults::trigger::{self, Trigger};
 use crate::faults::{FaultKind, NemesisBounds};
+use phantomdb::keyspace::{Keyspace, Sharding};
+use phantomdb::NodeId;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,6 +28,16 @@ const NEMESIS_KINDS: [FaultKind; 9] = [
 ];
 
 impl Scenario {
+    /// The key space the cluster is created with: its ranges and their replicas.
+    pub fn keyspace(&self) -> Keyspace {
+        let cut = match self.sharding {
+            Sharding::Hash => Keyspace::hashed(self.groups),
+            Sharding::Range => Keyspace::ranged(self.split_points.iter().map(|p| p.clone().into_bytes()).collect()),
+        };
+        let voters: Vec<NodeId> = (1..=self.initial_voters).collect();
+        cut.and_then(|k| k.place(&voters, self.replication_factor as usize)).expect("validated with the scenario")
+    }
+
     pub fn resolve(path: &Path, file: &ScenarioFile, seed: u64) -> Scenario {
         // A separate stream from madsim's, so that the schedule does not shift when the
         // system under test draws a different number of random values.
@@ -143,7 +155,13 @@ impl Scenario {
             buggify_armed,
             require_marks: file.require_marks.clone(),
             nodes,
-            groups: file.cluster.groups.unwrap_or(1),
+            groups: match &file.cluster.split_points {
+                Some(points) => points.len() as u64 + 1,
+                None => file.cluster.groups.unwrap_or(1),
+            },
+            sharding: file.cluster.sharding.unwrap_or_default(),
+            split_points: file.cluster.split_points.clone().unwrap_or_default(),
+            replication_factor: file.cluster.replication_factor.unwrap_or(file.cluster.voters.unwrap_or(nodes)),
             election_timeout_ms,
             heartbeat_interval_ms,
             append_entries_max,

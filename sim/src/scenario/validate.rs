@@ -107,6 +107,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ScenarioFile, ScenarioError> {
             ));
         }
     }
+    validate_ranges(&file, nodes).map_err(|(key, field, message)| err(find(text, key), field, message))?;
     if !(1..=64).contains(&nodes) {
         return Err(err(find(text, "nodes"), "cluster.nodes", format!("{nodes} nodes: expected 1 to 64")));
     }
@@ -318,6 +319,56 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
     family.validate(f.kind, f, nodes)?;
     if let Some(t) = &f.node {
         t.validate(nodes)?;
+    }
+    Ok(())
+}
+
+/// The cut of the key space and the replicas: (key, field, message) of the first error.
+fn validate_ranges(file: &ScenarioFile, nodes: u64) -> Result<(), (&'static str, &'static str, String)> {
+    use phantomdb::keyspace::{Keyspace, Sharding};
+    let c = &file.cluster;
+    let sharding = c.sharding.unwrap_or_default();
+    if let Some(points) = &c.split_points {
+        if sharding != Sharding::Range {
+            return Err((
+                "split_points",
+                "cluster.split_points",
+                "cut keys in byte order: needs sharding = \"range\"".into(),
+            ));
+        }
+        if let Some(g) = c.groups.filter(|&g| g != points.len() as u64 + 1) {
+            let message = format!("{g} groups, but {} split points make {} ranges", points.len(), points.len() + 1);
+            return Err(("groups", "cluster.groups", message));
+        }
+        if let Err(e) = Keyspace::ranged(points.iter().map(|p| p.clone().into_bytes()).collect()) {
+            return Err(("split_points", "cluster.split_points", e.to_string()));
+        }
+    } else if sharding == Sharding::Range && c.groups.is_some_and(|g| g > 1) {
+        let message = "range sharding cuts the keys at `split_points`; give them instead of `groups`".into();
+        return Err(("groups", "cluster.groups", message));
+    }
+    let voters = c.voters.unwrap_or(nodes);
+    if let Some(rf) = c.replication_factor {
+        if rf == 0 || rf > voters {
+            return Err((
+                "replication_factor",
+                "cluster.replication_factor",
+                format!("{rf}: expected 1 to the {voters} initial voters"),
+            ));
+        }
+        // Operators change group 1's membership among nodes that host it; with ranges on
+        // some voters only, a node asked to join may host no replica of it.
+        let nemesis_kinds = file.nemesis.as_ref().and_then(|n| n.get_ref().kinds.clone()).unwrap_or_default();
+        let kinds = file.faults.iter().map(|f| f.get_ref().kind).chain(nemesis_kinds);
+        if rf < voters {
+            if let Some(kind) = kinds.into_iter().find(|k| k.changes_membership()) {
+                let message = format!(
+                    "kind = \"{}\" changes group 1's membership, which needs every voter to host every range (replication_factor = {voters}); replicas move with placement",
+                    kind.name()
+                );
+                return Err(("replication_factor", "cluster.replication_factor", message));
+            }
+        }
     }
     Ok(())
 }

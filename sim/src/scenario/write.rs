@@ -28,26 +28,26 @@ pub fn explicit(s: &Scenario, header: &str) -> String {
         top.push(("buggify_sites", Value::Array(s.buggify_armed.iter().map(|a| text(a)).collect())));
     }
     table(&mut out, None, &top);
-    table(
-        &mut out,
-        Some("cluster"),
-        &[
-            ("nodes", int(s.nodes)),
-            ("groups", int(s.groups)),
-            ("voters", int(s.initial_voters)),
-            ("election_timeout_ms", pair(s.election_timeout_ms)),
-            ("heartbeat_interval_ms", int(s.heartbeat_interval_ms)),
-            ("append_entries_max", int(s.append_entries_max as u64)),
-            ("pre_vote", Value::Boolean(s.pre_vote)),
-            ("check_quorum", Value::Boolean(s.check_quorum)),
-            ("lease_reads", Value::Boolean(s.lease_reads)),
-            ("clock_drift_ppm_max", int(s.clock_drift_ppm_max)),
-            ("snapshot_entries", int(s.snapshot_entries)),
-            ("snapshot_chunk_bytes", int(s.snapshot_chunk_bytes as u64)),
-            // `[0, 0]` is the file's way to say syncs take no time.
-            ("disk_sync_ms", pair(s.disk_sync_ms.unwrap_or([0, 0]))),
-        ],
-    );
+    let mut cluster = vec![("nodes", int(s.nodes)), ("groups", int(s.groups)), ("sharding", text(s.sharding.name()))];
+    if s.sharding == phantomdb::keyspace::Sharding::Range {
+        cluster.push(("split_points", Value::Array(s.split_points.iter().map(|p| text(p)).collect())));
+    }
+    cluster.push(("replication_factor", int(s.replication_factor)));
+    cluster.extend([
+        ("voters", int(s.initial_voters)),
+        ("election_timeout_ms", pair(s.election_timeout_ms)),
+        ("heartbeat_interval_ms", int(s.heartbeat_interval_ms)),
+        ("append_entries_max", int(s.append_entries_max as u64)),
+        ("pre_vote", Value::Boolean(s.pre_vote)),
+        ("check_quorum", Value::Boolean(s.check_quorum)),
+        ("lease_reads", Value::Boolean(s.lease_reads)),
+        ("clock_drift_ppm_max", int(s.clock_drift_ppm_max)),
+        ("snapshot_entries", int(s.snapshot_entries)),
+        ("snapshot_chunk_bytes", int(s.snapshot_chunk_bytes as u64)),
+        // `[0, 0]` is the file's way to say syncs take no time.
+        ("disk_sync_ms", pair(s.disk_sync_ms.unwrap_or([0, 0]))),
+    ]);
+    table(&mut out, Some("cluster"), &cluster);
     table(
         &mut out,
         Some("network"),
