@@ -324,6 +324,28 @@ fn sigterm_stops_cleanly_and_a_locked_data_dir_is_refused() {
 }
 
 #[test]
+fn a_node_refuses_a_sharding_mode_its_data_was_not_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 1);
+    cluster.extra[0] = vec!["--sharding".into(), "range".into()];
+    cluster.start_all();
+    let _: String = query_retrying(&mut cluster.client(1), &set("kept", "yes"));
+    cluster.proc(1).signal(libc::SIGTERM);
+    assert!(cluster.proc(1).wait_exit().success());
+
+    // The default, hash, would look "kept" up under its slot, where it is not.
+    cluster.extra[0].clear();
+    let mut hashed = Proc::start(&cluster.args(1));
+    assert!(!hashed.wait_exit().success(), "refused");
+    wait_for("the sharding error", || hashed.log.contains("written with range sharding").then_some(()));
+
+    cluster.extra[0] = vec!["--sharding".into(), "range".into()];
+    cluster.start(1);
+    let got: Option<String> = query_retrying(&mut cluster.client(1), &get("kept"));
+    assert_eq!(got.as_deref(), Some("yes"));
+}
+
+#[test]
 fn the_demo_serves_every_node_and_stops_on_ctrl_c() {
     // Nine ports per base, below the ephemeral range that free_port() draws from; take a
     // base whose ports are free right now.

@@ -18,6 +18,7 @@
 //! - a storage error poisons the node: `run` returns the error and the node stops;
 //! - every queue and table is bounded (`NodeConfig`).
 
+mod created_with;
 mod dedup;
 mod disk;
 mod errors;

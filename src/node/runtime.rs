@@ -7,7 +7,7 @@ use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
-use super::{scrub, snapshot_install};
+use super::{created_with, scrub, snapshot_install};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, StorageError, Transport};
@@ -244,6 +244,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     ) -> Result<(Self, NodeHandle<M>), NodeError> {
         let now = clock.monotonic_ms();
         let mut disk = Disk::new(storage, cfg.sync_writes);
+        created_with::check(&mut disk, cfg.keyspace.sharding())?;
         // Before anything reads the data: a node that stopped on corrupt data drops it.
         let spans: Vec<(GroupId, Span)> = cfg.hosted().into_iter().map(|g| (g, Span::of(&cfg.keyspace, g))).collect();
         for dropped in scrub::run(&mut disk, &spans, cfg.raft.planted_bug)? {

@@ -23,6 +23,7 @@
 //! only write it makes once poisoned (it records the diagnosis; it retries nothing). If it
 //! is lost, the next read of the bad record poisons the node again, and marks it then.
 
+use super::created_with::NODE_PARTITION;
 use super::disk::Disk;
 use super::group_data::{Span, DATA_PARTITION};
 use super::raft_store::{Applied, RaftStore};
@@ -31,8 +32,6 @@ use crate::io::{Storage, StorageError, WriteBatch};
 use crate::raft::PlantedBug;
 use crate::GroupId;
 
-/// The node's own records, apart from any group's.
-const NODE_PARTITION: &str = "node";
 const SCRUB_KEY: &[u8] = b"scrub";
 
 /// Keys read per step of the scrub.

@@ -38,6 +38,9 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --election-timeout-ms N     a follower that hears no leader for a time drawn from
                                        [N, 2N) ms starts an election (default 150)
            --heartbeat-interval-ms N   how often a leader heartbeats (default 30)
+           --sharding hash|range       how keys map to ranges, fixed when the cluster is
+                                       created: hash (Redis Cluster slots, {tags}; default)
+                                       or range (keys in byte order)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -103,6 +106,7 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--initial-voters" => flags.initial_voters = Some(v),
             "--election-timeout-ms" => flags.election_timeout_ms = Some(number(flag, &v, "milliseconds")?),
             "--heartbeat-interval-ms" => flags.heartbeat_interval_ms = Some(number(flag, &v, "milliseconds")?),
+            "--sharding" => flags.sharding = Some(number(flag, &v, "hash or range")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -169,6 +173,7 @@ mod tests {
             .contains("does not list"));
         assert!(p("node --bogus 1").unwrap_err().contains("--bogus"));
         assert!(p("node --sync-writes maybe").unwrap_err().contains("true or false"));
+        assert!(p("node --sharding ranges").unwrap_err().contains("--sharding \"ranges\": expected hash or range"));
         assert!(p("node --config /nonexistent/node.toml").unwrap_err().contains("--config /nonexistent/node.toml"));
         assert!(p("demo --nodes 0").unwrap_err().contains("--nodes"));
         assert!(p("demo --port-base 65000").unwrap_err().contains("--port-base"));

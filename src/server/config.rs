@@ -11,6 +11,7 @@
 //! cluster-secret-file = "/etc/phantomdb/secret"
 //! ```
 
+use crate::keyspace::Sharding;
 use crate::kv::COMMAND_BYTES_MAX;
 use crate::raft;
 use crate::NodeId;
@@ -50,6 +51,7 @@ pub struct RawSettings {
     pub clock_drift_ppm_max: Option<u64>,
     pub election_timeout_ms: Option<u64>,
     pub heartbeat_interval_ms: Option<u64>,
+    pub sharding: Option<Sharding>,
 }
 
 impl RawSettings {
@@ -80,6 +82,7 @@ impl RawSettings {
             clock_drift_ppm_max: over.clock_drift_ppm_max.or(self.clock_drift_ppm_max),
             election_timeout_ms: over.election_timeout_ms.or(self.election_timeout_ms),
             heartbeat_interval_ms: over.heartbeat_interval_ms.or(self.heartbeat_interval_ms),
+            sharding: over.sharding.or(self.sharding),
         }
     }
 }
@@ -111,6 +114,9 @@ pub struct NodeSettings {
     /// leader sends a heartbeat every `heartbeat_interval_ms`.
     pub election_timeout_ms: Option<u64>,
     pub heartbeat_interval_ms: Option<u64>,
+    /// How keys map to ranges, fixed when the cluster is created (a node refuses to start
+    /// on data written with another).
+    pub sharding: Sharding,
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -183,6 +189,7 @@ impl NodeSettings {
             clock_drift_ppm_max,
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
+            sharding: raw.sharding.unwrap_or_default(),
         };
         // The Raft settings must hold together (heartbeats inside the election timeout, a
         // lease left after the drift bound): ask the one place that knows.

@@ -18,6 +18,7 @@ use crate::io::storage::FjallStorage;
 use crate::io::transport::auth::ClusterSecret;
 use crate::io::transport::TcpTransport;
 use crate::io::SystemClock;
+use crate::keyspace::{Keyspace, Sharding};
 use crate::kv::COMMAND_BYTES_MAX;
 use crate::node::{LogObserver, Node, NodeConfig};
 use std::future::Future;
@@ -75,6 +76,14 @@ pub async fn run_node(
     // A fresh seed per process: forwarded-request ids must not repeat across restarts.
     let mut cfg = NodeConfig::new(s.id, s.initial_voters.clone(), rand::random());
     cfg.raft = s.raft_config();
+    // One range on every voter, cut by the cluster's mode (ranges that split come later).
+    let cut = match s.sharding {
+        Sharding::Hash => Keyspace::hashed(1),
+        Sharding::Range => Keyspace::ranged(Vec::new()),
+    };
+    cfg.keyspace = cut
+        .and_then(|k| k.place(&s.initial_voters, s.initial_voters.len()))
+        .map_err(|e| format!("--initial-voters: {e}"))?;
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
