@@ -31,7 +31,11 @@ pub const MARKS: &[(&str, &str)] = &[
     ("conflicting_suffix_truncated", "a follower truncated a conflicting suffix of its log"),
     ("corrupt_data_dropped", "a node restarted after a checksum failure and dropped a group's corrupt data"),
     ("state_fetched", "a replica that had lost its data to corruption fetched a peer's and restored it"),
-    ("range_moved_answered", "a node that hosts no replica of a request's range answered with its descriptor"),
+    ("request_forwarded_to_replica", "a node that hosts no replica of a request's range forwarded it to one"),
+    (
+        "range_moved_answered",
+        "a node that hosts no replica of a forwarded request's range answered with its descriptor",
+    ),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

@@ -22,6 +22,7 @@ mod created_with;
 mod dedup;
 mod disk;
 mod errors;
+mod forwarding;
 mod group;
 mod group_data;
 mod observer;

@@ -3,6 +3,7 @@
 
 use super::dedup::RecentRequests;
 use super::disk::Disk;
+use super::forwarding::Elsewhere;
 use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
@@ -230,6 +231,8 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     controls: mpsc::Receiver<Control>,
     status: watch::Sender<Vec<NodeStatus>>,
     recent_requests: RecentRequests,
+    /// Requests for ranges this node hosts no replica of, forwarded to one.
+    elsewhere: Elsewhere<M>,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -258,6 +261,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             .into_iter()
             .map(|g| Replica::recover(&cfg, g, &disk.storage, now, observer.as_ref()).map(|r| (g, r)))
             .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let elsewhere = Elsewhere::new(cfg.seed, cfg.request_timeout_ms, cfg.pending_requests_max);
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
@@ -275,6 +279,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             controls,
             status,
             recent_requests: RecentRequests::default(),
+            elsewhere,
         };
         node.publish_status();
         Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
@@ -363,6 +368,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 for g in self.groups.values_mut() {
                     g.expire(now, &self.transport);
                 }
+                self.elsewhere.expire(now, &self.transport);
             }
             let staged_ms = self.flush()?;
             let finished_ms = self.clock.monotonic_ms();
@@ -463,7 +469,18 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                         return Ok(());
                     }
                 }
-                let replica = self.groups.get(&group).expect("routed to a hosted group");
+                let Some(replica) = self.groups.get(&group) else {
+                    if self.is_server(from) {
+                        // A node forwarded it here: answer who hosts it, rather than
+                        // forward a forward.
+                        crate::sometimes!("range_moved_answered");
+                        let descriptor = Box::new(self.cfg.keyspace.descriptor(group).clone());
+                        origin.answer(&self.transport, Err(ClientError::RangeMoved { descriptor }));
+                    } else {
+                        self.on_call(command, origin);
+                    }
+                    return Ok(());
+                };
                 if replica.raft.membership().is_member(from) && !replica.raft.is_leader() {
                     // Forwarded once already: answer instead of forwarding in a loop.
                     let hint = replica.raft.leader_id();
@@ -482,6 +499,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     let (disk, transport) = (&mut self.disk, &self.transport);
                     g.on_state_chunk(now, from, meta, membership, chunk, &data, done, disk, transport)?;
                 }
+            }
+            Wire::Reply { group, req_id, result } if !self.groups.contains_key(&group) => {
+                self.elsewhere.on_reply(group, req_id, result, &self.transport);
             }
             Wire::Reply { group, req_id, result } => {
                 let Some(f) = self.groups.get_mut(&group).and_then(|g| g.pending.forwards.remove(&req_id)) else {
@@ -507,28 +527,30 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     }
 
     /// The group that serves `command`, or the error its caller hears.
-    /// The group that serves `command` here, or the error its caller hears: a group
-    /// this node does not host is answered with its descriptor, whose replicas do.
+    /// The group that serves `command`, or the error its caller hears.
     fn route(&self, command: &M::Command) -> Result<GroupId, ClientError> {
-        let g = self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
+        self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
             Unroutable::CrossGroup => ClientError::CrossGroup,
-        })?;
-        if self.groups.contains_key(&g) {
-            Ok(g)
-        } else {
-            crate::sometimes!("range_moved_answered");
-            Err(ClientError::RangeMoved { descriptor: Box::new(self.cfg.keyspace.descriptor(g).clone()) })
-        }
+        })
     }
 
+    /// Whether `node` is one of the cluster's nodes (a voter or a replica host), not a
+    /// client: only the simulator's clients send requests over the transport.
+    fn is_server(&self, node: NodeId) -> bool {
+        self.cfg.raft.voters.contains(&node) || self.cfg.keyspace.ranges().iter().any(|r| r.replicas.contains(&node))
+    }
+
+    /// A client's command: to the replica of its group here, or forwarded to one.
     fn on_call(&mut self, command: M::Command, origin: Origin<M>) {
         let g = match self.route(&command) {
             Ok(g) => g,
             Err(e) => return origin.answer(&self.transport, Err(e)),
         };
         let now = self.clock.monotonic_ms();
-        let group = self.groups.get_mut(&g).expect("routed to a hosted group");
-        group.on_call(now, command, origin, &self.transport, self.observer.as_ref());
+        match self.groups.get_mut(&g) {
+            Some(group) => group.on_call(now, command, origin, &self.transport, self.observer.as_ref()),
+            None => self.elsewhere.forward(now, self.cfg.keyspace.descriptor(g), &command, origin, &self.transport),
+        }
     }
 
     /// Every group's effects into one batch, written unless a sync runs (the write
