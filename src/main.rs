@@ -119,6 +119,7 @@ mod real {
                 admin_addr: Some(addr(1000, i)),
                 initial_cluster: Some(cluster.join(",")),
                 cluster_secret_file: Some(secret_path.clone()),
+                ranges: Some(demo.ranges),
                 ..Default::default()
             };
             let settings = NodeSettings::validate(raw)?;

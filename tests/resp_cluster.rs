@@ -327,22 +327,64 @@ fn sigterm_stops_cleanly_and_a_locked_data_dir_is_refused() {
 fn a_node_refuses_a_sharding_mode_its_data_was_not_written_with() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::new(dir.path(), 1);
-    cluster.extra[0] = vec!["--sharding".into(), "range".into()];
+    let secret_flags = cluster.extra[0].clone();
+    cluster.extra[0].extend(["--sharding".into(), "range".into()]);
+    let ranged = cluster.extra[0].clone();
     cluster.start_all();
     let _: String = query_retrying(&mut cluster.client(1), &set("kept", "yes"));
     cluster.proc(1).signal(libc::SIGTERM);
     assert!(cluster.proc(1).wait_exit().success());
 
     // The default, hash, would look "kept" up under its slot, where it is not.
-    cluster.extra[0].clear();
+    cluster.extra[0] = secret_flags;
     let mut hashed = Proc::start(&cluster.args(1));
     assert!(!hashed.wait_exit().success(), "refused");
     wait_for("the sharding error", || hashed.log.contains("written with range sharding").then_some(()));
 
-    cluster.extra[0] = vec!["--sharding".into(), "range".into()];
+    cluster.extra[0] = ranged;
     cluster.start(1);
     let got: Option<String> = query_retrying(&mut cluster.client(1), &get("kept"));
     assert_eq!(got.as_deref(), Some("yes"));
+}
+
+#[test]
+fn ranges_on_some_nodes_serve_every_key_through_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 5);
+    for extra in &mut cluster.extra {
+        extra.extend(["--ranges", "6", "--replication-factor", "3"].map(String::from));
+    }
+    cluster.start_all();
+    let keys: Vec<String> = (0..120).map(|i| format!("key-{i}")).collect();
+    let mut c = cluster.client(1);
+    for k in &keys {
+        let _: String = query_retrying(&mut c, &set(k, k));
+    }
+    // Every node answers for every key: from its own replica, or by forwarding.
+    for id in 1..=5 {
+        let mut c = cluster.client(id);
+        for k in keys.iter().step_by(7) {
+            let got: Option<String> = query_retrying(&mut c, &get(k));
+            assert_eq!(got.as_deref(), Some(k.as_str()), "node {id}, {k}");
+        }
+    }
+    let (code, body) = cluster.admin_get(1, "/ranges");
+    assert_eq!(code, 200, "{body}");
+    let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ranges = ranges.as_array().expect("a list");
+    assert_eq!(ranges.len(), 6, "{body}");
+    let mut hosted = [0; 6];
+    for r in ranges {
+        let replicas = r["replicas"].as_array().expect("replicas");
+        assert_eq!(replicas.len(), 3, "{r}");
+        for n in replicas {
+            hosted[n.as_u64().unwrap() as usize] += 1;
+        }
+        assert_eq!(r["generation"], 1, "{r}");
+        assert_eq!(r["hosted_here"], replicas.contains(&serde_json::json!(1)), "{r}");
+    }
+    assert!(hosted[1..].iter().all(|&n| (3..=4).contains(&n)), "replicas per node: {hosted:?}");
+    assert_eq!(ranges[0]["slots"], "0-2729", "{body}");
 }
 
 #[test]

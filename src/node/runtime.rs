@@ -76,17 +76,14 @@ impl NodeConfig {
         raft::Config { group, voters, ..self.raft.clone() }
     }
 
-    /// The groups this node hosts, in key order: those whose replicas it is among; a
-    /// spare node (none lists it) hosts every group, outside its membership until a
-    /// membership change adds it (moves of replicas onto new nodes come with placement).
+    /// The groups this node hosts, in key order: an initial voter hosts those whose
+    /// replicas it is among (maybe none: it forwards every request); a spare node (not
+    /// an initial voter) hosts every group, outside its membership until a membership
+    /// change adds it (moves of replicas onto new nodes come with placement).
     pub fn hosted(&self) -> Vec<GroupId> {
         let ranges = self.keyspace.ranges();
-        let mine: Vec<GroupId> = ranges.iter().filter(|r| r.replicas.contains(&self.id())).map(|r| r.id).collect();
-        if mine.is_empty() {
-            ranges.iter().map(|r| r.id).collect()
-        } else {
-            mine
-        }
+        let spare = !self.raft.voters.contains(&self.id());
+        ranges.iter().filter(|r| spare || r.replicas.contains(&self.id())).map(|r| r.id).collect()
     }
 }
 
@@ -639,6 +636,9 @@ mod tests {
         assert_eq!(cfg.raft_config(3).voters, [1, 2]);
         assert_eq!(cfg.raft_config(3).group, 3);
         assert_eq!(config(5).hosted(), [1, 2, 3, 4], "a spare hosts every range, outside its membership");
+        let mut few = config(4);
+        few.keyspace = Keyspace::hashed(1).and_then(|k| k.place(&[1, 2, 3, 4], 3)).unwrap();
+        assert!(few.hosted().is_empty(), "a voter without a replica hosts nothing");
         assert_eq!(NodeConfig::new(1, vec![1, 2, 3], 0).hosted(), [1], "by default one range on every voter");
     }
 }

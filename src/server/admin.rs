@@ -1,4 +1,5 @@
 //! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON),
+//! `/ranges` (JSON: every range, its replicas, and its group where hosted here),
 //! `POST /transfer-leader?to=N` (on the leader: hand leadership to node N) and
 //! `POST /membership?voters=1,2,4&learners=5` (on the leader: change the configuration,
 //! by joint consensus; every node named must be in `--initial-cluster`).
@@ -9,6 +10,7 @@
 
 use super::metrics::Metrics;
 use crate::io::transport::PeerHealth;
+use crate::keyspace::{Keyspace, Sharding};
 use crate::kv::KvStateMachine;
 use crate::node::{NodeHandle, NodeStatus};
 use crate::{GroupId, NodeId};
@@ -35,6 +37,64 @@ pub struct AdminState {
     pub peers: Arc<PeerHealth>,
     /// Every member's peer address, as configured.
     pub members: BTreeMap<NodeId, SocketAddr>,
+    /// The ranges and their replicas, as the cluster was created.
+    pub keyspace: Keyspace,
+}
+
+/// A range as `/ranges` lists it: its descriptor, and what this node knows of its group
+/// where it hosts a replica.
+#[derive(Serialize)]
+struct RangeView {
+    id: GroupId,
+    generation: u64,
+    /// Hash sharding: the slots `first-last`; range sharding: the keys `start <= k < end`
+    /// (escaped; no `end`: to the end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<String>,
+    replicas: Vec<NodeId>,
+    hosted_here: bool,
+    leader: Option<NodeId>,
+    term: Option<u64>,
+    applied_index: Option<u64>,
+    keys: Option<u64>,
+}
+
+fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
+    let slot = |bytes: &[u8]| u16::from_be_bytes([bytes[0], bytes[1]]);
+    keyspace
+        .ranges()
+        .iter()
+        .map(|r| {
+            let here = statuses.iter().find(|s| s.group == r.id);
+            let (slots, start, end) = match keyspace.sharding() {
+                Sharding::Hash => {
+                    let last = r.end.as_deref().map_or(crate::keyspace::SLOTS, slot) - 1;
+                    (Some(format!("{}-{last}", slot(&r.start))), None, None)
+                }
+                Sharding::Range => {
+                    let text = |b: &[u8]| b.escape_ascii().to_string();
+                    (None, Some(text(&r.start)), r.end.as_deref().map(text))
+                }
+            };
+            RangeView {
+                id: r.id,
+                generation: r.generation,
+                slots,
+                start,
+                end,
+                replicas: r.replicas.clone(),
+                hosted_here: here.is_some(),
+                leader: here.and_then(|s| s.leader),
+                term: here.map(|s| s.term),
+                applied_index: here.map(|s| s.applied_index),
+                keys: here.map(|s| s.keys),
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -123,7 +183,15 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             let body = serde_json::to_string_pretty(&Status { node: &status, members }).expect("status serializes");
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
-        _ => respond(&mut stream, 404, "text/plain", "not found; try /health, /metrics or /status\n", head_only).await,
+        "/ranges" => {
+            let view = ranges_view(&state.keyspace, &state.node.group_statuses());
+            let body = serde_json::to_string_pretty(&view).expect("ranges serialize");
+            respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
+        }
+        _ => {
+            let hint = "not found; try /health, /metrics, /status or /ranges\n";
+            respond(&mut stream, 404, "text/plain", hint, head_only).await
+        }
     }
 }
 

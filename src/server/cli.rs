@@ -8,7 +8,7 @@ pub const USAGE: &str = "\\
 usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-cluster 1=HOST:PORT,...
                       [--resp-addr HOST:PORT] [--admin-addr HOST:PORT]
                       [--cluster-secret-file FILE] [--config node.toml] [tuning flags]
-       phantomdb demo [--nodes 3] [--port-base 7000] [--data-dir DIR]
+       phantomdb demo [--nodes 3] [--ranges 1] [--port-base 7000] [--data-dir DIR]
 
   node     run one node of a cluster on real I/O (TCP between nodes, fjall on disk)
            --id N                      this node's id (1 or more; must be in --initial-cluster)
@@ -41,11 +41,18 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --sharding hash|range       how keys map to ranges, fixed when the cluster is
                                        created: hash (Redis Cluster slots, {tags}; default)
                                        or range (keys in byte order)
+           --ranges N                  hash sharding: N ranges of equal slot intervals
+                                       (default 1)
+           --split-points K1,K2,...    range sharding: where the ranges are cut
+           --replication-factor N      replicas of each range, placed round-robin over the
+                                       initial voters (default 3, or every voter if fewer);
+                                       a node forwards requests for ranges it does not host
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
            admin HTTP on P+1000+i and peers on P+2000+i (P = --port-base). Data lives in a
-           temporary directory unless --data-dir is given. Ctrl-C stops it cleanly.";
+           temporary directory unless --data-dir is given. --ranges N cuts the keys into N
+           ranges of 3 replicas each (GET /ranges lists them). Ctrl-C stops it cleanly.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoArgs {
@@ -53,6 +60,8 @@ pub struct DemoArgs {
     pub port_base: u16,
     /// `None`: a temporary directory, removed at exit.
     pub data_dir: Option<PathBuf>,
+    /// Ranges the key space is cut into (hash sharding), 3 replicas each.
+    pub ranges: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +116,9 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--election-timeout-ms" => flags.election_timeout_ms = Some(number(flag, &v, "milliseconds")?),
             "--heartbeat-interval-ms" => flags.heartbeat_interval_ms = Some(number(flag, &v, "milliseconds")?),
             "--sharding" => flags.sharding = Some(number(flag, &v, "hash or range")?),
+            "--ranges" => flags.ranges = Some(number(flag, &v, "a number of ranges")?),
+            "--split-points" => flags.split_points = Some(v),
+            "--replication-factor" => flags.replication_factor = Some(number(flag, &v, "a number of replicas")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -118,7 +130,7 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
 }
 
 fn parse_demo<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, String> {
-    let mut demo = DemoArgs { nodes: 3, port_base: 7000, data_dir: None };
+    let mut demo = DemoArgs { nodes: 3, port_base: 7000, data_dir: None, ranges: 1 };
     while let Some(flag) = it.next() {
         if matches!(flag.as_str(), "-h" | "--help") {
             return Ok(Parsed::Help);
@@ -128,6 +140,7 @@ fn parse_demo<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--nodes" => demo.nodes = number(flag, v, "a number of nodes, 1 to 9")?,
             "--port-base" => demo.port_base = number(flag, v, "a port number")?,
             "--data-dir" => demo.data_dir = Some(v.into()),
+            "--ranges" => demo.ranges = number(flag, v, "a number of ranges")?,
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -146,6 +159,33 @@ mod tests {
 
     fn p(s: &str) -> Result<Parsed, String> {
         parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_cut_and_the_placement_are_checked_with_their_flags_named() {
+        let node = "node --id 1 --data-dir /d --peer-addr 127.0.0.1:9001 \
+                    --initial-cluster 1=127.0.0.1:9001,2=127.0.0.1:9002,3=127.0.0.1:9003,4=127.0.0.1:9004";
+        let keyspace = |flags: &str| match p(&format!("{node} {flags}")) {
+            Ok(Parsed::Node(n)) => Ok(n.keyspace),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let k = keyspace("").unwrap();
+        assert_eq!((k.ranges().len(), k.ranges()[0].replicas.len()), (1, 3), "one range, 3 replicas by default");
+        let k = keyspace("--sharding range --split-points b,m --replication-factor 2").unwrap();
+        assert_eq!(k.ranges().len(), 3);
+        assert_eq!(k.ranges()[1].replicas, [3, 4]);
+        assert_eq!(keyspace("--ranges 8").unwrap().ranges().len(), 8);
+        for (flags, named) in [
+            ("--split-points b,m", "--split-points"),
+            ("--sharding range --ranges 3", "--split-points instead"),
+            ("--sharding range --split-points m,b", "--split-points"),
+            ("--ranges 0", "--ranges"),
+            ("--replication-factor 5", "--replication-factor"),
+        ] {
+            let e = keyspace(flags).unwrap_err();
+            assert!(e.contains(named), "{flags}: {e}");
+        }
     }
 
     #[test]
@@ -207,6 +247,6 @@ mod tests {
 
     #[test]
     fn demo_defaults() {
-        assert_eq!(p("demo").unwrap(), Parsed::Demo(DemoArgs { nodes: 3, port_base: 7000, data_dir: None }));
+        assert_eq!(p("demo").unwrap(), Parsed::Demo(DemoArgs { nodes: 3, port_base: 7000, data_dir: None, ranges: 1 }));
     }
 }

@@ -11,7 +11,7 @@
 //! cluster-secret-file = "/etc/phantomdb/secret"
 //! ```
 
-use crate::keyspace::Sharding;
+use crate::keyspace::{Keyspace, Sharding};
 use crate::kv::COMMAND_BYTES_MAX;
 use crate::raft;
 use crate::NodeId;
@@ -52,6 +52,9 @@ pub struct RawSettings {
     pub election_timeout_ms: Option<u64>,
     pub heartbeat_interval_ms: Option<u64>,
     pub sharding: Option<Sharding>,
+    pub ranges: Option<u64>,
+    pub split_points: Option<String>,
+    pub replication_factor: Option<u64>,
 }
 
 impl RawSettings {
@@ -83,6 +86,9 @@ impl RawSettings {
             election_timeout_ms: over.election_timeout_ms.or(self.election_timeout_ms),
             heartbeat_interval_ms: over.heartbeat_interval_ms.or(self.heartbeat_interval_ms),
             sharding: over.sharding.or(self.sharding),
+            ranges: over.ranges.or(self.ranges),
+            split_points: over.split_points.or(self.split_points),
+            replication_factor: over.replication_factor.or(self.replication_factor),
         }
     }
 }
@@ -114,9 +120,37 @@ pub struct NodeSettings {
     /// leader sends a heartbeat every `heartbeat_interval_ms`.
     pub election_timeout_ms: Option<u64>,
     pub heartbeat_interval_ms: Option<u64>,
-    /// How keys map to ranges, fixed when the cluster is created (a node refuses to start
-    /// on data written with another).
-    pub sharding: Sharding,
+    /// How the key space is cut into ranges and where their replicas are, fixed when
+    /// the cluster is created (a node refuses to start on data written with another
+    /// sharding mode): from `--sharding`, `--ranges` or `--split-points`, and
+    /// `--replication-factor` (default 3, or every voter if fewer).
+    pub keyspace: Keyspace,
+}
+
+/// The cut and the placement the flags ask for.
+fn keyspace(
+    sharding: Sharding,
+    ranges: Option<u64>,
+    split_points: Option<&str>,
+    replication_factor: Option<u64>,
+    voters: &[NodeId],
+) -> Result<Keyspace, String> {
+    let cut = match (sharding, split_points) {
+        (Sharding::Hash, Some(_)) => return Err("--split-points cut keys in byte order: needs --sharding range".into()),
+        (Sharding::Range, Some(_)) if ranges.is_some() => {
+            return Err("--ranges and --split-points: give one (k split points make k + 1 ranges)".into())
+        }
+        (Sharding::Hash, None) => Keyspace::hashed(ranges.unwrap_or(1)).map_err(|e| format!("--ranges: {e}"))?,
+        (Sharding::Range, None) if ranges.is_some_and(|n| n > 1) => {
+            return Err("--ranges with --sharding range: give --split-points instead".into())
+        }
+        (Sharding::Range, points) => {
+            let points = points.map(|p| p.split(',').map(|k| k.as_bytes().to_vec()).collect());
+            Keyspace::ranged(points.unwrap_or_default()).map_err(|e| format!("--split-points: {e}"))?
+        }
+    };
+    let factor = replication_factor.map_or(voters.len().min(3), |f| f as usize);
+    cut.place(voters, factor).map_err(|e| format!("--replication-factor: {e}"))
 }
 
 fn addr(field: &str, v: &str) -> Result<SocketAddr, String> {
@@ -157,10 +191,17 @@ impl NodeSettings {
         if clock_drift_ppm_max > 500_000 {
             return Err(format!("--clock-drift-ppm-max {clock_drift_ppm_max}: expected 0 to 500000"));
         }
-        let initial_voters = match &raw.initial_voters {
+        let initial_voters: Vec<NodeId> = match &raw.initial_voters {
             None => cluster.keys().copied().collect(),
             Some(list) => parse_ids("--initial-voters", list, &cluster)?,
         };
+        let keyspace = keyspace(
+            raw.sharding.unwrap_or_default(),
+            raw.ranges,
+            raw.split_points.as_deref(),
+            raw.replication_factor,
+            &initial_voters,
+        )?;
         for (flag, value) in
             [("--election-timeout-ms", raw.election_timeout_ms), ("--heartbeat-interval-ms", raw.heartbeat_interval_ms)]
         {
@@ -189,7 +230,7 @@ impl NodeSettings {
             clock_drift_ppm_max,
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
-            sharding: raw.sharding.unwrap_or_default(),
+            keyspace,
         };
         // The Raft settings must hold together (heartbeats inside the election timeout, a
         // lease left after the drift bound): ask the one place that knows.

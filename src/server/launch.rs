@@ -18,7 +18,6 @@ use crate::io::storage::FjallStorage;
 use crate::io::transport::auth::ClusterSecret;
 use crate::io::transport::TcpTransport;
 use crate::io::SystemClock;
-use crate::keyspace::{Keyspace, Sharding};
 use crate::kv::COMMAND_BYTES_MAX;
 use crate::node::{LogObserver, Node, NodeConfig};
 use std::future::Future;
@@ -76,14 +75,7 @@ pub async fn run_node(
     // A fresh seed per process: forwarded-request ids must not repeat across restarts.
     let mut cfg = NodeConfig::new(s.id, s.initial_voters.clone(), rand::random());
     cfg.raft = s.raft_config();
-    // One range on every voter, cut by the cluster's mode (ranges that split come later).
-    let cut = match s.sharding {
-        Sharding::Hash => Keyspace::hashed(1),
-        Sharding::Range => Keyspace::ranged(Vec::new()),
-    };
-    cfg.keyspace = cut
-        .and_then(|k| k.place(&s.initial_voters, s.initial_voters.len()))
-        .map_err(|e| format!("--initial-voters: {e}"))?;
+    cfg.keyspace = s.keyspace.clone();
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
@@ -110,8 +102,13 @@ pub async fn run_node(
         tokio::spawn(tracing::Instrument::in_current_span(resp::serve(listener, handle.clone(), cfg, metrics.clone())))
     });
     let admin_task = admin_listener.map(|listener| {
-        let state =
-            AdminState { node: handle.clone(), metrics: metrics.clone(), peers, members: s.initial_cluster.clone() };
+        let state = AdminState {
+            node: handle.clone(),
+            metrics: metrics.clone(),
+            peers,
+            members: s.initial_cluster.clone(),
+            keyspace: s.keyspace.clone(),
+        };
         tokio::spawn(tracing::Instrument::in_current_span(admin::serve(listener, state)))
     });
     tracing::info!(
