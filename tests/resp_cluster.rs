@@ -385,6 +385,9 @@ fn ranges_on_some_nodes_serve_every_key_through_every_node() {
     }
     assert!(hosted[1..].iter().all(|&n| (3..=4).contains(&n)), "replicas per node: {hosted:?}");
     assert_eq!(ranges[0]["slots"], "0-2729", "{body}");
+    let (_, metrics) = cluster.admin_get(1, "/metrics");
+    assert!(metrics.contains("phantomdb_ranges 6\n"), "{metrics}");
+    assert!(metrics.contains(&format!("phantomdb_replicas {}\n", hosted[1])), "{metrics}");
 }
 
 #[test]

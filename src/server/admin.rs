@@ -166,7 +166,8 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
         "/metrics" => {
-            let body = state.metrics.render(&status, Some((state.peers.connected(), state.peers.auth_failures())));
+            let mut body = state.metrics.render(&status, Some((state.peers.connected(), state.peers.auth_failures())));
+            body += &super::metrics::render_ranges(state.keyspace.ranges().len(), &state.node.group_statuses());
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body, head_only).await
         }
         "/status" => {

@@ -215,6 +215,30 @@ impl Metrics {
     }
 }
 
+/// The ranges: how many the key space is cut into, the replicas this node hosts and the
+/// ranges it leads, and each hosted range's keys and leader.
+pub fn render_ranges(ranges: usize, hosted: &[NodeStatus]) -> String {
+    let mut out = String::new();
+    let leading = hosted.iter().filter(|s| s.role == "leader").count();
+    for (name, help, value) in [
+        ("phantomdb_ranges", "Ranges the key space is cut into.", ranges),
+        ("phantomdb_replicas", "Range replicas this node hosts.", hosted.len()),
+        ("phantomdb_leaders", "Ranges this node leads.", leading),
+    ] {
+        header(&mut out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    header(&mut out, "phantomdb_range_keys", "gauge", "Keys of each range hosted here, as applied here.");
+    for s in hosted {
+        let _ = writeln!(out, "phantomdb_range_keys{{range=\"{}\"}} {}", s.group, s.keys);
+    }
+    header(&mut out, "phantomdb_range_leader_id", "gauge", "Each hosted range's known leader (0: none).");
+    for s in hosted {
+        let _ = writeln!(out, "phantomdb_range_leader_id{{range=\"{}\"}} {}", s.group, s.leader.unwrap_or(0));
+    }
+    out
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -240,6 +264,17 @@ mod tests {
         assert!(text.contains("phantomdb_request_duration_seconds_bucket{command=\"get\",le=\"+Inf\"} 3\n"));
         assert!(text.contains("phantomdb_request_duration_seconds_count{command=\"get\"} 3\n"));
         assert!(text.contains("phantomdb_raft_term 7\n"));
+        let hosted = [
+            NodeStatus { group: 1, role: "leader", leader: Some(1), keys: 5, ..Default::default() },
+            NodeStatus { group: 3, role: "follower", ..Default::default() },
+        ];
+        let ranges = render_ranges(4, &hosted);
+        for line in ["phantomdb_ranges 4\n", "phantomdb_replicas 2\n", "phantomdb_leaders 1\n"] {
+            assert!(ranges.contains(line), "{line}: {ranges}");
+        }
+        assert!(ranges.contains("phantomdb_range_keys{range=\"1\"} 5\n"), "{ranges}");
+        assert!(ranges.contains("phantomdb_range_leader_id{range=\"3\"} 0\n"), "{ranges}");
+        let text = text + &ranges;
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let family = line.split(['{', ' ']).next().unwrap();
