@@ -119,3 +119,8 @@ fn heartbeat_commit_unmatched_is_caught_within_10_seeds() {
 fn repair_from_own_log_is_caught_within_10_seeds() {
     caught_and_replayed("repair_from_own_log", 10);
 }
+
+#[test]
+fn range_start_routed_left_is_caught_within_10_seeds() {
+    caught_and_replayed("range_start_routed_left", 10);
+}

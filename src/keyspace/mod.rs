@@ -21,11 +21,14 @@ pub use descriptor::RangeDescriptor;
 pub use sharding::{Sharding, UnknownSharding};
 pub use slot::{slot, SLOTS};
 
+use crate::raft::PlantedBug;
 use crate::{GroupId, NodeId};
 
 /// How the key space is cut into ranges, and where each range's replicas are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keyspace {
+    /// The bug routing is built with, if any (the simulator's planted bugs).
+    planted_bug: Option<PlantedBug>,
     sharding: Sharding,
     /// In key order, tiling the stored keys: the first starts at the least one, each
     /// ends where the next starts, the last runs to the end. Range `i` (from 0) is group
@@ -99,7 +102,13 @@ impl Keyspace {
                 replicas: Vec::new(),
             })
             .collect();
-        Keyspace { sharding, ranges }
+        Keyspace { planted_bug: None, sharding, ranges }
+    }
+
+    /// Routing with `bug` planted (see `PlantedBug::RangeStartRoutedLeft`).
+    pub fn with_planted_bug(mut self, bug: Option<PlantedBug>) -> Self {
+        self.planted_bug = bug;
+        self
     }
 
     /// Places `replication_factor` replicas of every range on distinct nodes of `voters`,
@@ -144,11 +153,14 @@ impl Keyspace {
     pub fn group_of_key(&self, key: &[u8]) -> GroupId {
         let stored = self.storage_key(key);
         // The last range that starts at or before the key: the first starts at the
-        // least stored key, so there is one.
-        let after = self.ranges.partition_point(|r| r.start.as_slice() <= stored.as_slice());
-        let range = &self.ranges[after - 1];
-        debug_assert!(range.holds(&stored), "{key:?} is not in the range found for it, {range:?}");
-        range.id
+        // least stored key, so there is one. (Routing is not trusted alone: a range
+        // applies only keys its span holds, `node::group_data`.)
+        let after = if PlantedBug::RangeStartRoutedLeft.is_active(self.planted_bug) {
+            self.ranges.partition_point(|r| r.start.as_slice() < stored.as_slice()).max(1)
+        } else {
+            self.ranges.partition_point(|r| r.start.as_slice() <= stored.as_slice())
+        };
+        self.ranges[after - 1].id
     }
 
     /// The stored keys of `group`: `start <= key < end` (`end: None`: to the end).

@@ -62,10 +62,14 @@ pub enum PlantedBug {
     /// the log was cut (it does not wait for a leader's snapshot): it applies the entries
     /// after the cut to an empty state, so its data lacks every write before the cut.
     RepairFromOwnLog,
+    /// Routing sends a key equal to a range's first key to the range before it (`<` for
+    /// `<=` at the boundary), in the client and the node alike: the range it reaches does
+    /// not own the key, and applying it there would write outside the range's span.
+    RangeStartRoutedLeft,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 13] = [
+    pub const ALL: [PlantedBug; 14] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -79,6 +83,7 @@ impl PlantedBug {
         PlantedBug::InstallWithoutRecord,
         PlantedBug::HeartbeatCommitUnmatched,
         PlantedBug::RepairFromOwnLog,
+        PlantedBug::RangeStartRoutedLeft,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -101,6 +106,7 @@ impl PlantedBug {
             PlantedBug::InstallWithoutRecord => "install_without_record",
             PlantedBug::HeartbeatCommitUnmatched => "heartbeat_commit_unmatched",
             PlantedBug::RepairFromOwnLog => "repair_from_own_log",
+            PlantedBug::RangeStartRoutedLeft => "range_start_routed_left",
         }
     }
 

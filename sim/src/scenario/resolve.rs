@@ -35,7 +35,9 @@ impl Scenario {
             Sharding::Range => Keyspace::ranged(self.split_points.iter().map(|p| p.clone().into_bytes()).collect()),
         };
         let voters: Vec<NodeId> = (1..=self.initial_voters).collect();
-        cut.and_then(|k| k.place(&voters, self.replication_factor as usize)).expect("validated with the scenario")
+        let placed = cut.and_then(|k| k.place(&voters, self.replication_factor as usize));
+        // The clients' routing shares the nodes' code, and so its bugs.
+        placed.expect("validated with the scenario").with_planted_bug(self.planted_bug)
     }
 
     pub fn resolve(path: &Path, file: &ScenarioFile, seed: u64) -> Scenario {
