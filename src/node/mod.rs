@@ -1,8 +1,9 @@
 //! The node runtime: async Rust (tokio API, madsim in simulation) that drives the pure
 //! cores, one Raft per group the node hosts (`group.rs`), each replicating a
 //! [`StateMachine`](crate::state_machine::StateMachine); requests reach the group that
-//! owns their keys by `keyspace`. It owns no protocol logic and no knowledge of keys or
-//! values beyond those two.
+//! owns their keys by `keyspace`, here or, for a range placed on other nodes, forwarded
+//! to one of its replicas (`forwarding.rs`). It owns no protocol logic and no knowledge
+//! of keys or values beyond those two.
 //!
 //! ```text
 //!   inbox (Transport) ──┐                         ┌─▶ Storage.write / Storage.sync
