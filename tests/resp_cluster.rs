@@ -261,6 +261,10 @@ fn bad_input_gets_an_error_and_closes_only_that_connection() {
     assert!(e.to_string().contains("unknown command"), "{e}");
     let got: Option<String> = query_retrying(&mut bystander, &get("before"));
     assert_eq!(got.as_deref(), Some("x"), "the bystander's connection was never disturbed");
+    // Range 1 lives on nodes 1, 2 and 3: node 4 cannot join its membership.
+    let (code, body) = common::http(cluster.ports[0].admin, "POST", "/membership?voters=1,2,4");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("node 4 hosts no replica of group 1"), "{body}");
     let (_, metrics) = cluster.admin_get(1, "/metrics");
     assert!(metrics.contains("phantomdb_resp_protocol_errors_total 4"), "{metrics}");
 }

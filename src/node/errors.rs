@@ -68,6 +68,8 @@ pub enum ControlError {
     Membership(#[from] crate::raft::MembershipError),
     #[error("this node hosts no group {0}")]
     NoSuchGroup(GroupId),
+    #[error("node {node} hosts no replica of group {group}; replicas move with placement")]
+    NotHosted { node: NodeId, group: GroupId },
     #[error("the node stopped")]
     Stopped,
 }

@@ -81,9 +81,12 @@ impl NodeConfig {
     /// an initial voter) hosts every group, outside its membership until a membership
     /// change adds it (moves of replicas onto new nodes come with placement).
     pub fn hosted(&self) -> Vec<GroupId> {
-        let ranges = self.keyspace.ranges();
-        let spare = !self.raft.voters.contains(&self.id());
-        ranges.iter().filter(|r| spare || r.replicas.contains(&self.id())).map(|r| r.id).collect()
+        self.keyspace.groups().filter(|&g| self.hosts(self.id(), g)).collect()
+    }
+
+    /// Whether `node` of this cluster hosts `group` (see `hosted`).
+    pub fn hosts(&self, node: NodeId, group: GroupId) -> bool {
+        !self.raft.voters.contains(&node) || self.keyspace.descriptor(group).replicas.contains(&node)
     }
 }
 
@@ -396,9 +399,15 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 let _ = reply.send(result);
             }
             Control::ChangeMembership { group, voters, learners, reply } => {
-                let result = match self.groups.get_mut(&group) {
-                    None => Err(ControlError::NoSuchGroup(group)),
-                    Some(g) => g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from),
+                // A member that hosts no replica would never answer: the group could lose
+                // its quorum to a configuration that cannot work.
+                let absent = voters.iter().chain(&learners).copied().find(|&n| !self.cfg.hosts(n, group));
+                let result = match (self.groups.get_mut(&group), absent) {
+                    (None, _) => Err(ControlError::NoSuchGroup(group)),
+                    (Some(_), Some(n)) => Err(ControlError::NotHosted { node: n, group }),
+                    (Some(g), None) => {
+                        g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from)
+                    }
                 };
                 if let Ok(index) = result {
                     tracing::info!(node, group, index, ?voters, ?learners, "configuration change started");
@@ -639,6 +648,8 @@ mod tests {
         let mut few = config(4);
         few.keyspace = Keyspace::hashed(1).and_then(|k| k.place(&[1, 2, 3, 4], 3)).unwrap();
         assert!(few.hosted().is_empty(), "a voter without a replica hosts nothing");
+        assert!(!few.hosts(4, 1), "so it can join no group's membership");
+        assert!(few.hosts(5, 1), "a spare can");
         assert_eq!(NodeConfig::new(1, vec![1, 2, 3], 0).hosted(), [1], "by default one range on every voter");
     }
 }
