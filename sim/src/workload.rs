@@ -88,7 +88,7 @@ impl Client {
 
     /// The node `group`'s next request goes to. A group's first goes to any node, as
     /// from a client that has not learnt the placement yet: one that hosts no replica
-    /// answers with the range's descriptor.
+    /// forwards it to one that does.
     fn target(&mut self, group: GroupId) -> NodeId {
         if self.everywhere {
             return self.targets[&0];

@@ -533,17 +533,18 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     }
 
     /// The group that serves `command`, or the error its caller hears.
-    /// The group that serves `command`, or the error its caller hears.
     fn route(&self, command: &M::Command) -> Result<GroupId, ClientError> {
         self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
             Unroutable::CrossGroup => ClientError::CrossGroup,
         })
     }
 
-    /// Whether `node` is one of the cluster's nodes (a voter or a replica host), not a
-    /// client: only the simulator's clients send requests over the transport.
+    /// Whether `node` is one of the cluster's initial voters (where every replica is
+    /// placed), not a client: only the simulator's clients send requests over the
+    /// transport. A spare could send one too, but it hosts every group, so it never
+    /// forwards one it could not serve.
     fn is_server(&self, node: NodeId) -> bool {
-        self.cfg.raft.voters.contains(&node) || self.cfg.keyspace.ranges().iter().any(|r| r.replicas.contains(&node))
+        self.cfg.raft.voters.contains(&node)
     }
 
     /// A client's command: to the replica of its group here, or forwarded to one.
