@@ -202,6 +202,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshots_installed: self.snapshots_installed,
             keys: self.applied.keys,
             pending_requests: self.pending.len() as u64,
+            rebuilding: self.raft.awaiting_snapshot(),
         }
     }
 

@@ -41,6 +41,9 @@ pub struct NodeStatus {
     pub keys: u64,
     /// Requests waiting for an answer (proposals and forwards).
     pub pending_requests: u64,
+    /// The replica dropped its data as corrupt and waits for a peer's state: it neither
+    /// votes for itself nor applies until that is installed (`node/scrub.rs`).
+    pub rebuilding: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

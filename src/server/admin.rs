@@ -61,6 +61,8 @@ struct RangeView {
     term: Option<u64>,
     applied_index: Option<u64>,
     keys: Option<u64>,
+    /// Its data here was dropped as corrupt and is being fetched from a peer.
+    rebuilding: Option<bool>,
 }
 
 fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
@@ -92,6 +94,7 @@ fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
                 term: here.map(|s| s.term),
                 applied_index: here.map(|s| s.applied_index),
                 keys: here.map(|s| s.keys),
+                rebuilding: here.map(|s| s.rebuilding),
             }
         })
         .collect()

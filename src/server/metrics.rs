@@ -220,10 +220,16 @@ impl Metrics {
 pub fn render_ranges(ranges: usize, hosted: &[NodeStatus]) -> String {
     let mut out = String::new();
     let leading = hosted.iter().filter(|s| s.role == "leader").count();
+    let rebuilding = hosted.iter().filter(|s| s.rebuilding).count();
     for (name, help, value) in [
         ("phantomdb_ranges", "Ranges the key space is cut into.", ranges),
         ("phantomdb_replicas", "Range replicas this node hosts.", hosted.len()),
         ("phantomdb_leaders", "Ranges this node leads.", leading),
+        (
+            "phantomdb_replicas_rebuilding",
+            "Replicas whose data was dropped as corrupt, waiting for a peer's state.",
+            rebuilding,
+        ),
     ] {
         header(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
@@ -266,10 +272,15 @@ mod tests {
         assert!(text.contains("phantomdb_raft_term 7\n"));
         let hosted = [
             NodeStatus { group: 1, role: "leader", leader: Some(1), keys: 5, ..Default::default() },
-            NodeStatus { group: 3, role: "follower", ..Default::default() },
+            NodeStatus { group: 3, role: "follower", rebuilding: true, ..Default::default() },
         ];
         let ranges = render_ranges(4, &hosted);
-        for line in ["phantomdb_ranges 4\n", "phantomdb_replicas 2\n", "phantomdb_leaders 1\n"] {
+        for line in [
+            "phantomdb_ranges 4\n",
+            "phantomdb_replicas 2\n",
+            "phantomdb_leaders 1\n",
+            "phantomdb_replicas_rebuilding 1\n",
+        ] {
             assert!(ranges.contains(line), "{line}: {ranges}");
         }
         assert!(ranges.contains("phantomdb_range_keys{range=\"1\"} 5\n"), "{ranges}");
