@@ -114,25 +114,15 @@ impl<M: StateMachine> Elsewhere<M> {
 mod tests {
     use super::*;
     use crate::kv::{Command, KvStateMachine, Output};
+    use crate::node::recorded_sends::Recorder;
     use crate::NodeId;
-    use std::sync::Mutex;
     use tokio::sync::oneshot;
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(NodeId, Wire)>>);
-
-    impl Transport for Recorder {
-        fn send(&self, to: NodeId, payload: Vec<u8>) {
-            self.0.lock().unwrap().push((to, codec::decode(&payload, WIRE_BYTES_MAX).expect("a Wire")));
-        }
-    }
-
-    impl Recorder {
-        fn last(&self) -> (NodeId, u64) {
-            match self.0.lock().unwrap().last() {
-                Some((to, Wire::Request { req_id, .. })) => (*to, *req_id),
-                other => panic!("not a request: {other:?}"),
-            }
+    /// Where the last message went, and its request id.
+    fn last(t: &Recorder) -> (NodeId, u64) {
+        match t.0.lock().unwrap().last() {
+            Some((to, Wire::Request { req_id, .. })) => (*to, *req_id),
+            other => panic!("not a request: {other:?}"),
         }
     }
 
@@ -152,7 +142,7 @@ mod tests {
     fn a_forward_goes_to_a_replica_and_its_answer_to_the_caller() {
         let (mut e, t) = (Elsewhere::<KvStateMachine>::new(1, 100, 8), Recorder::default());
         let mut answer = forward(&mut e, 0, &t);
-        let (to, req_id) = t.last();
+        let (to, req_id) = last(&t);
         assert_eq!(to, 4, "the first replica");
         e.on_reply(2, req_id + 1, Ok(codec::encode(&Output::Value(None))), &t);
         assert!(answer.try_recv().is_err(), "another forward's id is not this one's answer");
@@ -167,11 +157,11 @@ mod tests {
         e.expire(100, &t);
         assert_eq!(late.try_recv().unwrap(), Err(ClientError::Timeout));
         let _leaderless = forward(&mut e, 100, &t);
-        let (to, req_id) = t.last();
+        let (to, req_id) = last(&t);
         assert_eq!(to, 5, "the next replica");
         e.on_reply(2, req_id, Err(ClientError::NoLeader), &t);
         let _next = forward(&mut e, 100, &t);
-        assert_eq!(t.last().0, 6);
+        assert_eq!(last(&t).0, 6);
     }
 
     #[test]

@@ -31,6 +31,8 @@ mod outgoing_snapshots;
 mod peer_frames;
 mod pending;
 mod raft_store;
+#[cfg(test)]
+mod recorded_sends;
 mod runtime;
 mod scrub;
 mod snapshot_install;

@@ -84,19 +84,8 @@ fn send(transport: &impl Transport, peer: NodeId, mut frame: Vec<Envelope>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec;
+    use crate::node::recorded_sends::Recorder;
     use crate::raft::{Entry, Payload};
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(NodeId, Wire)>>);
-
-    impl Transport for Recorder {
-        fn send(&self, to: NodeId, payload: Vec<u8>) {
-            let wire = codec::decode(&payload, WIRE_BYTES_MAX).expect("a frame we can read back");
-            self.0.lock().unwrap().push((to, wire));
-        }
-    }
 
     fn heartbeat(group: u64, to: NodeId, bytes: usize) -> Envelope {
         let entries = if bytes == 0 {
