@@ -75,7 +75,7 @@ pub enum NodeEvent {
     },
     /// The group's data failed its checksum and was dropped at restart (before
     /// `Recovered`): it restarts from the log's cut at `base`, rebuilt by its own log
-    /// (`base` 0) or a leader's snapshot.
+    /// (`base` 0) or a peer's state (`state_fetch`).
     DataDropped {
         base: Index,
     },

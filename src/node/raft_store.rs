@@ -41,7 +41,7 @@ pub struct Recovered {
     pub applied: Applied,
     /// The entries after the cut, contiguous.
     pub entries: Vec<Entry>,
-    /// The data was dropped as corrupt: the group waits for a leader's snapshot.
+    /// The data was dropped as corrupt: the group waits for a peer's state (`state_fetch`).
     pub lost: bool,
 }
 const RECORD_BYTES_MAX: usize = crate::kv::COMMAND_BYTES_MAX + 1024;

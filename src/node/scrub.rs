@@ -7,8 +7,8 @@
 //!   restart, marked ─▶ `run`: read every group's span; a group whose span fails is
 //!                      dropped (one batch: the span deleted, applied := the log's cut,
 //!                      the `lost` mark if the cut is past 0), then the mark is removed
-//!   group recovers lost ─▶ Raft `lose_state_machine`: no campaign, no commit, asks the
-//!                          leader for a snapshot ─▶ installed: the `lost` mark goes
+//!   group recovers lost ─▶ Raft `lose_state_machine`: no campaign, no commit; it fetches
+//!                          a peer's state (`state_fetch`) ─▶ installed: the `lost` mark goes
 //! ```
 //!
 //! Why only the data: the Raft log and hard state carry the node's votes and
@@ -79,7 +79,7 @@ pub fn run<S: Storage>(
         store.stage_lost(lost, &mut batch);
         disk.write(batch)?;
         crate::sometimes!("corrupt_data_dropped");
-        tracing::warn!(group, base = cut.index, "corrupt data dropped; rebuilt from the log or a leader's snapshot");
+        tracing::warn!(group, base = cut.index, "corrupt data dropped; rebuilt from the log or a peer's state");
         dropped.push(Dropped { group: *group, base: cut.index });
     }
     let mut batch = WriteBatch::default();

@@ -59,7 +59,7 @@ pub enum PlantedBug {
     /// term commits and applies entries the leader never had.
     HeartbeatCommitUnmatched,
     /// A node that dropped its data as corrupt rebuilds it from its own log even though
-    /// the log was cut (it does not wait for a leader's snapshot): it applies the entries
+    /// the log was cut (it does not wait for a peer's state): it applies the entries
     /// after the cut to an empty state, so its data lacks every write before the cut.
     RepairFromOwnLog,
     /// Routing sends a key equal to a range's first key to the range before it (`<` for

@@ -66,7 +66,7 @@ pub enum FaultKind {
     SlowDisk,
     /// One record of the node's data is damaged on its disk: the read that meets it
     /// fails its checksum, the node poisons itself, and once restarted (the nemesis's
-    /// undo) drops the data and rebuilds it from its log or its leader.
+    /// undo) drops the data and rebuilds it from its log or a peer's state.
     Corrupt,
 }
 
