@@ -36,6 +36,15 @@ pub const MARKS: &[(&str, &str)] = &[
         "range_moved_answered",
         "a node that hosts no replica of a forwarded request's range answered with its descriptor",
     ),
+    ("range_split", "a replica applied a split of its range: the right half became a new range"),
+    (
+        "range_moved_at_apply",
+        "a range refused to apply a command whose key a split had given away, answering where it went",
+    ),
+    (
+        "range_installed_from_snapshot",
+        "a replica that skipped a split installed a snapshot of the narrower range and dropped the rest",
+    ),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

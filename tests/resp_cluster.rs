@@ -395,6 +395,67 @@ fn ranges_on_some_nodes_serve_every_key_through_every_node() {
 }
 
 #[test]
+fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 3);
+    for extra in &mut cluster.extra {
+        extra.extend(["--sharding", "range"].map(String::from));
+    }
+    cluster.start_all();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let ports: Vec<u16> = cluster.ports.iter().map(|p| p.resp).collect();
+    // Keys "a-…" stay left of the split at "m", keys "w-…" go to the new range.
+    let writers: Vec<_> = ["a", "w"]
+        .into_iter()
+        .map(|name| {
+            let (stop, acked, ports) = (stop.clone(), acked.clone(), ports.clone());
+            std::thread::spawn(move || writer(name.into(), ports, stop, acked))
+        })
+        .collect();
+    let acked_count = || acked.lock().unwrap().len();
+    wait_for("writes before the split", || (acked_count() >= 200).then_some(()));
+    // Only the range's leader takes it; the others say so.
+    let body = wait_for("the leader to take the split", || {
+        cluster.ports.iter().find_map(|p| {
+            let (code, body) = common::http(p.admin, "POST", "/ranges/split?key=m");
+            (code == 200).then_some(body)
+        })
+    });
+    assert!(body.contains("\"splitting\":1"), "{body}");
+    let split_seen = |id: u64| {
+        let (_, body) = cluster.admin_get(id, "/ranges");
+        let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let ranges = ranges.as_array().expect("a list").clone();
+        let halves = ranges.len() == 2 && ranges.iter().all(|r| r["generation"] == 2);
+        (halves && ranges[1]["start"] == "m" && ranges[0]["end"] == "m").then_some(())
+    };
+    for id in 1..=3 {
+        wait_for(&format!("node {id} to apply the split"), || split_seen(id));
+    }
+    let after_split = acked_count();
+    wait_for("writes to both halves after the split", || (acked_count() >= after_split + 200).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.iter().any(|k| k.starts_with("w-")) && acked.iter().any(|k| k.starts_with("a-")));
+    // An MGET across both halves is refused (CROSSSLOT): each half is read on its own.
+    for id in 1..=3 {
+        for prefix in ["a-", "w-"] {
+            let half: Vec<String> = acked.iter().filter(|k| k.starts_with(prefix)).cloned().collect();
+            assert_all_present(&cluster, id, &half);
+        }
+    }
+    let (_, metrics) = cluster.admin_get(1, "/metrics");
+    assert!(metrics.contains("phantomdb_ranges 2\n"), "{metrics}");
+    assert!(metrics.contains("phantomdb_replicas 2\n"), "every node hosts both halves: {metrics}");
+    let (code, body) = common::http(cluster.ports[0].admin, "POST", "/ranges/split?key=");
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
 fn the_demo_serves_every_node_and_stops_on_ctrl_c() {
     // Nine ports per base, below the ephemeral range that free_port() draws from; take a
     // base whose ports are free right now.

@@ -120,22 +120,47 @@ pub struct GroupReplay<'a> {
 
 #[derive(Debug)]
 pub struct Replay<'a> {
-    /// Every group `1..=groups`, even one without events.
+    /// Every group the cluster was created with, even one without events, and every
+    /// group a split made.
     pub groups: BTreeMap<GroupId, GroupReplay<'a>>,
 }
 
 impl<'a> Replay<'a> {
-    /// `initial_voters`: every group's configuration before any entry (committed by
-    /// definition).
+    /// Groups `1..=groups`, each with `initial_voters` as its configuration before any
+    /// entry (committed by definition).
     pub fn build(trace: &'a [TraceEvent], groups: u64, initial_voters: &[NodeId]) -> Replay<'a> {
-        let mut split: BTreeMap<GroupId, Vec<Step<'a>>> = (1..=groups).map(|g| (g, Vec::new())).collect();
+        let initial = (1..=groups).map(|g| (g, initial_voters.to_vec())).collect();
+        Replay::build_with(trace, initial)
+    }
+
+    /// The groups of `keyspace`, each starting with its replicas as voters, and those
+    /// the trace shows a split make, starting with the voters the split gave them.
+    pub fn of_run(trace: &'a [TraceEvent], keyspace: &phantomdb::keyspace::Keyspace) -> Replay<'a> {
+        let mut initial: BTreeMap<GroupId, Vec<NodeId>> =
+            keyspace.ranges().iter().map(|r| (r.id, r.replicas.clone())).collect();
+        for e in trace {
+            if let TraceKind::Node { event: NodeEvent::RangeSplit { right, .. }, .. } = &e.kind {
+                initial.entry(right.id).or_insert_with(|| right.replicas.clone());
+            }
+        }
+        Replay::build_with(trace, initial)
+    }
+
+    fn build_with(trace: &'a [TraceEvent], initial: BTreeMap<GroupId, Vec<NodeId>>) -> Replay<'a> {
+        let mut split: BTreeMap<GroupId, Vec<Step<'a>>> = initial.keys().map(|&g| (g, Vec::new())).collect();
         for e in trace {
             if let TraceKind::Node { node, group, event } = &e.kind {
                 split.entry(*group).or_default().push(Step { t_ns: e.t_ns, node: *node, event });
             }
         }
-        let initial = Config { voters: initial_voters.iter().copied().collect(), outgoing: BTreeSet::new() };
-        let groups = split.into_iter().map(|(g, steps)| (g, Fold::new(initial.clone()).run(steps))).collect();
+        let groups = split
+            .into_iter()
+            .map(|(g, steps)| {
+                let voters = initial.get(&g).map(|v| v.iter().copied().collect()).unwrap_or_default();
+                let config = Config { voters, outgoing: BTreeSet::new() };
+                (g, Fold::new(config).run(steps))
+            })
+            .collect();
         Replay { groups }
     }
 }
@@ -251,7 +276,10 @@ impl Fold {
             }
             // Compaction drops entries from memory, not from what the node holds.
             // The log is kept when the data is dropped.
+            // A range's span is not the log's business.
             NodeEvent::Applied { .. }
+            | NodeEvent::RangeSplit { .. }
+            | NodeEvent::RangeInstalled { .. }
             | NodeEvent::DataDropped { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }

@@ -106,6 +106,8 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => put(out, &(10u8, peer, ratio_ppm)),
         NodeEvent::Poisoned { error } => put(out, &(11u8, error)),
         NodeEvent::DataDropped { base } => put(out, &(12u8, base)),
+        NodeEvent::RangeSplit { index, left, right } => put(out, &(13u8, index, left, right)),
+        NodeEvent::RangeInstalled { range } => put(out, &(14u8, range)),
     }
 }
 

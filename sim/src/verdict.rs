@@ -9,7 +9,6 @@ use crate::replay::Replay;
 use crate::scenario::Scenario;
 use crate::trace::{put, Fnv, TraceEvent, TraceKind};
 use phantomdb::node::NodeEvent;
-use phantomdb::NodeId;
 use serde::Serialize;
 
 /// What a run leaves behind for the checkers.
@@ -80,8 +79,7 @@ pub fn trace_hash(out: &RunOutput) -> u64 {
 }
 
 pub fn evaluate(scenario: &Scenario, out: &RunOutput) -> Verdict {
-    let initial_voters: Vec<NodeId> = (1..=scenario.initial_voters).collect();
-    let replay = Replay::build(&out.trace, scenario.groups, &initial_voters);
+    let replay = Replay::of_run(&out.trace, &scenario.keyspace());
     let inputs = Inputs { scenario, run: out, replay: &replay };
     let checks = CHECKS
         .iter()

@@ -118,9 +118,10 @@ impl Client {
     /// Runs one command against the cluster, following leader hints.
     pub async fn call(&mut self, command: &Command) -> CallOutcome {
         let deadline = Instant::now() + self.timeout;
-        let group = self.keyspace.route(&command.keys()).expect("the workload's commands touch one key");
         let encoded = KvStateMachine::encode(command);
         loop {
+            // Routed again on every try: a `RangeMoved` may have taught a newer range.
+            let group = self.keyspace.route(&command.keys()).expect("the workload's commands touch one key");
             self.req_id += 1;
             let wire = Wire::Request { group, req_id: self.req_id, command: encoded.clone() };
             let target = self.target(group);
@@ -154,10 +155,12 @@ impl Client {
                         ClientError::NotLeader { leader_hint: Some(l) } if l != target => {
                             self.retarget(group, Some(l));
                         }
-                        // The placement is static today: a node knows no newer descriptor.
+                        // A split moved the key, or the node knows an older range than
+                        // ours (it has not applied the split yet): ask another replica.
                         ClientError::RangeMoved { descriptor } => {
-                            assert_eq!(*descriptor, *self.keyspace.descriptor(group), "a range moved");
-                            self.retarget(group, None);
+                            if !self.keyspace.learn(&descriptor) {
+                                self.retarget(group, None);
+                            }
                         }
                         _ => {
                             self.retarget(group, None);

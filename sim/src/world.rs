@@ -364,6 +364,14 @@ impl World {
         }
     }
 
+    /// A key of the workload, drawn from the world's stream (where a `split` with no
+    /// key cuts).
+    pub(crate) fn random_workload_key(&mut self) -> String {
+        let (registers, appends) = crate::workload::keys(&self.scenario);
+        let all: Vec<String> = registers.into_iter().chain(appends).collect();
+        all.choose(&mut self.rng).cloned().unwrap_or_else(|| "k".into())
+    }
+
     /// The up node that most recently won an election in group 1's highest term
     /// (operators' requests act on group 1).
     pub(crate) fn current_leader(&self) -> Option<NodeId> {

@@ -124,3 +124,13 @@ fn repair_from_own_log_is_caught_within_10_seeds() {
 fn range_start_routed_left_is_caught_within_10_seeds() {
     caught_and_replayed("range_start_routed_left", 10);
 }
+
+#[test]
+fn stale_routing_accepted_is_caught_within_20_seeds() {
+    caught_and_replayed("stale_routing_accepted", 20);
+}
+
+#[test]
+fn split_drops_right_writes_is_caught_within_20_seeds() {
+    caught_and_replayed("split_drops_right_writes", 20);
+}

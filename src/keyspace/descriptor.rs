@@ -24,4 +24,39 @@ impl RangeDescriptor {
     pub fn holds(&self, stored: &[u8]) -> bool {
         stored >= self.start.as_slice() && self.end.as_deref().is_none_or(|e| stored < e)
     }
+
+    /// Whether the two spans share a key.
+    pub fn overlaps(&self, other: &RangeDescriptor) -> bool {
+        let starts_before_other_ends = other.end.as_deref().is_none_or(|e| self.start.as_slice() < e);
+        let other_starts_before_we_end = self.end.as_deref().is_none_or(|e| other.start.as_slice() < e);
+        starts_before_other_ends && other_starts_before_we_end
+    }
+
+    /// The two ranges a split at stored key `at` makes, or `None` if `at` is not strictly
+    /// inside the span (a split there would leave an empty half). The left half keeps the
+    /// id; the right one gets `right_id`. Both are one generation newer, on the same
+    /// replicas.
+    pub fn split(&self, at: &[u8], right_id: GroupId) -> Option<(RangeDescriptor, RangeDescriptor)> {
+        if at <= self.start.as_slice() || !self.holds(at) {
+            return None;
+        }
+        let generation = self.generation + 1;
+        let left = RangeDescriptor { end: Some(at.to_vec()), generation, ..self.clone() };
+        let right = RangeDescriptor { id: right_id, start: at.to_vec(), generation, ..self.clone() };
+        Some((left, right))
+    }
+
+    /// The id the right half of a split of this range at its next generation gets: the
+    /// same on every replica (it is derived, not drawn), distinct from every initial
+    /// range's id (`GROUPS_MAX` and below) and, with overwhelming likelihood, from every
+    /// other split's (FNV-1a of the parent and the generation, in 48 bits). The meta group
+    /// will hand out ids instead (ARCHITECTURE §3).
+    pub fn right_id(&self) -> GroupId {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.id.to_be_bytes().into_iter().chain((self.generation + 1).to_be_bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        (hash & ((1 << 48) - 1)).max(super::GROUPS_MAX + 1)
+    }
 }

@@ -31,8 +31,8 @@ pub struct Keyspace {
     planted_bug: Option<PlantedBug>,
     sharding: Sharding,
     /// In key order, tiling the stored keys: the first starts at the least one, each
-    /// ends where the next starts, the last runs to the end. Range `i` (from 0) is group
-    /// `i + 1`.
+    /// ends where the next starts, the last runs to the end. As created, range `i` (from
+    /// 0) is group `i + 1`; splits add ranges with derived ids (`RangeDescriptor::right_id`).
     ranges: Vec<RangeDescriptor>,
 }
 
@@ -130,9 +130,11 @@ impl Keyspace {
         self.sharding
     }
 
-    /// The groups, in key order.
+    /// The groups, in key order of their first range (a stale piece, see `learn`, is
+    /// not listed again).
     pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
-        self.ranges.iter().map(|r| r.id)
+        let mut seen = std::collections::BTreeSet::new();
+        self.ranges.iter().map(|r| r.id).filter(move |&g| seen.insert(g))
     }
 
     pub fn ranges(&self) -> &[RangeDescriptor] {
@@ -140,8 +142,55 @@ impl Keyspace {
     }
 
     pub fn descriptor(&self, group: GroupId) -> &RangeDescriptor {
-        let found = group.checked_sub(1).and_then(|i| self.ranges.get(i as usize));
-        found.unwrap_or_else(|| panic!("group {group} is not in the keyspace"))
+        self.find(group).unwrap_or_else(|| panic!("group {group} is not in the keyspace"))
+    }
+
+    /// The range of `group`, if this map knows it.
+    pub fn find(&self, group: GroupId) -> Option<&RangeDescriptor> {
+        self.ranges.iter().filter(|r| r.id == group).max_by_key(|r| r.generation)
+    }
+
+    /// Takes in `range`, newer than what this map holds of its span: the ranges it
+    /// overlaps, if all older, give up what it covers (a range cut to nothing goes), and
+    /// it takes their place. A descriptor not newer than every range it overlaps changes
+    /// nothing: the map never goes back. The map stays a tiling, but what an overlapped
+    /// range keeps outside `range` is a stale piece: its owner is not known here, and
+    /// requests for it go to the old range, whose replicas answer who owns it now. So an
+    /// id may appear twice; `find` gives its newest descriptor. Returns whether it changed.
+    pub fn learn(&mut self, range: &RangeDescriptor) -> bool {
+        if !self.ranges.iter().filter(|r| r.overlaps(range)).all(|r| r.generation < range.generation) {
+            return false;
+        }
+        let mut tiled = Vec::with_capacity(self.ranges.len() + 2);
+        for r in self.ranges.drain(..) {
+            if !r.overlaps(range) {
+                tiled.push(r);
+                continue;
+            }
+            if r.start < range.start {
+                tiled.push(RangeDescriptor { end: Some(range.start.clone()), ..r.clone() });
+            }
+            if let Some(end) = &range.end {
+                if r.end.as_ref().is_none_or(|e| e > end) {
+                    tiled.push(RangeDescriptor { start: end.clone(), ..r });
+                }
+            }
+        }
+        tiled.push(range.clone());
+        tiled.sort_by(|a, b| a.start.cmp(&b.start));
+        self.ranges = tiled;
+        self.check_tiling();
+        true
+    }
+
+    /// The ranges tile the stored keys: in key order, each ending where the next starts,
+    /// the last to the end.
+    fn check_tiling(&self) {
+        assert!(!self.ranges.is_empty(), "a keyspace has a range");
+        for pair in self.ranges.windows(2) {
+            assert_eq!(pair[0].end.as_ref(), Some(&pair[1].start), "ranges touch: {pair:?}");
+        }
+        assert_eq!(self.ranges.last().and_then(|r| r.end.as_ref()), None, "the last range runs to the end");
     }
 
     /// Where `key` is stored (see `Sharding`).
@@ -172,8 +221,8 @@ impl Keyspace {
     /// The one group that can serve a request on `keys` alone: every key lives there. No
     /// keys (a request about a whole group's state) routes only where there is one group.
     pub fn route(&self, keys: &[&[u8]]) -> Result<GroupId, Unroutable> {
-        if self.ranges.len() == 1 {
-            return Ok(1);
+        if let [only] = self.ranges.as_slice() {
+            return Ok(only.id);
         }
         let first = self.group_of_key(keys.first().ok_or(Unroutable::CrossGroup)?);
         if keys.iter().all(|k| self.group_of_key(k) == first) {
@@ -269,6 +318,36 @@ mod tests {
         let narrow = Keyspace::ranged(vec![b"a".to_vec(), b"a\x00".to_vec()]).unwrap();
         assert_eq!(narrow.key_in(2, "probe"), b"a", "a range without a probe<i> is probed at its start");
         assert_eq!(narrow.group_of_key(&narrow.key_in(3, "probe")), 3);
+    }
+
+    #[test]
+    fn a_map_learns_newer_ranges_and_never_goes_back() {
+        let mut ks = Keyspace::ranged(vec![b"m".to_vec()]).unwrap().place(&[1, 2, 3], 3).unwrap();
+        let parent = ks.descriptor(1).clone();
+        assert_eq!(parent.split(b"", 9), None, "a split at the start leaves an empty half");
+        assert_eq!(parent.split(b"m", 9), None, "a split at the end too");
+        let (left, right) = parent.split(b"f", parent.right_id()).unwrap();
+        assert_eq!((left.id, left.generation, left.end.as_deref()), (1, 2, Some(&b"f"[..])));
+        assert_eq!((right.start.as_slice(), right.end.as_deref(), right.generation), (&b"f"[..], Some(&b"m"[..]), 2));
+        assert!(right.id > GROUPS_MAX, "a split's id is not an initial range's");
+        assert_ne!(right.id, left.split(b"c", left.right_id()).unwrap().1.id, "nor another split's");
+
+        let mut stale = ks.clone();
+        assert!(ks.learn(&right), "the right half is news");
+        assert_eq!(ks.group_of_key(b"g"), right.id);
+        assert_eq!(ks.group_of_key(b"a"), 1, "the rest stays with the parent, a stale piece");
+        assert_eq!(ks.descriptor(1).generation, 1, "the parent is known as it was, but for its span");
+        assert_eq!(ks.descriptor(1).end.as_deref(), Some(&b"f"[..]));
+        assert!(ks.learn(&left));
+        assert_eq!(ks.descriptor(1), &left);
+        assert_eq!(ks.groups().collect::<Vec<_>>(), [1, right.id, 2]);
+        assert!(!ks.learn(&parent), "an older descriptor changes nothing");
+        assert!(!ks.learn(&right), "nor the same one again");
+        assert!(stale.learn(&left), "in either order");
+        assert_eq!(stale.group_of_key(b"g"), 1, "the right half is a stale piece of the parent");
+        assert_eq!(stale.groups().collect::<Vec<_>>(), [1, 2], "listed once");
+        assert!(stale.learn(&right));
+        assert_eq!(stale, ks);
     }
 
     #[test]

@@ -49,6 +49,15 @@ impl Sharding {
         }
     }
 
+    /// Where a split at `key` cuts the stored keys: before `key` itself (range), or before
+    /// its slot (hash: a slot, and so every key of one hash tag, stays in one range).
+    pub fn split_point(self, key: &[u8]) -> Vec<u8> {
+        match self {
+            Sharding::Hash => super::slot(key).to_be_bytes().to_vec(),
+            Sharding::Range => key.to_vec(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Sharding::Hash => "hash",

@@ -70,6 +70,14 @@ pub enum ControlError {
     NoSuchGroup(GroupId),
     #[error("node {node} hosts no replica of group {group}; replicas move with placement")]
     NotHosted { node: NodeId, group: GroupId },
+    #[error("a split at {key:?} would leave range {group} empty on one side")]
+    SplitOutsideRange { group: GroupId, key: Vec<u8> },
+    #[error("range {group} is changing its configuration; split it once the change is done")]
+    SplitDuringChange { group: GroupId },
+    #[error("this node hosts {hosted} groups, the most it may; no more splits")]
+    TooManyGroups { hosted: usize },
+    #[error(transparent)]
+    Propose(#[from] crate::raft::ProposeError),
     #[error("the node stopped")]
     Stopped,
 }

@@ -25,10 +25,13 @@ use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::{Applied, RaftStore};
 use super::snapshot_install;
+use super::split::{self, RangeChange};
 use super::state_fetch::{StateFetch, Verdict};
-use super::{ClientError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
+use super::topology::Topology;
+use super::{ClientError, ControlError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
 use crate::codec;
 use crate::io::{Storage, Transport};
+use crate::keyspace::RangeDescriptor;
 use crate::raft::{self, Durability, Effect, Index, Input, Payload, ProposeError, Raft};
 use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
@@ -56,8 +59,12 @@ pub struct Replica<M: StateMachine, V> {
     snapshot_chunk_bytes_max: usize,
     pub raft: Raft,
     store: RaftStore,
-    /// The group's keys in storage.
+    /// The range the group serves, as far as it has applied (a split changes it).
+    range: RangeDescriptor,
+    /// The group's keys in storage: `range`'s span.
     span: Span,
+    /// The range of the snapshot being received, as its chunks say.
+    incoming_range: Option<RangeDescriptor>,
     /// Where the group's data is (as written to storage, synced or not).
     applied: Applied,
     /// Keys put aside by the snapshot transfer in progress (`snapshot_install`).
@@ -71,6 +78,7 @@ pub struct Replica<M: StateMachine, V> {
     pub pending: Pending<M>,
     snapshots_taken: u64,
     snapshots_installed: u64,
+    splits: u64,
     /// The core's count of drift violations already reported.
     drift_violations_reported: u64,
     /// The leader as of the last batch, to notice a change.
@@ -101,15 +109,16 @@ impl Staged {
 }
 
 impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
-    /// Recovers group `group` of node `cfg.id` from `storage` (an install a crash
-    /// interrupted is finished first: `snapshot_install::resume`).
+    /// Recovers the group of `range` (as last recorded) on node `cfg.id` from `storage`
+    /// (an install a crash interrupted is finished first: `snapshot_install::resume`).
     pub fn recover<S: Storage<View = V>>(
         cfg: &NodeConfig,
-        group: GroupId,
+        range: RangeDescriptor,
         storage: &S,
         now_ms: u64,
         observer: &dyn Observer,
     ) -> Result<Self, NodeError> {
+        let group = range.id;
         let store = RaftStore::new(group);
         let recovered = store.load(storage)?;
         let hard = recovered.hard;
@@ -118,7 +127,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let snapshot_index = snapshot.as_ref().map_or(0, |(m, _)| m.index);
         let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
         let seed = group_seed(cfg.seed, group);
-        let mut raft_cfg = cfg.raft_config(group);
+        let mut raft_cfg = cfg.raft_config(&range);
         if crate::buggify!("small_windows") {
             raft_cfg.append_entries_max = 1;
             raft_cfg.inflight_appends_max = 1;
@@ -155,7 +164,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshot_chunk_bytes_max: cfg.raft.snapshot_chunk_bytes_max,
             raft,
             store,
-            span: Span::of(&cfg.keyspace, group),
+            span: Span::of_range(&range, cfg.keyspace.sharding()),
+            range,
+            incoming_range: None,
             applied,
             incoming_keys: 0,
             outgoing: OutgoingSnapshots::default(),
@@ -164,6 +175,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             pending: Pending::new(ChaCha8Rng::seed_from_u64(seed ^ FORWARD_ID_STREAM).gen()),
             snapshots_taken: 0,
             snapshots_installed: 0,
+            splits: 0,
             drift_violations_reported: 0,
             leader_seen: None,
             commit: None,
@@ -203,6 +215,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             keys: self.applied.keys,
             pending_requests: self.pending.len() as u64,
             rebuilding: self.raft.awaiting_snapshot(),
+            splits: self.splits,
         }
     }
 
@@ -252,6 +265,21 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         }
     }
 
+    /// Proposes to split the range before user key `key` (the leader only). Returns the
+    /// index of the split entry; it takes effect when applied (`split.rs`).
+    pub fn propose_split(&mut self, key: &[u8]) -> Result<Index, ControlError> {
+        let at = self.span.sharding.split_point(key);
+        if at.as_slice() <= self.span.start.as_slice() || !self.span.holds(&at) {
+            return Err(ControlError::SplitOutsideRange { group: self.id, key: key.to_vec() });
+        }
+        let membership = self.raft.membership();
+        if !membership.outgoing.is_empty() || !membership.learners.is_empty() {
+            return Err(ControlError::SplitDuringChange { group: self.id });
+        }
+        let (index, _) = self.raft.propose_range(RangeChange::Split { at }.encode())?;
+        Ok(index)
+    }
+
     /// The core refused a proposal or read: forward it to the leader we know, or answer.
     fn refused(
         &mut self,
@@ -296,6 +324,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         &mut self,
         now_ms: u64,
         disk: &mut Disk<S>,
+        topology: &mut Topology,
         frames: &mut PeerFrames,
         transport: &impl Transport,
     ) -> Result<Staged, NodeError> {
@@ -312,16 +341,18 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             if effects.is_empty() {
                 break;
             }
-            self.stage_effects(now_ms, effects, disk, frames, transport)?;
+            self.stage_effects(now_ms, effects, disk, topology, frames, transport)?;
         }
         Ok(Staged { events: std::mem::take(&mut self.staged), commit: self.commit.take() })
     }
 
+    #[allow(clippy::too_many_arguments)] // the effects and every place they go
     fn stage_effects<S: Storage<View = V>>(
         &mut self,
         now_ms: u64,
         effects: Vec<Effect>,
         disk: &mut Disk<S>,
+        topology: &mut Topology,
         frames: &mut PeerFrames,
         transport: &impl Transport,
     ) -> Result<(), NodeError> {
@@ -345,17 +376,16 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 Effect::BecameLeader { term } => self.staged.push(NodeEvent::BecameLeader { term }),
                 Effect::ReadSnapshotChunk { to, meta, chunk } => {
                     let applied = self.applied;
-                    let raft = &self.raft;
+                    let (raft, range) = (&self.raft, &self.range);
                     let source = || {
                         Ok(Source {
                             meta: raft::SnapshotMeta { index: applied.index, term: applied.term },
                             membership: raft.membership_at(applied.index),
+                            range: range.clone(),
                             view: disk.storage.view()?,
                         })
                     };
-                    let span = &self.span;
-                    let read =
-                        self.outgoing.read(now_ms, to, meta, chunk, span, self.snapshot_chunk_bytes_max, source)?;
+                    let read = self.outgoing.read(now_ms, to, meta, chunk, self.snapshot_chunk_bytes_max, source)?;
                     self.raft.step(now_ms, Input::SnapshotChunk(read));
                 }
                 Effect::SnapshotChunk { chunk, data, .. } => self.put_aside(disk, chunk, &data)?,
@@ -363,9 +393,19 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                     // The log cut is staged above; the data follows it now.
                     let applied = Applied { index: meta.index, term: meta.term, keys: self.incoming_keys };
                     let bug = self.raft.config().planted_bug;
-                    snapshot_install::install(disk, &self.store, self.id, &self.span, applied, bug)?;
+                    let range = self.incoming_range.take().expect("a snapshot's chunks say its range");
+                    snapshot_install::install(disk, &self.store, self.id, &self.span, applied, range.clone(), bug)?;
                     self.applied = applied;
                     self.incoming_keys = 0;
+                    if range != self.range {
+                        // A split this replica skipped: the right half's data went with the
+                        // old span (see `split.rs`).
+                        crate::sometimes!("range_installed_from_snapshot");
+                        topology.map.learn(&range);
+                        self.span = Span::of_range(&range, self.span.sharding);
+                        self.range = range.clone();
+                        self.staged.push(NodeEvent::RangeInstalled { range });
+                    }
                     // Our own proposals it covers may or may not be in it.
                     let covered: Vec<Index> = self.pending.proposals.range(..=meta.index).map(|(&i, _)| i).collect();
                     for i in covered {
@@ -407,6 +447,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         &mut self,
         staged: Staged,
         disk: &mut Disk<S>,
+        topology: &mut Topology,
         transport: &impl Transport,
         observer: &dyn Observer,
     ) -> Result<(), NodeError> {
@@ -416,56 +457,99 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 // Applied with a later batch: the next `stage` takes it along.
                 self.commit = self.commit.max(Some(index));
             } else {
-                self.apply_committed(index, disk, transport, observer)?;
+                self.apply_committed(index, disk, topology, transport, observer)?;
                 self.maybe_compact(disk);
             }
         }
-        self.serve_reads(disk, transport)?;
+        self.serve_reads(disk, topology, transport)?;
         self.on_leader_change(transport);
         Ok(())
     }
 
     /// Applies the committed entries into one batch with the applied record, and writes
     /// it: reads served after it see it. It needs no sync of its own: the entries are
-    /// durable, and a crash that loses the batch re-applies them.
+    /// durable, and a crash that loses the batch re-applies them. A split among them ends
+    /// the batch before it, and is applied in one of its own (`split.rs`); a command
+    /// whose keys are not in the range's span as of its index is not applied but
+    /// answered `RangeMoved` (stale routing, or written before a split that ran first).
     fn apply_committed<S: Storage>(
         &mut self,
         commit: Index,
         disk: &mut Disk<S>,
+        topology: &mut Topology,
         transport: &impl Transport,
         observer: &dyn Observer,
     ) -> Result<(), NodeError> {
         if self.applied.index >= commit {
             return Ok(());
         }
-        let mut data = Applying::new(&disk.storage, &self.span, self.applied.keys);
+        let bug = self.raft.config().planted_bug;
+        let stale_accepted = raft::PlantedBug::StaleRoutingAccepted.is_active(bug);
         let mut applied = self.applied;
         while applied.index < commit {
-            let index = applied.index + 1;
-            let entry = self.raft.entry(index).expect("committed entries are in the log");
-            let output = match &entry.payload {
-                // Configurations act in the core, on append.
-                Payload::Noop | Payload::Membership(_) => None,
-                Payload::Command(bytes) => {
-                    let command =
-                        M::decode(bytes).map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
-                    Some(M::apply(&command, &mut data)?)
-                }
-            };
-            applied.index = index;
-            applied.term = entry.term;
-            let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
-            observer.on_event(self.node, self.id, event);
-            if let Some(p) = self.pending.proposals.remove(&index) {
-                let result: CallResult<M> = match output {
-                    Some(out) if p.term == entry.term => Ok(out),
-                    _ => Err(ClientError::Dropped),
+            let mut data = Applying::new(&disk.storage, &self.span, applied.keys).unchecked(stale_accepted);
+            let mut split = None;
+            while applied.index < commit {
+                let index = applied.index + 1;
+                let entry = self.raft.entry(index).expect("committed entries are in the log");
+                let output = match &entry.payload {
+                    // Configurations act in the core, on append.
+                    Payload::Noop | Payload::Membership(_) => None,
+                    Payload::Range(bytes) => {
+                        split = Some((index, entry.term, RangeChange::decode(bytes, index)?));
+                        break;
+                    }
+                    Payload::Command(bytes) => {
+                        let command = M::decode(bytes)
+                            .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
+                        let keys = M::keys(&command);
+                        if self.span.holds_keys(&keys) || stale_accepted {
+                            Some(Ok(M::apply(&command, &mut data)?))
+                        } else {
+                            crate::sometimes!("range_moved_at_apply");
+                            Some(Err(topology.moved(&keys)))
+                        }
+                    }
                 };
-                p.origin.answer(transport, result);
+                applied.index = index;
+                applied.term = entry.term;
+                let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
+                observer.on_event(self.node, self.id, event);
+                answer_proposal(&mut self.pending, index, entry.term, output, transport);
             }
+            if let Some((_, _, RangeChange::Split { at })) = &split {
+                if raft::PlantedBug::SplitDropsRightWrites.is_active(bug) {
+                    data.forget_from(at);
+                }
+            }
+            applied.keys = data.stage(&mut disk.batch);
+            let Some((index, term, RangeChange::Split { at })) = split else { break };
+            // The split reads the data as of the entry before it.
+            self.store.stage_applied(applied, &mut disk.batch);
+            disk.write_batch()?;
+            let membership = self.raft.membership_at(index);
+            let hosted = &mut topology.hosted;
+            let done =
+                split::apply(disk, &self.store, &self.range, &at, (index, term), applied.keys, &membership, hosted)?;
+            applied.index = index;
+            applied.term = term;
+            let entry = self.raft.entry(index).expect("committed entries are in the log");
+            observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest: entry.digest() });
+            if let Some(done) = done {
+                crate::sometimes!("range_split");
+                self.splits += 1;
+                applied.keys = done.left_keys;
+                self.range = done.left.clone();
+                self.span = Span::of_range(&self.range, self.span.sharding);
+                topology.map.learn(&done.left);
+                topology.map.learn(&done.right);
+                let event = NodeEvent::RangeSplit { index, left: done.left, right: done.right.clone() };
+                observer.on_event(self.node, self.id, event);
+                topology.born.push(done.right);
+            }
+            answer_proposal(&mut self.pending, index, term, None, transport);
         }
-        applied.keys = data.stage(&mut disk.batch);
-        let lags = raft::PlantedBug::AppliedRecordLags.is_active(self.raft.config().planted_bug);
+        let lags = raft::PlantedBug::AppliedRecordLags.is_active(bug);
         self.store.stage_applied(if lags { self.applied } else { applied }, &mut disk.batch);
         disk.write_batch()?;
         self.applied = applied;
@@ -505,7 +589,13 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     }
 
     /// Serves the confirmed reads whose index the state machine has reached.
-    fn serve_reads<S: Storage>(&mut self, disk: &Disk<S>, transport: &impl Transport) -> Result<(), NodeError> {
+    /// A read whose keys a split gave away meanwhile is answered `RangeMoved`.
+    fn serve_reads<S: Storage>(
+        &mut self,
+        disk: &Disk<S>,
+        topology: &Topology,
+        transport: &impl Transport,
+    ) -> Result<(), NodeError> {
         let applied = self.applied.index;
         let due: Vec<u64> = self
             .pending
@@ -517,6 +607,11 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let data = Reading { storage: &disk.storage, span: &self.span, keys: self.applied.keys };
         for id in due {
             let read = self.pending.reads.remove(&id).expect("listed above");
+            let keys = M::keys(&read.command);
+            if !self.span.holds_keys(&keys) {
+                read.origin.answer(transport, Err(topology.moved(&keys)));
+                continue;
+            }
             let output = M::read(&read.command, &data)?;
             read.origin.answer(transport, Ok(output));
         }
@@ -566,18 +661,17 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             return Ok(()); // it asks another peer after a timeout
         }
         let current = raft::SnapshotMeta { index: applied.index, term: applied.term };
-        let raft = &self.raft;
-        let source =
-            || Ok(Source { meta: current, membership: raft.membership_at(applied.index), view: disk.storage.view()? });
-        let read = self.lending.read(
-            now_ms,
-            from,
-            meta.unwrap_or(current),
-            chunk,
-            &self.span,
-            self.snapshot_chunk_bytes_max,
-            source,
-        )?;
+        let (raft, range) = (&self.raft, &self.range);
+        let source = || {
+            Ok(Source {
+                meta: current,
+                membership: raft.membership_at(applied.index),
+                range: range.clone(),
+                view: disk.storage.view()?,
+            })
+        };
+        let read =
+            self.lending.read(now_ms, from, meta.unwrap_or(current), chunk, self.snapshot_chunk_bytes_max, source)?;
         let answer = Wire::StateChunk {
             group: self.id,
             meta: read.meta,
@@ -633,7 +727,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         if chunk == 0 {
             self.incoming_keys = 0;
         }
-        self.incoming_keys += snapshot_install::put_aside(disk, self.id, &self.span, chunk, data)?;
+        let (keys, range) = snapshot_install::put_aside(disk, self.id, chunk, data)?;
+        self.incoming_keys += keys;
+        self.incoming_range = Some(range);
         Ok(())
     }
 
@@ -647,6 +743,24 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         if now_ms >= self.raft.next_deadline_ms() {
             self.raft.step(now_ms, Input::Tick);
         }
+    }
+}
+
+/// Answers our proposal at `index`, if any: with `output` if the entry applied there
+/// is the one proposed (same term), else `Dropped` (another leader's entry replaced it).
+fn answer_proposal<M: StateMachine>(
+    pending: &mut Pending<M>,
+    index: Index,
+    term: raft::Term,
+    output: Option<Result<M::Output, ClientError>>,
+    transport: &impl Transport,
+) {
+    if let Some(p) = pending.proposals.remove(&index) {
+        let result: CallResult<M> = match output {
+            Some(out) if p.term == term => out,
+            _ => Err(ClientError::Dropped),
+        };
+        p.origin.answer(transport, result);
     }
 }
 

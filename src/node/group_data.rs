@@ -13,7 +13,9 @@
 //! not in the group's span is a routing bug, and fatal.
 
 use crate::io::{StorageError, StorageView, WriteBatch};
-use crate::keyspace::{Keyspace, Sharding};
+#[cfg(test)]
+use crate::keyspace::Keyspace;
+use crate::keyspace::{RangeDescriptor, Sharding};
 use crate::state_machine::{Data, DataMut};
 use std::collections::BTreeMap;
 
@@ -30,9 +32,18 @@ pub struct Span {
 }
 
 impl Span {
+    #[cfg(test)]
     pub fn of(keyspace: &Keyspace, group: crate::GroupId) -> Self {
-        let (start, end) = keyspace.span(group);
-        Span { start, end, sharding: keyspace.sharding() }
+        Span::of_range(keyspace.descriptor(group), keyspace.sharding())
+    }
+
+    pub fn of_range(range: &RangeDescriptor, sharding: Sharding) -> Self {
+        Span { start: range.start.clone(), end: range.end.clone(), sharding }
+    }
+
+    /// Whether every one of `keys` (the state machine's) is stored in the span.
+    pub fn holds_keys(&self, keys: &[&[u8]]) -> bool {
+        keys.iter().all(|k| self.holds(&self.sharding.storage_key(k)))
     }
 
     pub fn holds(&self, stored: &[u8]) -> bool {
@@ -53,11 +64,27 @@ pub struct Applying<'a, V: StorageView> {
     /// Stored key → new value (`None`: deleted).
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     keys: u64,
+    /// Keys outside the span are let through (`PlantedBug::StaleRoutingAccepted`).
+    unchecked: bool,
 }
 
 impl<'a, V: StorageView> Applying<'a, V> {
     pub fn new(storage: &'a V, span: &'a Span, keys: u64) -> Self {
-        Applying { storage, span, writes: BTreeMap::new(), keys }
+        Applying { storage, span, writes: BTreeMap::new(), keys, unchecked: false }
+    }
+
+    /// With `unchecked`, keys outside the span are not refused (a planted bug's).
+    pub fn unchecked(mut self, unchecked: bool) -> Self {
+        self.unchecked = unchecked;
+        self
+    }
+
+    fn stored(&self, key: &[u8]) -> Vec<u8> {
+        if self.unchecked {
+            self.span.sharding.storage_key(key)
+        } else {
+            stored(self.span, key)
+        }
     }
 
     fn lookup(&self, stored: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
@@ -65,6 +92,11 @@ impl<'a, V: StorageView> Applying<'a, V> {
             Some(written) => Ok(written.clone()),
             None => self.storage.get(DATA_PARTITION, stored),
         }
+    }
+
+    /// Forgets the writes to stored keys from `at` on (`PlantedBug::SplitDropsRightWrites`).
+    pub fn forget_from(&mut self, at: &[u8]) {
+        self.writes.retain(|k, _| k.as_slice() < at);
     }
 
     /// Stages the writes into `batch`; the group's key count after them.
@@ -81,7 +113,7 @@ impl<'a, V: StorageView> Applying<'a, V> {
 
 impl<V: StorageView> Data for Applying<'_, V> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.lookup(&stored(self.span, key))
+        self.lookup(&self.stored(key))
     }
     fn key_count(&self) -> u64 {
         self.keys
@@ -90,7 +122,7 @@ impl<V: StorageView> Data for Applying<'_, V> {
 
 impl<V: StorageView> DataMut for Applying<'_, V> {
     fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
-        let stored = stored(self.span, key);
+        let stored = self.stored(key);
         if self.lookup(&stored)?.is_none() {
             self.keys += 1;
         }
@@ -99,7 +131,7 @@ impl<V: StorageView> DataMut for Applying<'_, V> {
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StorageError> {
-        let stored = stored(self.span, key);
+        let stored = self.stored(key);
         let present = self.lookup(&stored)?.is_some();
         if present {
             self.keys = self.keys.checked_sub(1).expect("a present key is counted");

@@ -36,8 +36,10 @@ mod recorded_sends;
 mod runtime;
 mod scrub;
 mod snapshot_install;
+mod split;
 mod state_fetch;
 mod status;
+mod topology;
 mod wire;
 
 pub use errors::{ClientError, ControlError, NodeError};

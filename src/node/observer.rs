@@ -2,6 +2,7 @@
 //! checks them (election safety, log matching, state machine safety); the real build logs
 //! them.
 
+use crate::keyspace::RangeDescriptor;
 use crate::raft::{Index, Term};
 use crate::{GroupId, NodeId};
 
@@ -79,6 +80,17 @@ pub enum NodeEvent {
     DataDropped {
         base: Index,
     },
+    /// The split at `index` (just applied, see `Applied`) cut the group's range: it keeps
+    /// `left`, and the new group of `right` takes the rest.
+    RangeSplit {
+        index: Index,
+        left: RangeDescriptor,
+        right: RangeDescriptor,
+    },
+    /// A snapshot installed (see `SnapshotInstalled`) changed the group's range to `range`.
+    RangeInstalled {
+        range: RangeDescriptor,
+    },
 }
 
 pub trait Observer: Send + Sync + 'static {
@@ -100,6 +112,9 @@ impl Observer for LogObserver {
             }
             NodeEvent::SnapshotInstalled { index, term } => {
                 tracing::info!(node, group, index, term, "installed the leader's snapshot")
+            }
+            NodeEvent::RangeSplit { index, left, right } => {
+                tracing::info!(node, group, index, ?left, ?right, "range split")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, group, %error, "poisoned"),
             NodeEvent::DataDropped { base } => {

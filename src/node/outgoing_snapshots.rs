@@ -12,12 +12,16 @@
 //!     anything else ─▶ start over (chunk 0, a new view)
 //! ```
 //!
+//! Every chunk carries the range the snapshot is of, so that a follower that skips a
+//! split by installing it learns the range's new span.
+//!
 //! At most one transfer per follower; all of them go when the replica stops leading, and
 //! one goes when it was idle for `TRANSFER_IDLE_MS` (a view holds old versions in storage).
 
-use super::group_data::{Span, DATA_PARTITION};
+use super::group_data::DATA_PARTITION;
 use super::snapshot_install::encode_chunk;
 use crate::io::{Pairs, StorageError, StorageView};
+use crate::keyspace::RangeDescriptor;
 use crate::raft::{Membership, SnapshotChunk, SnapshotMeta};
 use crate::NodeId;
 use std::collections::BTreeMap;
@@ -31,6 +35,8 @@ const PAGE_KEYS: usize = 256;
 struct Transfer<V> {
     meta: SnapshotMeta,
     membership: Membership,
+    /// The range as of `meta` (a split may narrow the group's while the transfer runs).
+    range: RangeDescriptor,
     view: V,
     chunk: u64,
     /// The first stored key of the chunk in flight.
@@ -44,6 +50,7 @@ struct Transfer<V> {
 pub struct Source<V> {
     pub meta: SnapshotMeta,
     pub membership: Membership,
+    pub range: RangeDescriptor,
     pub view: V,
 }
 
@@ -66,7 +73,6 @@ impl<V: StorageView> OutgoingSnapshots<V> {
         to: NodeId,
         meta: SnapshotMeta,
         chunk: u64,
-        span: &Span,
         bytes_max: usize,
         source: impl FnOnce() -> Result<Source<V>, StorageError>,
     ) -> Result<SnapshotChunk, StorageError> {
@@ -78,28 +84,29 @@ impl<V: StorageView> OutgoingSnapshots<V> {
             same && (chunk == 0 || chunk == t.chunk || (chunk == t.chunk + 1 && t.next.is_some()))
         });
         if !continues {
-            let Source { meta, membership, view } = source()?;
-            let start = span.start.clone();
-            self.transfers
-                .insert(to, Transfer { meta, membership, view, chunk: 0, start, next: None, last_used_ms: now_ms });
+            let Source { meta, membership, range, view } = source()?;
+            let start = range.start.clone();
+            let transfer =
+                Transfer { meta, membership, range, view, chunk: 0, start, next: None, last_used_ms: now_ms };
+            self.transfers.insert(to, transfer);
         }
         let t = self.transfers.get_mut(&to).expect("inserted above");
         if continues && chunk == 0 {
-            t.start = span.start.clone();
+            t.start = t.range.start.clone();
             t.chunk = 0;
         } else if continues && chunk == t.chunk + 1 {
             t.start = t.next.take().expect("checked above");
             t.chunk = chunk;
         }
         t.last_used_ms = now_ms;
-        let (pairs, next) = read_chunk(&t.view, &t.start, span.end.as_deref(), bytes_max)?;
+        let (pairs, next) = read_chunk(&t.view, &t.start, t.range.end.as_deref(), bytes_max)?;
         t.next = next.clone();
         Ok(SnapshotChunk {
             to,
             meta: t.meta,
             membership: t.membership.clone(),
             chunk: t.chunk,
-            data: encode_chunk(&pairs),
+            data: encode_chunk(&t.range, &pairs),
             done: next.is_none(),
         })
     }

@@ -3,7 +3,9 @@
 //! group's data in `group_data` is at), key `snap` for where the log was cut (the index,
 //! its term and the configuration then), keys `log` + big-endian index for the entries
 //! after it (so a prefix scan returns them in order), key `lost` while the group's data was
-//! dropped as corrupt and no snapshot has replaced it yet (`scrub`).
+//! dropped as corrupt and no snapshot has replaced it yet (`scrub`), key `range` for the
+//! group's range descriptor once a split changed it from the initial one (written with
+//! the applied record of the entry or snapshot that changed it).
 //!
 //! The log is cut only behind the applied index, and the applied record is written in a
 //! batch before the cut: storage keeps a prefix of batches, so after any crash the data
@@ -15,6 +17,7 @@ use super::snapshot_install::Install;
 use super::NodeError;
 use crate::codec;
 use crate::io::{Storage, WriteBatch};
+use crate::keyspace::RangeDescriptor;
 use crate::raft::{Effect, Entry, HardState, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 
@@ -24,6 +27,7 @@ const SNAPSHOT_KEY: &[u8] = b"snap";
 const APPLIED_KEY: &[u8] = b"applied";
 const INSTALL_KEY: &[u8] = b"install";
 const LOST_KEY: &[u8] = b"lost";
+const RANGE_KEY: &[u8] = b"range";
 
 /// Where a group's data is: every entry up to `index` (of `term`) applied, `keys` keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,12 +73,7 @@ impl RaftStore {
             }
         };
         let cut = self.load_cut(storage)?;
-        let applied: Applied = match storage.get(&self.partition, APPLIED_KEY)? {
-            None => Applied::default(),
-            Some(bytes) => {
-                codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("applied: {e}")))?
-            }
-        };
+        let applied = self.load_applied(storage)?;
         let after = cut.as_ref().map_or(0, |(m, _)| m.index);
         if applied.index < after {
             return Err(NodeError::Corrupt(format!("applied {} is behind the log cut at {after}", applied.index)));
@@ -98,6 +97,16 @@ impl RaftStore {
         }
         let lost = storage.get(&self.partition, LOST_KEY)?.is_some();
         Ok(Recovered { hard, cut, applied, entries, lost })
+    }
+
+    /// The applied record (the default: nothing applied).
+    pub fn load_applied(&self, storage: &impl Storage) -> Result<Applied, NodeError> {
+        match storage.get(&self.partition, APPLIED_KEY)? {
+            None => Ok(Applied::default()),
+            Some(bytes) => {
+                codec::decode(&bytes, RECORD_BYTES_MAX).map_err(|e| NodeError::Corrupt(format!("applied: {e}")))
+            }
+        }
     }
 
     /// Where the log was cut, with the configuration then (`None`: never cut).
@@ -135,6 +144,22 @@ impl RaftStore {
             Some(i) => batch.put(&self.partition, INSTALL_KEY.to_vec(), codec::encode(i)),
             None => batch.delete(&self.partition, INSTALL_KEY.to_vec()),
         }
+    }
+
+    /// The group's range as its last split or installed snapshot left it (`None`: as the
+    /// cluster was created).
+    pub fn load_range(&self, storage: &impl Storage) -> Result<Option<RangeDescriptor>, NodeError> {
+        match storage.get(&self.partition, RANGE_KEY)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, RECORD_BYTES_MAX)
+                .map(Some)
+                .map_err(|e| NodeError::Corrupt(format!("range descriptor: {e}"))),
+        }
+    }
+
+    /// Stages the group's range descriptor (with the applied record, in the same batch).
+    pub fn stage_range(&self, range: &RangeDescriptor, batch: &mut WriteBatch) {
+        batch.put(&self.partition, RANGE_KEY.to_vec(), codec::encode(range));
     }
 
     /// Stages the applied record (with the data it describes, in the same batch).

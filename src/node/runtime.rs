@@ -8,11 +8,13 @@ use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
-use super::{created_with, scrub, snapshot_install};
+use super::raft_store::RaftStore;
+use super::topology::Topology;
+use super::{created_with, scrub, snapshot_install, split};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
 use crate::codec;
 use crate::io::{Clock, Inbound, Storage, StorageError, Transport};
-use crate::keyspace::{Keyspace, Unroutable};
+use crate::keyspace::{Keyspace, RangeDescriptor, Unroutable};
 use crate::raft::{self, Envelope};
 use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
@@ -71,9 +73,9 @@ impl NodeConfig {
         self.raft.id
     }
 
-    pub(super) fn raft_config(&self, group: GroupId) -> raft::Config {
-        let voters = self.keyspace.descriptor(group).replicas.clone();
-        raft::Config { group, voters, ..self.raft.clone() }
+    /// The Raft settings of `range`'s group, whose initial voters are its replicas.
+    pub(super) fn raft_config(&self, range: &RangeDescriptor) -> raft::Config {
+        raft::Config { group: range.id, voters: range.replicas.clone(), ..self.raft.clone() }
     }
 
     /// The groups this node hosts, in key order: an initial voter hosts those whose
@@ -81,12 +83,12 @@ impl NodeConfig {
     /// an initial voter) hosts every group, outside its membership until a membership
     /// change adds it (moves of replicas onto new nodes come with placement).
     pub fn hosted(&self) -> Vec<GroupId> {
-        self.keyspace.groups().filter(|&g| self.hosts(self.id(), g)).collect()
+        self.keyspace.ranges().iter().filter(|r| self.hosts(self.id(), r)).map(|r| r.id).collect()
     }
 
-    /// Whether `node` of this cluster hosts `group` (see `hosted`).
-    pub fn hosts(&self, node: NodeId, group: GroupId) -> bool {
-        !self.raft.voters.contains(&node) || self.keyspace.descriptor(group).replicas.contains(&node)
+    /// Whether `node` of this cluster hosts `range` (see `hosted`).
+    pub fn hosts(&self, node: NodeId, range: &RangeDescriptor) -> bool {
+        !self.raft.voters.contains(&node) || range.replicas.contains(&node)
     }
 }
 
@@ -134,6 +136,10 @@ enum Control {
         learners: BTreeSet<NodeId>,
         reply: oneshot::Sender<Result<(), ControlError>>,
     },
+    Split {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<GroupId, ControlError>>,
+    },
 }
 
 /// Operators' requests queued to a node before `transfer_leadership` waits.
@@ -145,12 +151,18 @@ pub struct NodeHandle<M: StateMachine> {
     calls: mpsc::Sender<Call<M>>,
     controls: mpsc::Sender<Control>,
     status: watch::Receiver<Vec<NodeStatus>>,
+    range_map: watch::Receiver<Keyspace>,
 }
 
 // Not derived: a derive would ask `M: Clone`, which the handle does not need.
 impl<M: StateMachine> Clone for NodeHandle<M> {
     fn clone(&self) -> Self {
-        NodeHandle { calls: self.calls.clone(), controls: self.controls.clone(), status: self.status.clone() }
+        NodeHandle {
+            calls: self.calls.clone(),
+            controls: self.controls.clone(),
+            status: self.status.clone(),
+            range_map: self.range_map.clone(),
+        }
     }
 }
 
@@ -203,6 +215,15 @@ impl<M: StateMachine> NodeHandle<M> {
         rx.await.unwrap_or(Err(ControlError::Stopped))
     }
 
+    /// Asks this node, which must lead the range holding user key `key`, to split it
+    /// before `key` (before its slot in hash sharding). Returns the range split once the
+    /// split is in its log; it takes effect when applied (`split.rs`).
+    pub async fn split_range(&self, key: Vec<u8>) -> Result<GroupId, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.controls.send(Control::Split { key, reply }).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
     /// The latest published status of the node's first group (the only group of a real
     /// node today).
     pub fn status(&self) -> NodeStatus {
@@ -212,6 +233,11 @@ impl<M: StateMachine> NodeHandle<M> {
     /// The latest published status of every group the node hosts, by group.
     pub fn group_statuses(&self) -> Vec<NodeStatus> {
         self.status.borrow().clone()
+    }
+
+    /// The node's map of the ranges: exact for those it hosts, as last learnt for others.
+    pub fn range_map(&self) -> Keyspace {
+        self.range_map.borrow().clone()
     }
 }
 
@@ -230,9 +256,12 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     calls: mpsc::Receiver<Call<M>>,
     controls: mpsc::Receiver<Control>,
     status: watch::Sender<Vec<NodeStatus>>,
+    range_map: watch::Sender<Keyspace>,
     recent_requests: RecentRequests,
     /// Requests for ranges this node hosts no replica of, forwarded to one.
     elsewhere: Elsewhere<M>,
+    /// The range map, the groups hosted, and those a split just made.
+    topology: Topology,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -248,23 +277,33 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let now = clock.monotonic_ms();
         let mut disk = Disk::new(storage, cfg.sync_writes);
         created_with::check(&mut disk, cfg.keyspace.sharding())?;
+        let topology = recover_topology(&cfg, &disk.storage)?;
+        let sharding = cfg.keyspace.sharding();
+        let ranges: Vec<RangeDescriptor> =
+            topology.hosted.iter().map(|&g| topology.map.descriptor(g).clone()).collect();
         // Before anything reads the data: a node that stopped on corrupt data drops it.
-        let spans: Vec<(GroupId, Span)> = cfg.hosted().into_iter().map(|g| (g, Span::of(&cfg.keyspace, g))).collect();
+        let spans: Vec<(GroupId, Span)> = ranges.iter().map(|r| (r.id, Span::of_range(r, sharding))).collect();
         for dropped in scrub::run(&mut disk, &spans, cfg.raft.planted_bug)? {
             observer.on_event(cfg.id(), dropped.group, NodeEvent::DataDropped { base: dropped.base });
         }
         for (g, span) in &spans {
             snapshot_install::resume(&mut disk, *g, span)?;
         }
-        let groups = cfg
-            .hosted()
-            .into_iter()
-            .map(|g| Replica::recover(&cfg, g, &disk.storage, now, observer.as_ref()).map(|r| (g, r)))
+        // A resumed install may have changed a range: recover from the records.
+        let topology = recover_topology(&cfg, &disk.storage)?;
+        let groups = topology
+            .hosted
+            .iter()
+            .map(|&g| {
+                let range = topology.map.descriptor(g).clone();
+                Replica::recover(&cfg, range, &disk.storage, now, observer.as_ref()).map(|r| (g, r))
+            })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let elsewhere = Elsewhere::new(cfg.seed, cfg.request_timeout_ms, cfg.pending_requests_max);
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
+        let (range_map, range_map_rx) = watch::channel(topology.map.clone());
         let mut node = Node {
             disk,
             cfg,
@@ -278,11 +317,14 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             calls,
             controls,
             status,
+            range_map,
             recent_requests: RecentRequests::default(),
             elsewhere,
+            topology,
         };
         node.publish_status();
-        Ok((node, NodeHandle { calls: tx, controls: control_tx, status: status_rx }))
+        let handle = NodeHandle { calls: tx, controls: control_tx, status: status_rx, range_map: range_map_rx };
+        Ok((node, handle))
     }
 
     /// Runs until storage fails (the node is poisoned) or the transport's inbox closes.
@@ -398,10 +440,19 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 }
                 let _ = reply.send(result);
             }
+            Control::Split { key, reply } => {
+                let result = self.split(&key);
+                if let Ok(group) = result {
+                    tracing::info!(node, group, key = ?key, "split proposed");
+                }
+                let _ = reply.send(result);
+            }
             Control::ChangeMembership { group, voters, learners, reply } => {
                 // A member that hosts no replica would never answer: the group could lose
                 // its quorum to a configuration that cannot work.
-                let absent = voters.iter().chain(&learners).copied().find(|&n| !self.cfg.hosts(n, group));
+                let range = self.topology.map.find(group);
+                let hosts = |n: NodeId| range.is_some_and(|r| self.cfg.hosts(n, r));
+                let absent = voters.iter().chain(&learners).copied().find(|&n| !hosts(n));
                 let result = match (self.groups.get_mut(&group), absent) {
                     (None, _) => Err(ControlError::NoSuchGroup(group)),
                     (Some(_), Some(n)) => Err(ControlError::NotHosted { node: n, group }),
@@ -417,12 +468,33 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         }
     }
 
+    /// Proposes a split before `key` in the range holding it, which this node must lead.
+    fn split(&mut self, key: &[u8]) -> Result<GroupId, ControlError> {
+        let group =
+            self.route_keys(&[key]).map_err(|_| ControlError::SplitOutsideRange { group: 0, key: key.to_vec() })?;
+        let hosted = self.topology.hosted.len();
+        if hosted >= crate::keyspace::GROUPS_MAX as usize {
+            return Err(ControlError::TooManyGroups { hosted });
+        }
+        let replica = self.groups.get_mut(&group).ok_or(ControlError::NoSuchGroup(group))?;
+        replica.propose_split(key)?;
+        Ok(group)
+    }
+
     fn publish_status(&mut self) {
         let statuses: Vec<NodeStatus> = self.groups.values().map(Replica::status).collect();
         self.status.send_if_modified(|current| {
             let changed = *current != statuses;
             if changed {
                 *current = statuses;
+            }
+            changed
+        });
+        let map = &self.topology.map;
+        self.range_map.send_if_modified(|current| {
+            let changed = current != map;
+            if changed {
+                *current = map.clone();
             }
             changed
         });
@@ -463,11 +535,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                         return Ok(());
                     }
                 };
-                // The sender routed it; a route that disagrees with ours is stale.
+                // The sender routed it; a route that disagrees with ours is stale (theirs,
+                // or ours for a range we do not host: they learn it is not newer).
                 match self.route(&command) {
                     Ok(g) if g == group => {}
                     Ok(_) => {
-                        origin.answer(&self.transport, Err(ClientError::WrongGroup { group }));
+                        let moved = self.topology.moved(&M::keys(&command));
+                        origin.answer(&self.transport, Err(moved));
                         return Ok(());
                     }
                     Err(e) => {
@@ -480,8 +554,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                         // A node forwarded it here: answer who hosts it, rather than
                         // forward a forward.
                         crate::sometimes!("range_moved_answered");
-                        let descriptor = Box::new(self.cfg.keyspace.descriptor(group).clone());
-                        origin.answer(&self.transport, Err(ClientError::RangeMoved { descriptor }));
+                        let moved = self.topology.moved(&M::keys(&command));
+                        origin.answer(&self.transport, Err(moved));
                     } else {
                         self.on_call(command, origin);
                     }
@@ -507,6 +581,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 }
             }
             Wire::Reply { group, req_id, result } if !self.groups.contains_key(&group) => {
+                if let Err(ClientError::RangeMoved { descriptor }) = &result {
+                    self.topology.map.learn(descriptor);
+                }
                 self.elsewhere.on_reply(group, req_id, result, &self.transport);
             }
             Wire::Reply { group, req_id, result } => {
@@ -534,7 +611,11 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
 
     /// The group that serves `command`, or the error its caller hears.
     fn route(&self, command: &M::Command) -> Result<GroupId, ClientError> {
-        self.cfg.keyspace.route(&M::keys(command)).map_err(|e| match e {
+        self.route_keys(&M::keys(command))
+    }
+
+    fn route_keys(&self, keys: &[&[u8]]) -> Result<GroupId, ClientError> {
+        self.topology.map.route(keys).map_err(|e| match e {
             Unroutable::CrossGroup => ClientError::CrossGroup,
         })
     }
@@ -556,7 +637,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let now = self.clock.monotonic_ms();
         match self.groups.get_mut(&g) {
             Some(group) => group.on_call(now, command, origin, &self.transport, self.observer.as_ref()),
-            None => self.elsewhere.forward(now, self.cfg.keyspace.descriptor(g), &command, origin, &self.transport),
+            None => self.elsewhere.forward(now, self.topology.map.descriptor(g), &command, origin, &self.transport),
         }
     }
 
@@ -568,7 +649,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let now = self.clock.monotonic_ms();
         let mut held = Held { mark: 0, frames: PeerFrames::default(), groups: Vec::new() };
         for (&id, g) in self.groups.iter_mut() {
-            let staged = g.stage(now, &mut self.disk, &mut self.frames, &self.transport)?;
+            let staged = g.stage(now, &mut self.disk, &mut self.topology, &mut self.frames, &self.transport)?;
             if !staged.is_empty() {
                 held.groups.push((id, staged));
             }
@@ -590,6 +671,18 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         Ok(staged_ms)
     }
 
+    /// Starts a replica for every group a split gave this node (its records are written,
+    /// with the split's batch).
+    fn start_born(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.monotonic_ms();
+        for range in std::mem::take(&mut self.topology.born) {
+            let id = range.id;
+            let replica = Replica::recover(&self.cfg, range, &self.disk.storage, now, self.observer.as_ref())?;
+            assert!(self.groups.insert(id, replica).is_none(), "group {id} was born twice");
+        }
+        Ok(())
+    }
+
     /// Hands out the held batches that are durable, oldest first: their events, then
     /// their messages, then each group applies and answers (answers promise durability:
     /// a committed entry is on a quorum's disks, and on ours too before we say so). Then
@@ -598,7 +691,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         // Every group serves its confirmed reads and notices leader changes, sync or not
         // (with nothing to apply, `finish` writes nothing).
         for g in self.groups.values_mut() {
-            g.finish(Staged::default(), &mut self.disk, &self.transport, self.observer.as_ref())?;
+            g.finish(Staged::default(), &mut self.disk, &mut self.topology, &self.transport, self.observer.as_ref())?;
         }
         if self.disk.is_syncing() {
             return Ok(());
@@ -615,9 +708,10 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             held.frames.flush(&self.transport);
             for (id, staged) in held.groups {
                 let g = self.groups.get_mut(&id).expect("a hosted group");
-                g.finish(staged, &mut self.disk, &self.transport, self.observer.as_ref())?;
+                g.finish(staged, &mut self.disk, &mut self.topology, &self.transport, self.observer.as_ref())?;
             }
         }
+        self.start_born()?;
         if self.held.front().is_some_and(Held::needs_sync) {
             self.disk.start_sync()?;
         }
@@ -625,6 +719,24 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         debug_assert!(self.held.is_empty() || self.disk.is_syncing(), "held batches with no sync to release them");
         Ok(())
     }
+}
+
+/// The groups the node hosts (as recorded once a split changed them, else as placed at
+/// creation) with their ranges as recorded, and the routing map that knows them.
+fn recover_topology(cfg: &NodeConfig, storage: &impl Storage) -> Result<Topology, NodeError> {
+    let hosted = match split::load_hosted(storage)? {
+        Some(hosted) => hosted,
+        None => cfg.hosted().into_iter().collect(),
+    };
+    let mut map = cfg.keyspace.clone();
+    for &g in &hosted {
+        let range = match RaftStore::new(g).load_range(storage)? {
+            Some(range) => range,
+            None => map.find(g).cloned().ok_or_else(|| NodeError::Corrupt(format!("group {g} has no range")))?,
+        };
+        map.learn(&range);
+    }
+    Ok(Topology { map, hosted, born: Vec::new() })
 }
 
 #[cfg(test)]
@@ -643,14 +755,14 @@ mod tests {
         let cfg = config(2);
         // Replicas dealt round-robin: [1, 2], [3, 4], [1, 2], [3, 4].
         assert_eq!(cfg.hosted(), [1, 3]);
-        assert_eq!(cfg.raft_config(3).voters, [1, 2]);
-        assert_eq!(cfg.raft_config(3).group, 3);
+        assert_eq!(cfg.raft_config(cfg.keyspace.descriptor(3)).voters, [1, 2]);
+        assert_eq!(cfg.raft_config(cfg.keyspace.descriptor(3)).group, 3);
         assert_eq!(config(5).hosted(), [1, 2, 3, 4], "a spare hosts every range, outside its membership");
         let mut few = config(4);
         few.keyspace = Keyspace::hashed(1).and_then(|k| k.place(&[1, 2, 3, 4], 3)).unwrap();
         assert!(few.hosted().is_empty(), "a voter without a replica hosts nothing");
-        assert!(!few.hosts(4, 1), "so it can join no group's membership");
-        assert!(few.hosts(5, 1), "a spare can");
+        assert!(!few.hosts(4, few.keyspace.descriptor(1)), "so it can join no group's membership");
+        assert!(few.hosts(5, few.keyspace.descriptor(1)), "a spare can");
         assert_eq!(NodeConfig::new(1, vec![1, 2, 3], 0).hosted(), [1], "by default one range on every voter");
     }
 }

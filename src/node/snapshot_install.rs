@@ -23,6 +23,7 @@ use super::raft_store::{Applied, RaftStore};
 use super::NodeError;
 use crate::codec;
 use crate::io::{Pairs, Storage, WriteBatch};
+use crate::keyspace::RangeDescriptor;
 use crate::GroupId;
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +36,13 @@ const PAGE_KEYS: usize = 1024;
 pub const CHUNK_BYTES_MAX: usize = 64 << 20;
 
 /// How far an install got; kept in the group's Raft partition until it is done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Install {
     /// What the data will be once moved.
     pub applied: Applied,
+    /// The range the snapshot is of: the group's once the install is done (a split the
+    /// node skipped narrowed it).
+    pub range: RangeDescriptor,
     pub phase: Phase,
 }
 
@@ -56,35 +60,39 @@ fn aside_key(group: GroupId, stored: &[u8]) -> Vec<u8> {
     key
 }
 
-/// The pairs of one chunk, as a leader encodes them (stored keys, in order).
-pub fn encode_chunk(pairs: &Pairs) -> Vec<u8> {
-    codec::encode(pairs)
+/// One chunk as a leader encodes it: the range the snapshot is of, and its pairs (stored
+/// keys, in order).
+pub fn encode_chunk(range: &RangeDescriptor, pairs: &Pairs) -> Vec<u8> {
+    codec::encode(&(range, pairs))
 }
 
 /// Puts a chunk aside (chunk 0 first drops what an earlier transfer left); returns the
-/// number of keys in it. A chunk that does not decode, or holds a key outside the group's
-/// span, came from a leader that is broken: fatal, like any corrupt state.
+/// number of keys in it and the range the snapshot is of. A chunk that does not decode,
+/// is of another group, or holds a key outside its range came from a leader that is
+/// broken: fatal, like any corrupt state.
 pub fn put_aside<S: Storage>(
     disk: &mut Disk<S>,
     group: GroupId,
-    span: &Span,
     chunk: u64,
     data: &[u8],
-) -> Result<u64, NodeError> {
-    let pairs: Pairs = codec::decode(data, CHUNK_BYTES_MAX)
+) -> Result<(u64, RangeDescriptor), NodeError> {
+    let (range, pairs): (RangeDescriptor, Pairs) = codec::decode(data, CHUNK_BYTES_MAX)
         .map_err(|e| NodeError::Corrupt(format!("group {group}: snapshot chunk {chunk} does not decode: {e}")))?;
+    if range.id != group {
+        return Err(NodeError::Corrupt(format!("group {group}: snapshot chunk {chunk} is of range {}", range.id)));
+    }
     if chunk == 0 {
         clear_aside(disk, group)?;
     }
     for (stored, value) in pairs.iter() {
-        if !span.holds(stored) {
+        if !range.holds(stored) {
             return Err(NodeError::Corrupt(format!(
-                "group {group}: snapshot chunk {chunk} holds key {stored:?} outside {span:?}"
+                "group {group}: snapshot chunk {chunk} holds key {stored:?} outside {range:?}"
             )));
         }
         disk.batch.put(ASIDE_PARTITION, aside_key(group, stored), value.clone());
     }
-    Ok(pairs.len() as u64)
+    Ok((pairs.len() as u64, range))
 }
 
 /// The keys put aside for `group`: `[start, end)` of the aside partition.
@@ -131,17 +139,20 @@ fn clear_aside<S: Storage>(disk: &mut Disk<S>, group: GroupId) -> Result<(), Nod
     })
 }
 
-/// Starts the install of what was put aside: `batch` already holds the log cut; the
-/// install record joins it, and the move runs to its end.
+/// Starts the install of what was put aside, a snapshot of `range`, over the group's
+/// data in `span` (its range before the install): `batch` already holds the log cut;
+/// the install record joins it, and the move runs to its end.
+#[allow(clippy::too_many_arguments)] // the install and where it goes
 pub fn install<S: Storage>(
     disk: &mut Disk<S>,
     store: &RaftStore,
     group: GroupId,
     span: &Span,
     applied: Applied,
+    range: RangeDescriptor,
     planted_bug: Option<crate::raft::PlantedBug>,
 ) -> Result<(), NodeError> {
-    let record = Install { applied, phase: Phase::Clear };
+    let record = Install { applied, range, phase: Phase::Clear };
     if !crate::raft::PlantedBug::InstallWithoutRecord.is_active(planted_bug) {
         store.stage_install(Some(&record), &mut disk.batch);
     }
@@ -186,6 +197,7 @@ fn run<S: Storage>(
         }
     })?;
     store.stage_applied(record.applied, &mut disk.batch);
+    store.stage_range(&record.range, &mut disk.batch);
     store.stage_install(None, &mut disk.batch);
     // A group whose data was dropped as corrupt (`scrub`) has it back.
     store.stage_lost(false, &mut disk.batch);
@@ -220,6 +232,7 @@ mod tests {
     fn crash_anywhere_in_an_install(bug: Option<crate::raft::PlantedBug>) -> Result<(), String> {
         let keyspace = Keyspace::hashed(2).unwrap();
         let (group, span) = (1, Span::of(&keyspace, 1));
+        let range = keyspace.descriptor(1);
         let store = RaftStore::new(group);
         let old = stored(&keyspace, 1, "old", 1_500);
         let new = stored(&keyspace, 1, "new", 2_100);
@@ -236,15 +249,15 @@ mod tests {
         store.stage_cut(cut(5, 1), &members, None, &mut disk.batch);
         disk.write_batch().unwrap();
         for (i, chunk) in new.chunks(700).enumerate() {
-            let kept = put_aside(&mut disk, group, &span, i as u64, &encode_chunk(&chunk.to_vec())).unwrap();
-            assert_eq!(kept, chunk.len() as u64);
+            let (kept, of) = put_aside(&mut disk, group, i as u64, &encode_chunk(range, &chunk.to_vec())).unwrap();
+            assert_eq!((kept, &of), (chunk.len() as u64, range));
         }
         disk.write_batch().unwrap();
         let before = disk.storage.clone();
         let written = disk.storage.batches.len();
         // As the replica does: the log cut goes in the batch the install record joins.
         store.stage_cut(cut(9, 2), &members, None, &mut disk.batch);
-        install(&mut disk, &store, group, &span, new_applied, bug).unwrap();
+        install(&mut disk, &store, group, &span, new_applied, range.clone(), bug).unwrap();
         let install_batches = disk.storage.batches[written..].to_vec();
         assert!(install_batches.len() > 4, "pages of a bounded size: {} batches", install_batches.len());
         let (old_data, new_data): (BTreeMap<_, _>, BTreeMap<_, _>) =
@@ -290,10 +303,14 @@ mod tests {
     #[test]
     fn a_chunk_that_does_not_decode_or_leaves_the_span_is_refused() {
         let keyspace = Keyspace::hashed(2).unwrap();
-        let span = Span::of(&keyspace, 1);
+        let range = keyspace.descriptor(1);
         let mut disk = Disk::new(Recording::default(), true);
-        assert!(matches!(put_aside(&mut disk, 1, &span, 0, &[0xff; 3]), Err(NodeError::Corrupt(_))));
+        assert!(matches!(put_aside(&mut disk, 1, 0, &[0xff; 3]), Err(NodeError::Corrupt(_))));
         let foreign = stored(&keyspace, 2, "k", 1);
-        assert!(matches!(put_aside(&mut disk, 1, &span, 0, &encode_chunk(&foreign)), Err(NodeError::Corrupt(_))));
+        assert!(matches!(put_aside(&mut disk, 1, 0, &encode_chunk(range, &foreign)), Err(NodeError::Corrupt(_))));
+        let mine = stored(&keyspace, 1, "k", 1);
+        let other_range = keyspace.descriptor(2);
+        let e = put_aside(&mut disk, 1, 0, &encode_chunk(other_range, &mine)).unwrap_err();
+        assert!(e.to_string().contains("is of range 2"), "{e}");
     }
 }

@@ -44,6 +44,8 @@ pub struct NodeStatus {
     /// The replica dropped its data as corrupt and waits for a peer's state: it neither
     /// votes for itself nor applies until that is installed (`node/scrub.rs`).
     pub rebuilding: bool,
+    /// Splits of its range this replica applied since the process started.
+    pub splits: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -66,10 +66,20 @@ pub enum PlantedBug {
     /// `<=` at the boundary), in the client and the node alike: the range it reaches does
     /// not own the key, and applying it there would write outside the range's span.
     RangeStartRoutedLeft,
+    /// A range applies a command whose keys a split gave to another range since it was
+    /// routed (stale routing accepted): the write lands in the new range's span outside
+    /// its log, so its replicas see it at different points of their own history, or
+    /// after the new range answered reads without it.
+    StaleRoutingAccepted,
+    /// A split drops the writes in flight to the right-hand half: the writes of the apply
+    /// batch before the split entry whose keys it gives away are left out of the batch
+    /// (as if the right half were taken before they were written), though their clients
+    /// were answered. Acknowledged writes are lost.
+    SplitDropsRightWrites,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 14] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -84,6 +94,8 @@ impl PlantedBug {
         PlantedBug::HeartbeatCommitUnmatched,
         PlantedBug::RepairFromOwnLog,
         PlantedBug::RangeStartRoutedLeft,
+        PlantedBug::StaleRoutingAccepted,
+        PlantedBug::SplitDropsRightWrites,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -107,6 +119,8 @@ impl PlantedBug {
             PlantedBug::HeartbeatCommitUnmatched => "heartbeat_commit_unmatched",
             PlantedBug::RepairFromOwnLog => "repair_from_own_log",
             PlantedBug::RangeStartRoutedLeft => "range_start_routed_left",
+            PlantedBug::StaleRoutingAccepted => "stale_routing_accepted",
+            PlantedBug::SplitDropsRightWrites => "split_drops_right_writes",
         }
     }
 

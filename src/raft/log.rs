@@ -21,6 +21,9 @@ pub enum Payload {
     Command(Vec<u8>),
     /// A new configuration of the group (§6); it takes effect when appended.
     Membership(super::Membership),
+    /// An encoded change of the range the group serves (a split), which the node applies
+    /// in log order like a command; the core never looks inside.
+    Range(Vec<u8>),
 }
 
 impl Entry {
@@ -40,7 +43,7 @@ impl Entry {
         24 + match &self.payload {
             Payload::Noop => 0,
             Payload::Membership(m) => 8 * (m.voters.len() + m.outgoing.len() + m.learners.len()),
-            Payload::Command(c) => c.len(),
+            Payload::Command(c) | Payload::Range(c) => c.len(),
         }
     }
 }

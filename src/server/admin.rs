@@ -1,8 +1,10 @@
 //! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON),
-//! `/ranges` (JSON: every range, its replicas, and its group where hosted here),
-//! `POST /transfer-leader?to=N` (on the leader: hand leadership to node N) and
-//! `POST /membership?voters=1,2,4&learners=5` (on the leader: change the configuration,
-//! by joint consensus; every node named must be in `--initial-cluster`).
+//! `/ranges` (JSON: every range as this node knows it, its replicas, and its group where
+//! hosted here), `POST /ranges/split?key=K` (on the leader of the range holding user key
+//! `K`, percent-encoded: split it before `K`), `POST /transfer-leader?to=N` (on the leader:
+//! hand leadership to node N) and `POST /membership?voters=1,2,4&learners=5` (on the
+//! leader: change the configuration, by joint consensus; every node named must be in
+//! `--initial-cluster`).
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection, no request bodies,
 //! the request head bounded in size and time, `Connection: close` on every answer. It
@@ -37,8 +39,6 @@ pub struct AdminState {
     pub peers: Arc<PeerHealth>,
     /// Every member's peer address, as configured.
     pub members: BTreeMap<NodeId, SocketAddr>,
-    /// The ranges and their replicas, as the cluster was created.
-    pub keyspace: Keyspace,
 }
 
 /// A range as `/ranges` lists it: its descriptor, and what this node knows of its group
@@ -63,6 +63,8 @@ struct RangeView {
     keys: Option<u64>,
     /// Its data here was dropped as corrupt and is being fetched from a peer.
     rebuilding: Option<bool>,
+    /// Splits this replica applied since the process started.
+    splits: Option<u64>,
 }
 
 fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
@@ -95,6 +97,7 @@ fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
                 applied_index: here.map(|s| s.applied_index),
                 keys: here.map(|s| s.keys),
                 rebuilding: here.map(|s| s.rebuilding),
+                splits: here.map(|s| s.splits),
             }
         })
         .collect()
@@ -157,8 +160,11 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     if method == "POST" && path == "/membership" {
         return change_membership(&mut stream, state, query).await;
     }
+    if method == "POST" && path == "/ranges/split" {
+        return split(&mut stream, state, query).await;
+    }
     if method != "GET" && !head_only {
-        let allowed = "GET or HEAD (POST only for /transfer-leader and /membership)\n";
+        let allowed = "GET or HEAD (POST only for /transfer-leader, /membership and /ranges/split)\n";
         return respond(&mut stream, 405, "text/plain", allowed, head_only).await;
     }
     let status = state.node.status();
@@ -170,7 +176,7 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
         }
         "/metrics" => {
             let mut body = state.metrics.render(&status, Some((state.peers.connected(), state.peers.auth_failures())));
-            body += &super::metrics::render_ranges(state.keyspace.ranges().len(), &state.node.group_statuses());
+            body += &super::metrics::render_ranges(state.node.range_map().ranges().len(), &state.node.group_statuses());
             respond(&mut stream, 200, "text/plain; version=0.0.4", &body, head_only).await
         }
         "/status" => {
@@ -188,7 +194,7 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
         "/ranges" => {
-            let view = ranges_view(&state.keyspace, &state.node.group_statuses());
+            let view = ranges_view(&state.node.range_map(), &state.node.group_statuses());
             let body = serde_json::to_string_pretty(&view).expect("ranges serialize");
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
@@ -228,6 +234,52 @@ async fn change_membership(stream: &mut TcpStream, state: &AdminState, query: &s
             respond(stream, 409, "application/json", &format!("{body}\n"), false).await
         }
     }
+}
+
+async fn split(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+    let key = query.split('&').find_map(|kv| kv.strip_prefix("key=")).map(percent_decode);
+    let key = match key {
+        Some(Ok(k)) if !k.is_empty() => k,
+        Some(Err(e)) => return respond(stream, 400, "application/json", &json_error(&e), false).await,
+        _ => return respond(stream, 400, "application/json", &json_error("expected ?key=KEY"), false).await,
+    };
+    match state.node.split_range(key.clone()).await {
+        Ok(range) => {
+            let body = serde_json::json!({ "splitting": range, "before": key.escape_ascii().to_string() });
+            respond(stream, 200, "application/json", &format!("{body}\n"), false).await
+        }
+        Err(e) => respond(stream, 409, "application/json", &json_error(&e.to_string()), false).await,
+    }
+}
+
+fn json_error(e: &str) -> String {
+    format!("{}\n", serde_json::json!({ "error": e }))
+}
+
+/// `%XX` escapes and `+` (a space) of a query value, as bytes.
+fn percent_decode(text: &str) -> Result<Vec<u8>, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(byte.ok_or_else(|| format!("bad escape at byte {i} of {text:?}"))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn transfer_leader(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {

@@ -102,13 +102,8 @@ pub async fn run_node(
         tokio::spawn(tracing::Instrument::in_current_span(resp::serve(listener, handle.clone(), cfg, metrics.clone())))
     });
     let admin_task = admin_listener.map(|listener| {
-        let state = AdminState {
-            node: handle.clone(),
-            metrics: metrics.clone(),
-            peers,
-            members: s.initial_cluster.clone(),
-            keyspace: s.keyspace.clone(),
-        };
+        let state =
+            AdminState { node: handle.clone(), metrics: metrics.clone(), peers, members: s.initial_cluster.clone() };
         tokio::spawn(tracing::Instrument::in_current_span(admin::serve(listener, state)))
     });
     tracing::info!(

@@ -11,6 +11,7 @@ pub mod linearizability;
 pub mod liveness;
 pub mod log_matching;
 pub mod lost_writes;
+pub mod range_tiling;
 pub mod recoverable;
 pub mod registry;
 pub mod state_machine_safety;

@@ -5,7 +5,7 @@
 //! groups their violations name the group.
 
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
-use super::{lost_writes, recoverable, state_machine_safety};
+use super::{lost_writes, range_tiling, recoverable, state_machine_safety};
 use crate::replay::{GroupReplay, Replay};
 use crate::scenario::Scenario;
 use crate::verdict::{RunOutput, LINEARIZABILITY_STEPS_MAX};
@@ -45,6 +45,10 @@ pub const CHECKS: &[Check] = &[
     Check { name: "config_safety", run: |i| per_group(i, config_safety::check) },
     Check { name: "state_machine_safety", run: |i| per_group(i, state_machine_safety::check) },
     Check { name: "recoverable_state", run: |i| per_group(i, recoverable::check) },
+    Check {
+        name: "range_tiling",
+        run: |i| Findings::violations(range_tiling::check(&i.run.trace, &i.scenario.keyspace())),
+    },
     Check { name: "linearizability", run: linearizability },
     Check { name: "no_lost_writes", run: |i| Findings::violations(lost_writes::check(&i.run.history)) },
     Check { name: "liveness_after_heal", run: liveness_after_heal },

@@ -68,6 +68,9 @@ pub enum FaultKind {
     /// fails its checksum, the node poisons itself, and once restarted (the nemesis's
     /// undo) drops the data and rebuilds it from its log or a peer's state.
     Corrupt,
+    /// The leader of the range holding `key` (a workload key drawn at random if none)
+    /// splits it before that key, through the range's log.
+    Split,
 }
 
 impl FaultKind {
@@ -93,6 +96,7 @@ impl FaultKind {
             FaultKind::SetVoters => "set_voters",
             FaultKind::SlowDisk => "slow_disk",
             FaultKind::Corrupt => "corrupt",
+            FaultKind::Split => "split",
         }
     }
 
@@ -120,7 +124,8 @@ impl FaultKind {
             | FaultKind::AddVoter
             | FaultKind::RemoveVoter
             | FaultKind::AddLearner
-            | FaultKind::SetVoters => &operator::Operator,
+            | FaultKind::SetVoters
+            | FaultKind::Split => &operator::Operator,
         }
     }
 }

@@ -16,11 +16,25 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    TransferLeader { to: Target },
-    AddVoter { node: Target },
-    RemoveVoter { node: Target },
-    AddLearner { node: Target },
-    SetVoters { voters: Vec<NodeId> },
+    TransferLeader {
+        to: Target,
+    },
+    AddVoter {
+        node: Target,
+    },
+    RemoveVoter {
+        node: Target,
+    },
+    AddLearner {
+        node: Target,
+    },
+    SetVoters {
+        voters: Vec<NodeId>,
+    },
+    /// `None`: a workload key drawn when it fires.
+    Split {
+        key: Option<String>,
+    },
 }
 
 impl From<Action> for AnyAction {
@@ -37,6 +51,8 @@ impl std::fmt::Display for Action {
             Action::RemoveVoter { node } => write!(f, "remove_voter {node}"),
             Action::AddLearner { node } => write!(f, "add_learner {node}"),
             Action::SetVoters { voters } => write!(f, "set_voters {voters:?}"),
+            Action::Split { key: Some(key) } => write!(f, "split before {key:?}"),
+            Action::Split { key: None } => write!(f, "split before a random key"),
         }
     }
 }
@@ -44,8 +60,20 @@ impl std::fmt::Display for Action {
 /// A request as sent: to which leader, and for membership the configuration asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Applied {
-    Transfer { from: NodeId, to: NodeId },
-    Membership { action: Action, via: NodeId, voters: BTreeSet<NodeId>, learners: BTreeSet<NodeId> },
+    Transfer {
+        from: NodeId,
+        to: NodeId,
+    },
+    Membership {
+        action: Action,
+        via: NodeId,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    },
+    /// Asked of every node up in turn, until the range's leader takes it.
+    Split {
+        key: String,
+    },
 }
 
 impl std::fmt::Display for Applied {
@@ -55,6 +83,7 @@ impl std::fmt::Display for Applied {
             Applied::Membership { action, via, voters, learners } => {
                 write!(f, "{action} via n{via}: voters {voters:?} learners {learners:?}")
             }
+            Applied::Split { key } => write!(f, "split before {key:?}"),
         }
     }
 }
@@ -65,11 +94,18 @@ impl Family for Operator {
     fn fields(&self, kind: FaultKind) -> &'static [&'static str] {
         match kind {
             FaultKind::SetVoters => &["voters"],
+            FaultKind::Split => &["key"],
             _ => &["node"],
         }
     }
 
     fn validate(&self, kind: FaultKind, f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
+        if kind == FaultKind::Split {
+            return match &f.key {
+                Some(k) if k.is_empty() => Err(SpecError::new("key", "a split before the empty key splits nothing")),
+                _ => Ok(()),
+            };
+        }
         if kind != FaultKind::SetVoters {
             return need(f.node.is_some(), kind, "node");
         }
@@ -92,6 +128,7 @@ impl Family for Operator {
                 let voters: BTreeSet<NodeId> = f.voters.iter().flatten().copied().collect();
                 Action::SetVoters { voters: voters.into_iter().collect() }
             }
+            FaultKind::Split => Action::Split { key: f.key.clone() },
             other => unreachable!("{} is not an operator request", other.name()),
         }
         .into()
@@ -125,6 +162,8 @@ impl Family for Operator {
                 let to = if rng.gen_bool(0.7) { Target::Follower } else { Target::Node(random_node(rng, b.nodes)) };
                 (Action::TransferLeader { to }, None)
             }
+            // Nothing to undo: merges come later.
+            FaultKind::Split => (Action::Split { key: None }, None),
             other => unreachable!("{} is not an operator request", other.name()),
         };
         Some(Drawn { now: now.into(), undo: undo.map(Into::into) })
@@ -153,6 +192,7 @@ mod apply {
                     change(world, self, *node)
                 }
                 Action::SetVoters { voters } => set_voters(world, self, voters),
+                Action::Split { key } => Ok(split(world, key.clone())),
             };
             match applied {
                 Ok(a) => FaultEvent::Operator(a),
@@ -218,6 +258,23 @@ mod apply {
         let voters: BTreeSet<NodeId> = voters.iter().copied().collect();
         let learners: BTreeSet<NodeId> = api.status().learners.into_iter().filter(|n| !voters.contains(n)).collect();
         send(api, l, action, voters, learners)
+    }
+
+    /// Asks every node up, in id order, to split the range holding `key` (a workload key
+    /// drawn now if `None`) until one, its leader, takes it.
+    fn split(world: &mut World, key: Option<String>) -> Applied {
+        let key = key.unwrap_or_else(|| world.random_workload_key());
+        let apis: Vec<NodeHandle<KvStateMachine>> =
+            world.node_apis.lock().expect("node api lock").values().cloned().collect();
+        let asked = key.clone().into_bytes();
+        tokio::spawn(async move {
+            for api in apis {
+                if api.split_range(asked.clone()).await.is_ok() {
+                    break;
+                }
+            }
+        });
+        Applied::Split { key }
     }
 
     fn send(

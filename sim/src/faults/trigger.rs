@@ -73,7 +73,10 @@ impl Moment {
             NodeEvent::Recovered { .. } => Moment::Recovered,
             NodeEvent::LeaseRead { .. } => Moment::LeaseRead,
             NodeEvent::DataDropped { .. } => Moment::DataDropped,
-            NodeEvent::ClockDriftExceeded { .. } | NodeEvent::Poisoned { .. } => return None,
+            NodeEvent::ClockDriftExceeded { .. }
+            | NodeEvent::Poisoned { .. }
+            | NodeEvent::RangeSplit { .. }
+            | NodeEvent::RangeInstalled { .. } => return None,
         })
     }
 

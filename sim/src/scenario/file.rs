@@ -136,6 +136,8 @@ pub struct FaultSpec {
     pub offset_ms: Option<i64>,
     pub drift_ppm: Option<i64>,
     pub voters: Option<Vec<u64>>,
+    /// `split`: the user key the range is split before.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

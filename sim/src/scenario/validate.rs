@@ -310,6 +310,7 @@ fn validate_fault(f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
         ("offset_ms", f.offset_ms.is_some()),
         ("drift_ppm", f.drift_ppm.is_some()),
         ("voters", f.voters.is_some()),
+        ("key", f.key.is_some()),
     ];
     for (field, is_present) in present {
         if is_present && !allowed.contains(&field) {

@@ -165,6 +165,11 @@ fn action_fields(action: &Action) -> Vec<(&'static str, Value)> {
             operator::Action::SetVoters { voters } => {
                 vec![kind("set_voters"), ("voters", Value::Array(voters.iter().map(|&n| int(n)).collect()))]
             }
+            operator::Action::Split { key } => {
+                let mut v = vec![kind("split")];
+                v.extend(key.clone().map(|k| ("key", text(&k))));
+                v
+            }
         },
     }
 }

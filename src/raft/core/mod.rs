@@ -395,6 +395,19 @@ impl Raft {
     /// Appends `command` to the leader's log. On success returns where it landed: the
     /// proposal is committed iff the entry applied at that index has that term.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        self.propose_payload(Payload::Command(command))
+    }
+
+    /// Appends a change of the group's range (`Payload::Range`), like `propose`.
+    pub fn propose_range(&mut self, change: Vec<u8>) -> Result<(Index, Term), ProposeError> {
+        self.propose_payload(Payload::Range(change))
+    }
+
+    fn propose_payload(&mut self, payload: Payload) -> Result<(Index, Term), ProposeError> {
+        let bytes = match &payload {
+            Payload::Command(b) | Payload::Range(b) => b.len(),
+            Payload::Noop | Payload::Membership(_) => 0,
+        };
         if !self.is_leader() {
             return Err(ProposeError::NotLeader { leader_hint: self.leader_id });
         }
@@ -406,10 +419,10 @@ impl Raft {
             return Err(ProposeError::Backpressure);
         }
         // At least one proposal is always let in, however large (within the command limit).
-        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + command.len() > self.cfg.uncommitted_bytes_max {
+        if self.uncommitted_bytes > 0 && self.uncommitted_bytes + bytes > self.cfg.uncommitted_bytes_max {
             return Err(ProposeError::Backpressure);
         }
-        let index = self.append_own(Payload::Command(command));
+        let index = self.append_own(payload);
         self.broadcast_due = true;
         // Followers' acknowledgements trigger commits; a single-voter group has none.
         self.maybe_commit();

@@ -180,8 +180,8 @@ pub fn failure_reply(e: &ClientError, read: bool) -> (Reply, Outcome) {
         ClientError::Busy => "the node is at its request limit",
         ClientError::Dropped => "a new leader took over before the command committed; it was not applied",
         ClientError::WrongGroup { .. } => "the keys moved to another group",
-        // A real node hosts every range today (one range, on every node).
-        ClientError::RangeMoved { .. } => "the keys' range is served by other nodes",
+        // The node learnt the range's newer descriptor from the answer: a retry goes there.
+        ClientError::RangeMoved { .. } => "the keys' range split or moved",
         ClientError::Malformed(_) => "the request did not decode at its leader",
         // Redis Cluster's answer to the same situation; a real node hosts one group.
         ClientError::CrossGroup => {

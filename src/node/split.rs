@@ -1,0 +1,196 @@
+//! Splits through a range's own log (ARCHITECTURE §9): the leader appends a
+//! `RangeChange::Split` (`Payload::Range`); every replica applies it in log order, like a
+//! command, and so at the same point of the range's history:
+//!
+//! ```text
+//!   Split { at } committed at index i of range R = [start, end)
+//!     ─▶ entries before i applied and written (the split sees their data)
+//!     ─▶ one batch: R = [start, at) one generation newer, applied = i,
+//!                   the new range N = [at, end) on R's voters: its descriptor, its
+//!                   applied record (index 0, its keys), the node's hosted set + N
+//!     ─▶ the node starts N's replica: its data is already in place (one ordered
+//!        storage, N's span is what R gave up); N elects a leader among R's voters
+//!   entries after i for keys in [at, end) ─▶ not applied by R: answered RangeMoved(N)
+//! ```
+//!
+//! Nothing is copied: a range is a span of the node's storage, so the right half's data
+//! simply changes hands at index i, on every replica at once as far as the logs go. A
+//! write to the right half that was in flight in R's log (proposed before the split
+//! committed) is refused at apply by the span check (`group.rs`), and its client, told
+//! `RangeMoved` with N's descriptor, retries at N: neither lost nor applied twice.
+//!
+//! A split that the span does not allow (at its start or outside it: a second split at
+//! the same key, raced through two leaders) or that meets a joint configuration changes
+//! nothing, the same on every replica. A replica that skips index i by installing a
+//! snapshot of R taken after it learns R's new span from the snapshot (`snapshot_install`)
+//! and drops the right half's data; N's replica on that node is then missing until the
+//! node learns N (placement's repair, to come with the meta group).
+
+use super::disk::Disk;
+use super::group_data::DATA_PARTITION;
+use super::raft_store::{Applied, RaftStore};
+use super::NodeError;
+use crate::codec;
+use crate::io::{Storage, WriteBatch};
+use crate::keyspace::RangeDescriptor;
+use crate::raft::{Index, Membership, Term};
+use crate::GroupId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// A change of a range, through its log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangeChange {
+    /// Cut the range at stored key `at`: the range keeps `[start, at)`, a new one takes
+    /// `[at, end)`.
+    Split { at: Vec<u8> },
+}
+
+/// The largest encoded range change decoded (a stored key and a tag).
+const RANGE_CHANGE_BYTES_MAX: usize = 64 << 10;
+
+impl RangeChange {
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes a committed change: failing is fatal (the log is corrupt).
+    pub fn decode(bytes: &[u8], index: Index) -> Result<Self, NodeError> {
+        codec::decode(bytes, RANGE_CHANGE_BYTES_MAX)
+            .map_err(|e| NodeError::UndecodableCommand { index, reason: format!("range change: {e}") })
+    }
+}
+
+/// The node's record of the groups it hosts, once a split changed them from the initial
+/// placement (`NodeConfig::hosted`): partition `node`, key `hosted`.
+const HOSTED_KEY: &[u8] = b"hosted";
+const HOSTED_BYTES_MAX: usize = 1 << 20;
+
+pub fn load_hosted(storage: &impl Storage) -> Result<Option<BTreeSet<GroupId>>, NodeError> {
+    match storage.get(super::created_with::NODE_PARTITION, HOSTED_KEY)? {
+        None => Ok(None),
+        Some(bytes) => codec::decode(&bytes, HOSTED_BYTES_MAX)
+            .map(Some)
+            .map_err(|e| NodeError::Corrupt(format!("the hosted groups record: {e}"))),
+    }
+}
+
+pub fn stage_hosted(hosted: &BTreeSet<GroupId>, batch: &mut WriteBatch) {
+    batch.put(super::created_with::NODE_PARTITION, HOSTED_KEY.to_vec(), codec::encode(hosted));
+}
+
+/// What applying a split did: the range's new descriptor, and the new range's.
+pub struct Split {
+    pub left: RangeDescriptor,
+    pub right: RangeDescriptor,
+    /// The keys of the left half (the right one's are in its applied record).
+    pub left_keys: u64,
+}
+
+/// Applies `Split { at }`, entry `index` (of `term`) of `range`, whose data (written,
+/// with every entry before `index` applied) holds `keys` keys; `membership` is the
+/// group's configuration at `index`, `hosted` the node's groups. Writes one batch and
+/// returns the split, or `None` if the split changes nothing (see the module doc).
+#[allow(clippy::too_many_arguments)] // one entry and the state it applies to
+pub fn apply<S: Storage>(
+    disk: &mut Disk<S>,
+    store: &RaftStore,
+    range: &RangeDescriptor,
+    at: &[u8],
+    (index, term): (Index, Term),
+    keys: u64,
+    membership: &Membership,
+    hosted: &mut BTreeSet<GroupId>,
+) -> Result<Option<Split>, NodeError> {
+    let applied = Applied { index, term, keys };
+    let voters_only = membership.outgoing.is_empty() && membership.learners.is_empty();
+    let halves = range.split(at, range.right_id()).filter(|_| voters_only);
+    let Some((left, mut right)) = halves else {
+        store.stage_applied(applied, &mut disk.batch);
+        disk.write_batch()?;
+        return Ok(None);
+    };
+    assert!(!hosted.contains(&right.id), "split id {} of range {} is taken", right.id, range.id);
+    right.replicas = membership.voters.iter().copied().collect();
+    let right_keys = count_keys(disk, &right)?;
+    let left_keys = keys.checked_sub(right_keys).expect("the right half's keys are the range's");
+    store.stage_applied(Applied { keys: left_keys, ..applied }, &mut disk.batch);
+    store.stage_range(&left, &mut disk.batch);
+    let right_store = RaftStore::new(right.id);
+    right_store.stage_range(&right, &mut disk.batch);
+    right_store.stage_applied(Applied { index: 0, term: 0, keys: right_keys }, &mut disk.batch);
+    hosted.insert(right.id);
+    stage_hosted(hosted, &mut disk.batch);
+    disk.write_batch()?;
+    Ok(Some(Split { left, right, left_keys }))
+}
+
+/// Keys read per page while counting.
+const COUNT_PAGE_KEYS: usize = 1024;
+
+/// The keys of `range`'s span in storage, a page at a time.
+fn count_keys<S: Storage>(disk: &Disk<S>, range: &RangeDescriptor) -> Result<u64, NodeError> {
+    let mut from = range.start.clone();
+    let mut count = 0;
+    loop {
+        let page = disk.storage.scan_range(DATA_PARTITION, &from, range.end.as_deref(), COUNT_PAGE_KEYS)?;
+        count += page.len() as u64;
+        match page.last() {
+            Some((last, _)) if page.len() == COUNT_PAGE_KEYS => {
+                from = last.clone();
+                from.push(0);
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::storage::memory::MemoryStorage;
+    use crate::keyspace::Keyspace;
+
+    fn setup() -> (Disk<MemoryStorage>, RangeDescriptor, Membership) {
+        let mut disk = Disk::new(MemoryStorage::default(), true);
+        for key in ["a", "b", "f", "g", "h"] {
+            disk.batch.put(DATA_PARTITION, key.as_bytes().to_vec(), b"v".to_vec());
+        }
+        disk.write_batch().unwrap();
+        let range = Keyspace::ranged(vec![]).unwrap().place(&[1, 2, 3], 3).unwrap().descriptor(1).clone();
+        let membership = Membership { voters: [1, 2, 3].into(), ..Default::default() };
+        (disk, range, membership)
+    }
+
+    #[test]
+    fn a_split_hands_the_right_half_to_a_new_range_in_one_batch() {
+        let (mut disk, range, membership) = setup();
+        let store = RaftStore::new(1);
+        let mut hosted = BTreeSet::from([1]);
+        let split = apply(&mut disk, &store, &range, b"f", (7, 2), 5, &membership, &mut hosted).unwrap().unwrap();
+        assert_eq!((split.left.end.as_deref(), split.left_keys), (Some(&b"f"[..]), 2));
+        assert_eq!(split.right.start, b"f");
+        assert_eq!(split.right.replicas, [1, 2, 3]);
+        assert_eq!(hosted, BTreeSet::from([1, split.right.id]));
+        assert_eq!(load_hosted(&disk.storage).unwrap(), Some(hosted));
+        let left = store.load_applied(&disk.storage).unwrap();
+        assert_eq!((left.index, left.keys), (7, 2));
+        assert_eq!(store.load_range(&disk.storage).unwrap(), Some(split.left.clone()));
+        let right_store = RaftStore::new(split.right.id);
+        assert_eq!(right_store.load(&disk.storage).unwrap().applied, Applied { index: 0, term: 0, keys: 3 });
+        assert_eq!(right_store.load_range(&disk.storage).unwrap(), Some(split.right));
+    }
+
+    #[test]
+    fn a_split_the_span_or_configuration_does_not_allow_changes_nothing_but_the_applied_index() {
+        let (mut disk, range, membership) = setup();
+        let store = RaftStore::new(1);
+        let mut hosted = BTreeSet::from([1]);
+        assert!(apply(&mut disk, &store, &range, b"", (3, 1), 5, &membership, &mut hosted).unwrap().is_none());
+        let joint = Membership { outgoing: [1, 2, 4].into(), ..membership };
+        assert!(apply(&mut disk, &store, &range, b"f", (4, 1), 5, &joint, &mut hosted).unwrap().is_none());
+        assert_eq!(hosted, BTreeSet::from([1]));
+        assert_eq!(store.load_applied(&disk.storage).unwrap().index, 4);
+        assert_eq!(store.load_range(&disk.storage).unwrap(), None, "the descriptor stays the initial one");
+    }
+}
