@@ -42,6 +42,10 @@ pub const MARKS: &[(&str, &str)] = &[
         "a range refused to apply a command whose key a split had given away, answering where it went",
     ),
     (
+        "missing_replica_adopted",
+        "a node that skipped a split learnt the range it made from a replica's messages and started its own, empty",
+    ),
+    (
         "range_installed_from_snapshot",
         "a replica that skipped a split installed a snapshot of the narrower range and dropped the rest",
     ),

@@ -280,6 +280,11 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         Ok(index)
     }
 
+    /// The range the group serves, as far as it has applied.
+    pub fn range(&self) -> &RangeDescriptor {
+        &self.range
+    }
+
     /// The core refused a proposal or read: forward it to the leader we know, or answer.
     fn refused(
         &mut self,

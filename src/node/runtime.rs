@@ -116,6 +116,9 @@ impl Held {
     }
 }
 
+/// How long a node waits before asking again which range an unknown group is.
+const RANGE_ASK_INTERVAL_MS: u64 = 500;
+
 /// How often expired requests are swept.
 const SWEEP_INTERVAL_MS: u64 = 50;
 struct Call<M: StateMachine> {
@@ -262,6 +265,9 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     elsewhere: Elsewhere<M>,
     /// The range map, the groups hosted, and those a split just made.
     topology: Topology,
+    /// Groups not hosted here whose range was asked of a peer, and when it may be asked
+    /// again (`ask_range`).
+    range_asks: BTreeMap<GroupId, u64>,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -321,6 +327,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             recent_requests: RecentRequests::default(),
             elsewhere,
             topology,
+            range_asks: BTreeMap::new(),
         };
         node.publish_status();
         let handle = NodeHandle { calls: tx, controls: control_tx, status: status_rx, range_map: range_map_rx };
@@ -569,6 +576,14 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     self.on_call(command, origin);
                 }
             }
+            Wire::RangeWanted { group } => {
+                if let Some(g) = self.groups.get(&group) {
+                    let known = Wire::RangeKnown { range: g.range().clone() };
+                    self.transport.send(from, codec::encode(&known));
+                }
+            }
+            Wire::RangeKnown { range } if self.is_server(from) => self.on_range_known(now, range)?,
+            Wire::RangeKnown { .. } => {}
             Wire::StateWanted { group, base, meta, chunk } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.lend_state(now, from, base, meta, chunk, &self.disk, &self.transport)?;
@@ -603,10 +618,48 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
 
     fn on_raft(&mut self, from: NodeId, env: Envelope) {
         let now = self.clock.monotonic_ms();
+        let addressed = env.to == self.cfg.id() && env.from == from;
+        let from_server = self.is_server(from);
         match self.groups.get_mut(&env.group) {
-            Some(g) if env.to == self.cfg.id() && env.from == from => g.receive(now, env),
+            Some(g) if addressed => g.receive(now, env),
+            None if addressed && from_server => self.ask_range(now, from, env.group),
             _ => tracing::warn!(node = self.cfg.id(), from, group = env.group, "misrouted raft message dropped"),
         }
+    }
+
+    /// A replica of `group`, which this node does not host, wrote to it: asks which range
+    /// it is (see `split.rs`), at most once per `RANGE_ASK_INTERVAL_MS` per range.
+    fn ask_range(&mut self, now_ms: u64, from: NodeId, group: GroupId) {
+        if self.range_asks.get(&group).is_some_and(|&again_ms| now_ms < again_ms) {
+            return;
+        }
+        self.range_asks.retain(|_, again_ms| now_ms < *again_ms);
+        if self.range_asks.len() >= crate::keyspace::GROUPS_MAX as usize {
+            return;
+        }
+        self.range_asks.insert(group, now_ms + RANGE_ASK_INTERVAL_MS);
+        self.transport.send(from, codec::encode(&Wire::RangeWanted { group }));
+    }
+
+    /// A peer said which range a group is: this node learns it, and starts its missing
+    /// replica of it if it is one and nothing it hosts still covers the range's keys.
+    fn on_range_known(&mut self, now_ms: u64, range: RangeDescriptor) -> Result<(), NodeError> {
+        self.topology.map.learn(&range);
+        let mine = range.replicas.contains(&self.cfg.id()) && !self.groups.contains_key(&range.id);
+        if !mine || self.groups.values().any(|g| g.range().overlaps(&range)) {
+            return Ok(());
+        }
+        if self.topology.hosted.len() >= crate::keyspace::GROUPS_MAX as usize {
+            tracing::warn!(node = self.cfg.id(), group = range.id, "too many groups to adopt a missing replica");
+            return Ok(());
+        }
+        crate::sometimes!("missing_replica_adopted");
+        tracing::info!(node = self.cfg.id(), group = range.id, ?range, "adopting a replica a skipped split made");
+        split::adopt_missing(&mut self.disk, &range, &mut self.topology.hosted)?;
+        let id = range.id;
+        let replica = Replica::recover(&self.cfg, range, &self.disk.storage, now_ms, self.observer.as_ref())?;
+        self.groups.insert(id, replica);
+        Ok(())
     }
 
     /// The group that serves `command`, or the error its caller hears.

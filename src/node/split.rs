@@ -23,8 +23,17 @@
 //! the same key, raced through two leaders) or that meets a joint configuration changes
 //! nothing, the same on every replica. A replica that skips index i by installing a
 //! snapshot of R taken after it learns R's new span from the snapshot (`snapshot_install`)
-//! and drops the right half's data; N's replica on that node is then missing until the
-//! node learns N (placement's repair, to come with the meta group).
+//! and drops the right half's data. Its replica of N is then missing:
+//!
+//! ```text
+//!   Raft messages of N arrive, N unknown here ─▶ RangeWanted{N} to the sender (at most
+//!     one ask per range per RANGE_ASK_INTERVAL_MS)
+//!   RangeKnown{N's range} ─▶ listed among its replicas, and no range hosted here
+//!     overlaps it (else the split is still ahead in R's log here: it will make N)
+//!     ─▶ one batch: N's range, the hosted set + N, N's span emptied, N marked lost
+//!     ─▶ N's replica starts without a state machine (Raft `lose_state_machine`: it
+//!        neither campaigns nor applies) and fetches a peer's (`state_fetch.rs`)
+//! ```
 
 use super::disk::Disk;
 use super::group_data::DATA_PARTITION;
@@ -125,6 +134,23 @@ pub fn apply<S: Storage>(
     Ok(Some(Split { left, right, left_keys }))
 }
 
+/// Makes this node a replica of `range`, which a split made and this node skipped:
+/// records it with an empty span, marked lost so that it waits for a peer's state
+/// (see the module doc). One batch.
+pub fn adopt_missing<S: Storage>(
+    disk: &mut Disk<S>,
+    range: &RangeDescriptor,
+    hosted: &mut BTreeSet<GroupId>,
+) -> Result<(), NodeError> {
+    assert!(hosted.insert(range.id), "range {} is hosted already", range.id);
+    let store = RaftStore::new(range.id);
+    store.stage_range(range, &mut disk.batch);
+    store.stage_lost(true, &mut disk.batch);
+    disk.batch.delete_range(DATA_PARTITION, range.start.clone(), range.end.clone());
+    stage_hosted(hosted, &mut disk.batch);
+    disk.write_batch()
+}
+
 /// Keys read per page while counting.
 const COUNT_PAGE_KEYS: usize = 1024;
 
@@ -149,6 +175,7 @@ fn count_keys<S: Storage>(disk: &Disk<S>, range: &RangeDescriptor) -> Result<u64
 mod tests {
     use super::*;
     use crate::io::storage::memory::MemoryStorage;
+    use crate::io::StorageView;
     use crate::keyspace::Keyspace;
 
     fn setup() -> (Disk<MemoryStorage>, RangeDescriptor, Membership) {
@@ -179,6 +206,23 @@ mod tests {
         let right_store = RaftStore::new(split.right.id);
         assert_eq!(right_store.load(&disk.storage).unwrap().applied, Applied { index: 0, term: 0, keys: 3 });
         assert_eq!(right_store.load_range(&disk.storage).unwrap(), Some(split.right));
+    }
+
+    #[test]
+    fn a_missing_replica_is_adopted_empty_and_lost() {
+        let (mut disk, range, _) = setup();
+        let (_, right) = range.split(b"f", 9).unwrap();
+        let mut hosted = BTreeSet::from([1]);
+        adopt_missing(&mut disk, &right, &mut hosted).unwrap();
+        assert_eq!(hosted, BTreeSet::from([1, 9]));
+        assert_eq!(load_hosted(&disk.storage).unwrap(), Some(hosted));
+        let store = RaftStore::new(9);
+        assert_eq!(store.load_range(&disk.storage).unwrap(), Some(right.clone()));
+        assert!(store.load(&disk.storage).unwrap().lost, "it waits for a peer's state");
+        let left_over = disk.storage.scan_range(DATA_PARTITION, &right.start, None, 10).unwrap();
+        assert!(left_over.is_empty(), "nothing stale stays in its span: {left_over:?}");
+        let kept = disk.storage.scan_range(DATA_PARTITION, b"", Some(b"f"), 10).unwrap();
+        assert_eq!(kept.len(), 2, "the keys before it are not its own");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! inside a transport frame.
 
 use super::ClientError;
+use crate::keyspace::RangeDescriptor;
 use crate::raft::{Envelope, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 use serde::{Deserialize, Serialize};
@@ -46,5 +47,14 @@ pub enum Wire {
         chunk: u64,
         data: Vec<u8>,
         done: bool,
+    },
+    /// A node that hears Raft messages of a group it does not host asks a peer of the
+    /// group which range it is (`split.rs`: a replica that skipped a split).
+    RangeWanted {
+        group: GroupId,
+    },
+    /// The answer: the range as the peer, a replica, has applied it.
+    RangeKnown {
+        range: RangeDescriptor,
     },
 }
