@@ -232,7 +232,10 @@ impl Fold {
                 self.leading.remove(&s.node);
             }
             NodeEvent::SnapshotInstalled { index, term } => {
-                if log.entries.get(index).map(|&(t, _)| t) != Some(*term) {
+                // Index 0 is every log's base (term 0), held by all: the empty state a lost
+                // replica may fetch keeps its log (found by `splits` seed 221).
+                let held = if *index == 0 { Some(0) } else { log.entries.get(index).map(|&(t, _)| t) };
+                if held != Some(*term) {
                     log.cut_from(index + 1);
                 }
                 for (&i, c) in self.committed.range(..=*index) {
@@ -355,6 +358,19 @@ mod tests {
         assert_eq!(g.committed[&2], CommittedEntry { term: 1, digest: 12, t_ns: 3 });
         assert_eq!(g.elections[0].log, Log::from([(1, (1, 11))]), "index 2 was lost in the crash");
         assert_eq!(g.elections[1].log, Log::from([(1, (1, 11)), (2, (1, 12))]), "the snapshot covers both");
+    }
+
+    #[test]
+    fn the_empty_state_installed_at_index_0_keeps_the_log() {
+        let trace = [
+            ev(1, 1, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
+            ev(2, 1, 1, NodeEvent::Committed { index: 1 }),
+            ev(3, 2, 1, NodeEvent::Appended { index: 1, term: 1, digest: 11 }),
+            ev(4, 2, 1, NodeEvent::SnapshotInstalled { index: 0, term: 0 }),
+            ev(5, 2, 1, NodeEvent::BecameLeader { term: 2 }),
+        ];
+        let r = Replay::build(&trace, 1, &[1, 2, 3]);
+        assert_eq!(r.groups[&1].elections[0].log, Log::from([(1, (1, 11))]));
     }
 
     #[test]
