@@ -43,12 +43,14 @@ pub const MARKS: &[(&str, &str)] = &[
     ),
     (
         "missing_replica_adopted",
-        "a node that skipped a split learnt the range it made from a replica's messages and started its own, empty",
+        "a node that skipped a split, or that a move listed, learnt the range from a replica's messages and started its own, empty",
     ),
     (
         "range_installed_from_snapshot",
         "a replica that skipped a split installed a snapshot of the narrower range and dropped the rest",
     ),
+    ("replica_moved", "a range's leader finished moving a replica to another node"),
+    ("replica_removed", "a replica applied its removal from its range and dropped its data"),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

@@ -283,6 +283,7 @@ impl Fold {
             NodeEvent::Applied { .. }
             | NodeEvent::RangeSplit { .. }
             | NodeEvent::RangeInstalled { .. }
+            | NodeEvent::RangeReplicas { .. }
             | NodeEvent::DataDropped { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }

@@ -108,6 +108,7 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::DataDropped { base } => put(out, &(12u8, base)),
         NodeEvent::RangeSplit { index, left, right } => put(out, &(13u8, index, left, right)),
         NodeEvent::RangeInstalled { range } => put(out, &(14u8, range)),
+        NodeEvent::RangeReplicas { index, range } => put(out, &(15u8, index, range)),
     }
 }
 

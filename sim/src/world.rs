@@ -372,6 +372,23 @@ impl World {
         all.choose(&mut self.rng).cloned().unwrap_or_else(|| "k".into())
     }
 
+    /// The range map of the lowest-numbered node up (maybe stale for ranges it does not host).
+    pub(crate) fn range_map(&self) -> Option<phantomdb::keyspace::Keyspace> {
+        let apis = self.node_apis.lock().expect("node api lock");
+        self.up.iter().find_map(|n| apis.get(n)).map(|api| api.range_map())
+    }
+
+    /// A node outside `replicas`, drawn from the world's stream.
+    pub(crate) fn random_node_outside(&mut self, replicas: &[NodeId]) -> Option<NodeId> {
+        let outside: Vec<NodeId> = (1..=self.scenario.nodes).filter(|n| !replicas.contains(n)).collect();
+        outside.choose(&mut self.rng).copied()
+    }
+
+    /// The up node that most recently won an election in `group`'s highest term.
+    pub(crate) fn leader_of(&self, group: phantomdb::GroupId) -> Option<NodeId> {
+        self.recording.lock().expect("recording lock").view.leader(group).filter(|n| self.up.contains(n))
+    }
+
     /// The up node that most recently won an election in group 1's highest term
     /// (operators' requests act on group 1).
     pub(crate) fn current_leader(&self) -> Option<NodeId> {

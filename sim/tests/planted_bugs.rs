@@ -134,3 +134,8 @@ fn stale_routing_accepted_is_caught_within_20_seeds() {
 fn split_drops_right_writes_is_caught_within_20_seeds() {
     caught_and_replayed("split_drops_right_writes", 20);
 }
+
+#[test]
+fn removed_before_caught_up_is_caught_within_10_seeds() {
+    caught_and_replayed("removed_before_caught_up", 10);
+}

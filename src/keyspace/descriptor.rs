@@ -1,7 +1,7 @@
 //! A range: one Raft group serving a span of stored keys, on its replicas.
 //!
 //! The generation grows with every change of the range's span or replicas (splits,
-//! merges and moves, when they come), so of two descriptors of one range the newer is
+//! replicas added or removed by a move, and merges when they come), so of two descriptors of one range the newer is
 //! the one with the higher generation; a client or node holding an older one routes
 //! stale and is told so (`ClientError::RangeMoved`).
 
@@ -44,6 +44,27 @@ impl RangeDescriptor {
         let left = RangeDescriptor { end: Some(at.to_vec()), generation, ..self.clone() };
         let right = RangeDescriptor { id: right_id, start: at.to_vec(), generation, ..self.clone() };
         Some((left, right))
+    }
+
+    /// The range with `node` among its replicas (last), one generation newer; `None` if
+    /// it is one already.
+    pub fn with_replica(&self, node: NodeId) -> Option<RangeDescriptor> {
+        if self.replicas.contains(&node) {
+            return None;
+        }
+        let mut replicas = self.replicas.clone();
+        replicas.push(node);
+        Some(RangeDescriptor { replicas, generation: self.generation + 1, ..self.clone() })
+    }
+
+    /// The range without `node` among its replicas, one generation newer; `None` if it
+    /// is not one, or is the last.
+    pub fn without_replica(&self, node: NodeId) -> Option<RangeDescriptor> {
+        if !self.replicas.contains(&node) || self.replicas.len() == 1 {
+            return None;
+        }
+        let replicas = self.replicas.iter().copied().filter(|&n| n != node).collect();
+        Some(RangeDescriptor { replicas, generation: self.generation + 1, ..self.clone() })
     }
 
     /// The id the right half of a split of this range at its next generation gets: the

@@ -68,7 +68,7 @@ pub enum ControlError {
     Membership(#[from] crate::raft::MembershipError),
     #[error("this node hosts no group {0}")]
     NoSuchGroup(GroupId),
-    #[error("node {node} hosts no replica of group {group}; replicas move with placement")]
+    #[error("node {node} hosts no replica of group {group}; move a replica there first (POST /ranges/move)")]
     NotHosted { node: NodeId, group: GroupId },
     #[error("a split at {key:?} would leave range {group} empty on one side")]
     SplitOutsideRange { group: GroupId, key: Vec<u8> },
@@ -78,6 +78,20 @@ pub enum ControlError {
     TooManyGroups { hosted: usize },
     #[error(transparent)]
     Propose(#[from] crate::raft::ProposeError),
+    #[error("this node does not lead range {group} (leader: {leader_hint:?}); ask its leader")]
+    NotLeader { group: GroupId, leader_hint: Option<NodeId> },
+    #[error("n{node} leads range {group}: transfer its leadership before moving its replica away")]
+    MoveFromLeader { group: GroupId, node: NodeId },
+    #[error("n{node} is not a voter of range {group}: nothing to move from there")]
+    MoveFromNonVoter { group: GroupId, node: NodeId },
+    #[error("n{node} hosts a replica of range {group} already")]
+    MoveToReplica { group: GroupId, node: NodeId },
+    #[error("n{node} is not a node of the cluster")]
+    MoveToNonServer { node: NodeId },
+    #[error("range {group} has a move or configuration change in progress; try once it is done")]
+    MoveInProgress { group: GroupId },
+    #[error("this node runs {running} moves, the most it may at once")]
+    TooManyMoves { running: usize },
     #[error("the node stopped")]
     Stopped,
 }

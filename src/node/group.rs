@@ -24,8 +24,10 @@ use super::outgoing_snapshots::{OutgoingSnapshots, Source};
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
 use super::raft_store::{Applied, RaftStore};
+use super::range_change::RangeChange;
+use super::replicas::{self, Outcome};
 use super::snapshot_install;
-use super::split::{self, RangeChange};
+use super::split;
 use super::state_fetch::{StateFetch, Verdict};
 use super::topology::Topology;
 use super::{ClientError, ControlError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
@@ -79,6 +81,9 @@ pub struct Replica<M: StateMachine, V> {
     snapshots_taken: u64,
     snapshots_installed: u64,
     splits: u64,
+    /// This node's replica was removed from the range (`replicas.rs`): its records are
+    /// gone, it writes nothing more, and the event loop drops it.
+    removed: bool,
     /// The core's count of drift violations already reported.
     drift_violations_reported: u64,
     /// The leader as of the last batch, to notice a change.
@@ -128,6 +133,13 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let last_index = recovered.entries.last().map_or(snapshot_index, |e| e.index);
         let seed = group_seed(cfg.seed, group);
         let mut raft_cfg = cfg.raft_config(&range);
+        // The configuration before any entry is the one the group started with, not the
+        // range's replicas now (moves change them; found by `moves` seed 475, where two
+        // restarted replicas applied a split the others refused).
+        raft_cfg.voters = match store.load_founders(storage)? {
+            Some(voters) => voters,
+            None => cfg.keyspace.find(group).map_or(range.replicas.clone(), |r| r.replicas.clone()),
+        };
         if crate::buggify!("small_windows") {
             raft_cfg.append_entries_max = 1;
             raft_cfg.inflight_appends_max = 1;
@@ -176,6 +188,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshots_taken: 0,
             snapshots_installed: 0,
             splits: 0,
+            removed: false,
             drift_violations_reported: 0,
             leader_seen: None,
             commit: None,
@@ -280,6 +293,11 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         Ok(index)
     }
 
+    /// The index the group's data is at.
+    pub fn applied_index(&self) -> Index {
+        self.applied.index
+    }
+
     /// The range the group serves, as far as it has applied.
     pub fn range(&self) -> &RangeDescriptor {
         &self.range
@@ -333,6 +351,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         frames: &mut PeerFrames,
         transport: &impl Transport,
     ) -> Result<Staged, NodeError> {
+        if self.removed {
+            return Ok(Staged::default());
+        }
         if let (count, Some((peer, v))) = self.raft.drift_violations() {
             if count > self.drift_violations_reported {
                 self.drift_violations_reported = count;
@@ -457,12 +478,18 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         observer: &dyn Observer,
     ) -> Result<(), NodeError> {
         debug_assert!(staged.events.is_empty(), "reported before it is finished");
+        if self.removed {
+            return Ok(());
+        }
         if let Some(index) = staged.commit {
             if crate::buggify!("pause_apply") {
                 // Applied with a later batch: the next `stage` takes it along.
                 self.commit = self.commit.max(Some(index));
             } else {
                 self.apply_committed(index, disk, topology, transport, observer)?;
+                if self.removed {
+                    return Ok(());
+                }
                 self.maybe_compact(disk);
             }
         }
@@ -493,7 +520,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let mut applied = self.applied;
         while applied.index < commit {
             let mut data = Applying::new(&disk.storage, &self.span, applied.keys).unchecked(stale_accepted);
-            let mut split = None;
+            let mut change = None;
             while applied.index < commit {
                 let index = applied.index + 1;
                 let entry = self.raft.entry(index).expect("committed entries are in the log");
@@ -501,7 +528,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                     // Configurations act in the core, on append.
                     Payload::Noop | Payload::Membership(_) => None,
                     Payload::Range(bytes) => {
-                        split = Some((index, entry.term, RangeChange::decode(bytes, index)?));
+                        change = Some((index, entry.term, RangeChange::decode(bytes, index)?));
                         break;
                     }
                     Payload::Command(bytes) => {
@@ -522,35 +549,80 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 observer.on_event(self.node, self.id, event);
                 answer_proposal(&mut self.pending, index, entry.term, output, transport);
             }
-            if let Some((_, _, RangeChange::Split { at })) = &split {
+            if let Some((_, _, RangeChange::Split { at })) = &change {
                 if raft::PlantedBug::SplitDropsRightWrites.is_active(bug) {
                     data.forget_from(at);
                 }
             }
             applied.keys = data.stage(&mut disk.batch);
-            let Some((index, term, RangeChange::Split { at })) = split else { break };
-            // The split reads the data as of the entry before it.
+            let Some((index, term, change)) = change else { break };
+            // The change reads the data as of the entry before it.
             self.store.stage_applied(applied, &mut disk.batch);
             disk.write_batch()?;
             let membership = self.raft.membership_at(index);
-            let hosted = &mut topology.hosted;
-            let done =
-                split::apply(disk, &self.store, &self.range, &at, (index, term), applied.keys, &membership, hosted)?;
-            applied.index = index;
-            applied.term = term;
             let entry = self.raft.entry(index).expect("committed entries are in the log");
-            observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest: entry.digest() });
-            if let Some(done) = done {
-                crate::sometimes!("range_split");
-                self.splits += 1;
-                applied.keys = done.left_keys;
-                self.range = done.left.clone();
-                self.span = Span::of_range(&self.range, self.span.sharding);
-                topology.map.learn(&done.left);
-                topology.map.learn(&done.right);
-                let event = NodeEvent::RangeSplit { index, left: done.left, right: done.right.clone() };
-                observer.on_event(self.node, self.id, event);
-                topology.born.push(done.right);
+            let digest = entry.digest();
+            match change {
+                RangeChange::Split { at } => {
+                    let hosted = &mut topology.hosted;
+                    let (store, range) = (&self.store, &self.range);
+                    let done = split::apply(disk, store, range, &at, (index, term), applied.keys, &membership, hosted)?;
+                    applied.index = index;
+                    applied.term = term;
+                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest });
+                    if let Some(done) = done {
+                        crate::sometimes!("range_split");
+                        self.splits += 1;
+                        applied.keys = done.left_keys;
+                        self.range = done.left.clone();
+                        self.span = Span::of_range(&self.range, self.span.sharding);
+                        topology.map.learn(&done.left);
+                        topology.map.learn(&done.right);
+                        let event = NodeEvent::RangeSplit { index, left: done.left, right: done.right.clone() };
+                        observer.on_event(self.node, self.id, event);
+                        topology.born.push(done.right);
+                    }
+                }
+                change => {
+                    applied.index = index;
+                    applied.term = term;
+                    let (hosted, removed) = (&mut topology.hosted, &mut topology.removed);
+                    let member_later = self.raft.member_after(index, self.node);
+                    let outcome = replicas::apply(
+                        disk,
+                        &self.store,
+                        &self.range,
+                        &change,
+                        applied,
+                        self.node,
+                        &membership,
+                        member_later,
+                        hosted,
+                        removed,
+                    )?;
+                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest });
+                    match outcome {
+                        Outcome::Unchanged => {}
+                        Outcome::Changed(range) => {
+                            topology.map.learn(&range);
+                            self.range = range.clone();
+                            observer.on_event(self.node, self.id, NodeEvent::RangeReplicas { index, range });
+                        }
+                        Outcome::Removed(range) => {
+                            crate::sometimes!("replica_removed");
+                            topology.map.learn(&range);
+                            self.range = range.clone();
+                            observer.on_event(self.node, self.id, NodeEvent::RangeReplicas { index, range });
+                            answer_proposal(&mut self.pending, index, term, None, transport);
+                            // Its records are gone: nothing more is written for it, and
+                            // the event loop drops it once this turn's batches are out.
+                            self.removed = true;
+                            self.applied = applied;
+                            topology.dropped.push(self.id);
+                            return Ok(());
+                        }
+                    }
+                }
             }
             answer_proposal(&mut self.pending, index, term, None, transport);
         }
@@ -645,6 +717,27 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             };
             f.origin.answer(transport, Err(error));
         }
+    }
+
+    /// The replica is dropped (removed from its range): everyone still waiting on it is
+    /// answered. A forwarded write may have run at the leader: its outcome is unknown.
+    pub fn retire(self, transport: &impl Transport) {
+        let moved = || ClientError::RangeMoved { descriptor: Box::new(self.range.clone()) };
+        for (_, p) in self.pending.proposals {
+            p.origin.answer(transport, Err(ClientError::Displaced));
+        }
+        for (_, f) in self.pending.forwards {
+            let error = if f.read_only { moved() } else { ClientError::LeaderChanged };
+            f.origin.answer(transport, Err(error));
+        }
+        for (_, r) in self.pending.reads {
+            r.origin.answer(transport, Err(moved()));
+        }
+    }
+
+    /// Whether this node's replica was removed from the range (see `removed`).
+    pub fn is_removed(&self) -> bool {
+        self.removed
     }
 
     /// A peer that lost its state asks for chunk `chunk` of ours (`state_fetch.rs`): it

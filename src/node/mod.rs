@@ -31,8 +31,11 @@ mod outgoing_snapshots;
 mod peer_frames;
 mod pending;
 mod raft_store;
+mod range_change;
 #[cfg(test)]
 mod recorded_sends;
+mod replica_move;
+mod replicas;
 mod runtime;
 mod scrub;
 mod snapshot_install;

@@ -91,6 +91,12 @@ pub enum NodeEvent {
     RangeInstalled {
         range: RangeDescriptor,
     },
+    /// The replica change at `index` (just applied, see `Applied`) gave the group's range
+    /// these replicas (`replicas.rs`); on the node it removed, the replica is dropped.
+    RangeReplicas {
+        index: Index,
+        range: RangeDescriptor,
+    },
 }
 
 pub trait Observer: Send + Sync + 'static {
@@ -115,6 +121,9 @@ impl Observer for LogObserver {
             }
             NodeEvent::RangeSplit { index, left, right } => {
                 tracing::info!(node, group, index, ?left, ?right, "range split")
+            }
+            NodeEvent::RangeReplicas { index, range } => {
+                tracing::info!(node, group, index, ?range, "range replicas changed")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, group, %error, "poisoned"),
             NodeEvent::DataDropped { base } => {

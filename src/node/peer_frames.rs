@@ -42,6 +42,14 @@ impl PeerFrames {
         to.entry(env.to).or_default().push(env);
     }
 
+    /// Keeps only the messages of the groups `keep` says (the others' replicas were
+    /// removed since they were staged: they promise log entries the removal deleted).
+    pub fn retain_groups(&mut self, keep: impl Fn(crate::GroupId) -> bool) {
+        for envelopes in self.to.values_mut().chain(self.synced.values_mut()) {
+            envelopes.retain(|e| keep(e.group));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.to.is_empty() && self.synced.is_empty()
     }

@@ -5,7 +5,9 @@
 //! after it (so a prefix scan returns them in order), key `lost` while the group's data was
 //! dropped as corrupt and no snapshot has replaced it yet (`scrub`), key `range` for the
 //! group's range descriptor once a split changed it from the initial one (written with
-//! the applied record of the entry or snapshot that changed it).
+//! the applied record of the entry or snapshot that changed it), key `founders` for the
+//! voters a group made by a split or adopted started with (its configuration before any
+//! entry: the range's replicas change since, with moves).
 //!
 //! The log is cut only behind the applied index, and the applied record is written in a
 //! batch before the cut: storage keeps a prefix of batches, so after any crash the data
@@ -28,6 +30,7 @@ const APPLIED_KEY: &[u8] = b"applied";
 const INSTALL_KEY: &[u8] = b"install";
 const LOST_KEY: &[u8] = b"lost";
 const RANGE_KEY: &[u8] = b"range";
+const FOUNDERS_KEY: &[u8] = b"founders";
 
 /// Where a group's data is: every entry up to `index` (of `term`) applied, `keys` keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -157,9 +160,29 @@ impl RaftStore {
         }
     }
 
+    /// The voters the group started with, if it was made after the cluster was created.
+    pub fn load_founders(&self, storage: &impl Storage) -> Result<Option<Vec<crate::NodeId>>, NodeError> {
+        match storage.get(&self.partition, FOUNDERS_KEY)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes, RECORD_BYTES_MAX)
+                .map(Some)
+                .map_err(|e| NodeError::Corrupt(format!("founding voters: {e}"))),
+        }
+    }
+
+    /// Stages the voters a new group starts with (written once, when it is made).
+    pub fn stage_founders(&self, voters: &[crate::NodeId], batch: &mut WriteBatch) {
+        batch.put(&self.partition, FOUNDERS_KEY.to_vec(), codec::encode(&voters.to_vec()));
+    }
+
     /// Stages the group's range descriptor (with the applied record, in the same batch).
     pub fn stage_range(&self, range: &RangeDescriptor, batch: &mut WriteBatch) {
         batch.put(&self.partition, RANGE_KEY.to_vec(), codec::encode(range));
+    }
+
+    /// Stages the deletion of every record of the group (its replica left the node).
+    pub fn stage_drop(&self, batch: &mut WriteBatch) {
+        batch.delete_range(&self.partition, Vec::new(), None);
     }
 
     /// Stages the applied record (with the data it describes, in the same batch).

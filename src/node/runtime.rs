@@ -9,6 +9,8 @@ use super::group_data::Span;
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin};
 use super::raft_store::RaftStore;
+use super::replica_move::{ReplicaMove, Step, View};
+use super::replicas::Tombstones;
 use super::topology::Topology;
 use super::{created_with, scrub, snapshot_install, split};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
@@ -143,7 +145,16 @@ enum Control {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<GroupId, ControlError>>,
     },
+    Move {
+        group: GroupId,
+        from: Option<NodeId>,
+        to: NodeId,
+        reply: oneshot::Sender<Result<NodeId, ControlError>>,
+    },
 }
+
+/// Replica moves a node runs at once (as the leader of their ranges).
+const MOVES_MAX: usize = 8;
 
 /// Operators' requests queued to a node before `transfer_leadership` waits.
 const CONTROL_QUEUE_MAX: usize = 16;
@@ -227,6 +238,16 @@ impl<M: StateMachine> NodeHandle<M> {
         rx.await.unwrap_or(Err(ControlError::Stopped))
     }
 
+    /// Asks this node, which must lead `group`, to move the range's replica on `from` (a
+    /// follower voter; `None`: the lowest-numbered one) to node `to`, which hosts none
+    /// (`replica_move.rs`). Returns the node moved from once the move has started; the
+    /// range's replicas (`range_map`, `GET /ranges`) show it done.
+    pub async fn move_replica(&self, group: GroupId, from: Option<NodeId>, to: NodeId) -> Result<NodeId, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.controls.send(Control::Move { group, from, to, reply }).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
     /// The latest published status of the node's first group (the only group of a real
     /// node today).
     pub fn status(&self) -> NodeStatus {
@@ -268,6 +289,8 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     /// Groups not hosted here whose range was asked of a peer, and when it may be asked
     /// again (`ask_range`).
     range_asks: BTreeMap<GroupId, u64>,
+    /// Replica moves of ranges this node leads, at most `MOVES_MAX`.
+    moves: BTreeMap<GroupId, ReplicaMove>,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -328,6 +351,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             elsewhere,
             topology,
             range_asks: BTreeMap::new(),
+            moves: BTreeMap::new(),
         };
         node.publish_status();
         let handle = NodeHandle { calls: tx, controls: control_tx, status: status_rx, range_map: range_map_rx };
@@ -412,6 +436,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             for g in self.groups.values_mut() {
                 g.tick(now);
             }
+            self.drive_moves(now);
             if now >= next_sweep_ms {
                 next_sweep_ms = now + SWEEP_INTERVAL_MS;
                 for g in self.groups.values_mut() {
@@ -472,6 +497,117 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 }
                 let _ = reply.send(result.map(|_| ()));
             }
+            Control::Move { group, from, to, reply } => {
+                let result = self.start_move(now, group, from, to);
+                if let Ok(from) = result {
+                    tracing::info!(node, group, from, to, "replica move started");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Checks a move of `group`'s replica from `from` to `to` and starts it (see
+    /// `replica_move.rs`); returns the node it moves from.
+    fn start_move(
+        &mut self,
+        now_ms: u64,
+        group: GroupId,
+        from: Option<NodeId>,
+        to: NodeId,
+    ) -> Result<NodeId, ControlError> {
+        let me = self.cfg.id();
+        let g = self.groups.get(&group).ok_or(ControlError::NoSuchGroup(group))?;
+        if !g.raft.is_leader() {
+            return Err(ControlError::NotLeader { group, leader_hint: g.raft.leader_id() });
+        }
+        if self.moves.contains_key(&group) || g.raft.membership_changing() {
+            return Err(ControlError::MoveInProgress { group });
+        }
+        if self.moves.len() >= MOVES_MAX {
+            return Err(ControlError::TooManyMoves { running: self.moves.len() });
+        }
+        let membership = g.raft.membership();
+        let from = match from {
+            Some(n) => n,
+            None => membership
+                .voters
+                .iter()
+                .copied()
+                .find(|&n| n != me)
+                .ok_or(ControlError::MoveFromLeader { group, node: me })?,
+        };
+        if from == me {
+            return Err(ControlError::MoveFromLeader { group, node: me });
+        }
+        if !membership.voters.contains(&from) {
+            return Err(ControlError::MoveFromNonVoter { group, node: from });
+        }
+        if !self.is_server(to) {
+            return Err(ControlError::MoveToNonServer { node: to });
+        }
+        if g.range().replicas.contains(&to) || membership.is_member(to) {
+            return Err(ControlError::MoveToReplica { group, node: to });
+        }
+        self.moves.insert(group, ReplicaMove::new(now_ms, from, to));
+        Ok(from)
+    }
+
+    /// Takes every move one step (as far as its range allows now): a move whose range
+    /// this node no longer leads, or that fails, is abandoned where it stands.
+    fn drive_moves(&mut self, now_ms: u64) {
+        let node = self.cfg.id();
+        let mut ended = Vec::new();
+        for (&group, mv) in self.moves.iter_mut() {
+            let Some(g) = self.groups.get_mut(&group).filter(|g| g.raft.is_leader()) else {
+                tracing::warn!(node, group, from = mv.from, to = mv.to, "replica move abandoned: no longer leading");
+                ended.push(group);
+                continue;
+            };
+            let matches = g.raft.follower_match();
+            let match_of = |node: NodeId| matches.iter().find(|&&(n, _)| n == node).map(|&(_, m)| m);
+            let membership = g.raft.membership().clone();
+            let view = View {
+                range: g.range(),
+                membership: &membership,
+                changing: g.raft.membership_changing(),
+                applied: g.applied_index(),
+                commit: g.raft.commit_index(),
+                to_match: match_of(mv.to),
+                from_match: match_of(mv.from),
+            };
+            let bug = g.raft.config().planted_bug;
+            let step = match mv.step(now_ms, &view, bug) {
+                Ok(step) => step,
+                Err(e) => {
+                    tracing::warn!(node, group, error = %e, "replica move abandoned");
+                    ended.push(group);
+                    continue;
+                }
+            };
+            let proposed = match &step {
+                Step::Wait => continue,
+                Step::Done => {
+                    crate::sometimes!("replica_moved");
+                    tracing::info!(node, group, from = mv.from, to = mv.to, "replica moved");
+                    ended.push(group);
+                    continue;
+                }
+                Step::Propose(change) => {
+                    g.raft.propose_range(change.encode()).map(|(i, _)| i).map_err(ControlError::from)
+                }
+                Step::Configure { voters, learners } => {
+                    g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from)
+                }
+            };
+            match proposed {
+                Ok(index) => mv.proposed(&step, index),
+                // Refused for now (a transfer, back-pressure): asked again next turn.
+                Err(e) => tracing::debug!(node, group, error = %e, "replica move step refused"),
+            }
+        }
+        for group in ended {
+            self.moves.remove(&group);
         }
     }
 
@@ -646,7 +782,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     fn on_range_known(&mut self, now_ms: u64, range: RangeDescriptor) -> Result<(), NodeError> {
         self.topology.map.learn(&range);
         let mine = range.replicas.contains(&self.cfg.id()) && !self.groups.contains_key(&range.id);
-        if !mine || self.groups.values().any(|g| g.range().overlaps(&range)) {
+        // A peer that has not applied our replica's removal yet still lists us.
+        let left = self.topology.removed.left(&range);
+        if !mine || left || self.groups.values().any(|g| g.range().overlaps(&range)) {
             return Ok(());
         }
         if self.topology.hosted.len() >= crate::keyspace::GROUPS_MAX as usize {
@@ -654,7 +792,12 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             return Ok(());
         }
         crate::sometimes!("missing_replica_adopted");
-        tracing::info!(node = self.cfg.id(), group = range.id, ?range, "adopting a replica a skipped split made");
+        tracing::info!(
+            node = self.cfg.id(),
+            group = range.id,
+            ?range,
+            "adopting a replica (a skipped split's, or moved here)"
+        );
         split::adopt_missing(&mut self.disk, &range, &mut self.topology.hosted)?;
         let id = range.id;
         let replica = Replica::recover(&self.cfg, range, &self.disk.storage, now_ms, self.observer.as_ref())?;
@@ -736,6 +879,17 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         Ok(())
     }
 
+    /// Drops every replica its range removed from this node (its records went with the
+    /// batch that applied the removal): whoever waits on it is answered.
+    fn drop_removed(&mut self) {
+        for id in std::mem::take(&mut self.topology.dropped) {
+            let g = self.groups.remove(&id).expect("a removed replica was running");
+            debug_assert!(g.is_removed(), "group {id} dropped but not removed");
+            tracing::info!(node = self.cfg.id(), group = id, "replica removed from its range and dropped");
+            g.retire(&self.transport);
+        }
+    }
+
     /// Hands out the held batches that are durable, oldest first: their events, then
     /// their messages, then each group applies and answers (answers promise durability:
     /// a committed entry is on a quorum's disks, and on ours too before we say so). Then
@@ -755,6 +909,11 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 break;
             }
             let mut held = self.held.pop_front().expect("looked at");
+            // A replica removed since its batch was staged is gone: what it staged then
+            // was written before its removal deleted its records, and promises nothing.
+            let live = |id: GroupId| self.groups.get(&id).is_some_and(|g| !g.is_removed());
+            held.groups.retain(|(id, _)| live(*id));
+            held.frames.retain_groups(live);
             for (id, staged) in held.groups.iter_mut() {
                 self.groups[id].report(staged, self.observer.as_ref());
             }
@@ -765,6 +924,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             }
         }
         self.start_born()?;
+        self.drop_removed();
         if self.held.front().is_some_and(Held::needs_sync) {
             self.disk.start_sync()?;
         }
@@ -789,7 +949,8 @@ fn recover_topology(cfg: &NodeConfig, storage: &impl Storage) -> Result<Topology
         };
         map.learn(&range);
     }
-    Ok(Topology { map, hosted, born: Vec::new() })
+    let removed = Tombstones::load(storage)?;
+    Ok(Topology { map, hosted, born: Vec::new(), dropped: Vec::new(), removed })
 }
 
 #[cfg(test)]

@@ -44,31 +44,7 @@ use crate::io::{Storage, WriteBatch};
 use crate::keyspace::RangeDescriptor;
 use crate::raft::{Index, Membership, Term};
 use crate::GroupId;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-
-/// A change of a range, through its log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RangeChange {
-    /// Cut the range at stored key `at`: the range keeps `[start, at)`, a new one takes
-    /// `[at, end)`.
-    Split { at: Vec<u8> },
-}
-
-/// The largest encoded range change decoded (a stored key and a tag).
-const RANGE_CHANGE_BYTES_MAX: usize = 64 << 10;
-
-impl RangeChange {
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self)
-    }
-
-    /// Decodes a committed change: failing is fatal (the log is corrupt).
-    pub fn decode(bytes: &[u8], index: Index) -> Result<Self, NodeError> {
-        codec::decode(bytes, RANGE_CHANGE_BYTES_MAX)
-            .map_err(|e| NodeError::UndecodableCommand { index, reason: format!("range change: {e}") })
-    }
-}
 
 /// The node's record of the groups it hosts, once a split changed them from the initial
 /// placement (`NodeConfig::hosted`): partition `node`, key `hosted`.
@@ -112,7 +88,10 @@ pub fn apply<S: Storage>(
     hosted: &mut BTreeSet<GroupId>,
 ) -> Result<Option<Split>, NodeError> {
     let applied = Applied { index, term, keys };
-    let voters_only = membership.outgoing.is_empty() && membership.learners.is_empty();
+    // A move in progress lists a replica that is no voter yet (or not any more): the
+    // halves would disagree on their replicas. The split waits for the move.
+    let listed: BTreeSet<_> = range.replicas.iter().copied().collect();
+    let voters_only = membership.outgoing.is_empty() && membership.learners.is_empty() && listed == membership.voters;
     let halves = range.split(at, range.right_id()).filter(|_| voters_only);
     let Some((left, mut right)) = halves else {
         store.stage_applied(applied, &mut disk.batch);
@@ -127,6 +106,7 @@ pub fn apply<S: Storage>(
     store.stage_range(&left, &mut disk.batch);
     let right_store = RaftStore::new(right.id);
     right_store.stage_range(&right, &mut disk.batch);
+    right_store.stage_founders(&right.replicas, &mut disk.batch);
     right_store.stage_applied(Applied { index: 0, term: 0, keys: right_keys }, &mut disk.batch);
     hosted.insert(right.id);
     stage_hosted(hosted, &mut disk.batch);
@@ -145,6 +125,7 @@ pub fn adopt_missing<S: Storage>(
     assert!(hosted.insert(range.id), "range {} is hosted already", range.id);
     let store = RaftStore::new(range.id);
     store.stage_range(range, &mut disk.batch);
+    store.stage_founders(&range.replicas, &mut disk.batch);
     store.stage_lost(true, &mut disk.batch);
     disk.batch.delete_range(DATA_PARTITION, range.start.clone(), range.end.clone());
     stage_hosted(hosted, &mut disk.batch);

@@ -3,8 +3,9 @@
 //! hears), the groups it hosts, and the groups a split gave it that have no replica
 //! running yet.
 //!
-//! Groups change it while they apply (a split, `split.rs`; a snapshot of a newer span);
-//! the event loop then starts a replica for every group born.
+//! Groups change it while they apply (a split, `split.rs`; a replica change,
+//! `replicas.rs`; a snapshot of a newer span); the event loop then starts a replica for
+//! every group born and drops every replica removed.
 
 use crate::keyspace::{Keyspace, RangeDescriptor};
 use crate::GroupId;
@@ -15,6 +16,10 @@ pub struct Topology {
     pub hosted: BTreeSet<GroupId>,
     /// Ranges a split made that the node hosts and runs no replica of yet.
     pub born: Vec<RangeDescriptor>,
+    /// Groups whose replica here was removed from the range and is not dropped yet.
+    pub dropped: Vec<GroupId>,
+    /// The ranges whose replica left this node, never adopted again at those generations.
+    pub removed: super::replicas::Tombstones,
 }
 
 impl Topology {

@@ -76,10 +76,15 @@ pub enum PlantedBug {
     /// (as if the right half were taken before they were written), though their clients
     /// were answered. Acknowledged writes are lost.
     SplitDropsRightWrites,
+    /// A replica move promotes its learner and demotes the old replica as soon as the
+    /// learner is in the configuration, without waiting for it to catch up: the old
+    /// replica leaves the voters while the new one holds nothing (a quorum of the new
+    /// voters is one failure from unavailable, and the new voter cannot lead).
+    RemovedBeforeCaughtUp,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 16] = [
+    pub const ALL: [PlantedBug; 17] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -96,6 +101,7 @@ impl PlantedBug {
         PlantedBug::RangeStartRoutedLeft,
         PlantedBug::StaleRoutingAccepted,
         PlantedBug::SplitDropsRightWrites,
+        PlantedBug::RemovedBeforeCaughtUp,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -121,6 +127,7 @@ impl PlantedBug {
             PlantedBug::RangeStartRoutedLeft => "range_start_routed_left",
             PlantedBug::StaleRoutingAccepted => "stale_routing_accepted",
             PlantedBug::SplitDropsRightWrites => "split_drops_right_writes",
+            PlantedBug::RemovedBeforeCaughtUp => "removed_before_caught_up",
         }
     }
 

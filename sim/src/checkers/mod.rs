@@ -4,6 +4,7 @@
 //! [`registry::CHECKS`] lists the checks a run is judged by.
 
 pub mod brute_force;
+pub mod caught_up_promotion;
 pub mod config_safety;
 pub mod election_safety;
 pub mod leader_completeness;

@@ -35,7 +35,7 @@ pub fn check(trace: &[TraceEvent], initial: &Keyspace) -> Vec<String> {
                 }
                 vec![left, right]
             }
-            NodeEvent::RangeInstalled { range } => vec![range],
+            NodeEvent::RangeInstalled { range } | NodeEvent::RangeReplicas { range, .. } => vec![range],
             _ => continue,
         };
         let mut changed = false;

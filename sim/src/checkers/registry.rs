@@ -4,8 +4,8 @@
 //! The Raft properties hold per group (every group is a Raft of its own); with several
 //! groups their violations name the group.
 
+use super::{caught_up_promotion, lost_writes, range_tiling, recoverable, state_machine_safety};
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
-use super::{lost_writes, range_tiling, recoverable, state_machine_safety};
 use crate::replay::{GroupReplay, Replay};
 use crate::scenario::Scenario;
 use crate::verdict::{RunOutput, LINEARIZABILITY_STEPS_MAX};
@@ -48,6 +48,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "range_tiling",
         run: |i| Findings::violations(range_tiling::check(&i.run.trace, &i.scenario.keyspace())),
+    },
+    Check {
+        name: "caught_up_promotion",
+        run: |i| Findings::violations(caught_up_promotion::check(&i.run.trace, &i.scenario.keyspace())),
     },
     Check { name: "linearizability", run: linearizability },
     Check { name: "no_lost_writes", run: |i| Findings::violations(lost_writes::check(&i.run.history)) },

@@ -10,7 +10,7 @@
 //! | [`process`]  | crash, restart                                                   |
 //! | [`clock`]    | clock_skew                                                       |
 //! | [`disk`]     | disk_error, read_error, slow_disk, corrupt                       |
-//! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters |
+//! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters, split, move |
 //!
 //! Contract: resolution and draws take their random values from the scenario's stream in
 //! a fixed order (a seed's schedule depends on it); a new kind draws nothing for the
@@ -71,6 +71,11 @@ pub enum FaultKind {
     /// The leader of the range holding `key` (a workload key drawn at random if none)
     /// splits it before that key, through the range's log.
     Split,
+    /// The leader of the range holding `key` (a workload key drawn at random if none)
+    /// moves the replica on `from` (a follower; default: the leader chooses) to `to` (a
+    /// node that hosts none; default: drawn at random): learner, catch-up, promotion,
+    /// removal (`phantomdb::node` `replica_move.rs`).
+    Move,
 }
 
 impl FaultKind {
@@ -97,6 +102,7 @@ impl FaultKind {
             FaultKind::SlowDisk => "slow_disk",
             FaultKind::Corrupt => "corrupt",
             FaultKind::Split => "split",
+            FaultKind::Move => "move",
         }
     }
 
@@ -125,7 +131,8 @@ impl FaultKind {
             | FaultKind::RemoveVoter
             | FaultKind::AddLearner
             | FaultKind::SetVoters
-            | FaultKind::Split => &operator::Operator,
+            | FaultKind::Split
+            | FaultKind::Move => &operator::Operator,
         }
     }
 }
@@ -258,6 +265,8 @@ pub enum Skip {
     /// Damaging a disk while another node's damage is not yet repaired: a majority of
     /// replicas dropping their data at once can lose every copy of some state.
     DamageUnrepaired(u64),
+    /// A move when every node hosts the range already.
+    NowhereToMove,
 }
 
 impl std::fmt::Display for Skip {
@@ -269,6 +278,7 @@ impl std::fmt::Display for Skip {
             Skip::IsVoter(n) => write!(f, "n{n} is a voter"),
             Skip::LastVoter(n) => write!(f, "n{n} is the last voter"),
             Skip::DamageUnrepaired(n) => write!(f, "n{n}'s damaged data is not yet rebuilt"),
+            Skip::NowhereToMove => write!(f, "every node hosts the range"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Operator requests, sent to group 1's leader as an administrator would: hand
 //! leadership to another node, and change the membership (add or remove a voter, add a
-//! learner, replace the voters by joint consensus). A request the leader refuses (a change
+//! learner, replace the voters by joint consensus); and to the leader of the range of a
+//! key: split it there, move one of its replicas to another node. A request the leader refuses (a change
 //! in progress, it stopped leading meanwhile) is part of the game.
 
 use super::Target;
@@ -35,6 +36,12 @@ pub enum Action {
     Split {
         key: Option<String>,
     },
+    /// `None`s: drawn when it fires (`from`: the leader's choice).
+    Move {
+        key: Option<String>,
+        from: Option<NodeId>,
+        to: Option<NodeId>,
+    },
 }
 
 impl From<Action> for AnyAction {
@@ -53,6 +60,11 @@ impl std::fmt::Display for Action {
             Action::SetVoters { voters } => write!(f, "set_voters {voters:?}"),
             Action::Split { key: Some(key) } => write!(f, "split before {key:?}"),
             Action::Split { key: None } => write!(f, "split before a random key"),
+            Action::Move { key, from, to } => {
+                let or_any = |n: &Option<NodeId>| n.map_or("any".to_string(), |n| format!("n{n}"));
+                let key = key.as_deref().map_or("a random key".to_string(), |k| format!("{k:?}"));
+                write!(f, "move the replica of the range of {key} from {} to {}", or_any(from), or_any(to))
+            }
         }
     }
 }
@@ -74,6 +86,14 @@ pub enum Applied {
     Split {
         key: String,
     },
+    /// Asked of the range's leader.
+    Move {
+        key: String,
+        group: phantomdb::GroupId,
+        via: NodeId,
+        from: Option<NodeId>,
+        to: NodeId,
+    },
 }
 
 impl std::fmt::Display for Applied {
@@ -84,6 +104,9 @@ impl std::fmt::Display for Applied {
                 write!(f, "{action} via n{via}: voters {voters:?} learners {learners:?}")
             }
             Applied::Split { key } => write!(f, "split before {key:?}"),
+            Applied::Move { key, group, via, from, to } => {
+                write!(f, "move range {group} (of {key:?}) via n{via}: from {from:?} to n{to}")
+            }
         }
     }
 }
@@ -95,11 +118,24 @@ impl Family for Operator {
         match kind {
             FaultKind::SetVoters => &["voters"],
             FaultKind::Split => &["key"],
+            FaultKind::Move => &["key", "from", "to"],
             _ => &["node"],
         }
     }
 
     fn validate(&self, kind: FaultKind, f: &FaultSpec, nodes: u64) -> Result<(), SpecError> {
+        if kind == FaultKind::Move {
+            if let Some(n) = f.from {
+                check_node(n, nodes, "from")?;
+            }
+            if let Some(n) = f.to {
+                check_node(n, nodes, "to")?;
+            }
+            if f.from.is_some() && f.from == f.to {
+                return Err(SpecError::new("to", "a move goes to another node than `from`"));
+            }
+            return Ok(());
+        }
         if kind == FaultKind::Split {
             return match &f.key {
                 Some(k) if k.is_empty() => Err(SpecError::new("key", "a split before the empty key splits nothing")),
@@ -129,6 +165,7 @@ impl Family for Operator {
                 Action::SetVoters { voters: voters.into_iter().collect() }
             }
             FaultKind::Split => Action::Split { key: f.key.clone() },
+            FaultKind::Move => Action::Move { key: f.key.clone(), from: f.from, to: f.to },
             other => unreachable!("{} is not an operator request", other.name()),
         }
         .into()
@@ -164,6 +201,8 @@ impl Family for Operator {
             }
             // Nothing to undo: merges come later.
             FaultKind::Split => (Action::Split { key: None }, None),
+            // Nothing to undo: the replica is elsewhere now, as good as before.
+            FaultKind::Move => (Action::Move { key: None, from: None, to: None }, None),
             other => unreachable!("{} is not an operator request", other.name()),
         };
         Some(Drawn { now: now.into(), undo: undo.map(Into::into) })
@@ -193,6 +232,7 @@ mod apply {
                 }
                 Action::SetVoters { voters } => set_voters(world, self, voters),
                 Action::Split { key } => Ok(split(world, key.clone())),
+                Action::Move { key, from, to } => move_replica(world, key.clone(), *from, *to),
             };
             match applied {
                 Ok(a) => FaultEvent::Operator(a),
@@ -275,6 +315,32 @@ mod apply {
             }
         });
         Applied::Split { key }
+    }
+
+    /// Asks the leader of the range holding `key` (drawn now if `None`), as the lowest
+    /// node up maps it, to move its replica on `from` to `to` (drawn now among the nodes
+    /// that host none, if `None`).
+    fn move_replica(
+        world: &mut World,
+        key: Option<String>,
+        from: Option<NodeId>,
+        to: Option<NodeId>,
+    ) -> Result<Applied, Skip> {
+        let key = key.unwrap_or_else(|| world.random_workload_key());
+        let map = world.range_map().ok_or(Skip::NoNodeUp)?;
+        let group = map.route(&[key.as_bytes()]).expect("one key is in one range");
+        let replicas = map.descriptor(group).replicas.clone();
+        let to = match to {
+            Some(n) => n,
+            None => world.random_node_outside(&replicas).ok_or(Skip::NowhereToMove)?,
+        };
+        let via = world.leader_of(group).ok_or(Skip::NoLeader)?;
+        let apis = world.node_apis.lock().expect("node api lock").clone();
+        let api = apis.get(&via).cloned().ok_or(Skip::NoLeader)?;
+        tokio::spawn(async move {
+            let _ = api.move_replica(group, from, to).await;
+        });
+        Ok(Applied::Move { key, group, via, from, to })
     }
 
     fn send(

@@ -76,7 +76,8 @@ impl Moment {
             NodeEvent::ClockDriftExceeded { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::RangeSplit { .. }
-            | NodeEvent::RangeInstalled { .. } => return None,
+            | NodeEvent::RangeInstalled { .. }
+            | NodeEvent::RangeReplicas { .. } => return None,
         })
     }
 

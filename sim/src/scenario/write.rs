@@ -170,6 +170,13 @@ fn action_fields(action: &Action) -> Vec<(&'static str, Value)> {
                 v.extend(key.clone().map(|k| ("key", text(&k))));
                 v
             }
+            operator::Action::Move { key, from, to } => {
+                let mut v = vec![kind("move")];
+                v.extend(key.clone().map(|k| ("key", text(&k))));
+                v.extend(from.map(|n| ("from", int(n))));
+                v.extend(to.map(|n| ("to", int(n))));
+                v
+            }
         },
     }
 }

@@ -67,6 +67,17 @@ impl Raft {
         Ok(index)
     }
 
+    /// Whether the newest configuration in the log came after `index` and lists `id`.
+    pub fn member_after(&self, index: Index, id: NodeId) -> bool {
+        self.configs.newest().is_some_and(|(i, m)| i > index && m.is_member(id))
+    }
+
+    /// Whether a configuration change is in progress: the newest configuration is joint,
+    /// or not committed yet (a leader proposes no other meanwhile).
+    pub fn membership_changing(&self) -> bool {
+        self.membership().is_joint() || self.configs.newest().is_some_and(|(i, _)| i > self.commit_index)
+    }
+
     /// The configuration changed (appended, truncated, compacted or installed): a leader
     /// replicates to exactly the members.
     pub(super) fn membership_changed(&mut self) {

@@ -1,0 +1,40 @@
+//! The changes of a range that go through its own log (`Payload::Range`), applied by
+//! every replica at the same point of the range's history: a split (`split.rs`), and a
+//! replica added to or removed from the range's descriptor (`replicas.rs`, the first and
+//! last steps of a move, `replica_move.rs`).
+
+use super::NodeError;
+use crate::codec;
+use crate::raft::Index;
+use crate::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// A change of a range, through its log. New variants go last: committed entries keep
+/// their encoding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RangeChange {
+    /// Cut the range at stored key `at`: the range keeps `[start, at)`, a new one takes
+    /// `[at, end)`.
+    Split { at: Vec<u8> },
+    /// `node` hosts a replica of the range from now on (before it joins the group's
+    /// configuration: it creates its replica when the group's messages reach it).
+    AddReplica { node: NodeId },
+    /// `node` no longer hosts a replica of the range (after it left the group's voters):
+    /// it drops its replica and data when it applies this.
+    RemoveReplica { node: NodeId },
+}
+
+/// The largest encoded range change decoded (a stored key and a tag).
+const RANGE_CHANGE_BYTES_MAX: usize = 64 << 10;
+
+impl RangeChange {
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes a committed change: failing is fatal (the log is corrupt).
+    pub fn decode(bytes: &[u8], index: Index) -> Result<Self, NodeError> {
+        codec::decode(bytes, RANGE_CHANGE_BYTES_MAX)
+            .map_err(|e| NodeError::UndecodableCommand { index, reason: format!("range change: {e}") })
+    }
+}
