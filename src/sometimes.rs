@@ -51,6 +51,8 @@ pub const MARKS: &[(&str, &str)] = &[
     ),
     ("replica_moved", "a range's leader finished moving a replica to another node"),
     ("replica_removed", "a replica applied its removal from its range and dropped its data"),
+    ("range_split_by_size", "a range's leader proposed a split of its range, grown past range_bytes_max"),
+    ("range_split_by_load", "a range's leader proposed a split of its range, hot past range_ops_per_s_max"),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

@@ -108,6 +108,8 @@ pub fn scenario(data: &[u8]) -> Scenario {
         sharding: phantomdb::keyspace::Sharding::Hash,
         split_points: Vec::new(),
         replication_factor: nodes,
+        range_bytes_max: 0,
+        range_ops_per_s_max: 0,
         latency_ms: [1, 10],
         loss: 0.0,
         duplicate: 0.0,

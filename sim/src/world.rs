@@ -23,7 +23,7 @@ use phantomdb::io::storage::{SimDisk, SimStorage};
 use phantomdb::io::transport::{set_duplicate_rate, sim_addr, SimTransport};
 use phantomdb::io::SkewedClock;
 use phantomdb::kv::KvStateMachine;
-use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer};
+use phantomdb::node::{Node, NodeConfig, NodeEvent, Observer, SplitPolicy};
 use phantomdb::{GroupId, NodeId};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -175,6 +175,7 @@ impl World {
             let mut cfg = NodeConfig::new(id, voters.clone(), 0);
             cfg.keyspace = s.keyspace();
             cfg.snapshot_entries_min = s.snapshot_entries;
+            cfg.split = SplitPolicy { range_bytes_max: s.range_bytes_max, range_ops_per_s_max: s.range_ops_per_s_max };
             cfg.request_timeout_ms = s.request_timeout_ms;
             let r = &mut cfg.raft;
             r.election_timeout_ms_min = s.election_timeout_ms[0];

@@ -19,7 +19,8 @@
 //! (`outgoing_snapshots.rs`, `snapshot_install.rs`).
 
 use super::disk::Disk;
-use super::group_data::{Applying, Reading, Span};
+use super::group_data::{Applying, DataSize, Reading, Span, DATA_PARTITION};
+use super::split_trigger::{SplitTrigger, Want, PAGE_PAIRS_MAX};
 use super::outgoing_snapshots::{OutgoingSnapshots, Source};
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
@@ -46,6 +47,8 @@ const LOG_KEPT_FOR_FOLLOWERS_MAX: u64 = 4;
 
 /// Separates the forward-id stream from the Raft core's stream drawn from the same seed.
 const FORWARD_ID_STREAM: u64 = 0x0046_4f52_5741_5244;
+/// And the split trigger's samples' stream ("SAMPLES").
+const SPLIT_SAMPLE_STREAM: u64 = 0x0053_414d_504c_4553;
 
 /// Group 1 keeps the node's seed as it is; other groups get their own streams.
 fn group_seed(seed: u64, group: GroupId) -> u64 {
@@ -69,8 +72,9 @@ pub struct Replica<M: StateMachine, V> {
     incoming_range: Option<RangeDescriptor>,
     /// Where the group's data is (as written to storage, synced or not).
     applied: Applied,
-    /// Keys put aside by the snapshot transfer in progress (`snapshot_install`).
-    incoming_keys: u64,
+    /// The size of the data put aside by the snapshot transfer in progress
+    /// (`snapshot_install`).
+    incoming_size: DataSize,
     /// Snapshot streams to followers, while leading.
     outgoing: OutgoingSnapshots<V>,
     /// Our state lent to peers that lost theirs (`state_fetch.rs`), in any role.
@@ -84,6 +88,10 @@ pub struct Replica<M: StateMachine, V> {
     /// This node's replica was removed from the range (`replicas.rs`): its records are
     /// gone, it writes nothing more, and the event loop drops it.
     removed: bool,
+    /// When to split the range on its own (as its leader), and the range generation and
+    /// term it counts for: a new one starts it afresh.
+    split_trigger: SplitTrigger,
+    trigger_epoch: (u64, raft::Term),
     /// The core's count of drift violations already reported.
     drift_violations_reported: u64,
     /// The leader as of the last batch, to notice a change.
@@ -167,6 +175,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 observer.on_event(cfg.id(), group, event);
             }
         }
+        let range_start = range.start.clone();
         Ok(Replica {
             id: group,
             node: cfg.id(),
@@ -180,7 +189,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             range,
             incoming_range: None,
             applied,
-            incoming_keys: 0,
+            incoming_size: DataSize::default(),
             outgoing: OutgoingSnapshots::default(),
             lending: OutgoingSnapshots::default(),
             fetch,
@@ -188,6 +197,14 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshots_taken: 0,
             snapshots_installed: 0,
             splits: 0,
+            split_trigger: SplitTrigger::new(
+                now_ms,
+                cfg.split,
+                cfg.keyspace.sharding(),
+                range_start,
+                seed ^ SPLIT_SAMPLE_STREAM,
+            ),
+            trigger_epoch: (0, 0),
             removed: false,
             drift_violations_reported: 0,
             leader_seen: None,
@@ -225,10 +242,12 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshot_index: self.raft.snapshot_meta().index,
             snapshots_taken: self.snapshots_taken,
             snapshots_installed: self.snapshots_installed,
-            keys: self.applied.keys,
+            keys: self.applied.size.keys,
+            bytes: self.applied.size.bytes,
             pending_requests: self.pending.len() as u64,
             rebuilding: self.raft.awaiting_snapshot(),
             splits: self.splits,
+            ops_per_s: if self.raft.is_leader() { self.ops_per_s() } else { 0 },
         }
     }
 
@@ -245,6 +264,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         if self.pending.len() >= self.pending_requests_max {
             origin.answer(transport, Err(ClientError::Busy));
             return;
+        }
+        if self.raft.is_leader() {
+            self.split_trigger.observe(now_ms, &M::keys(&command));
         }
         let deadline_ms = now_ms + self.request_timeout_ms;
         if M::is_read_only(&command) {
@@ -291,6 +313,40 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         }
         let (index, _) = self.raft.propose_range(RangeChange::Split { at }.encode())?;
         Ok(index)
+    }
+
+    /// What the split trigger wants now (`split_trigger.rs`); `eligible` as its contract
+    /// says. A `Want::Read` is answered with `read_for_split`.
+    pub fn poll_split(&mut self, now_ms: u64, eligible: bool) -> Option<Want> {
+        let epoch = (self.range.generation, self.raft.term());
+        if epoch != self.trigger_epoch {
+            self.trigger_epoch = epoch;
+            self.split_trigger.reset(now_ms, self.span.start.clone());
+        }
+        self.split_trigger.poll(now_ms, self.applied.size, eligible)
+    }
+
+    /// Reads the page of the range's data from stored key `from` that the split trigger
+    /// asked for, and hands it over.
+    pub fn read_for_split(
+        &mut self,
+        now_ms: u64,
+        storage: &impl crate::io::StorageView,
+        from: &[u8],
+    ) -> Result<(), crate::io::StorageError> {
+        let page = storage.scan_range(DATA_PARTITION, from, self.span.end.as_deref(), PAGE_PAIRS_MAX)?;
+        self.split_trigger.on_page(now_ms, &page);
+        Ok(())
+    }
+
+    /// Requests a second this replica took as leader in the last full second.
+    pub fn ops_per_s(&self) -> u64 {
+        self.split_trigger.ops_per_s()
+    }
+
+    /// The size of the range's data as applied here.
+    pub fn size(&self) -> DataSize {
+        self.applied.size
     }
 
     /// The index the group's data is at.
@@ -417,12 +473,12 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 Effect::SnapshotChunk { chunk, data, .. } => self.put_aside(disk, chunk, &data)?,
                 Effect::InstallSnapshot { meta, .. } => {
                     // The log cut is staged above; the data follows it now.
-                    let applied = Applied { index: meta.index, term: meta.term, keys: self.incoming_keys };
+                    let applied = Applied { index: meta.index, term: meta.term, size: self.incoming_size };
                     let bug = self.raft.config().planted_bug;
                     let range = self.incoming_range.take().expect("a snapshot's chunks say its range");
                     snapshot_install::install(disk, &self.store, self.id, &self.span, applied, range.clone(), bug)?;
                     self.applied = applied;
-                    self.incoming_keys = 0;
+                    self.incoming_size = DataSize::default();
                     if range != self.range {
                         // A split this replica skipped: the right half's data went with the
                         // old span (see `split.rs`).
@@ -519,7 +575,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let stale_accepted = raft::PlantedBug::StaleRoutingAccepted.is_active(bug);
         let mut applied = self.applied;
         while applied.index < commit {
-            let mut data = Applying::new(&disk.storage, &self.span, applied.keys).unchecked(stale_accepted);
+            let mut data = Applying::new(&disk.storage, &self.span, applied.size).unchecked(stale_accepted);
             let mut change = None;
             while applied.index < commit {
                 let index = applied.index + 1;
@@ -554,7 +610,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                     data.forget_from(at);
                 }
             }
-            applied.keys = data.stage(&mut disk.batch);
+            applied.size = data.stage(&mut disk.batch);
             let Some((index, term, change)) = change else { break };
             // The change reads the data as of the entry before it.
             self.store.stage_applied(applied, &mut disk.batch);
@@ -566,14 +622,14 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 RangeChange::Split { at } => {
                     let hosted = &mut topology.hosted;
                     let (store, range) = (&self.store, &self.range);
-                    let done = split::apply(disk, store, range, &at, (index, term), applied.keys, &membership, hosted)?;
+                    let done = split::apply(disk, store, range, &at, (index, term), applied.size, &membership, hosted)?;
                     applied.index = index;
                     applied.term = term;
                     observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest });
                     if let Some(done) = done {
                         crate::sometimes!("range_split");
                         self.splits += 1;
-                        applied.keys = done.left_keys;
+                        applied.size = done.left_size;
                         self.range = done.left.clone();
                         self.span = Span::of_range(&self.range, self.span.sharding);
                         topology.map.learn(&done.left);
@@ -681,7 +737,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             .filter(|(_, r)| r.index.is_some_and(|i| i <= applied))
             .map(|(&id, _)| id)
             .collect();
-        let data = Reading { storage: &disk.storage, span: &self.span, keys: self.applied.keys };
+        let data = Reading { storage: &disk.storage, span: &self.span, keys: self.applied.size.keys };
         for id in due {
             let read = self.pending.reads.remove(&id).expect("listed above");
             let keys = M::keys(&read.command);
@@ -823,10 +879,10 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         data: &[u8],
     ) -> Result<(), NodeError> {
         if chunk == 0 {
-            self.incoming_keys = 0;
+            self.incoming_size = DataSize::default();
         }
-        let (keys, range) = snapshot_install::put_aside(disk, self.id, chunk, data)?;
-        self.incoming_keys += keys;
+        let (size, range) = snapshot_install::put_aside(disk, self.id, chunk, data)?;
+        self.incoming_size.add(size);
         self.incoming_range = Some(range);
         Ok(())
     }

@@ -51,6 +51,32 @@ impl Span {
     }
 }
 
+/// How much data a group holds: its keys, and the bytes of their stored keys and values
+/// (what a size-based split weighs, `split_trigger.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataSize {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+impl DataSize {
+    /// The size of one stored pair.
+    pub fn of_pair(stored: &[u8], value: &[u8]) -> Self {
+        DataSize { keys: 1, bytes: (stored.len() + value.len()) as u64 }
+    }
+
+    pub fn add(&mut self, other: DataSize) {
+        self.keys += other.keys;
+        self.bytes += other.bytes;
+    }
+
+    /// Takes `part` away; `part` must be a part of it (a broken count is a bug).
+    pub fn remove(&mut self, part: DataSize) {
+        self.keys = self.keys.checked_sub(part.keys).expect("a present key is counted");
+        self.bytes = self.bytes.checked_sub(part.bytes).expect("a present key's bytes are counted");
+    }
+}
+
 fn stored(span: &Span, key: &[u8]) -> Vec<u8> {
     let stored = span.sharding.storage_key(key);
     assert!(span.holds(&stored), "key {key:?} is outside the group's span {span:?}");
@@ -63,14 +89,14 @@ pub struct Applying<'a, V: StorageView> {
     span: &'a Span,
     /// Stored key → new value (`None`: deleted).
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    keys: u64,
+    size: DataSize,
     /// Keys outside the span are let through (`PlantedBug::StaleRoutingAccepted`).
     unchecked: bool,
 }
 
 impl<'a, V: StorageView> Applying<'a, V> {
-    pub fn new(storage: &'a V, span: &'a Span, keys: u64) -> Self {
-        Applying { storage, span, writes: BTreeMap::new(), keys, unchecked: false }
+    pub fn new(storage: &'a V, span: &'a Span, size: DataSize) -> Self {
+        Applying { storage, span, writes: BTreeMap::new(), size, unchecked: false }
     }
 
     /// With `unchecked`, keys outside the span are not refused (a planted bug's).
@@ -99,15 +125,15 @@ impl<'a, V: StorageView> Applying<'a, V> {
         self.writes.retain(|k, _| k.as_slice() < at);
     }
 
-    /// Stages the writes into `batch`; the group's key count after them.
-    pub fn stage(self, batch: &mut WriteBatch) -> u64 {
+    /// Stages the writes into `batch`; the group's size after them.
+    pub fn stage(self, batch: &mut WriteBatch) -> DataSize {
         for (key, value) in self.writes {
             match value {
                 Some(v) => batch.put(DATA_PARTITION, key, v),
                 None => batch.delete(DATA_PARTITION, key),
             }
         }
-        self.keys
+        self.size
     }
 }
 
@@ -116,28 +142,27 @@ impl<V: StorageView> Data for Applying<'_, V> {
         self.lookup(&self.stored(key))
     }
     fn key_count(&self) -> u64 {
-        self.keys
+        self.size.keys
     }
 }
 
 impl<V: StorageView> DataMut for Applying<'_, V> {
     fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
         let stored = self.stored(key);
-        if self.lookup(&stored)?.is_none() {
-            self.keys += 1;
+        if let Some(old) = self.lookup(&stored)? {
+            self.size.remove(DataSize::of_pair(&stored, &old));
         }
+        self.size.add(DataSize::of_pair(&stored, &value));
         self.writes.insert(stored, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<bool, StorageError> {
         let stored = self.stored(key);
-        let present = self.lookup(&stored)?.is_some();
-        if present {
-            self.keys = self.keys.checked_sub(1).expect("a present key is counted");
-            self.writes.insert(stored, None);
-        }
-        Ok(present)
+        let Some(old) = self.lookup(&stored)? else { return Ok(false) };
+        self.size.remove(DataSize::of_pair(&stored, &old));
+        self.writes.insert(stored, None);
+        Ok(true)
     }
 }
 
@@ -189,7 +214,8 @@ mod tests {
         let mut stored = BTreeMap::new();
         stored.insert(Sharding::Hash.storage_key(b"old"), b"1".to_vec());
         let storage = Map(stored);
-        let mut applying = Applying::new(&storage, &span, 1);
+        let old_size = DataSize::of_pair(&Sharding::Hash.storage_key(b"old"), b"1");
+        let mut applying = Applying::new(&storage, &span, old_size);
         let mut model = MemoryData::default();
         model.put(b"old", b"1".to_vec()).unwrap();
         for (key, value) in [("a", Some("x")), ("a", Some("y")), ("old", None), ("b", None), ("old", Some("2"))] {
@@ -206,7 +232,10 @@ mod tests {
             assert_eq!(applying.key_count(), model.key_count());
         }
         let mut batch = WriteBatch::default();
-        assert_eq!(applying.stage(&mut batch), 2);
+        let size = |k: &str, v: &str| DataSize::of_pair(&Sharding::Hash.storage_key(k.as_bytes()), v.as_bytes());
+        let mut expected = size("a", "y");
+        expected.add(size("old", "2"));
+        assert_eq!(applying.stage(&mut batch), expected, "keys and bytes of what is left");
         assert_eq!(batch.ops.len(), 2, "one write per changed key: {batch:?}");
     }
 

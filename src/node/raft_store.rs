@@ -32,12 +32,12 @@ const LOST_KEY: &[u8] = b"lost";
 const RANGE_KEY: &[u8] = b"range";
 const FOUNDERS_KEY: &[u8] = b"founders";
 
-/// Where a group's data is: every entry up to `index` (of `term`) applied, `keys` keys.
+/// Where a group's data is: every entry up to `index` (of `term`) applied, `size` of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     pub index: Index,
     pub term: crate::raft::Term,
-    pub keys: u64,
+    pub size: super::group_data::DataSize,
 }
 
 /// What recovery finds.

@@ -136,13 +136,14 @@ mod tests {
     use crate::io::storage::memory::MemoryStorage;
     use crate::io::StorageView;
     use crate::keyspace::Keyspace;
+    use crate::node::group_data::DataSize;
 
     fn setup() -> (Disk<MemoryStorage>, RangeDescriptor) {
         let mut disk = Disk::new(MemoryStorage::default(), true);
         for key in ["a", "b"] {
             disk.batch.put(DATA_PARTITION, key.as_bytes().to_vec(), b"v".to_vec());
         }
-        RaftStore::new(1).stage_applied(Applied { index: 3, term: 1, keys: 2 }, &mut disk.batch);
+        RaftStore::new(1).stage_applied(Applied { index: 3, term: 1, size: DataSize { keys: 2, bytes: 0 } }, &mut disk.batch);
         disk.write_batch().unwrap();
         let range = Keyspace::ranged(vec![]).unwrap().place(&[1, 2, 3], 3).unwrap().descriptor(1).clone();
         (disk, range)
@@ -161,7 +162,7 @@ mod tests {
         let (mut disk, range) = setup();
         let store = RaftStore::new(1);
         let (mut hosted, mut removed) = (BTreeSet::from([1]), Tombstones::default());
-        let applied = Applied { index: 4, term: 1, keys: 2 };
+        let applied = Applied { index: 4, term: 1, size: DataSize { keys: 2, bytes: 0 } };
         let add = RangeChange::AddReplica { node: 4 };
         let m = membership(&[1, 2, 3], &[]);
         let out = apply(&mut disk, &store, &range, &add, applied, 1, &m, false, &mut hosted, &mut removed).unwrap();
@@ -179,7 +180,7 @@ mod tests {
         let (mut disk, range) = setup();
         let store = RaftStore::new(1);
         let (mut hosted, mut removed) = (BTreeSet::from([1]), Tombstones::default());
-        let applied = Applied { index: 4, term: 1, keys: 2 };
+        let applied = Applied { index: 4, term: 1, size: DataSize { keys: 2, bytes: 0 } };
         let remove = RangeChange::RemoveReplica { node: 1 };
         let voter = membership(&[1, 2, 3], &[]);
         let out =

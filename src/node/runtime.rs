@@ -11,6 +11,7 @@ use super::pending::{CallResult, Origin};
 use super::raft_store::RaftStore;
 use super::replica_move::{ReplicaMove, Step, View};
 use super::replicas::Tombstones;
+use super::split_trigger::{SplitPolicy, SplitReason, Want};
 use super::topology::Topology;
 use super::{created_with, scrub, snapshot_install, split};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
@@ -51,7 +52,12 @@ pub struct NodeConfig {
     /// Log compaction: a snapshot is taken after this many entries are applied past the
     /// last one.
     pub snapshot_entries_min: u64,
+    /// When a range's leader splits it on its own: by size and by load (`split_trigger.rs`).
+    pub split: SplitPolicy,
 }
+
+/// A range past this size splits (the real build's default; scenarios set their own).
+pub const RANGE_BYTES_MAX_DEFAULT: u64 = 64 << 20;
 
 impl NodeConfig {
     /// Defaults for everything but identity (Raft's are `raft::Config::new`'s); `seed` as
@@ -68,6 +74,9 @@ impl NodeConfig {
             batch_inputs_max: 256,
             sync_writes: true,
             snapshot_entries_min: 10_000,
+            // Load splits are off by default: with every range on one node's event loop,
+            // a split of a hot range adds no throughput until placement spreads the halves.
+            split: SplitPolicy { range_bytes_max: RANGE_BYTES_MAX_DEFAULT, range_ops_per_s_max: 0 },
         }
     }
 
@@ -437,6 +446,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 g.tick(now);
             }
             self.drive_moves(now);
+            self.drive_splits(now)?;
             if now >= next_sweep_ms {
                 next_sweep_ms = now + SWEEP_INTERVAL_MS;
                 for g in self.groups.values_mut() {
@@ -609,6 +619,42 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         for group in ended {
             self.moves.remove(&group);
         }
+    }
+
+    /// Asks every range this node leads whether it wants to split (`split_trigger.rs`),
+    /// and proposes the splits wanted. A range is eligible unless a move or membership
+    /// change of it runs, or the node hosts as many ranges as it may.
+    fn drive_splits(&mut self, now_ms: u64) -> Result<(), NodeError> {
+        let node = self.cfg.id();
+        let room = self.topology.hosted.len() < crate::keyspace::GROUPS_MAX as usize;
+        for (&group, g) in self.groups.iter_mut() {
+            let membership = g.raft.membership();
+            let listed: BTreeSet<NodeId> = g.range().replicas.iter().copied().collect();
+            let settled = !g.raft.membership_changing() && membership.learners.is_empty() && listed == membership.voters;
+            let eligible = room && g.raft.is_leader() && settled && !self.moves.contains_key(&group) && !g.is_removed();
+            let Some(mut want) = g.poll_split(now_ms, eligible) else { continue };
+            if let Want::Read { from } = &want {
+                // One page a turn: the search spreads over turns, the loop never stalls.
+                g.read_for_split(now_ms, &self.disk.storage, from)?;
+                match g.poll_split(now_ms, eligible) {
+                    Some(split @ Want::Split { .. }) => want = split,
+                    _ => continue,
+                }
+            }
+            let Want::Split { key, reason } = want else { continue };
+            let (bytes, ops_per_s) = (g.size().bytes, g.ops_per_s());
+            match g.propose_split(&key) {
+                Ok(index) => {
+                    match reason {
+                        SplitReason::Size => crate::sometimes!("range_split_by_size"),
+                        SplitReason::Load => crate::sometimes!("range_split_by_load"),
+                    }
+                    tracing::info!(node, group, index, ?reason, bytes, ops_per_s, key = ?key, "range split proposed");
+                }
+                Err(e) => tracing::debug!(node, group, error = %e, "range split not proposed"),
+            }
+        }
+        Ok(())
     }
 
     /// Proposes a split before `key` in the range holding it, which this node must lead.

@@ -25,7 +25,7 @@
 
 use super::created_with::NODE_PARTITION;
 use super::disk::Disk;
-use super::group_data::{Span, DATA_PARTITION};
+use super::group_data::{DataSize, Span, DATA_PARTITION};
 use super::raft_store::{Applied, RaftStore};
 use super::NodeError;
 use crate::io::{Storage, StorageError, WriteBatch};
@@ -74,7 +74,7 @@ pub fn run<S: Storage>(
         let cut = store.load_cut(&disk.storage)?.map(|(meta, _)| meta).unwrap_or_default();
         let mut batch = WriteBatch::default();
         batch.delete_range(DATA_PARTITION, span.start.clone(), span.end.clone());
-        store.stage_applied(Applied { index: cut.index, term: cut.term, keys: 0 }, &mut batch);
+        store.stage_applied(Applied { index: cut.index, term: cut.term, size: DataSize::default() }, &mut batch);
         let lost = cut.index > 0 && !PlantedBug::RepairFromOwnLog.is_active(planted_bug);
         store.stage_lost(lost, &mut batch);
         disk.write(batch)?;
@@ -130,7 +130,7 @@ mod tests {
             let store = RaftStore::new(*group);
             let index = if *group == 1 { cut_index } else { 7 };
             let term = if index > 0 { 2 } else { 0 };
-            store.stage_applied(Applied { index, term, keys: 3 }, &mut disk.batch);
+            store.stage_applied(Applied { index, term, size: DataSize { keys: 3, bytes: 0 } }, &mut disk.batch);
             if index > 0 {
                 let meta = SnapshotMeta { index, term };
                 store.stage_cut(meta, &Membership::with_voters([1, 2, 3]), None, &mut disk.batch);
@@ -169,9 +169,9 @@ mod tests {
         assert_eq!(keys(&disk, &groups[1].1), 3, "the other group's data stays");
         let (one, two) =
             (RaftStore::new(1).load(&disk.storage).unwrap(), RaftStore::new(2).load(&disk.storage).unwrap());
-        assert_eq!(one.applied, Applied { index: 5, term: 2, keys: 0 }, "applied restarts at the cut");
+        assert_eq!(one.applied, Applied { index: 5, term: 2, size: DataSize::default() }, "applied restarts at the cut");
         assert!(one.lost, "past a cut, only a peer has the state");
-        assert_eq!(two.applied, Applied { index: 7, term: 2, keys: 3 });
+        assert_eq!(two.applied, Applied { index: 7, term: 2, size: DataSize { keys: 3, bytes: 0 } });
         assert!(!two.lost);
         assert_eq!(disk.storage.get(NODE_PARTITION, SCRUB_KEY).unwrap(), None, "the mark is removed");
         assert_eq!(run(&mut disk, &groups, None).unwrap(), vec![], "a second run finds nothing to do");

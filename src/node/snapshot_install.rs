@@ -18,7 +18,7 @@
 //! and the data is never a mix of old and new once the applied record says it is done.
 
 use super::disk::Disk;
-use super::group_data::{Span, DATA_PARTITION};
+use super::group_data::{DataSize, Span, DATA_PARTITION};
 use super::raft_store::{Applied, RaftStore};
 use super::NodeError;
 use crate::codec;
@@ -75,7 +75,7 @@ pub fn put_aside<S: Storage>(
     group: GroupId,
     chunk: u64,
     data: &[u8],
-) -> Result<(u64, RangeDescriptor), NodeError> {
+) -> Result<(DataSize, RangeDescriptor), NodeError> {
     let (range, pairs): (RangeDescriptor, Pairs) = codec::decode(data, CHUNK_BYTES_MAX)
         .map_err(|e| NodeError::Corrupt(format!("group {group}: snapshot chunk {chunk} does not decode: {e}")))?;
     if range.id != group {
@@ -84,7 +84,9 @@ pub fn put_aside<S: Storage>(
     if chunk == 0 {
         clear_aside(disk, group)?;
     }
+    let mut size = DataSize::default();
     for (stored, value) in pairs.iter() {
+        size.add(DataSize::of_pair(stored, value));
         if !range.holds(stored) {
             return Err(NodeError::Corrupt(format!(
                 "group {group}: snapshot chunk {chunk} holds key {stored:?} outside {range:?}"
@@ -92,7 +94,7 @@ pub fn put_aside<S: Storage>(
         }
         disk.batch.put(ASIDE_PARTITION, aside_key(group, stored), value.clone());
     }
-    Ok((pairs.len() as u64, range))
+    Ok((size, range))
 }
 
 /// The keys put aside for `group`: `[start, end)` of the aside partition.
@@ -238,7 +240,7 @@ mod tests {
         let new = stored(&keyspace, 1, "new", 2_100);
         let other = stored(&keyspace, 2, "other", 10);
         let (old_applied, new_applied) =
-            (Applied { index: 5, term: 1, keys: 1_500 }, Applied { index: 9, term: 2, keys: 2_100 });
+            (Applied { index: 5, term: 1, size: DataSize { keys: 1_500, bytes: 0 } }, Applied { index: 9, term: 2, size: DataSize { keys: 2_100, bytes: 0 } });
         let mut disk = Disk::new(Recording::default(), true);
         for (k, v) in old.iter().chain(&other) {
             disk.batch.put(DATA_PARTITION, k.clone(), v.clone());
@@ -250,7 +252,9 @@ mod tests {
         disk.write_batch().unwrap();
         for (i, chunk) in new.chunks(700).enumerate() {
             let (kept, of) = put_aside(&mut disk, group, i as u64, &encode_chunk(range, &chunk.to_vec())).unwrap();
-            assert_eq!((kept, &of), (chunk.len() as u64, range));
+            let mut size = DataSize::default();
+            chunk.iter().for_each(|(k, v)| size.add(DataSize::of_pair(k, v)));
+            assert_eq!((kept, &of), (size, range));
         }
         disk.write_batch().unwrap();
         let before = disk.storage.clone();

@@ -36,7 +36,7 @@
 //! ```
 
 use super::disk::Disk;
-use super::group_data::DATA_PARTITION;
+use super::group_data::{DataSize, DATA_PARTITION};
 use super::raft_store::{Applied, RaftStore};
 use super::NodeError;
 use crate::codec;
@@ -68,12 +68,12 @@ pub fn stage_hosted(hosted: &BTreeSet<GroupId>, batch: &mut WriteBatch) {
 pub struct Split {
     pub left: RangeDescriptor,
     pub right: RangeDescriptor,
-    /// The keys of the left half (the right one's are in its applied record).
-    pub left_keys: u64,
+    /// The size of the left half (the right one's is in its applied record).
+    pub left_size: DataSize,
 }
 
 /// Applies `Split { at }`, entry `index` (of `term`) of `range`, whose data (written,
-/// with every entry before `index` applied) holds `keys` keys; `membership` is the
+/// with every entry before `index` applied) is of `size`; `membership` is the
 /// group's configuration at `index`, `hosted` the node's groups. Writes one batch and
 /// returns the split, or `None` if the split changes nothing (see the module doc).
 #[allow(clippy::too_many_arguments)] // one entry and the state it applies to
@@ -83,11 +83,11 @@ pub fn apply<S: Storage>(
     range: &RangeDescriptor,
     at: &[u8],
     (index, term): (Index, Term),
-    keys: u64,
+    size: DataSize,
     membership: &Membership,
     hosted: &mut BTreeSet<GroupId>,
 ) -> Result<Option<Split>, NodeError> {
-    let applied = Applied { index, term, keys };
+    let applied = Applied { index, term, size };
     // A move in progress lists a replica that is no voter yet (or not any more): the
     // halves would disagree on their replicas. The split waits for the move.
     let listed: BTreeSet<_> = range.replicas.iter().copied().collect();
@@ -100,18 +100,19 @@ pub fn apply<S: Storage>(
     };
     assert!(!hosted.contains(&right.id), "split id {} of range {} is taken", right.id, range.id);
     right.replicas = membership.voters.iter().copied().collect();
-    let right_keys = count_keys(disk, &right)?;
-    let left_keys = keys.checked_sub(right_keys).expect("the right half's keys are the range's");
-    store.stage_applied(Applied { keys: left_keys, ..applied }, &mut disk.batch);
+    let right_size = measure(disk, &right)?;
+    let mut left_size = size;
+    left_size.remove(right_size);
+    store.stage_applied(Applied { size: left_size, ..applied }, &mut disk.batch);
     store.stage_range(&left, &mut disk.batch);
     let right_store = RaftStore::new(right.id);
     right_store.stage_range(&right, &mut disk.batch);
     right_store.stage_founders(&right.replicas, &mut disk.batch);
-    right_store.stage_applied(Applied { index: 0, term: 0, keys: right_keys }, &mut disk.batch);
+    right_store.stage_applied(Applied { index: 0, term: 0, size: right_size }, &mut disk.batch);
     hosted.insert(right.id);
     stage_hosted(hosted, &mut disk.batch);
     disk.write_batch()?;
-    Ok(Some(Split { left, right, left_keys }))
+    Ok(Some(Split { left, right, left_size }))
 }
 
 /// Makes this node a replica of `range`, which a split made and this node skipped:
@@ -132,22 +133,24 @@ pub fn adopt_missing<S: Storage>(
     disk.write_batch()
 }
 
-/// Keys read per page while counting.
+/// Keys read per page while measuring.
 const COUNT_PAGE_KEYS: usize = 1024;
 
-/// The keys of `range`'s span in storage, a page at a time.
-fn count_keys<S: Storage>(disk: &Disk<S>, range: &RangeDescriptor) -> Result<u64, NodeError> {
+/// The size of `range`'s span in storage, read a page at a time.
+fn measure<S: Storage>(disk: &Disk<S>, range: &RangeDescriptor) -> Result<DataSize, NodeError> {
     let mut from = range.start.clone();
-    let mut count = 0;
+    let mut size = DataSize::default();
     loop {
         let page = disk.storage.scan_range(DATA_PARTITION, &from, range.end.as_deref(), COUNT_PAGE_KEYS)?;
-        count += page.len() as u64;
+        for (stored, value) in &page {
+            size.add(DataSize::of_pair(stored, value));
+        }
         match page.last() {
             Some((last, _)) if page.len() == COUNT_PAGE_KEYS => {
                 from = last.clone();
                 from.push(0);
             }
-            _ => return Ok(count),
+            _ => return Ok(size),
         }
     }
 }
@@ -175,17 +178,19 @@ mod tests {
         let (mut disk, range, membership) = setup();
         let store = RaftStore::new(1);
         let mut hosted = BTreeSet::from([1]);
-        let split = apply(&mut disk, &store, &range, b"f", (7, 2), 5, &membership, &mut hosted).unwrap().unwrap();
-        assert_eq!((split.left.end.as_deref(), split.left_keys), (Some(&b"f"[..]), 2));
+        // Five pairs of a one-byte key and value.
+        let size = |keys| DataSize { keys, bytes: 2 * keys };
+        let split = apply(&mut disk, &store, &range, b"f", (7, 2), size(5), &membership, &mut hosted).unwrap().unwrap();
+        assert_eq!((split.left.end.as_deref(), split.left_size), (Some(&b"f"[..]), size(2)));
         assert_eq!(split.right.start, b"f");
         assert_eq!(split.right.replicas, [1, 2, 3]);
         assert_eq!(hosted, BTreeSet::from([1, split.right.id]));
         assert_eq!(load_hosted(&disk.storage).unwrap(), Some(hosted));
         let left = store.load_applied(&disk.storage).unwrap();
-        assert_eq!((left.index, left.keys), (7, 2));
+        assert_eq!((left.index, left.size), (7, size(2)));
         assert_eq!(store.load_range(&disk.storage).unwrap(), Some(split.left.clone()));
         let right_store = RaftStore::new(split.right.id);
-        assert_eq!(right_store.load(&disk.storage).unwrap().applied, Applied { index: 0, term: 0, keys: 3 });
+        assert_eq!(right_store.load(&disk.storage).unwrap().applied, Applied { index: 0, term: 0, size: size(3) });
         assert_eq!(right_store.load_range(&disk.storage).unwrap(), Some(split.right));
     }
 
@@ -211,9 +216,9 @@ mod tests {
         let (mut disk, range, membership) = setup();
         let store = RaftStore::new(1);
         let mut hosted = BTreeSet::from([1]);
-        assert!(apply(&mut disk, &store, &range, b"", (3, 1), 5, &membership, &mut hosted).unwrap().is_none());
+        assert!(apply(&mut disk, &store, &range, b"", (3, 1), DataSize { keys: 5, bytes: 10 }, &membership, &mut hosted).unwrap().is_none());
         let joint = Membership { outgoing: [1, 2, 4].into(), ..membership };
-        assert!(apply(&mut disk, &store, &range, b"f", (4, 1), 5, &joint, &mut hosted).unwrap().is_none());
+        assert!(apply(&mut disk, &store, &range, b"f", (4, 1), DataSize { keys: 5, bytes: 10 }, &joint, &mut hosted).unwrap().is_none());
         assert_eq!(hosted, BTreeSet::from([1]));
         assert_eq!(store.load_applied(&disk.storage).unwrap().index, 4);
         assert_eq!(store.load_range(&disk.storage).unwrap(), None, "the descriptor stays the initial one");

@@ -37,8 +37,10 @@ pub struct NodeStatus {
     pub snapshots_installed: u64,
     /// On a leader handing over: the node it hands leadership to.
     pub transfer_target: Option<NodeId>,
-    /// Keys in the state machine as applied here.
+    /// Keys in the state machine as applied here, and the bytes of their stored keys and
+    /// values (the range's size, which a size-based split weighs).
     pub keys: u64,
+    pub bytes: u64,
     /// Requests waiting for an answer (proposals and forwards).
     pub pending_requests: u64,
     /// The replica dropped its data as corrupt and waits for a peer's state: it neither
@@ -46,6 +48,9 @@ pub struct NodeStatus {
     pub rebuilding: bool,
     /// Splits of its range this replica applied since the process started.
     pub splits: u64,
+    /// On a leader: requests a second it took for the range in the last full second (what
+    /// a load-based split weighs). 0 elsewhere.
+    pub ops_per_s: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

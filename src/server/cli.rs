@@ -47,6 +47,11 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --replication-factor N      replicas of each range, placed round-robin over the
                                        initial voters (default 3, or every voter if fewer);
                                        a node forwards requests for ranges it does not host
+           --range-bytes-max N         a range's leader splits it once it holds more than N
+                                       bytes of keys and values (default 67108864; 0: never)
+           --range-ops-per-s-max N     ... or once it serves more than N requests a second
+                                       for two seconds, at a key sampled from them (default
+                                       0: off until placement spreads the halves)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -119,6 +124,8 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--ranges" => flags.ranges = Some(number(flag, &v, "a number of ranges")?),
             "--split-points" => flags.split_points = Some(v),
             "--replication-factor" => flags.replication_factor = Some(number(flag, &v, "a number of replicas")?),
+            "--range-bytes-max" => flags.range_bytes_max = Some(number(flag, &v, "a number of bytes")?),
+            "--range-ops-per-s-max" => flags.range_ops_per_s_max = Some(number(flag, &v, "requests a second")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

@@ -13,6 +13,7 @@
 
 use crate::keyspace::{Keyspace, Sharding};
 use crate::kv::COMMAND_BYTES_MAX;
+use crate::node::{SplitPolicy, RANGE_BYTES_MAX_DEFAULT};
 use crate::raft;
 use crate::NodeId;
 use serde::Deserialize;
@@ -55,6 +56,8 @@ pub struct RawSettings {
     pub ranges: Option<u64>,
     pub split_points: Option<String>,
     pub replication_factor: Option<u64>,
+    pub range_bytes_max: Option<u64>,
+    pub range_ops_per_s_max: Option<u64>,
 }
 
 impl RawSettings {
@@ -89,9 +92,14 @@ impl RawSettings {
             ranges: over.ranges.or(self.ranges),
             split_points: over.split_points.or(self.split_points),
             replication_factor: over.replication_factor.or(self.replication_factor),
+            range_bytes_max: over.range_bytes_max.or(self.range_bytes_max),
+            range_ops_per_s_max: over.range_ops_per_s_max.or(self.range_ops_per_s_max),
         }
     }
 }
+
+/// The smallest `--range-bytes-max`: smaller, ranges would split on every few writes.
+const RANGE_BYTES_MIN: u64 = 1024;
 
 /// Validated settings of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +123,8 @@ pub struct NodeSettings {
     pub initial_voters: Vec<NodeId>,
     pub lease_reads: bool,
     pub clock_drift_ppm_max: u64,
+    /// When a range's leader splits it on its own (`node::SplitPolicy`).
+    pub split: SplitPolicy,
     /// Raft timing (`None`: `raft::Config`'s defaults): elections start after a silence
     /// drawn from `[election_timeout_ms, 2 × election_timeout_ms)` (Raft §5.2), and a
     /// leader sends a heartbeat every `heartbeat_interval_ms`.
@@ -211,6 +221,10 @@ impl NodeSettings {
                 }
             }
         }
+        let range_bytes_max = raw.range_bytes_max.unwrap_or(RANGE_BYTES_MAX_DEFAULT);
+        if (1..RANGE_BYTES_MIN).contains(&range_bytes_max) {
+            return Err(format!("--range-bytes-max {range_bytes_max}: expected 0 (never) or {RANGE_BYTES_MIN} and more"));
+        }
         let settings = NodeSettings {
             id,
             data_dir: raw.data_dir.ok_or("--data-dir is required")?,
@@ -228,6 +242,10 @@ impl NodeSettings {
             initial_voters,
             lease_reads: raw.lease_reads.unwrap_or(false),
             clock_drift_ppm_max,
+            split: SplitPolicy {
+                range_bytes_max,
+                range_ops_per_s_max: raw.range_ops_per_s_max.unwrap_or(0),
+            },
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
             keyspace,
@@ -368,6 +386,20 @@ mod tests {
         let slow_heartbeat = RawSettings { election_timeout_ms: Some(100), heartbeat_interval_ms: Some(100), ..full() };
         check(slow_heartbeat, "not above the heartbeat interval");
         check(RawSettings { election_timeout_ms: Some(3), lease_reads: Some(true), ..full() }, "--lease-reads");
+        check(RawSettings { range_bytes_max: Some(10), ..full() }, "--range-bytes-max 10: expected 0 (never) or 1024");
+    }
+
+    #[test]
+    fn split_thresholds_default_to_64_mib_and_no_load_splits() {
+        let s = NodeSettings::validate(full()).unwrap();
+        assert_eq!(s.split, SplitPolicy { range_bytes_max: 64 << 20, range_ops_per_s_max: 0 });
+        let s = NodeSettings::validate(RawSettings {
+            range_bytes_max: Some(0),
+            range_ops_per_s_max: Some(500),
+            ..full()
+        })
+        .unwrap();
+        assert_eq!(s.split, SplitPolicy { range_bytes_max: 0, range_ops_per_s_max: 500 });
     }
 
     #[test]

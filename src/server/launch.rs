@@ -79,6 +79,7 @@ pub async fn run_node(
     cfg.sync_writes = s.sync_writes;
     cfg.request_timeout_ms = s.request_timeout_ms;
     cfg.snapshot_entries_min = s.snapshot_entries;
+    cfg.split = s.split;
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
         .map_err(|e| e.to_string())?;
     let bound = Bound {

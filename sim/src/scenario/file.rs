@@ -49,6 +49,11 @@ pub struct ClusterSpec {
     /// Replicas of each range, placed round-robin over the initial voters (default: every
     /// initial voter hosts every range).
     pub replication_factor: Option<u64>,
+    /// A range's leader splits it past this many bytes of keys and values (default: the
+    /// real build's 64 MiB, which no scenario reaches; 0: never), or past this many
+    /// requests a second for two seconds (default 0: never).
+    pub range_bytes_max: Option<u64>,
+    pub range_ops_per_s_max: Option<u64>,
     pub election_timeout_ms: Option<[u64; 2]>,
     pub heartbeat_interval_ms: Option<u64>,
     /// Entries per AppendEntries message (small values stress backtracking and flow control).

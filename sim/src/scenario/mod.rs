@@ -59,6 +59,8 @@ pub struct Scenario {
     /// Where range sharding cuts the keys (empty with hash sharding).
     pub split_points: Vec<String>,
     pub replication_factor: u64,
+    pub range_bytes_max: u64,
+    pub range_ops_per_s_max: u64,
     pub election_timeout_ms: [u64; 2],
     pub heartbeat_interval_ms: u64,
     pub append_entries_max: usize,
@@ -135,6 +137,7 @@ mod tests {
                 "cluster.replication_factor",
                 "add_voter",
             ),
+            ("[cluster]\nrange_bytes_max = 100\n", 2, "cluster.range_bytes_max", "0 (never) or 256"),
         ];
         for (text, line, field, message) in cases {
             let e = parse_str(text).unwrap_err();

@@ -164,6 +164,8 @@ impl Scenario {
             sharding: file.cluster.sharding.unwrap_or_default(),
             split_points: file.cluster.split_points.clone().unwrap_or_default(),
             replication_factor: file.cluster.replication_factor.unwrap_or(file.cluster.voters.unwrap_or(nodes)),
+            range_bytes_max: file.cluster.range_bytes_max.unwrap_or(phantomdb::node::RANGE_BYTES_MAX_DEFAULT),
+            range_ops_per_s_max: file.cluster.range_ops_per_s_max.unwrap_or(0),
             election_timeout_ms,
             heartbeat_interval_ms,
             append_entries_max,

@@ -348,6 +348,12 @@ fn validate_ranges(file: &ScenarioFile, nodes: u64) -> Result<(), (&'static str,
         let message = "range sharding cuts the keys at `split_points`; give them instead of `groups`".into();
         return Err(("groups", "cluster.groups", message));
     }
+    // Smaller, a range would split on every write or two, up to the node's range limit.
+    const RANGE_BYTES_MIN: u64 = 256;
+    if let Some(b) = c.range_bytes_max.filter(|&b| (1..RANGE_BYTES_MIN).contains(&b)) {
+        let message = format!("{b}: expected 0 (never) or {RANGE_BYTES_MIN} and more");
+        return Err(("range_bytes_max", "cluster.range_bytes_max", message));
+    }
     let voters = c.voters.unwrap_or(nodes);
     if let Some(rf) = c.replication_factor {
         if rf == 0 || rf > voters {

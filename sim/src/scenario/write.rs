@@ -33,6 +33,8 @@ pub fn explicit(s: &Scenario, header: &str) -> String {
         cluster.push(("split_points", Value::Array(s.split_points.iter().map(|p| text(p)).collect())));
     }
     cluster.push(("replication_factor", int(s.replication_factor)));
+    cluster.push(("range_bytes_max", int(s.range_bytes_max)));
+    cluster.push(("range_ops_per_s_max", int(s.range_ops_per_s_max)));
     cluster.extend([
         ("voters", int(s.initial_voters)),
         ("election_timeout_ms", pair(s.election_timeout_ms)),
