@@ -51,6 +51,10 @@ pub const MARKS: &[(&str, &str)] = &[
     ),
     ("replica_moved", "a range's leader finished moving a replica to another node"),
     ("replica_removed", "a replica applied its removal from its range and dropped its data"),
+    (
+        "stale_remnant_asked",
+        "a node's map sent a request to a range it hosts that no longer holds the key, so it asked the range's other replicas",
+    ),
     ("range_split_by_size", "a range's leader proposed a split of its range, grown past range_bytes_max"),
     ("range_split_by_load", "a range's leader proposed a split of its range, hot past range_ops_per_s_max"),
 ];

@@ -455,6 +455,79 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
     assert_eq!(code, 400, "{body}");
 }
 
+/// The ranges node `id` lists at `GET /ranges`.
+fn ranges_of(cluster: &Cluster, id: u64) -> Vec<serde_json::Value> {
+    let (_, body) = cluster.admin_get(id, "/ranges");
+    let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
+    ranges.as_array().expect("a list").clone()
+}
+
+#[test]
+fn ranges_split_as_they_grow_and_a_replica_moves_to_a_new_node_under_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 4);
+    for extra in &mut cluster.extra {
+        let flags = ["--sharding", "range", "--replication-factor", "3", "--range-bytes-max", "4096"];
+        extra.extend(flags.map(String::from));
+    }
+    cluster.start_all();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let ports: Vec<u16> = cluster.ports.iter().map(|p| p.resp).collect();
+    let writers: Vec<_> = ["a", "w"]
+        .into_iter()
+        .map(|name| {
+            let (stop, acked, ports) = (stop.clone(), acked.clone(), ports.clone());
+            std::thread::spawn(move || writer(name.into(), ports, stop, acked))
+        })
+        .collect();
+    let acked_count = || acked.lock().unwrap().len();
+    // About 12 bytes a key: past 4 KiB the range's leader splits it, and the halves again.
+    wait_for("ranges split by size", || (ranges_of(&cluster, 1).len() >= 3).then_some(()));
+    // One range, on nodes 1 to 3: its replica moves to node 4, which hosts none.
+    let body = wait_for("the range's leader to take the move", || {
+        cluster.ports.iter().find_map(|p| {
+            let (code, body) = common::http(p.admin, "POST", "/ranges/move?range=1&to=4");
+            (code == 200).then_some(body)
+        })
+    });
+    let moved: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((&moved["moving"], &moved["to"]), (&serde_json::json!(1), &serde_json::json!(4)), "{body}");
+    let from = moved["from"].as_u64().expect("the node moved from");
+    let range_one = |id: u64| ranges_of(&cluster, id).into_iter().find(|r| r["id"] == 1).expect("range 1");
+    wait_for("node 4 to hold range 1's replica", || {
+        let r = range_one(4);
+        let replicas = r["replicas"].as_array().unwrap().clone();
+        let moved = replicas.len() == 3 && replicas.contains(&serde_json::json!(4));
+        (moved && !replicas.contains(&serde_json::json!(from)) && r["hosted_here"] == true).then_some(())
+    });
+    wait_for(&format!("node {from} to drop its replica"), || (range_one(from)["hosted_here"] == false).then_some(()));
+    let after_move = acked_count();
+    wait_for("writes after the move", || (acked_count() >= after_move + 200).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Every acknowledged key reads back through the node the replica left and the one it
+    // moved to, whichever range holds it now (one key a request: they span ranges).
+    let acked = acked.lock().unwrap().clone();
+    for id in [from, 4] {
+        for key in acked.chunks(1) {
+            assert_all_present(&cluster, id, key);
+        }
+    }
+    let (_, metrics) = cluster.admin_get(4, "/metrics");
+    assert!(metrics.contains("phantomdb_range_bytes{range=\"1\"}"), "{metrics}");
+    let stayed = (1..=3).find(|&n| n != from).unwrap();
+    let (_, metrics) = cluster.admin_get(stayed, "/metrics");
+    assert!(!metrics.contains("phantomdb_range_splits_total 0\n"), "{metrics}");
+    for (query, needle) in [("range=1", "expected ?range="), ("range=1&to=9", "node 9 is not in --initial-cluster")] {
+        let (code, body) = common::http(cluster.ports[0].admin, "POST", &format!("/ranges/move?{query}"));
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains(needle), "{body}");
+    }
+}
+
 #[test]
 fn the_demo_serves_every_node_and_stops_on_ctrl_c() {
     // Nine ports per base, below the ephemeral range that free_port() draws from; take a

@@ -139,3 +139,8 @@ fn split_drops_right_writes_is_caught_within_20_seeds() {
 fn removed_before_caught_up_is_caught_within_10_seeds() {
     caught_and_replayed("removed_before_caught_up", 10);
 }
+
+#[test]
+fn size_ignores_overwrites_is_caught_within_10_seeds() {
+    caught_and_replayed("size_ignores_overwrites", 10);
+}

@@ -20,7 +20,6 @@
 
 use super::disk::Disk;
 use super::group_data::{Applying, DataSize, Reading, Span, DATA_PARTITION};
-use super::split_trigger::{SplitTrigger, Want, PAGE_PAIRS_MAX};
 use super::outgoing_snapshots::{OutgoingSnapshots, Source};
 use super::peer_frames::PeerFrames;
 use super::pending::{CallResult, Origin, Pending, Proposal};
@@ -29,6 +28,7 @@ use super::range_change::RangeChange;
 use super::replicas::{self, Outcome};
 use super::snapshot_install;
 use super::split;
+use super::split_trigger::{SplitTrigger, Want, PAGE_PAIRS_MAX};
 use super::state_fetch::{StateFetch, Verdict};
 use super::topology::Topology;
 use super::{ClientError, ControlError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
@@ -344,6 +344,11 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         self.split_trigger.ops_per_s()
     }
 
+    /// Whether the range, as applied here, holds every one of `keys` (user keys).
+    pub fn holds_keys(&self, keys: &[&[u8]]) -> bool {
+        self.span.holds_keys(keys)
+    }
+
     /// The size of the range's data as applied here.
     pub fn size(&self) -> DataSize {
         self.applied.size
@@ -575,7 +580,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         let stale_accepted = raft::PlantedBug::StaleRoutingAccepted.is_active(bug);
         let mut applied = self.applied;
         while applied.index < commit {
-            let mut data = Applying::new(&disk.storage, &self.span, applied.size).unchecked(stale_accepted);
+            let size_bug = raft::PlantedBug::SizeIgnoresOverwrites.is_active(bug);
+            let mut data =
+                Applying::new(&disk.storage, &self.span, applied.size).unchecked(stale_accepted).size_bug(size_bug);
             let mut change = None;
             while applied.index < commit {
                 let index = applied.index + 1;

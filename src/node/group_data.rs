@@ -92,11 +92,19 @@ pub struct Applying<'a, V: StorageView> {
     size: DataSize,
     /// Keys outside the span are let through (`PlantedBug::StaleRoutingAccepted`).
     unchecked: bool,
+    /// Overwrites keep the old pair's bytes (`PlantedBug::SizeIgnoresOverwrites`).
+    size_bug: bool,
 }
 
 impl<'a, V: StorageView> Applying<'a, V> {
     pub fn new(storage: &'a V, span: &'a Span, size: DataSize) -> Self {
-        Applying { storage, span, writes: BTreeMap::new(), size, unchecked: false }
+        Applying { storage, span, writes: BTreeMap::new(), size, unchecked: false, size_bug: false }
+    }
+
+    /// With `size_bug`, an overwrite's old pair stays counted (a planted bug's).
+    pub fn size_bug(mut self, size_bug: bool) -> Self {
+        self.size_bug = size_bug;
+        self
     }
 
     /// With `unchecked`, keys outside the span are not refused (a planted bug's).
@@ -150,7 +158,9 @@ impl<V: StorageView> DataMut for Applying<'_, V> {
     fn put(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
         let stored = self.stored(key);
         if let Some(old) = self.lookup(&stored)? {
-            self.size.remove(DataSize::of_pair(&stored, &old));
+            if !self.size_bug {
+                self.size.remove(DataSize::of_pair(&stored, &old));
+            }
         }
         self.size.add(DataSize::of_pair(&stored, &value));
         self.writes.insert(stored, Some(value));

@@ -143,7 +143,8 @@ mod tests {
         for key in ["a", "b"] {
             disk.batch.put(DATA_PARTITION, key.as_bytes().to_vec(), b"v".to_vec());
         }
-        RaftStore::new(1).stage_applied(Applied { index: 3, term: 1, size: DataSize { keys: 2, bytes: 0 } }, &mut disk.batch);
+        RaftStore::new(1)
+            .stage_applied(Applied { index: 3, term: 1, size: DataSize { keys: 2, bytes: 0 } }, &mut disk.batch);
         disk.write_batch().unwrap();
         let range = Keyspace::ranged(vec![]).unwrap().place(&[1, 2, 3], 3).unwrap().descriptor(1).clone();
         (disk, range)

@@ -630,7 +630,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         for (&group, g) in self.groups.iter_mut() {
             let membership = g.raft.membership();
             let listed: BTreeSet<NodeId> = g.range().replicas.iter().copied().collect();
-            let settled = !g.raft.membership_changing() && membership.learners.is_empty() && listed == membership.voters;
+            let settled =
+                !g.raft.membership_changing() && membership.learners.is_empty() && listed == membership.voters;
             let eligible = room && g.raft.is_leader() && settled && !self.moves.contains_key(&group) && !g.is_removed();
             let Some(mut want) = g.poll_split(now_ms, eligible) else { continue };
             if let Want::Read { from } = &want {
@@ -777,14 +778,16 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     g.on_state_chunk(now, from, meta, membership, chunk, &data, done, disk, transport)?;
                 }
             }
-            Wire::Reply { group, req_id, result } if !self.groups.contains_key(&group) => {
+            Wire::Reply { group, req_id, result } => {
                 if let Err(ClientError::RangeMoved { descriptor }) = &result {
                     self.topology.map.learn(descriptor);
                 }
-                self.elsewhere.on_reply(group, req_id, result, &self.transport);
-            }
-            Wire::Reply { group, req_id, result } => {
-                let Some(f) = self.groups.get_mut(&group).and_then(|g| g.pending.forwards.remove(&req_id)) else {
+                // A hosted group's own forward (to its leader), or one of ours to a
+                // range's replicas elsewhere (a range hosted here may be asked too, see
+                // `on_call`).
+                let local = self.groups.get_mut(&group).and_then(|g| g.pending.forwards.remove(&req_id));
+                let Some(f) = local else {
+                    self.elsewhere.on_reply(group, req_id, result, &self.transport);
                     return Ok(());
                 };
                 let result = result.and_then(|bytes| {
@@ -877,8 +880,24 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             Err(e) => return origin.answer(&self.transport, Err(e)),
         };
         let now = self.clock.monotonic_ms();
+        let me = self.cfg.id();
         match self.groups.get_mut(&g) {
-            Some(group) => group.on_call(now, command, origin, &self.transport, self.observer.as_ref()),
+            Some(group) if group.holds_keys(&M::keys(&command)) => {
+                group.on_call(now, command, origin, &self.transport, self.observer.as_ref())
+            }
+            Some(_) => {
+                // The map's entry for these keys is what is left of a range hosted here
+                // after the map learnt its narrower descriptor, not who took the rest (a
+                // replica that arrived after the splits, say). Its other replicas know:
+                // their answer (`RangeMoved`) teaches the map.
+                let mut rest = self.topology.map.descriptor(g).clone();
+                rest.replicas.retain(|&n| n != me);
+                if rest.replicas.is_empty() {
+                    return origin.answer(&self.transport, Err(ClientError::NoLeader));
+                }
+                crate::sometimes!("stale_remnant_asked");
+                self.elsewhere.forward(now, &rest, &command, origin, &self.transport)
+            }
             None => self.elsewhere.forward(now, self.topology.map.descriptor(g), &command, origin, &self.transport),
         }
     }

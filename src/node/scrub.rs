@@ -169,7 +169,11 @@ mod tests {
         assert_eq!(keys(&disk, &groups[1].1), 3, "the other group's data stays");
         let (one, two) =
             (RaftStore::new(1).load(&disk.storage).unwrap(), RaftStore::new(2).load(&disk.storage).unwrap());
-        assert_eq!(one.applied, Applied { index: 5, term: 2, size: DataSize::default() }, "applied restarts at the cut");
+        assert_eq!(
+            one.applied,
+            Applied { index: 5, term: 2, size: DataSize::default() },
+            "applied restarts at the cut"
+        );
         assert!(one.lost, "past a cut, only a peer has the state");
         assert_eq!(two.applied, Applied { index: 7, term: 2, size: DataSize { keys: 3, bytes: 0 } });
         assert!(!two.lost);

@@ -239,8 +239,10 @@ mod tests {
         let old = stored(&keyspace, 1, "old", 1_500);
         let new = stored(&keyspace, 1, "new", 2_100);
         let other = stored(&keyspace, 2, "other", 10);
-        let (old_applied, new_applied) =
-            (Applied { index: 5, term: 1, size: DataSize { keys: 1_500, bytes: 0 } }, Applied { index: 9, term: 2, size: DataSize { keys: 2_100, bytes: 0 } });
+        let (old_applied, new_applied) = (
+            Applied { index: 5, term: 1, size: DataSize { keys: 1_500, bytes: 0 } },
+            Applied { index: 9, term: 2, size: DataSize { keys: 2_100, bytes: 0 } },
+        );
         let mut disk = Disk::new(Recording::default(), true);
         for (k, v) in old.iter().chain(&other) {
             disk.batch.put(DATA_PARTITION, k.clone(), v.clone());

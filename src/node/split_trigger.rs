@@ -183,7 +183,8 @@ impl SplitTrigger {
             return Some(self.asked(now_ms, key, SplitReason::Size));
         }
         if self.policy.range_bytes_max > 0 && size.bytes > self.policy.range_bytes_max {
-            let search = Search { from: self.start.clone(), target_bytes: size.bytes / 2, passed_bytes: 0, found: None };
+            let search =
+                Search { from: self.start.clone(), target_bytes: size.bytes / 2, passed_bytes: 0, found: None };
             let want = Want::Read { from: search.from.clone() };
             self.search = Some(search);
             return Some(want);

@@ -81,10 +81,14 @@ pub enum PlantedBug {
     /// replica leaves the voters while the new one holds nothing (a quorum of the new
     /// voters is one failure from unavailable, and the new voter cannot lead).
     RemovedBeforeCaughtUp,
+    /// Applying a write over a present key adds the new pair's bytes without taking the
+    /// old pair's away: the range's recorded size drifts above its data, and size-based
+    /// splits fire early and at the wrong key (the check at every split catches it).
+    SizeIgnoresOverwrites,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 17] = [
+    pub const ALL: [PlantedBug; 18] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -102,6 +106,7 @@ impl PlantedBug {
         PlantedBug::StaleRoutingAccepted,
         PlantedBug::SplitDropsRightWrites,
         PlantedBug::RemovedBeforeCaughtUp,
+        PlantedBug::SizeIgnoresOverwrites,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -128,6 +133,7 @@ impl PlantedBug {
             PlantedBug::StaleRoutingAccepted => "stale_routing_accepted",
             PlantedBug::SplitDropsRightWrites => "split_drops_right_writes",
             PlantedBug::RemovedBeforeCaughtUp => "removed_before_caught_up",
+            PlantedBug::SizeIgnoresOverwrites => "size_ignores_overwrites",
         }
     }
 

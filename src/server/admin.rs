@@ -1,7 +1,9 @@
 //! The admin HTTP endpoint: `GET /health`, `/metrics` (Prometheus text), `/status` (JSON),
 //! `/ranges` (JSON: every range as this node knows it, its replicas, and its group where
 //! hosted here), `POST /ranges/split?key=K` (on the leader of the range holding user key
-//! `K`, percent-encoded: split it before `K`), `POST /transfer-leader?to=N` (on the leader:
+//! `K`, percent-encoded: split it before `K`), `POST /ranges/move?range=R&from=N&to=M` (on
+//! the leader of range `R`: move its replica on follower `N`, by default the lowest-numbered
+//! one, to node `M`, which hosts none), `POST /transfer-leader?to=N` (on the leader:
 //! hand leadership to node N) and `POST /membership?voters=1,2,4&learners=5` (on the
 //! leader: change the configuration, by joint consensus; every node named must be in
 //! `--initial-cluster`).
@@ -61,6 +63,10 @@ struct RangeView {
     term: Option<u64>,
     applied_index: Option<u64>,
     keys: Option<u64>,
+    /// The bytes of its keys and values here (what `--range-bytes-max` weighs).
+    bytes: Option<u64>,
+    /// Requests a second its leader took in the last full second (on the leader only).
+    ops_per_s: Option<u64>,
     /// Its data here was dropped as corrupt and is being fetched from a peer.
     rebuilding: Option<bool>,
     /// Splits this replica applied since the process started.
@@ -96,6 +102,8 @@ fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
                 term: here.map(|s| s.term),
                 applied_index: here.map(|s| s.applied_index),
                 keys: here.map(|s| s.keys),
+                bytes: here.map(|s| s.bytes),
+                ops_per_s: here.filter(|s| s.role == "leader").map(|s| s.ops_per_s),
                 rebuilding: here.map(|s| s.rebuilding),
                 splits: here.map(|s| s.splits),
             }
@@ -163,8 +171,11 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     if method == "POST" && path == "/ranges/split" {
         return split(&mut stream, state, query).await;
     }
+    if method == "POST" && path == "/ranges/move" {
+        return move_replica(&mut stream, state, query).await;
+    }
     if method != "GET" && !head_only {
-        let allowed = "GET or HEAD (POST only for /transfer-leader, /membership and /ranges/split)\n";
+        let allowed = "GET or HEAD (POST only for /transfer-leader, /membership, /ranges/split and /ranges/move)\n";
         return respond(&mut stream, 405, "text/plain", allowed, head_only).await;
     }
     let status = state.node.status();
@@ -246,6 +257,36 @@ async fn split(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::
     match state.node.split_range(key.clone()).await {
         Ok(range) => {
             let body = serde_json::json!({ "splitting": range, "before": key.escape_ascii().to_string() });
+            respond(stream, 200, "application/json", &format!("{body}\n"), false).await
+        }
+        Err(e) => respond(stream, 409, "application/json", &json_error(&e.to_string()), false).await,
+    }
+}
+
+async fn move_replica(stream: &mut TcpStream, state: &AdminState, query: &str) -> std::io::Result<()> {
+    let field = |name: &str| query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')));
+    let id = |name: &str| -> Result<Option<u64>, String> {
+        field(name).map(|v| v.parse::<u64>().map_err(|_| format!("{name}={v:?}: expected a number"))).transpose()
+    };
+    let parsed = (|| {
+        let usage = "expected ?range=RANGE_ID&to=NODE_ID[&from=NODE_ID]";
+        let range = id("range")?.ok_or(usage)?;
+        let to = id("to")?.ok_or(usage)?;
+        let from = id("from")?;
+        for node in [Some(to), from].into_iter().flatten() {
+            if !state.members.contains_key(&node) {
+                return Err(format!("node {node} is not in --initial-cluster"));
+            }
+        }
+        Ok::<_, String>((range, from, to))
+    })();
+    let (range, from, to) = match parsed {
+        Ok(p) => p,
+        Err(e) => return respond(stream, 400, "application/json", &json_error(&e), false).await,
+    };
+    match state.node.move_replica(range, from, to).await {
+        Ok(from) => {
+            let body = serde_json::json!({ "moving": range, "from": from, "to": to });
             respond(stream, 200, "application/json", &format!("{body}\n"), false).await
         }
         Err(e) => respond(stream, 409, "application/json", &json_error(&e.to_string()), false).await,

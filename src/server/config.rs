@@ -223,7 +223,9 @@ impl NodeSettings {
         }
         let range_bytes_max = raw.range_bytes_max.unwrap_or(RANGE_BYTES_MAX_DEFAULT);
         if (1..RANGE_BYTES_MIN).contains(&range_bytes_max) {
-            return Err(format!("--range-bytes-max {range_bytes_max}: expected 0 (never) or {RANGE_BYTES_MIN} and more"));
+            return Err(format!(
+                "--range-bytes-max {range_bytes_max}: expected 0 (never) or {RANGE_BYTES_MIN} and more"
+            ));
         }
         let settings = NodeSettings {
             id,
@@ -242,10 +244,7 @@ impl NodeSettings {
             initial_voters,
             lease_reads: raw.lease_reads.unwrap_or(false),
             clock_drift_ppm_max,
-            split: SplitPolicy {
-                range_bytes_max,
-                range_ops_per_s_max: raw.range_ops_per_s_max.unwrap_or(0),
-            },
+            split: SplitPolicy { range_bytes_max, range_ops_per_s_max: raw.range_ops_per_s_max.unwrap_or(0) },
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
             keyspace,
@@ -393,12 +392,9 @@ mod tests {
     fn split_thresholds_default_to_64_mib_and_no_load_splits() {
         let s = NodeSettings::validate(full()).unwrap();
         assert_eq!(s.split, SplitPolicy { range_bytes_max: 64 << 20, range_ops_per_s_max: 0 });
-        let s = NodeSettings::validate(RawSettings {
-            range_bytes_max: Some(0),
-            range_ops_per_s_max: Some(500),
-            ..full()
-        })
-        .unwrap();
+        let s =
+            NodeSettings::validate(RawSettings { range_bytes_max: Some(0), range_ops_per_s_max: Some(500), ..full() })
+                .unwrap();
         assert_eq!(s.split, SplitPolicy { range_bytes_max: 0, range_ops_per_s_max: 500 });
     }
 

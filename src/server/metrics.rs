@@ -234,9 +234,21 @@ pub fn render_ranges(ranges: usize, hosted: &[NodeStatus]) -> String {
         header(&mut out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    let splits: u64 = hosted.iter().map(|s| s.splits).sum();
+    let help = "Splits the ranges hosted here applied since the process started.";
+    header(&mut out, "phantomdb_range_splits_total", "counter", help);
+    let _ = writeln!(out, "phantomdb_range_splits_total {splits}");
     header(&mut out, "phantomdb_range_keys", "gauge", "Keys of each range hosted here, as applied here.");
     for s in hosted {
         let _ = writeln!(out, "phantomdb_range_keys{{range=\"{}\"}} {}", s.group, s.keys);
+    }
+    header(&mut out, "phantomdb_range_bytes", "gauge", "Bytes of keys and values of each range hosted here.");
+    for s in hosted {
+        let _ = writeln!(out, "phantomdb_range_bytes{{range=\"{}\"}} {}", s.group, s.bytes);
+    }
+    header(&mut out, "phantomdb_range_ops_per_second", "gauge", "Requests a second each range led here took.");
+    for s in hosted.iter().filter(|s| s.role == "leader") {
+        let _ = writeln!(out, "phantomdb_range_ops_per_second{{range=\"{}\"}} {}", s.group, s.ops_per_s);
     }
     header(&mut out, "phantomdb_range_leader_id", "gauge", "Each hosted range's known leader (0: none).");
     for s in hosted {
@@ -271,8 +283,17 @@ mod tests {
         assert!(text.contains("phantomdb_request_duration_seconds_count{command=\"get\"} 3\n"));
         assert!(text.contains("phantomdb_raft_term 7\n"));
         let hosted = [
-            NodeStatus { group: 1, role: "leader", leader: Some(1), keys: 5, ..Default::default() },
-            NodeStatus { group: 3, role: "follower", rebuilding: true, ..Default::default() },
+            NodeStatus {
+                group: 1,
+                role: "leader",
+                leader: Some(1),
+                keys: 5,
+                bytes: 70,
+                ops_per_s: 12,
+                splits: 2,
+                ..Default::default()
+            },
+            NodeStatus { group: 3, role: "follower", rebuilding: true, ops_per_s: 9, splits: 1, ..Default::default() },
         ];
         let ranges = render_ranges(4, &hosted);
         for line in [
@@ -280,11 +301,18 @@ mod tests {
             "phantomdb_replicas 2\n",
             "phantomdb_leaders 1\n",
             "phantomdb_replicas_rebuilding 1\n",
+            "phantomdb_range_splits_total 3\n",
+            "phantomdb_range_bytes{range=\"1\"} 70\n",
+            "phantomdb_range_ops_per_second{range=\"1\"} 12\n",
         ] {
             assert!(ranges.contains(line), "{line}: {ranges}");
         }
         assert!(ranges.contains("phantomdb_range_keys{range=\"1\"} 5\n"), "{ranges}");
         assert!(ranges.contains("phantomdb_range_leader_id{range=\"3\"} 0\n"), "{ranges}");
+        assert!(
+            !ranges.contains("phantomdb_range_ops_per_second{range=\"3\"}"),
+            "a follower takes no requests: {ranges}"
+        );
         let text = text + &ranges;
         // Every sample line belongs to a declared family.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
