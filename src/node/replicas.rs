@@ -6,7 +6,7 @@
 //! ```text
 //!   AddReplica{to} applied ─▶ the descriptor lists `to` (one generation newer); `to`
 //!     does not apply it: it hosts nothing yet, and creates its replica, empty, when the
-//!     group's messages reach it and a peer's descriptor lists it (`runtime.rs`)
+//!     group's messages reach it and a peer's descriptor lists it (`runtime/`)
 //!   ... `to` a learner, caught up, promoted; `from` demoted to a learner ...
 //!   RemoveReplica{from} applied ─▶ the descriptor no longer lists `from`; on `from`
 //!     itself, one batch: the range's data and Raft records deleted, the hosted set

@@ -335,14 +335,13 @@ mod tests {
         assert_eq!(t.poll(2, size(5_000), false), None, "a search stops when the range is not eligible");
     }
 
-    /// Requests for keys `a`..`z` in turn, `per_s` a second, from `from_ms` for `ms`.
+    /// Requests for `keys` in turn, `per_s` a second, from `from_ms` for `ms`; the split
+    /// the trigger asked for, if any.
     fn load(t: &mut SplitTrigger, from_ms: u64, ms: u64, per_s: u64, keys: &[&[u8]]) -> Option<Want> {
         let mut wanted = None;
         let step_ms = 1_000 / per_s;
-        let mut i = 0;
-        for now in (from_ms..from_ms + ms).step_by(step_ms as usize) {
+        for (i, now) in (from_ms..from_ms + ms).step_by(step_ms as usize).enumerate() {
             t.observe(now, &[keys[i % keys.len()]]);
-            i += 1;
             if let Some(w) = t.poll(now, size(0), true) {
                 assert!(wanted.is_none(), "one split per cooldown: {w:?}");
                 wanted = Some(w);

@@ -1,5 +1,13 @@
 //! The event loop of one node hosting one or more Raft groups (see `group.rs` for what a
-//! group does in each batch, `peer_frames.rs` for how their messages travel together).
+//! group does in each batch, `peer_frames.rs` for how their messages travel together,
+//! `handle.rs` for the API callers hold, `range_work.rs` for the moves and splits the
+//! node runs as its ranges' leader).
+
+mod handle;
+mod range_work;
+
+use handle::{Call, Control, CALL_QUEUE_MAX, CONTROL_QUEUE_MAX};
+pub use handle::{NodeHandle, Submitted};
 
 use super::dedup::RecentRequests;
 use super::disk::Disk;
@@ -7,11 +15,11 @@ use super::forwarding::Elsewhere;
 use super::group::{Replica, Staged};
 use super::group_data::Span;
 use super::peer_frames::PeerFrames;
-use super::pending::{CallResult, Origin};
+use super::pending::Origin;
 use super::raft_store::RaftStore;
-use super::replica_move::{ReplicaMove, Step, View};
+use super::replica_move::ReplicaMove;
 use super::replicas::Tombstones;
-use super::split_trigger::{SplitPolicy, SplitReason, Want};
+use super::split_trigger::SplitPolicy;
 use super::topology::Topology;
 use super::{created_with, scrub, snapshot_install, split};
 use super::{ClientError, ControlError, NodeError, NodeEvent, NodeStatus, Observer, Wire, WIRE_BYTES_MAX};
@@ -21,10 +29,10 @@ use crate::keyspace::{Keyspace, RangeDescriptor, Unroutable};
 use crate::raft::{self, Envelope};
 use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -103,9 +111,6 @@ impl NodeConfig {
     }
 }
 
-/// Client calls queued to a node before `execute` waits.
-const CALL_QUEUE_MAX: usize = 1024;
-/// A turn of the event loop that takes this long is reported (two thirds of the
 /// default minimum election timeout: the loop must never stand still for one).
 const SLOW_TURN_MS: u64 = 100;
 /// Batches held for their sync before the node stops taking inputs (back-pressure: a
@@ -132,147 +137,8 @@ const RANGE_ASK_INTERVAL_MS: u64 = 500;
 
 /// How often expired requests are swept.
 const SWEEP_INTERVAL_MS: u64 = 50;
-struct Call<M: StateMachine> {
-    command: M::Command,
-    reply: oneshot::Sender<CallResult<M>>,
-}
-
-/// Operators' requests, on a channel of their own so that client load cannot delay them.
-enum Control {
-    TransferLeader {
-        group: GroupId,
-        to: NodeId,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    ChangeMembership {
-        group: GroupId,
-        voters: BTreeSet<NodeId>,
-        learners: BTreeSet<NodeId>,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    Split {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<GroupId, ControlError>>,
-    },
-    Move {
-        group: GroupId,
-        from: Option<NodeId>,
-        to: NodeId,
-        reply: oneshot::Sender<Result<NodeId, ControlError>>,
-    },
-}
-
 /// Replica moves a node runs at once (as the leader of their ranges).
 const MOVES_MAX: usize = 8;
-
-/// Operators' requests queued to a node before `transfer_leadership` waits.
-const CONTROL_QUEUE_MAX: usize = 16;
-
-/// The in-process client API of a node (used by the real-cluster tests today and by the
-/// RESP server later; simulated clients reach nodes over the transport with `Wire::Request`).
-pub struct NodeHandle<M: StateMachine> {
-    calls: mpsc::Sender<Call<M>>,
-    controls: mpsc::Sender<Control>,
-    status: watch::Receiver<Vec<NodeStatus>>,
-    range_map: watch::Receiver<Keyspace>,
-}
-
-// Not derived: a derive would ask `M: Clone`, which the handle does not need.
-impl<M: StateMachine> Clone for NodeHandle<M> {
-    fn clone(&self) -> Self {
-        NodeHandle {
-            calls: self.calls.clone(),
-            controls: self.controls.clone(),
-            status: self.status.clone(),
-            range_map: self.range_map.clone(),
-        }
-    }
-}
-
-/// A command handed to the node, whose answer is still to come.
-pub struct Submitted<M: StateMachine>(oneshot::Receiver<CallResult<M>>);
-
-impl<M: StateMachine> Submitted<M> {
-    pub async fn result(self) -> CallResult<M> {
-        self.0.await.unwrap_or(Err(ClientError::Stopped))
-    }
-}
-
-impl<M: StateMachine> NodeHandle<M> {
-    /// Runs `command` linearizably through the leader of the group that owns its keys.
-    pub async fn execute(&self, command: M::Command) -> CallResult<M> {
-        self.submit(command).await?.result().await
-    }
-
-    /// Queues `command` (waiting while the node's call queue is full) and returns at once
-    /// with its future answer. Commands submitted one after another through one handle
-    /// enter the log in that order, so a pipelining client keeps its order.
-    pub async fn submit(&self, command: M::Command) -> Result<Submitted<M>, ClientError> {
-        let (reply, rx) = oneshot::channel();
-        self.calls.send(Call { command, reply }).await.map_err(|_| ClientError::Stopped)?;
-        Ok(Submitted(rx))
-    }
-
-    /// Asks this node, which must lead `group`, to hand leadership to voter `to`.
-    /// Returns once the transfer has started (or was refused); whether `to` takes over
-    /// shows in the status (`leader`, `transfer_target`).
-    pub async fn transfer_leadership(&self, group: GroupId, to: NodeId) -> Result<(), ControlError> {
-        let (reply, rx) = oneshot::channel();
-        let control = Control::TransferLeader { group, to, reply };
-        self.controls.send(control).await.map_err(|_| ControlError::Stopped)?;
-        rx.await.unwrap_or(Err(ControlError::Stopped))
-    }
-
-    /// Asks this node, which must lead `group`, to change its configuration to `voters`
-    /// and `learners` (by joint consensus). Returns once the change has started; the
-    /// status shows it go through (`outgoing_voters` empties when it is done).
-    pub async fn change_membership(
-        &self,
-        group: GroupId,
-        voters: BTreeSet<NodeId>,
-        learners: BTreeSet<NodeId>,
-    ) -> Result<(), ControlError> {
-        let (reply, rx) = oneshot::channel();
-        let control = Control::ChangeMembership { group, voters, learners, reply };
-        self.controls.send(control).await.map_err(|_| ControlError::Stopped)?;
-        rx.await.unwrap_or(Err(ControlError::Stopped))
-    }
-
-    /// Asks this node, which must lead the range holding user key `key`, to split it
-    /// before `key` (before its slot in hash sharding). Returns the range split once the
-    /// split is in its log; it takes effect when applied (`split.rs`).
-    pub async fn split_range(&self, key: Vec<u8>) -> Result<GroupId, ControlError> {
-        let (reply, rx) = oneshot::channel();
-        self.controls.send(Control::Split { key, reply }).await.map_err(|_| ControlError::Stopped)?;
-        rx.await.unwrap_or(Err(ControlError::Stopped))
-    }
-
-    /// Asks this node, which must lead `group`, to move the range's replica on `from` (a
-    /// follower voter; `None`: the lowest-numbered one) to node `to`, which hosts none
-    /// (`replica_move.rs`). Returns the node moved from once the move has started; the
-    /// range's replicas (`range_map`, `GET /ranges`) show it done.
-    pub async fn move_replica(&self, group: GroupId, from: Option<NodeId>, to: NodeId) -> Result<NodeId, ControlError> {
-        let (reply, rx) = oneshot::channel();
-        self.controls.send(Control::Move { group, from, to, reply }).await.map_err(|_| ControlError::Stopped)?;
-        rx.await.unwrap_or(Err(ControlError::Stopped))
-    }
-
-    /// The latest published status of the node's first group (the only group of a real
-    /// node today).
-    pub fn status(&self) -> NodeStatus {
-        self.status.borrow().first().cloned().unwrap_or_default()
-    }
-
-    /// The latest published status of every group the node hosts, by group.
-    pub fn group_statuses(&self) -> Vec<NodeStatus> {
-        self.status.borrow().clone()
-    }
-
-    /// The node's map of the ranges: exact for those it hosts, as last learnt for others.
-    pub fn range_map(&self) -> Keyspace {
-        self.range_map.borrow().clone()
-    }
-}
 
 pub struct Node<T, S: Storage, M: StateMachine> {
     cfg: NodeConfig,
@@ -515,160 +381,6 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 let _ = reply.send(result);
             }
         }
-    }
-
-    /// Checks a move of `group`'s replica from `from` to `to` and starts it (see
-    /// `replica_move.rs`); returns the node it moves from.
-    fn start_move(
-        &mut self,
-        now_ms: u64,
-        group: GroupId,
-        from: Option<NodeId>,
-        to: NodeId,
-    ) -> Result<NodeId, ControlError> {
-        let me = self.cfg.id();
-        let g = self.groups.get(&group).ok_or(ControlError::NoSuchGroup(group))?;
-        if !g.raft.is_leader() {
-            return Err(ControlError::NotLeader { group, leader_hint: g.raft.leader_id() });
-        }
-        if self.moves.contains_key(&group) || g.raft.membership_changing() {
-            return Err(ControlError::MoveInProgress { group });
-        }
-        if self.moves.len() >= MOVES_MAX {
-            return Err(ControlError::TooManyMoves { running: self.moves.len() });
-        }
-        let membership = g.raft.membership();
-        let from = match from {
-            Some(n) => n,
-            None => membership
-                .voters
-                .iter()
-                .copied()
-                .find(|&n| n != me)
-                .ok_or(ControlError::MoveFromLeader { group, node: me })?,
-        };
-        if from == me {
-            return Err(ControlError::MoveFromLeader { group, node: me });
-        }
-        if !membership.voters.contains(&from) {
-            return Err(ControlError::MoveFromNonVoter { group, node: from });
-        }
-        if !self.is_server(to) {
-            return Err(ControlError::MoveToNonServer { node: to });
-        }
-        if g.range().replicas.contains(&to) || membership.is_member(to) {
-            return Err(ControlError::MoveToReplica { group, node: to });
-        }
-        self.moves.insert(group, ReplicaMove::new(now_ms, from, to));
-        Ok(from)
-    }
-
-    /// Takes every move one step (as far as its range allows now): a move whose range
-    /// this node no longer leads, or that fails, is abandoned where it stands.
-    fn drive_moves(&mut self, now_ms: u64) {
-        let node = self.cfg.id();
-        let mut ended = Vec::new();
-        for (&group, mv) in self.moves.iter_mut() {
-            let Some(g) = self.groups.get_mut(&group).filter(|g| g.raft.is_leader()) else {
-                tracing::warn!(node, group, from = mv.from, to = mv.to, "replica move abandoned: no longer leading");
-                ended.push(group);
-                continue;
-            };
-            let matches = g.raft.follower_match();
-            let match_of = |node: NodeId| matches.iter().find(|&&(n, _)| n == node).map(|&(_, m)| m);
-            let membership = g.raft.membership().clone();
-            let view = View {
-                range: g.range(),
-                membership: &membership,
-                changing: g.raft.membership_changing(),
-                applied: g.applied_index(),
-                commit: g.raft.commit_index(),
-                to_match: match_of(mv.to),
-                from_match: match_of(mv.from),
-            };
-            let bug = g.raft.config().planted_bug;
-            let step = match mv.step(now_ms, &view, bug) {
-                Ok(step) => step,
-                Err(e) => {
-                    tracing::warn!(node, group, error = %e, "replica move abandoned");
-                    ended.push(group);
-                    continue;
-                }
-            };
-            let proposed = match &step {
-                Step::Wait => continue,
-                Step::Done => {
-                    crate::sometimes!("replica_moved");
-                    tracing::info!(node, group, from = mv.from, to = mv.to, "replica moved");
-                    ended.push(group);
-                    continue;
-                }
-                Step::Propose(change) => {
-                    g.raft.propose_range(change.encode()).map(|(i, _)| i).map_err(ControlError::from)
-                }
-                Step::Configure { voters, learners } => {
-                    g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from)
-                }
-            };
-            match proposed {
-                Ok(index) => mv.proposed(&step, index),
-                // Refused for now (a transfer, back-pressure): asked again next turn.
-                Err(e) => tracing::debug!(node, group, error = %e, "replica move step refused"),
-            }
-        }
-        for group in ended {
-            self.moves.remove(&group);
-        }
-    }
-
-    /// Asks every range this node leads whether it wants to split (`split_trigger.rs`),
-    /// and proposes the splits wanted. A range is eligible unless a move or membership
-    /// change of it runs, or the node hosts as many ranges as it may.
-    fn drive_splits(&mut self, now_ms: u64) -> Result<(), NodeError> {
-        let node = self.cfg.id();
-        let room = self.topology.hosted.len() < crate::keyspace::GROUPS_MAX as usize;
-        for (&group, g) in self.groups.iter_mut() {
-            let membership = g.raft.membership();
-            let listed: BTreeSet<NodeId> = g.range().replicas.iter().copied().collect();
-            let settled =
-                !g.raft.membership_changing() && membership.learners.is_empty() && listed == membership.voters;
-            let eligible = room && g.raft.is_leader() && settled && !self.moves.contains_key(&group) && !g.is_removed();
-            let Some(mut want) = g.poll_split(now_ms, eligible) else { continue };
-            if let Want::Read { from } = &want {
-                // One page a turn: the search spreads over turns, the loop never stalls.
-                g.read_for_split(now_ms, &self.disk.storage, from)?;
-                match g.poll_split(now_ms, eligible) {
-                    Some(split @ Want::Split { .. }) => want = split,
-                    _ => continue,
-                }
-            }
-            let Want::Split { key, reason } = want else { continue };
-            let (bytes, ops_per_s) = (g.size().bytes, g.ops_per_s());
-            match g.propose_split(&key) {
-                Ok(index) => {
-                    match reason {
-                        SplitReason::Size => crate::sometimes!("range_split_by_size"),
-                        SplitReason::Load => crate::sometimes!("range_split_by_load"),
-                    }
-                    tracing::info!(node, group, index, ?reason, bytes, ops_per_s, key = ?key, "range split proposed");
-                }
-                Err(e) => tracing::debug!(node, group, error = %e, "range split not proposed"),
-            }
-        }
-        Ok(())
-    }
-
-    /// Proposes a split before `key` in the range holding it, which this node must lead.
-    fn split(&mut self, key: &[u8]) -> Result<GroupId, ControlError> {
-        let group =
-            self.route_keys(&[key]).map_err(|_| ControlError::SplitOutsideRange { group: 0, key: key.to_vec() })?;
-        let hosted = self.topology.hosted.len();
-        if hosted >= crate::keyspace::GROUPS_MAX as usize {
-            return Err(ControlError::TooManyGroups { hosted });
-        }
-        let replica = self.groups.get_mut(&group).ok_or(ControlError::NoSuchGroup(group))?;
-        replica.propose_split(key)?;
-        Ok(group)
     }
 
     fn publish_status(&mut self) {
