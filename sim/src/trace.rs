@@ -101,7 +101,9 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::ConfigAppended { index, term, voters, outgoing } => put(out, &(5u8, index, term, voters, outgoing)),
         NodeEvent::Truncated { from } => put(out, &(6u8, from)),
         NodeEvent::Committed { index } => put(out, &(7u8, index)),
-        NodeEvent::Applied { index, term, digest } => put(out, &(8u8, index, term, digest)),
+        // Not the keys: the digest covers the entry they come from (and leaving them out
+        // keeps every seed's hash as it was before the event carried them).
+        NodeEvent::Applied { index, term, digest, .. } => put(out, &(8u8, index, term, digest)),
         NodeEvent::LeaseRead { commit_index } => put(out, &(9u8, commit_index)),
         NodeEvent::ClockDriftExceeded { peer, ratio_ppm } => put(out, &(10u8, peer, ratio_ppm)),
         NodeEvent::Poisoned { error } => put(out, &(11u8, error)),

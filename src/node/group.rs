@@ -587,6 +587,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             while applied.index < commit {
                 let index = applied.index + 1;
                 let entry = self.raft.entry(index).expect("committed entries are in the log");
+                let mut applied_keys = Vec::new();
                 let output = match &entry.payload {
                     // Configurations act in the core, on append.
                     Payload::Noop | Payload::Membership(_) => None,
@@ -599,6 +600,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                             .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
                         let keys = M::keys(&command);
                         if self.span.holds_keys(&keys) || stale_accepted {
+                            applied_keys = keys.iter().map(|k| self.span.sharding.storage_key(k)).collect();
                             Some(Ok(M::apply(&command, &mut data)?))
                         } else {
                             crate::sometimes!("range_moved_at_apply");
@@ -608,7 +610,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 };
                 applied.index = index;
                 applied.term = entry.term;
-                let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest() };
+                let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest(), keys: applied_keys };
                 observer.on_event(self.node, self.id, event);
                 answer_proposal(&mut self.pending, index, entry.term, output, transport);
             }
@@ -632,7 +634,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                     let done = split::apply(disk, store, range, &at, (index, term), applied.size, &membership, hosted)?;
                     applied.index = index;
                     applied.term = term;
-                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest });
+                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest, keys: Vec::new() });
                     if let Some(done) = done {
                         crate::sometimes!("range_split");
                         self.splits += 1;
@@ -663,7 +665,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                         hosted,
                         removed,
                     )?;
-                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest });
+                    observer.on_event(self.node, self.id, NodeEvent::Applied { index, term, digest, keys: Vec::new() });
                     match outcome {
                         Outcome::Unchanged => {}
                         Outcome::Changed(range) => {

@@ -54,11 +54,13 @@ pub enum NodeEvent {
     Committed {
         index: Index,
     },
-    /// The entry at `index` was applied to the state machine.
+    /// The entry at `index` was applied to the state machine; `keys`: the stored keys of
+    /// the command it applied (empty: not a command, or one refused as outside the range).
     Applied {
         index: Index,
         term: Term,
         digest: u64,
+        keys: Vec<Vec<u8>>,
     },
     /// A leader answered a read from its lease, with the commit index it had then.
     LeaseRead {

@@ -3,6 +3,7 @@
 //! trace (through its replay, `crate::replay`) and history, never the system's internals.
 //! [`registry::CHECKS`] lists the checks a run is judged by.
 
+pub mod applied_in_range;
 pub mod brute_force;
 pub mod caught_up_promotion;
 pub mod config_safety;

@@ -4,7 +4,7 @@
 //! The Raft properties hold per group (every group is a Raft of its own); with several
 //! groups their violations name the group.
 
-use super::{caught_up_promotion, lost_writes, range_tiling, recoverable, state_machine_safety};
+use super::{applied_in_range, caught_up_promotion, lost_writes, range_tiling, recoverable, state_machine_safety};
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
 use crate::replay::{GroupReplay, Replay};
 use crate::scenario::Scenario;
@@ -48,6 +48,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "range_tiling",
         run: |i| Findings::violations(range_tiling::check(&i.run.trace, &i.scenario.keyspace())),
+    },
+    Check {
+        name: "applied_in_range",
+        run: |i| Findings::violations(applied_in_range::check(&i.run.trace, &i.scenario.keyspace())),
     },
     Check {
         name: "caught_up_promotion",

@@ -30,7 +30,7 @@ pub fn check(group: &GroupReplay) -> Vec<String> {
                     }
                 }
             }
-            NodeEvent::Applied { index, term, digest } => {
+            NodeEvent::Applied { index, term, digest, .. } => {
                 let want = next.entry(*node).or_insert(1);
                 if *index != *want {
                     v.push(format!("n{node} applied index {index} when {want} was next"));
@@ -66,7 +66,7 @@ mod tests {
         TraceEvent { t_ns: 0, kind: TraceKind::Node { node, group: 1, event } }
     }
     fn applied(node: u64, index: u64, term: u64, digest: u64) -> TraceEvent {
-        ev(node, NodeEvent::Applied { index, term, digest })
+        ev(node, NodeEvent::Applied { index, term, digest, keys: Vec::new() })
     }
 
     #[test]
