@@ -52,6 +52,10 @@ pub const MARKS: &[(&str, &str)] = &[
     ("replica_moved", "a range's leader finished moving a replica to another node"),
     ("replica_removed", "a replica applied its removal from its range and dropped its data"),
     (
+        "removed_replica_collected",
+        "a replica removed while down or cut off learnt from a peer's newer descriptor that it is none, and dropped itself",
+    ),
+    (
         "stale_remnant_asked",
         "a node's map sent a request to a range it hosts that no longer holds the key, so it asked the range's other replicas",
     ),

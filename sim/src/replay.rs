@@ -284,6 +284,7 @@ impl Fold {
             | NodeEvent::RangeSplit { .. }
             | NodeEvent::RangeInstalled { .. }
             | NodeEvent::RangeReplicas { .. }
+            | NodeEvent::ReplicaCollected { .. }
             | NodeEvent::DataDropped { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }

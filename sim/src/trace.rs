@@ -111,6 +111,7 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::RangeSplit { index, left, right } => put(out, &(13u8, index, left, right)),
         NodeEvent::RangeInstalled { range } => put(out, &(14u8, range)),
         NodeEvent::RangeReplicas { index, range } => put(out, &(15u8, index, range)),
+        NodeEvent::ReplicaCollected { range } => put(out, &(16u8, range)),
     }
 }
 

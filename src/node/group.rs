@@ -800,6 +800,27 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         }
     }
 
+    /// Drops this replica, which `newer` (a peer's descriptor of the range, a generation
+    /// on) no longer lists: it was removed while it could not hear of it. Like applying its
+    /// removal, but from the descriptor: the event loop drops it at the end of the turn.
+    pub fn collect<S: Storage<View = V>>(
+        &mut self,
+        disk: &mut Disk<S>,
+        topology: &mut Topology,
+        newer: RangeDescriptor,
+        observer: &dyn Observer,
+    ) -> Result<(), NodeError> {
+        let (hosted, removed) = (&mut topology.hosted, &mut topology.removed);
+        replicas::drop_replica(disk, &self.store, &self.range, &newer, hosted, removed)?;
+        crate::sometimes!("removed_replica_collected");
+        topology.map.learn(&newer);
+        observer.on_event(self.node, self.id, NodeEvent::ReplicaCollected { range: newer.clone() });
+        self.range = newer;
+        self.removed = true;
+        topology.dropped.push(self.id);
+        Ok(())
+    }
+
     /// Whether this node's replica was removed from the range (see `removed`).
     pub fn is_removed(&self) -> bool {
         self.removed

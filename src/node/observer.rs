@@ -93,6 +93,11 @@ pub enum NodeEvent {
     RangeInstalled {
         range: RangeDescriptor,
     },
+    /// The node dropped its replica of the group: a peer's descriptor `range`, newer than
+    /// its own, no longer lists it (it was removed while down or cut off; `replicas.rs`).
+    ReplicaCollected {
+        range: RangeDescriptor,
+    },
     /// The replica change at `index` (just applied, see `Applied`) gave the group's range
     /// these replicas (`replicas.rs`); on the node it removed, the replica is dropped.
     RangeReplicas {
@@ -126,6 +131,9 @@ impl Observer for LogObserver {
             }
             NodeEvent::RangeReplicas { index, range } => {
                 tracing::info!(node, group, index, ?range, "range replicas changed")
+            }
+            NodeEvent::ReplicaCollected { range } => {
+                tracing::info!(node, group, ?range, "replica dropped: a newer descriptor no longer lists this node")
             }
             NodeEvent::Poisoned { error } => tracing::error!(node, group, %error, "poisoned"),
             NodeEvent::DataDropped { base } => {

@@ -77,19 +77,37 @@ pub fn apply<S: Storage>(
         return Ok(Outcome::Unchanged);
     };
     if matches!(change, RangeChange::RemoveReplica { node } if *node == me) && !member_later {
-        store.stage_drop(&mut disk.batch);
-        disk.batch.delete_range(DATA_PARTITION, range.start.clone(), range.end.clone());
-        assert!(hosted.remove(&range.id), "range {} applied here, so hosted", range.id);
-        stage_hosted(hosted, &mut disk.batch);
-        removed.insert(range.id, next.generation);
-        removed.stage(&mut disk.batch);
-        disk.write_batch()?;
+        drop_replica(disk, store, range, &next, hosted, removed)?;
         return Ok(Outcome::Removed(next));
     }
     store.stage_applied(applied, &mut disk.batch);
     store.stage_range(&next, &mut disk.batch);
     disk.write_batch()?;
     Ok(Outcome::Changed(next))
+}
+
+/// Drops this node's replica of `range` (its data span, its Raft records, its place among
+/// the hosted groups) and keeps a tombstone at `newer`'s generation, in one batch: after
+/// its removal applied here, or when a peer's `newer` descriptor no longer lists it (a
+/// replica removed while it was down or cut off never hears its removal: garbage
+/// collection, like CockroachDB's replica GC queue).
+pub fn drop_replica<S: Storage>(
+    disk: &mut Disk<S>,
+    store: &RaftStore,
+    range: &RangeDescriptor,
+    newer: &RangeDescriptor,
+    hosted: &mut BTreeSet<GroupId>,
+    removed: &mut Tombstones,
+) -> Result<(), NodeError> {
+    assert_eq!(range.id, newer.id, "a replica is dropped by its own range's descriptor");
+    assert!(newer.generation > range.generation, "dropped by a newer descriptor: {newer:?} after {range:?}");
+    store.stage_drop(&mut disk.batch);
+    disk.batch.delete_range(DATA_PARTITION, range.start.clone(), range.end.clone());
+    assert!(hosted.remove(&range.id), "range {} is hosted here", range.id);
+    stage_hosted(hosted, &mut disk.batch);
+    removed.insert(range.id, newer.generation);
+    removed.stage(&mut disk.batch);
+    disk.write_batch()
 }
 
 /// The ranges whose replica left this node, with the generation they left at: a

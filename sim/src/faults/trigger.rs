@@ -77,7 +77,8 @@ impl Moment {
             | NodeEvent::Poisoned { .. }
             | NodeEvent::RangeSplit { .. }
             | NodeEvent::RangeInstalled { .. }
-            | NodeEvent::RangeReplicas { .. } => return None,
+            | NodeEvent::RangeReplicas { .. }
+            | NodeEvent::ReplicaCollected { .. } => return None,
         })
     }
 

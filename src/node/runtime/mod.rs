@@ -29,7 +29,7 @@ use crate::keyspace::{Keyspace, RangeDescriptor, Unroutable};
 use crate::raft::{self, Envelope};
 use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -135,6 +135,11 @@ impl Held {
 /// How long a node waits before asking again which range an unknown group is.
 const RANGE_ASK_INTERVAL_MS: u64 = 500;
 
+/// How long a replica hears no leader before asking whether it is still one, and how
+/// often it asks again: far past any election or ordinary partition (their replicas need
+/// not ask), and soon enough that a removed replica does not hold its data for long.
+const LEADERLESS_ASK_MS: u64 = 10_000;
+
 /// How often expired requests are swept.
 const SWEEP_INTERVAL_MS: u64 = 50;
 /// Replica moves a node runs at once (as the leader of their ranges).
@@ -164,6 +169,9 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     /// Groups not hosted here whose range was asked of a peer, and when it may be asked
     /// again (`ask_range`).
     range_asks: BTreeMap<GroupId, u64>,
+    /// Hosted groups without a known leader, and when their peers are asked (again)
+    /// whether this node is still a replica (`ask_if_still_replica`).
+    leaderless: BTreeMap<GroupId, u64>,
     /// Replica moves of ranges this node leads, at most `MOVES_MAX`.
     moves: BTreeMap<GroupId, ReplicaMove>,
 }
@@ -226,6 +234,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             elsewhere,
             topology,
             range_asks: BTreeMap::new(),
+            leaderless: BTreeMap::new(),
             moves: BTreeMap::new(),
         };
         node.publish_status();
@@ -313,6 +322,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             }
             self.drive_moves(now);
             self.drive_splits(now)?;
+            self.ask_if_still_replica(now);
             if now >= next_sweep_ms {
                 next_sweep_ms = now + SWEEP_INTERVAL_MS;
                 for g in self.groups.values_mut() {
@@ -538,10 +548,47 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         self.transport.send(from, codec::encode(&Wire::RangeWanted { group }));
     }
 
+    /// A replica that hears no leader for `LEADERLESS_ASK_MS` asks the others its range
+    /// lists which range it is now, and again every `LEADERLESS_ASK_MS`: one removed
+    /// while it was down or cut off hears no more of its group (the leader stopped
+    /// writing to it) and learns so only from a newer descriptor (`on_range_known`).
+    fn ask_if_still_replica(&mut self, now_ms: u64) {
+        let me = self.cfg.id();
+        let leaderless: BTreeSet<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.raft.is_leader() && g.raft.leader_id().is_none() && !g.is_removed())
+            .map(|(&id, _)| id)
+            .collect();
+        self.leaderless.retain(|g, _| leaderless.contains(g));
+        for id in leaderless {
+            let due_ms = *self.leaderless.entry(id).or_insert(now_ms + LEADERLESS_ASK_MS);
+            if now_ms < due_ms {
+                continue;
+            }
+            self.leaderless.insert(id, now_ms + LEADERLESS_ASK_MS);
+            for &peer in self.groups[&id].range().replicas.iter().filter(|&&n| n != me) {
+                self.transport.send(peer, codec::encode(&Wire::RangeWanted { group: id }));
+            }
+        }
+    }
+
     /// A peer said which range a group is: this node learns it, and starts its missing
-    /// replica of it if it is one and nothing it hosts still covers the range's keys.
+    /// replica of it if it is one and nothing it hosts still covers the range's keys; or
+    /// drops its replica if it hosts one that the newer descriptor no longer lists.
     fn on_range_known(&mut self, now_ms: u64, range: RangeDescriptor) -> Result<(), NodeError> {
         self.topology.map.learn(&range);
+        let me = self.cfg.id();
+        if let Some(g) = self.groups.get_mut(&range.id) {
+            // Only a replica placed here (listed by its own descriptor), not a spare
+            // waiting outside the membership, and only by a newer descriptor.
+            let placed = g.range().replicas.contains(&me);
+            if placed && !g.is_removed() && range.generation > g.range().generation && !range.replicas.contains(&me) {
+                tracing::info!(node = me, group = range.id, ?range, "replica removed while away: dropping it");
+                g.collect(&mut self.disk, &mut self.topology, range, self.observer.as_ref())?;
+            }
+            return Ok(());
+        }
         let mine = range.replicas.contains(&self.cfg.id()) && !self.groups.contains_key(&range.id);
         // A peer that has not applied our replica's removal yet still lists us.
         let left = self.topology.removed.left(&range);
