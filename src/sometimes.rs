@@ -51,6 +51,7 @@ pub const MARKS: &[(&str, &str)] = &[
     ),
     ("replica_moved", "a range's leader finished moving a replica to another node"),
     ("replica_removed", "a replica applied its removal from its range and dropped its data"),
+    ("half_move_tidied", "a range's leader tidied a replica move left half-done (a listed non-voter, or a stray learner)"),
     (
         "removed_replica_collected",
         "a replica removed while down or cut off learnt from a peer's newer descriptor that it is none, and dropped itself",

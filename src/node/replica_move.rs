@@ -183,10 +183,44 @@ fn with(set: &BTreeSet<NodeId>, n: NodeId) -> BTreeSet<NodeId> {
     s
 }
 
+/// The step that tidies a move abandoned half-way (its leader lost leadership, it timed
+/// out), for a range no move runs on and whose configuration is settled: a node the
+/// descriptor lists that is no voter leaves the descriptor (`RemoveReplica`: a learner
+/// never promoted, or an old replica demoted and not removed yet), then a learner the
+/// descriptor no longer lists leaves the configuration. `None`: nothing to tidy. Until it
+/// is tidy, the range cannot split (its halves would disagree on their replicas). Only
+/// for ranges placed on some nodes: where every node hosts every range, learners are the
+/// operators' own, outside any move.
+pub fn tidy_step(range: &RangeDescriptor, membership: &Membership) -> Option<Step> {
+    if let Some(&node) = range.replicas.iter().find(|&&n| !membership.is_voter(n)) {
+        return Some(Step::Propose(RangeChange::RemoveReplica { node }));
+    }
+    let learner = membership.learners.iter().find(|&&n| !range.replicas.contains(&n))?;
+    let learners = membership.learners.iter().copied().filter(|n| n != learner).collect();
+    Some(Step::Configure { voters: membership.voters.clone(), learners })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keyspace::Keyspace;
+
+    #[test]
+    fn a_half_done_move_is_tidied_back_to_the_voters() {
+        // Abandoned with n4 listed and a learner: n4 leaves the descriptor, then the
+        // configuration.
+        let step = tidy_step(&range(&[1, 2, 3, 4]), &config(&[1, 2, 3], &[4]));
+        assert_eq!(step, Some(Step::Propose(RangeChange::RemoveReplica { node: 4 })));
+        let step = tidy_step(&range(&[1, 2, 3]), &config(&[1, 2, 3], &[4]));
+        assert_eq!(step, Some(Step::Configure { voters: set(&[1, 2, 3]), learners: set(&[]) }));
+        // Abandoned after the promotion: the old replica n3, a learner, is removed.
+        let step = tidy_step(&range(&[1, 2, 3, 4]), &config(&[1, 2, 4], &[3]));
+        assert_eq!(step, Some(Step::Propose(RangeChange::RemoveReplica { node: 3 })));
+        // Listed but never configured (AddReplica applied, the learner never proposed).
+        let step = tidy_step(&range(&[1, 2, 3, 4]), &config(&[1, 2, 3], &[]));
+        assert_eq!(step, Some(Step::Propose(RangeChange::RemoveReplica { node: 4 })));
+        assert_eq!(tidy_step(&range(&[1, 2, 3]), &config(&[1, 2, 3], &[])), None, "tidy");
+    }
 
     fn range(replicas: &[NodeId]) -> RangeDescriptor {
         let mut r = Keyspace::ranged(vec![]).unwrap().place(&[1, 2, 3], 3).unwrap().descriptor(1).clone();

@@ -172,6 +172,9 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     /// Hosted groups without a known leader, and when their peers are asked (again)
     /// whether this node is still a replica (`ask_if_still_replica`).
     leaderless: BTreeMap<GroupId, u64>,
+    /// Ranges led here whose half-done move is being tidied, and the index of the step
+    /// last proposed (`range_work.rs`).
+    tidying: BTreeMap<GroupId, raft::Index>,
     /// Replica moves of ranges this node leads, at most `MOVES_MAX`.
     moves: BTreeMap<GroupId, ReplicaMove>,
 }
@@ -235,6 +238,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             topology,
             range_asks: BTreeMap::new(),
             leaderless: BTreeMap::new(),
+            tidying: BTreeMap::new(),
             moves: BTreeMap::new(),
         };
         node.publish_status();
@@ -321,6 +325,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 g.tick(now);
             }
             self.drive_moves(now);
+            self.tidy_half_moves();
             self.drive_splits(now)?;
             self.ask_if_still_replica(now);
             if now >= next_sweep_ms {

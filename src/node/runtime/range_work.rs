@@ -4,7 +4,7 @@
 
 use super::{Node, MOVES_MAX};
 use crate::io::{Storage, Transport};
-use crate::node::replica_move::{ReplicaMove, Step, View};
+use crate::node::replica_move::{tidy_step, ReplicaMove, Step, View};
 use crate::node::split_trigger::{SplitReason, Want};
 use crate::node::{ControlError, NodeError};
 use crate::state_machine::StateMachine;
@@ -113,6 +113,44 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         }
         for group in ended {
             self.moves.remove(&group);
+        }
+    }
+
+    /// Tidies the ranges this node leads that a move left half-done (`tidy_step`), one
+    /// step at a time: the next waits until the last one proposed is applied here.
+    pub(super) fn tidy_half_moves(&mut self) {
+        let node = self.cfg.id();
+        let voters = self.cfg.raft.voters.len();
+        if !self.cfg.keyspace.ranges().iter().any(|r| r.replicas.len() < voters) {
+            return;
+        }
+        let (moves, tidying) = (&self.moves, &mut self.tidying);
+        tidying.retain(|g, index| self.groups.get(g).is_some_and(|r| r.raft.is_leader() && r.applied_index() < *index));
+        for (&group, g) in self.groups.iter_mut() {
+            if !g.raft.is_leader() || g.raft.membership_changing() || moves.contains_key(&group) {
+                continue;
+            }
+            if tidying.contains_key(&group) || g.is_removed() {
+                continue;
+            }
+            let Some(step) = tidy_step(g.range(), g.raft.membership()) else { continue };
+            let proposed = match &step {
+                Step::Propose(change) => {
+                    g.raft.propose_range(change.encode()).map(|(i, _)| i).map_err(ControlError::from)
+                }
+                Step::Configure { voters, learners } => {
+                    g.raft.propose_membership(voters.clone(), learners.clone()).map_err(ControlError::from)
+                }
+                Step::Wait | Step::Done => unreachable!("tidying proposes"),
+            };
+            match proposed {
+                Ok(index) => {
+                    crate::sometimes!("half_move_tidied");
+                    tracing::info!(node, group, ?step, "tidying a move left half-done");
+                    tidying.insert(group, index);
+                }
+                Err(e) => tracing::debug!(node, group, error = %e, "tidying step refused"),
+            }
         }
     }
 
