@@ -85,10 +85,14 @@ pub enum PlantedBug {
     /// old pair's away: the range's recorded size drifts above its data, and size-based
     /// splits fire early and at the wrong key (the check at every split catches it).
     SizeIgnoresOverwrites,
+    /// A replica made anew (empty, its state lost after it was removed and added back)
+    /// votes like any other: it has forgotten its predecessor's terms and votes, so a
+    /// stale replica with a configuration long superseded can win with it.
+    MadeAnewVotes,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 18] = [
+    pub const ALL: [PlantedBug; 19] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -107,6 +111,7 @@ impl PlantedBug {
         PlantedBug::SplitDropsRightWrites,
         PlantedBug::RemovedBeforeCaughtUp,
         PlantedBug::SizeIgnoresOverwrites,
+        PlantedBug::MadeAnewVotes,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -134,6 +139,7 @@ impl PlantedBug {
             PlantedBug::SplitDropsRightWrites => "split_drops_right_writes",
             PlantedBug::RemovedBeforeCaughtUp => "removed_before_caught_up",
             PlantedBug::SizeIgnoresOverwrites => "size_ignores_overwrites",
+            PlantedBug::MadeAnewVotes => "made_anew_votes",
         }
     }
 

@@ -356,6 +356,36 @@ fn heartbeat(commit: Index) -> Input {
     Input::Receive(Envelope { group: 1, from: 1, to: 2, message })
 }
 
+/// A replica made anew (an empty log, its state lost: a node that was removed from the
+/// range and added back) grants no vote, not even a pre-vote, until it holds a state.
+#[test]
+fn a_replica_made_anew_votes_for_no_one() {
+    let mut c = Config::new(2, 1, vec![1, 2, 3]);
+    c.pre_vote = false;
+    let mut r = Raft::with_snapshot(c, 7, 0, HardState::default(), None, Vec::new(), 0).unwrap();
+    r.lose_state_machine();
+    for message in [
+        Message::RequestVote { term: 5, last_log_index: 3, last_log_term: 1, transfer: false },
+        Message::PreVote { term: 6, last_log_index: 3, last_log_term: 1 },
+    ] {
+        r.step(0, Input::Receive(Envelope { group: 1, from: 3, to: 2, message }));
+    }
+    let granted: Vec<bool> = r
+        .drain_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { envelope, .. } => match envelope.message {
+                Message::RequestVoteResponse { granted, .. } | Message::PreVoteResponse { granted, .. } => {
+                    Some(granted)
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(granted, [false, false]);
+}
+
 /// A replica whose state machine was dropped as corrupt keeps its log and votes, but
 /// neither campaigns nor commits until a fetched state of at least its cut is restored;
 /// then it is a follower like any other.

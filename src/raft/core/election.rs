@@ -51,7 +51,7 @@ impl Raft {
         let can_vote = term > self.hard.term
             || self.hard.voted_for == Some(from)
             || (self.hard.voted_for.is_none() && self.leader_id.is_none());
-        let granted = can_vote && self.log_up_to_date(last_log_index, last_log_term);
+        let granted = can_vote && !self.votes_withheld() && self.log_up_to_date(last_log_index, last_log_term);
         let term = if granted { term } else { self.hard.term };
         self.send(from, Message::PreVoteResponse { term, granted }, Durability::Immediately);
     }
@@ -153,7 +153,14 @@ impl Raft {
         // Whoever asks gets an answer, even from a node outside the configuration this node
         // has: the candidate may still count it (a joint configuration it has not left),
         // and only the candidate's configuration decides whose votes count.
-        let granted = can_vote && log_ok;
+        // A replica made anew (empty, waiting for a peer's state, after an earlier one on
+        // this node was removed) has forgotten the terms and votes of the one before it,
+        // and has no log to protect: its vote could elect a stale replica in a
+        // configuration long superseded, whose other members moved on (moves seed 463: a
+        // replica removed while down came back with its old configuration {4, 5, 1}, and
+        // node 1, removed since and added back empty, voted it leader without 300
+        // committed entries). It votes again once it holds a state.
+        let granted = can_vote && log_ok && !self.votes_withheld();
         if granted {
             self.hard.voted_for = Some(from);
             if !PlantedBug::VoteNotPersisted.is_active(self.cfg.planted_bug) {
@@ -176,6 +183,17 @@ impl Raft {
         if self.membership().is_voter(from) && self.won(&votes) {
             self.become_leader(now_ms);
         }
+    }
+
+    /// A replica made anew, empty, waiting for a peer's state (`lose_state_machine` on an
+    /// empty log): it neither votes nor commits past what it holds until the state comes.
+    pub(super) fn made_anew(&self) -> bool {
+        self.awaiting_snapshot && self.log.last_index() == 0
+    }
+
+    /// Whether being made anew keeps this replica from voting (not with the planted bug).
+    fn votes_withheld(&self) -> bool {
+        self.made_anew() && !PlantedBug::MadeAnewVotes.is_active(self.cfg.planted_bug)
     }
 
     /// Whether this node may start elections: a voter of the configuration in force, or

@@ -206,8 +206,7 @@ impl Raft {
         // this node was removed (a move away, then one back) may hear of the match its
         // predecessor acknowledged as a learner, which counted for no quorum: it commits
         // no further than it holds, and its fetched state brings the rest.
-        let made_anew = self.awaiting_snapshot && self.log.last_index() == 0;
-        let commit = if made_anew { commit.min(self.log.last_index()) } else { commit };
+        let commit = if self.made_anew() { commit.min(self.log.last_index()) } else { commit };
         assert!(
             commit <= self.log.last_index(),
             "node {}: heartbeat commits {commit} beyond our log ({})",
