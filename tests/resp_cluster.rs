@@ -51,6 +51,44 @@ fn writer(name: String, ports: Vec<u16>, stop: Arc<AtomicBool>, acked: Arc<Mutex
     }
 }
 
+/// One `writer` thread per key prefix, writing through every node of a cluster.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(cluster: &Cluster, prefixes: &[&str]) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let ports: Vec<u16> = cluster.ports.iter().map(|p| p.resp).collect();
+        let threads = prefixes
+            .iter()
+            .map(|name| {
+                let (name, stop, acked, ports) = (name.to_string(), stop.clone(), acked.clone(), ports.clone());
+                std::thread::spawn(move || writer(name, ports, stop, acked))
+            })
+            .collect();
+        Writers { stop, acked, threads }
+    }
+
+    /// The writes acknowledged so far.
+    fn count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Stops the writers; the keys whose writes were acknowledged.
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+}
+
 /// Every key in `keys` reads back with its value through node `id`.
 fn assert_all_present(cluster: &Cluster, id: u64, keys: &[String]) {
     let mut c = cluster.client(id);
@@ -402,18 +440,9 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
         extra.extend(["--sharding", "range"].map(String::from));
     }
     cluster.start_all();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let ports: Vec<u16> = cluster.ports.iter().map(|p| p.resp).collect();
     // Keys "a-…" stay left of the split at "m", keys "w-…" go to the new range.
-    let writers: Vec<_> = ["a", "w"]
-        .into_iter()
-        .map(|name| {
-            let (stop, acked, ports) = (stop.clone(), acked.clone(), ports.clone());
-            std::thread::spawn(move || writer(name.into(), ports, stop, acked))
-        })
-        .collect();
-    let acked_count = || acked.lock().unwrap().len();
+    let writers = Writers::start(&cluster, &["a", "w"]);
+    let acked_count = || writers.count();
     wait_for("writes before the split", || (acked_count() >= 200).then_some(()));
     // Only the range's leader takes it; the others say so.
     let body = wait_for("the leader to take the split", || {
@@ -435,11 +464,7 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
     }
     let after_split = acked_count();
     wait_for("writes to both halves after the split", || (acked_count() >= after_split + 200).then_some(()));
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = writers.stop();
     assert!(acked.iter().any(|k| k.starts_with("w-")) && acked.iter().any(|k| k.starts_with("a-")));
     // An MGET across both halves is refused (CROSSSLOT): each half is read on its own.
     for id in 1..=3 {
@@ -471,17 +496,8 @@ fn ranges_split_as_they_grow_and_a_replica_moves_to_a_new_node_under_writes() {
         extra.extend(flags.map(String::from));
     }
     cluster.start_all();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let ports: Vec<u16> = cluster.ports.iter().map(|p| p.resp).collect();
-    let writers: Vec<_> = ["a", "w"]
-        .into_iter()
-        .map(|name| {
-            let (stop, acked, ports) = (stop.clone(), acked.clone(), ports.clone());
-            std::thread::spawn(move || writer(name.into(), ports, stop, acked))
-        })
-        .collect();
-    let acked_count = || acked.lock().unwrap().len();
+    let writers = Writers::start(&cluster, &["a", "w"]);
+    let acked_count = || writers.count();
     // About 12 bytes a key: past 4 KiB the range's leader splits it, and the halves again.
     wait_for("ranges split by size", || (ranges_of(&cluster, 1).len() >= 3).then_some(()));
     // One range, on nodes 1 to 3: its replica moves to node 4, which hosts none.
@@ -504,13 +520,9 @@ fn ranges_split_as_they_grow_and_a_replica_moves_to_a_new_node_under_writes() {
     wait_for(&format!("node {from} to drop its replica"), || (range_one(from)["hosted_here"] == false).then_some(()));
     let after_move = acked_count();
     wait_for("writes after the move", || (acked_count() >= after_move + 200).then_some(()));
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
     // Every acknowledged key reads back through the node the replica left and the one it
     // moved to, whichever range holds it now (one key a request: they span ranges).
-    let acked = acked.lock().unwrap().clone();
+    let acked = writers.stop();
     for id in [from, 4] {
         for key in acked.chunks(1) {
             assert_all_present(&cluster, id, key);
