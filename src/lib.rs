@@ -17,6 +17,7 @@ pub mod ids;
 pub mod io;
 pub mod keyspace;
 pub mod kv;
+pub mod meta;
 pub mod node;
 pub mod raft;
 pub mod server;

@@ -62,6 +62,12 @@ pub const MARKS: &[(&str, &str)] = &[
     ),
     ("range_split_by_size", "a range's leader proposed a split of its range, grown past range_bytes_max"),
     ("range_split_by_load", "a range's leader proposed a split of its range, hot past range_ops_per_s_max"),
+    ("range_report_proposed", "the meta range's leader proposed a report of ranges that was news to the directory"),
+    (
+        "directory_report_waits",
+        "the directory kept a range's report pending: the descriptors around it were not known yet",
+    ),
+    ("directory_tiled", "the directory's tiling changed: reported ranges replaced older ones"),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

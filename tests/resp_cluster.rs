@@ -409,10 +409,13 @@ fn ranges_on_some_nodes_serve_every_key_through_every_node() {
     let (code, body) = cluster.admin_get(1, "/ranges");
     assert_eq!(code, 200, "{body}");
     let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ranges = ranges.as_array().expect("a list");
+    let (meta, ranges): (Vec<_>, Vec<_>) =
+        ranges.as_array().expect("a list").iter().partition(|r| r["meta"] == serde_json::json!(true));
     assert_eq!(ranges.len(), 6, "{body}");
+    assert_eq!(meta.len(), 1, "and the meta range: {body}");
+    assert_eq!(meta[0]["replicas"], serde_json::json!([1, 2, 3, 4, 5]), "on the first five nodes: {body}");
     let mut hosted = [0; 6];
-    for r in ranges {
+    for r in &ranges {
         let replicas = r["replicas"].as_array().expect("replicas");
         assert_eq!(replicas.len(), 3, "{r}");
         for n in replicas {
@@ -428,8 +431,9 @@ fn ranges_on_some_nodes_serve_every_key_through_every_node() {
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("node 4 hosts no replica of group 1"), "{body}");
     let (_, metrics) = cluster.admin_get(1, "/metrics");
-    assert!(metrics.contains("phantomdb_ranges 6\n"), "{metrics}");
-    assert!(metrics.contains(&format!("phantomdb_replicas {}\n", hosted[1])), "{metrics}");
+    assert!(metrics.contains("phantomdb_ranges 7\n"), "6 and the meta range: {metrics}");
+    let with_meta = hosted[1] + 1;
+    assert!(metrics.contains(&format!("phantomdb_replicas {with_meta}\n")), "and the meta range's: {metrics}");
 }
 
 #[test]
@@ -453,9 +457,7 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
     });
     assert!(body.contains("\"splitting\":1"), "{body}");
     let split_seen = |id: u64| {
-        let (_, body) = cluster.admin_get(id, "/ranges");
-        let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let ranges = ranges.as_array().expect("a list").clone();
+        let ranges = ranges_of(&cluster, id);
         let halves = ranges.len() == 2 && ranges.iter().all(|r| r["generation"] == 2);
         (halves && ranges[1]["start"] == "m" && ranges[0]["end"] == "m").then_some(())
     };
@@ -474,17 +476,17 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
         }
     }
     let (_, metrics) = cluster.admin_get(1, "/metrics");
-    assert!(metrics.contains("phantomdb_ranges 2\n"), "{metrics}");
-    assert!(metrics.contains("phantomdb_replicas 2\n"), "every node hosts both halves: {metrics}");
+    assert!(metrics.contains("phantomdb_ranges 3\n"), "the halves and the meta range: {metrics}");
+    assert!(metrics.contains("phantomdb_replicas 3\n"), "every node hosts them all: {metrics}");
     let (code, body) = common::http(cluster.ports[0].admin, "POST", "/ranges/split?key=");
     assert_eq!(code, 400, "{body}");
 }
 
-/// The ranges node `id` lists at `GET /ranges`.
+/// The ranges of user keys node `id` lists at `GET /ranges` (not the meta range).
 fn ranges_of(cluster: &Cluster, id: u64) -> Vec<serde_json::Value> {
     let (_, body) = cluster.admin_get(id, "/ranges");
     let ranges: serde_json::Value = serde_json::from_str(&body).unwrap();
-    ranges.as_array().expect("a list").clone()
+    ranges.as_array().expect("a list").iter().filter(|r| r["meta"].is_null()).cloned().collect()
 }
 
 #[test]

@@ -264,8 +264,14 @@ impl Fold {
                     Config { voters: voters.iter().copied().collect(), outgoing: outgoing.iter().copied().collect() };
                 log.configs.insert(*index, config.clone());
                 // A follower's copy was looked at when its leader appended it, and so was
-                // what a restarted node re-reports.
-                if self.leading.get(&s.node) == Some(term) {
+                // what a restarted node re-reports. A deposed leader that does not know it
+                // yet may append at an index already committed with another entry: that
+                // entry can never commit, so (as for any log that diverged below the commit
+                // index, `live_configs`) its configuration decides nothing. Found by
+                // `moves` seed 94: an isolated leader of term 4 went on with a move at
+                // index 429 while term 7 had committed to 452.
+                let overwritten = self.committed.get(index).is_some_and(|c| c.term != *term);
+                if self.leading.get(&s.node) == Some(term) && !overwritten {
                     let live = self.live_configs((s.node, *index));
                     self.config_changes.push(ConfigChange {
                         t_ns: s.t_ns,
@@ -285,6 +291,7 @@ impl Fold {
             | NodeEvent::RangeInstalled { .. }
             | NodeEvent::RangeReplicas { .. }
             | NodeEvent::ReplicaCollected { .. }
+            | NodeEvent::DirectoryTiled { .. }
             | NodeEvent::DataDropped { .. }
             | NodeEvent::Poisoned { .. }
             | NodeEvent::Compacted { .. }

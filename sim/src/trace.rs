@@ -112,6 +112,7 @@ fn encode_node_event(event: &NodeEvent, out: &mut impl std::io::Write) {
         NodeEvent::RangeInstalled { range } => put(out, &(14u8, range)),
         NodeEvent::RangeReplicas { index, range } => put(out, &(15u8, index, range)),
         NodeEvent::ReplicaCollected { range } => put(out, &(16u8, range)),
+        NodeEvent::DirectoryTiled { index, ranges } => put(out, &(17u8, index, ranges)),
     }
 }
 

@@ -320,11 +320,11 @@ pub async fn run_probe(mut client: Client, give_up_at: Instant) -> Option<u64> {
 
 /// `probe` for a single group; otherwise the first `probe<i>` each group owns.
 fn probe_keys(keyspace: &Keyspace) -> Vec<String> {
-    if keyspace.ranges().len() == 1 {
+    if keyspace.user_ranges().len() == 1 {
         return vec!["probe".into()];
     }
     // Split points are text (scenario files hold strings), so range starts are too.
-    keyspace.groups().map(|g| String::from_utf8(keyspace.key_in(g, "probe")).expect("text")).collect()
+    keyspace.user_groups().map(|g| String::from_utf8(keyspace.key_in(g, "probe")).expect("text")).collect()
 }
 
 /// Reads every key once the workload has stopped, retrying until each read succeeds or

@@ -86,8 +86,10 @@ fn read_index_without_quorum_is_caught_within_10_seeds() {
 }
 
 #[test]
-fn snapshot_stale_config_is_caught_within_100_seeds() {
-    caught_and_replayed("snapshot_stale_config", 100);
+fn snapshot_stale_config_is_caught_within_250_seeds() {
+    // About one seed in sixty fails (8 of 500 in 101..=600); the first is 216 since the
+    // meta range joined every cluster (it was 60 before: the timelines all changed).
+    caught_and_replayed("snapshot_stale_config", 250);
 }
 
 #[test]
@@ -143,4 +145,9 @@ fn removed_before_caught_up_is_caught_within_10_seeds() {
 #[test]
 fn size_ignores_overwrites_is_caught_within_10_seeds() {
     caught_and_replayed("size_ignores_overwrites", 10);
+}
+
+#[test]
+fn directory_tiled_partly_is_caught_within_5_seeds() {
+    caught_and_replayed("directory_tiled_partly", 5);
 }

@@ -69,7 +69,7 @@ impl RangeDescriptor {
 
     /// The id the right half of a split of this range at its next generation gets: the
     /// same on every replica (it is derived, not drawn), distinct from every initial
-    /// range's id (`GROUPS_MAX` and below) and, with overwhelming likelihood, from every
+    /// range's id (`GROUPS_MAX` and below) and the meta range's, and, with overwhelming likelihood, from every
     /// other split's (FNV-1a of the parent and the generation, in 48 bits). The meta group
     /// will hand out ids instead (ARCHITECTURE §3).
     pub fn right_id(&self) -> GroupId {
@@ -78,6 +78,6 @@ impl RangeDescriptor {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
-        (hash & ((1 << 48) - 1)).max(super::GROUPS_MAX + 1)
+        (hash & ((1 << 48) - 1)).max(super::META_RANGE + 1)
     }
 }

@@ -5,8 +5,9 @@
 //! sharding mode (`sharding.rs`): by Redis Cluster slot (`hash`, ranges are slot
 //! intervals) or as it is (`range`, ranges are key intervals in byte order). Today the
 //! tiling is fixed when the cluster is created (equal slot intervals, or the split points
-//! given) and each range's replicas are placed round-robin over the initial voters;
-//! splits, merges and moves come with the meta group (ARCHITECTURE §3).
+//! given) and each range's replicas are placed round-robin over the initial voters; after
+//! the ranges of user keys comes the meta range, over the system span, which holds the
+//! directory of ranges (`crate::meta`). Ranges split and move through their own logs.
 //!
 //! ```text
 //!   keys of a request ─▶ stored key (sharding) ─▶ the range whose span holds it ─▶ all the same? ─yes─▶ that range
@@ -39,6 +40,21 @@ pub struct Keyspace {
 /// Most ranges one cluster is cut into (and so most groups one node hosts).
 pub const GROUPS_MAX: u64 = 256;
 
+/// The meta range: the range of the system span, where the cluster's directory of ranges
+/// lives (`crate::meta`). Its id is no initial range's (those are `GROUPS_MAX` and below)
+/// and no split's (`RangeDescriptor::right_id`).
+pub const META_RANGE: GroupId = GROUPS_MAX + 1;
+
+/// Where the system span starts: stored keys from here to the end are the system's, and
+/// no user key is stored there (FoundationDB reserves keys from `\xff` the same way). In
+/// hash sharding a stored key starts with its slot, below `0x40`; in range sharding, user
+/// keys beginning with byte `0xff` are refused (`Unroutable::Reserved`).
+pub const SYSTEM_START: &[u8] = &[0xff];
+
+/// Most replicas of the meta range: it holds the cluster's truth, so it is on 5 nodes
+/// where there are 5, like etcd's recommended cluster (3 where there are 3 or 4).
+pub const META_REPLICAS_MAX: usize = 5;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyspaceError {
     #[error("{0} groups: expected 1 to {GROUPS_MAX}")]
@@ -47,6 +63,8 @@ pub enum KeyspaceError {
     SplitPoints(Vec<u8>, Vec<u8>),
     #[error("replication factor {factor}: expected 1 to the {voters} initial voters")]
     ReplicationFactor { factor: usize, voters: usize },
+    #[error("split point {0:?} is in the system span (keys beginning with byte 0xff are reserved)")]
+    ReservedSplitPoint(Vec<u8>),
 }
 
 /// Why a request has no single group.
@@ -54,6 +72,8 @@ pub enum KeyspaceError {
 pub enum Unroutable {
     /// Its keys live in different groups.
     CrossGroup,
+    /// A key is stored in the system span, where no user key may be (`SYSTEM_START`).
+    Reserved,
 }
 
 impl Keyspace {
@@ -77,6 +97,9 @@ impl Keyspace {
         }
         let mut previous: &[u8] = b"";
         for point in &split_points {
+            if point.as_slice() >= SYSTEM_START {
+                return Err(KeyspaceError::ReservedSplitPoint(point.clone()));
+            }
             if point.as_slice() <= previous {
                 return Err(KeyspaceError::SplitPoints(point.clone(), previous.to_vec()));
             }
@@ -86,23 +109,29 @@ impl Keyspace {
     }
 
     /// Ranges between consecutive `bounds` (`first`, the least stored key, before the
-    /// first, the end after the last), at generation 1, without replicas.
+    /// first, the system span after the last), then the meta range over the system span,
+    /// at generation 1, without replicas.
     fn tiled(sharding: Sharding, first: Vec<u8>, bounds: Vec<Vec<u8>>) -> Self {
         let starts: Vec<Vec<u8>> = std::iter::once(first).chain(bounds.iter().cloned()).collect();
-        let ends = bounds.into_iter().map(Some).chain(std::iter::once(None));
-        let ranges = starts
-            .into_iter()
-            .zip(ends)
-            .enumerate()
-            .map(|(i, (start, end))| RangeDescriptor {
-                id: i as GroupId + 1,
-                start,
-                end,
-                generation: 1,
-                replicas: Vec::new(),
-            })
-            .collect();
-        Keyspace { planted_bug: None, sharding, ranges }
+        let ends = bounds.into_iter().map(Some).chain(std::iter::once(Some(SYSTEM_START.to_vec())));
+        let user = starts.into_iter().zip(ends).enumerate().map(|(i, (start, end))| RangeDescriptor {
+            id: i as GroupId + 1,
+            start,
+            end,
+            generation: 1,
+            replicas: Vec::new(),
+        });
+        let meta = RangeDescriptor {
+            id: META_RANGE,
+            start: SYSTEM_START.to_vec(),
+            end: None,
+            generation: 1,
+            replicas: Vec::new(),
+        };
+        let ranges = user.chain(std::iter::once(meta)).collect();
+        let keyspace = Keyspace { planted_bug: None, sharding, ranges };
+        keyspace.check_tiling();
+        keyspace
     }
 
     /// Routing with `bug` planted (see `PlantedBug::RangeStartRoutedLeft`).
@@ -114,15 +143,23 @@ impl Keyspace {
     /// Places `replication_factor` replicas of every range on distinct nodes of `voters`,
     /// dealt round-robin (the replicas of range `i` take the next `replication_factor`
     /// turns after range `i - 1`'s), so that every node hosts as many replicas as any
-    /// other, give or take one.
+    /// other, give or take one. The meta range goes on the first voters: 5 of them where
+    /// there are 5, 3 where there are 3 or 4, else all (an odd count: a fourth voter
+    /// tolerates no more failures than three).
     pub fn place(mut self, voters: &[NodeId], replication_factor: usize) -> Result<Self, KeyspaceError> {
         if replication_factor == 0 || replication_factor > voters.len() {
             return Err(KeyspaceError::ReplicationFactor { factor: replication_factor, voters: voters.len() });
         }
-        for (i, range) in self.ranges.iter_mut().enumerate() {
+        for (i, range) in self.ranges.iter_mut().filter(|r| r.id != META_RANGE).enumerate() {
             let turn = i * replication_factor;
             range.replicas = (turn..turn + replication_factor).map(|t| voters[t % voters.len()]).collect();
         }
+        let meta_replicas = match voters.len().min(META_REPLICAS_MAX) {
+            4 => 3,
+            n => n,
+        };
+        let meta = self.ranges.iter_mut().find(|r| r.id == META_RANGE).expect("a keyspace has its meta range");
+        meta.replicas = voters[..meta_replicas].to_vec();
         Ok(self)
     }
 
@@ -137,8 +174,22 @@ impl Keyspace {
         self.ranges.iter().map(|r| r.id).filter(move |&g| seen.insert(g))
     }
 
+    /// Every range in key order, the meta range last.
     pub fn ranges(&self) -> &[RangeDescriptor] {
         &self.ranges
+    }
+
+    /// The ranges of user keys, in key order: all but the meta range (which is last, at
+    /// the system span, and never split).
+    pub fn user_ranges(&self) -> &[RangeDescriptor] {
+        let (meta, user) = self.ranges.split_last().expect("a keyspace has its meta range");
+        debug_assert_eq!(meta.id, META_RANGE);
+        user
+    }
+
+    /// The groups of `user_ranges`, in key order (a stale piece listed once).
+    pub fn user_groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups().filter(|&g| g != META_RANGE)
     }
 
     pub fn descriptor(&self, group: GroupId) -> &RangeDescriptor {
@@ -221,7 +272,10 @@ impl Keyspace {
     /// The one group that can serve a request on `keys` alone: every key lives there. No
     /// keys (a request about a whole group's state) routes only where there is one group.
     pub fn route(&self, keys: &[&[u8]]) -> Result<GroupId, Unroutable> {
-        if let [only] = self.ranges.as_slice() {
+        if keys.iter().any(|k| self.storage_key(k).as_slice() >= SYSTEM_START) {
+            return Err(Unroutable::Reserved);
+        }
+        if let [only] = self.user_ranges() {
             return Ok(only.id);
         }
         let first = self.group_of_key(keys.first().ok_or(Unroutable::CrossGroup)?);
@@ -258,7 +312,7 @@ mod tests {
         assert_eq!(ks.route(&[&a, &b]), Err(Unroutable::CrossGroup));
         assert_eq!(ks.route(&[]), Err(Unroutable::CrossGroup));
         assert_eq!(ks.route(&[&b]), Ok(2));
-        assert_eq!(Keyspace::hashed(1).unwrap().route(&[]), Ok(1));
+        assert_eq!(Keyspace::hashed(1).unwrap().route(&[]), Ok(1), "one user range, and the meta range");
         assert_eq!(ks.route(&[b"{t}a", b"{t}b"]), ks.route(&[b"t"]), "one tag, one group");
     }
 
@@ -285,7 +339,8 @@ mod tests {
                 assert_eq!(ks.span(g).1, Some(ks.span(g + 1).0), "groups {g} and {} touch", g + 1);
             }
             assert_eq!(ks.span(1).0, vec![0, 0]);
-            assert_eq!(ks.span(groups).1, None);
+            assert_eq!(ks.span(groups).1.as_deref(), Some(SYSTEM_START), "the system span follows");
+            assert_eq!(ks.span(META_RANGE), (SYSTEM_START.to_vec(), None));
         }
     }
 
@@ -293,23 +348,34 @@ mod tests {
     fn the_number_of_groups_is_bounded() {
         assert_eq!(Keyspace::hashed(0), Err(KeyspaceError::Groups(0)));
         assert_eq!(Keyspace::hashed(GROUPS_MAX + 1), Err(KeyspaceError::Groups(GROUPS_MAX + 1)));
-        assert_eq!(Keyspace::hashed(GROUPS_MAX).unwrap().groups().count() as u64, GROUPS_MAX);
+        assert_eq!(Keyspace::hashed(GROUPS_MAX).unwrap().user_groups().count() as u64, GROUPS_MAX);
     }
 
     #[test]
     fn split_points_cut_keys_in_byte_order() {
         let ks = Keyspace::ranged(vec![b"b".to_vec(), b"m".to_vec()]).unwrap();
-        assert_eq!(ks.groups().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(ks.groups().collect::<Vec<_>>(), [1, 2, 3, META_RANGE]);
         assert_eq!(ks.group_of_key(b""), 1);
         assert_eq!(ks.group_of_key(b"azz"), 1);
         assert_eq!(ks.group_of_key(b"b"), 2, "a split point starts its range");
         assert_eq!(ks.group_of_key(b"lzz"), 2);
         assert_eq!(ks.group_of_key(b"m"), 3);
-        assert_eq!(ks.group_of_key(b"\xff"), 3);
+        assert_eq!(ks.group_of_key(b"\xfe\xff"), 3);
+        assert_eq!(ks.route(&[b"\xff"]), Err(Unroutable::Reserved), "the system span is no user's");
+        assert_eq!(ks.route(&[b"a", b"\xffmeta"]), Err(Unroutable::Reserved));
+        assert_eq!(
+            Keyspace::hashed(2).unwrap().route(&[b"\xff"]).map(|_| ()),
+            Ok(()),
+            "a hashed key is stored by slot"
+        );
+        assert_eq!(
+            Keyspace::ranged(vec![b"\xffa".to_vec()]),
+            Err(KeyspaceError::ReservedSplitPoint(b"\xffa".to_vec()))
+        );
         assert_eq!(ks.span(2), (b"b".to_vec(), Some(b"m".to_vec())));
         assert_eq!(ks.route(&[b"a", b"c"]), Err(Unroutable::CrossGroup));
         assert_eq!(ks.descriptor(2).generation, 1);
-        assert_eq!(Keyspace::ranged(vec![]).unwrap().groups().count(), 1);
+        assert_eq!(Keyspace::ranged(vec![]).unwrap().user_groups().count(), 1);
         assert_eq!(
             Keyspace::ranged(vec![b"m".to_vec(), b"b".to_vec()]),
             Err(KeyspaceError::SplitPoints(b"b".to_vec(), b"m".to_vec()))
@@ -340,12 +406,12 @@ mod tests {
         assert_eq!(ks.descriptor(1).end.as_deref(), Some(&b"f"[..]));
         assert!(ks.learn(&left));
         assert_eq!(ks.descriptor(1), &left);
-        assert_eq!(ks.groups().collect::<Vec<_>>(), [1, right.id, 2]);
+        assert_eq!(ks.user_groups().collect::<Vec<_>>(), [1, right.id, 2]);
         assert!(!ks.learn(&parent), "an older descriptor changes nothing");
         assert!(!ks.learn(&right), "nor the same one again");
         assert!(stale.learn(&left), "in either order");
         assert_eq!(stale.group_of_key(b"g"), 1, "the right half is a stale piece of the parent");
-        assert_eq!(stale.groups().collect::<Vec<_>>(), [1, 2], "listed once");
+        assert_eq!(stale.user_groups().collect::<Vec<_>>(), [1, 2], "listed once");
         assert!(stale.learn(&right));
         assert_eq!(stale, ks);
     }
@@ -355,7 +421,7 @@ mod tests {
         let voters = [1, 2, 3, 4, 5, 6, 7];
         let ks = Keyspace::hashed(10).unwrap().place(&voters, 3).unwrap();
         let mut hosted = [0; 8];
-        for range in ks.ranges() {
+        for range in ks.user_ranges() {
             let distinct: std::collections::BTreeSet<_> = range.replicas.iter().collect();
             assert_eq!(distinct.len(), 3, "{range:?}");
             for &n in &range.replicas {
@@ -369,5 +435,11 @@ mod tests {
             Err(KeyspaceError::ReplicationFactor { factor: 8, voters: 7 })
         );
         assert!(Keyspace::hashed(1).unwrap().place(&voters, 0).is_err());
+        let meta = |voters: &[NodeId]| {
+            Keyspace::hashed(1).unwrap().place(voters, 1).unwrap().descriptor(META_RANGE).replicas.clone()
+        };
+        assert_eq!(meta(&voters), [1, 2, 3, 4, 5], "the meta range on the first five");
+        assert_eq!(meta(&[1, 2, 3, 4]), [1, 2, 3], "an odd count");
+        assert_eq!(meta(&[1, 2]), [1, 2]);
     }
 }

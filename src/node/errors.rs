@@ -25,6 +25,8 @@ pub enum ClientError {
     LeaderChanged,
     #[error("the command's keys live in different groups; commands across groups need transactions")]
     CrossGroup,
+    #[error("keys beginning with byte 0xff are reserved for the system in range sharding")]
+    ReservedKey,
     #[error("group {group} does not own the command's keys; route it again")]
     WrongGroup { group: GroupId },
     /// This node does not host the range of the command's keys: its descriptor says who
@@ -47,6 +49,7 @@ impl ClientError {
             | ClientError::Busy
             | ClientError::Dropped
             | ClientError::CrossGroup
+            | ClientError::ReservedKey
             | ClientError::WrongGroup { .. }
             | ClientError::RangeMoved { .. }
             | ClientError::Malformed(_) => true,

@@ -18,6 +18,7 @@
 //! The group's data is in storage (`group_data.rs`); snapshots stream from and into it
 //! (`outgoing_snapshots.rs`, `snapshot_install.rs`).
 
+use super::directory_reports;
 use super::disk::Disk;
 use super::group_data::{Applying, DataSize, Reading, Span, DATA_PARTITION};
 use super::outgoing_snapshots::{OutgoingSnapshots, Source};
@@ -34,7 +35,7 @@ use super::topology::Topology;
 use super::{ClientError, ControlError, FollowerStatus, NodeConfig, NodeError, NodeEvent, NodeStatus, Observer, Wire};
 use crate::codec;
 use crate::io::{Storage, Transport};
-use crate::keyspace::RangeDescriptor;
+use crate::keyspace::{RangeDescriptor, META_RANGE};
 use crate::raft::{self, Durability, Effect, Index, Input, Payload, ProposeError, Raft};
 use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
@@ -100,6 +101,9 @@ pub struct Replica<M: StateMachine, V> {
     commit: Option<Index>,
     /// Events since the last `stage` took them (a `finish` adds some for the next).
     staged: Vec<NodeEvent>,
+    /// The meta range's only: the cluster's ranges as created, the directory before any
+    /// report (`directory_reports.rs`).
+    founding: Vec<RangeDescriptor>,
 }
 
 /// What one group staged in one batch, held until the batch is durable.
@@ -210,6 +214,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             leader_seen: None,
             commit: None,
             staged: Vec::new(),
+            founding: if group == META_RANGE { cfg.keyspace.ranges().to_vec() } else { Vec::new() },
         })
     }
 
@@ -304,7 +309,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     /// index of the split entry; it takes effect when applied (`split.rs`).
     pub fn propose_split(&mut self, key: &[u8]) -> Result<Index, ControlError> {
         let at = self.span.sharding.split_point(key);
-        if at.as_slice() <= self.span.start.as_slice() || !self.span.holds(&at) {
+        // The meta range is never cut: the directory is one range's (`crate::meta`).
+        let meta = self.id == crate::keyspace::META_RANGE;
+        if meta || at.as_slice() <= self.span.start.as_slice() || !self.span.holds(&at) {
             return Err(ControlError::SplitOutsideRange { group: self.id, key: key.to_vec() });
         }
         let membership = self.raft.membership();
@@ -315,9 +322,24 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
         Ok(index)
     }
 
+    /// The cluster's ranges as created (the meta range's replica only; empty for others).
+    pub fn founding(&self) -> &[RangeDescriptor] {
+        &self.founding
+    }
+
+    /// Proposes a report of `ranges` to the directory (the meta range's leader only).
+    pub fn propose_report(&mut self, ranges: Vec<RangeDescriptor>) -> Result<Index, ControlError> {
+        debug_assert_eq!(self.id, META_RANGE, "only the meta range keeps the directory");
+        let (index, _) = self.raft.propose_range(RangeChange::Report { ranges }.encode())?;
+        Ok(index)
+    }
+
     /// What the split trigger wants now (`split_trigger.rs`); `eligible` as its contract
     /// says. A `Want::Read` is answered with `read_for_split`.
     pub fn poll_split(&mut self, now_ms: u64, eligible: bool) -> Option<Want> {
+        if self.id == crate::keyspace::META_RANGE {
+            return None;
+        }
         let epoch = (self.range.generation, self.raft.term());
         if epoch != self.trigger_epoch {
             self.trigger_epoch = epoch;
@@ -588,13 +610,22 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 let index = applied.index + 1;
                 let entry = self.raft.entry(index).expect("committed entries are in the log");
                 let mut applied_keys = Vec::new();
+                let mut tiled = None;
                 let output = match &entry.payload {
                     // Configurations act in the core, on append.
                     Payload::Noop | Payload::Membership(_) => None,
-                    Payload::Range(bytes) => {
-                        change = Some((index, entry.term, RangeChange::decode(bytes, index)?));
-                        break;
-                    }
+                    Payload::Range(bytes) => match RangeChange::decode(bytes, index)? {
+                        // Into the batch like a write: the directory is the meta range's data.
+                        RangeChange::Report { ranges } if self.id == META_RANGE => {
+                            tiled = directory_reports::learn(&mut data, &self.founding, &ranges, bug)?;
+                            None
+                        }
+                        RangeChange::Report { .. } => None,
+                        other => {
+                            change = Some((index, entry.term, other));
+                            break;
+                        }
+                    },
                     Payload::Command(bytes) => {
                         let command = M::decode(bytes)
                             .map_err(|e| NodeError::UndecodableCommand { index, reason: e.to_string() })?;
@@ -612,6 +643,9 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
                 applied.term = entry.term;
                 let event = NodeEvent::Applied { index, term: entry.term, digest: entry.digest(), keys: applied_keys };
                 observer.on_event(self.node, self.id, event);
+                if let Some(ranges) = tiled {
+                    observer.on_event(self.node, self.id, NodeEvent::DirectoryTiled { index, ranges });
+                }
                 answer_proposal(&mut self.pending, index, entry.term, output, transport);
             }
             if let Some((_, _, RangeChange::Split { at })) = &change {

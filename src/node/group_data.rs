@@ -41,9 +41,13 @@ impl Span {
         Span { start: range.start.clone(), end: range.end.clone(), sharding }
     }
 
-    /// Whether every one of `keys` (the state machine's) is stored in the span.
+    /// Whether every one of `keys` (the state machine's) is stored in the span. A key
+    /// stored in the system span is no state machine's (`keyspace::SYSTEM_START`).
     pub fn holds_keys(&self, keys: &[&[u8]]) -> bool {
-        keys.iter().all(|k| self.holds(&self.sharding.storage_key(k)))
+        keys.iter().all(|k| {
+            let stored = self.sharding.storage_key(k);
+            stored.as_slice() < crate::keyspace::SYSTEM_START && self.holds(&stored)
+        })
     }
 
     pub fn holds(&self, stored: &[u8]) -> bool {
@@ -131,6 +135,24 @@ impl<'a, V: StorageView> Applying<'a, V> {
     /// Forgets the writes to stored keys from `at` on (`PlantedBug::SplitDropsRightWrites`).
     pub fn forget_from(&mut self, at: &[u8]) {
         self.writes.retain(|k, _| k.as_slice() < at);
+    }
+
+    /// The value of a system record at `stored` (a stored key of the system span, which
+    /// only the meta range holds: no user key maps there).
+    pub fn get_system(&self, stored: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        assert!(stored >= crate::keyspace::SYSTEM_START, "{stored:?} is not a system key");
+        assert!(self.span.holds(stored), "system key {stored:?} is outside the group's span {:?}", self.span);
+        self.lookup(stored)
+    }
+
+    /// Writes a system record (see `get_system`); counted in the range's size.
+    pub fn put_system(&mut self, stored: &[u8], value: Vec<u8>) -> Result<(), StorageError> {
+        if let Some(old) = self.get_system(stored)? {
+            self.size.remove(DataSize::of_pair(stored, &old));
+        }
+        self.size.add(DataSize::of_pair(stored, &value));
+        self.writes.insert(stored.to_vec(), Some(value));
+        Ok(())
     }
 
     /// Stages the writes into `batch`; the group's size after them.

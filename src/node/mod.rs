@@ -21,6 +21,7 @@
 
 mod created_with;
 mod dedup;
+mod directory_reports;
 mod disk;
 mod errors;
 mod forwarding;

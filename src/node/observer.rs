@@ -104,6 +104,12 @@ pub enum NodeEvent {
         index: Index,
         range: RangeDescriptor,
     },
+    /// The reports applied at `index` (the meta range's, see `Applied`) changed the
+    /// directory's tiling to `ranges` (`crate::meta`).
+    DirectoryTiled {
+        index: Index,
+        ranges: Vec<RangeDescriptor>,
+    },
 }
 
 pub trait Observer: Send + Sync + 'static {

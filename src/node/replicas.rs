@@ -70,6 +70,7 @@ pub fn apply<S: Storage>(
         RangeChange::RemoveReplica { node } if membership.is_voter(*node) => None,
         RangeChange::RemoveReplica { node } => range.without_replica(*node),
         RangeChange::Split { .. } => unreachable!("a split is applied by split.rs"),
+        RangeChange::Report { .. } => unreachable!("a report is applied as a write (directory_reports.rs)"),
     };
     let Some(next) = next else {
         store.stage_applied(applied, &mut disk.batch);

@@ -29,6 +29,7 @@ impl Topology {
         match self.map.route(keys) {
             Ok(g) => super::ClientError::RangeMoved { descriptor: Box::new(self.map.descriptor(g).clone()) },
             Err(crate::keyspace::Unroutable::CrossGroup) => super::ClientError::CrossGroup,
+            Err(crate::keyspace::Unroutable::Reserved) => super::ClientError::ReservedKey,
         }
     }
 }

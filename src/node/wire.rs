@@ -57,4 +57,9 @@ pub enum Wire {
     RangeKnown {
         range: RangeDescriptor,
     },
+    /// The descriptors of ranges the sender leads, for the directory: to the meta range's
+    /// replicas, whose leader proposes what is news (`crate::meta`).
+    RangeReport {
+        ranges: Vec<RangeDescriptor>,
+    },
 }

@@ -89,10 +89,14 @@ pub enum PlantedBug {
     /// votes like any other: it has forgotten its predecessor's terms and votes, so a
     /// stale replica with a configuration long superseded can win with it.
     MadeAnewVotes,
+    /// The directory of ranges (`meta::Directory`) tiles a report whose neighbours are
+    /// not known yet: the half of a split heard first replaces its parent alone, and the
+    /// directory has a gap where the other half is.
+    DirectoryTiledPartly,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 19] = [
+    pub const ALL: [PlantedBug; 20] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -112,6 +116,7 @@ impl PlantedBug {
         PlantedBug::RemovedBeforeCaughtUp,
         PlantedBug::SizeIgnoresOverwrites,
         PlantedBug::MadeAnewVotes,
+        PlantedBug::DirectoryTiledPartly,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -140,6 +145,7 @@ impl PlantedBug {
             PlantedBug::RemovedBeforeCaughtUp => "removed_before_caught_up",
             PlantedBug::SizeIgnoresOverwrites => "size_ignores_overwrites",
             PlantedBug::MadeAnewVotes => "made_anew_votes",
+            PlantedBug::DirectoryTiledPartly => "directory_tiled_partly",
         }
     }
 

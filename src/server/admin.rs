@@ -48,6 +48,9 @@ pub struct AdminState {
 #[derive(Serialize)]
 struct RangeView {
     id: GroupId,
+    /// The meta range (the system span, holding the directory of ranges).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    meta: bool,
     generation: u64,
     /// Hash sharding: the slots `first-last`; range sharding: the keys `start <= k < end`
     /// (escaped; no `end`: to the end).
@@ -74,24 +77,31 @@ struct RangeView {
 }
 
 fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
-    let slot = |bytes: &[u8]| u16::from_be_bytes([bytes[0], bytes[1]]);
+    use crate::keyspace::{META_RANGE, SLOTS, SYSTEM_START};
+    // A bound of the user ranges is a slot, but for the system span's start (after them all).
+    let slot = |bound: Option<&[u8]>| match bound {
+        Some(b) if b < SYSTEM_START => u16::from_be_bytes([b[0], b[1]]),
+        _ => SLOTS,
+    };
     keyspace
         .ranges()
         .iter()
         .map(|r| {
             let here = statuses.iter().find(|s| s.group == r.id);
             let (slots, start, end) = match keyspace.sharding() {
-                Sharding::Hash => {
-                    let last = r.end.as_deref().map_or(crate::keyspace::SLOTS, slot) - 1;
-                    (Some(format!("{}-{last}", slot(&r.start))), None, None)
+                Sharding::Hash if r.id != META_RANGE => {
+                    let last = slot(r.end.as_deref()) - 1;
+                    (Some(format!("{}-{last}", slot(Some(&r.start)))), None, None)
                 }
-                Sharding::Range => {
+                // The meta range's span is stored keys, not slots: shown as keys.
+                Sharding::Hash | Sharding::Range => {
                     let text = |b: &[u8]| b.escape_ascii().to_string();
                     (None, Some(text(&r.start)), r.end.as_deref().map(text))
                 }
             };
             RangeView {
                 id: r.id,
+                meta: r.id == META_RANGE,
                 generation: r.generation,
                 slots,
                 start,

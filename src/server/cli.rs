@@ -178,11 +178,12 @@ mod tests {
             Err(e) => Err(e),
         };
         let k = keyspace("").unwrap();
-        assert_eq!((k.ranges().len(), k.ranges()[0].replicas.len()), (1, 3), "one range, 3 replicas by default");
+        let user = k.user_ranges();
+        assert_eq!((user.len(), user[0].replicas.len()), (1, 3), "one range, 3 replicas by default");
         let k = keyspace("--sharding range --split-points b,m --replication-factor 2").unwrap();
-        assert_eq!(k.ranges().len(), 3);
-        assert_eq!(k.ranges()[1].replicas, [3, 4]);
-        assert_eq!(keyspace("--ranges 8").unwrap().ranges().len(), 8);
+        assert_eq!(k.user_ranges().len(), 3);
+        assert_eq!(k.user_ranges()[1].replicas, [3, 4]);
+        assert_eq!(keyspace("--ranges 8").unwrap().user_ranges().len(), 8);
         for (flags, named) in [
             ("--split-points b,m", "--split-points"),
             ("--sharding range --ranges 3", "--split-points instead"),

@@ -222,7 +222,7 @@ pub fn render_ranges(ranges: usize, hosted: &[NodeStatus]) -> String {
     let leading = hosted.iter().filter(|s| s.role == "leader").count();
     let rebuilding = hosted.iter().filter(|s| s.rebuilding).count();
     for (name, help, value) in [
-        ("phantomdb_ranges", "Ranges the key space is cut into.", ranges),
+        ("phantomdb_ranges", "Ranges the key space is cut into, the meta range among them.", ranges),
         ("phantomdb_replicas", "Range replicas this node hosts.", hosted.len()),
         ("phantomdb_leaders", "Ranges this node leads.", leading),
         (

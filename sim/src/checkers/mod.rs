@@ -7,6 +7,7 @@ pub mod applied_in_range;
 pub mod brute_force;
 pub mod caught_up_promotion;
 pub mod config_safety;
+pub mod directory_tiling;
 pub mod election_safety;
 pub mod leader_completeness;
 pub mod linearizability;

@@ -66,7 +66,7 @@ pub fn check(trace: &[TraceEvent], initial: &Keyspace) -> Vec<String> {
 
 /// Whether `ranges` tile the stored keys: from the least key, each ending where the next
 /// starts, the last to the end.
-fn tiles<'a>(ranges: impl Iterator<Item = &'a RangeDescriptor>) -> Result<(), String> {
+pub(super) fn tiles<'a>(ranges: impl Iterator<Item = &'a RangeDescriptor>) -> Result<(), String> {
     let mut sorted: Vec<&RangeDescriptor> = ranges.collect();
     sorted.sort_by(|a, b| a.start.cmp(&b.start));
     let Some(first) = sorted.first() else { return Err("no range".into()) };

@@ -4,7 +4,10 @@
 //! The Raft properties hold per group (every group is a Raft of its own); with several
 //! groups their violations name the group.
 
-use super::{applied_in_range, caught_up_promotion, lost_writes, range_tiling, recoverable, state_machine_safety};
+use super::{
+    applied_in_range, caught_up_promotion, directory_tiling, lost_writes, range_tiling, recoverable,
+    state_machine_safety,
+};
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
 use crate::replay::{GroupReplay, Replay};
 use crate::scenario::Scenario;
@@ -52,6 +55,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "applied_in_range",
         run: |i| Findings::violations(applied_in_range::check(&i.run.trace, &i.scenario.keyspace())),
+    },
+    Check {
+        name: "directory_tiling",
+        run: |i| Findings::violations(directory_tiling::check(&i.run.trace, &i.scenario.keyspace())),
     },
     Check {
         name: "caught_up_promotion",

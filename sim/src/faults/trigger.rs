@@ -78,7 +78,8 @@ impl Moment {
             | NodeEvent::RangeSplit { .. }
             | NodeEvent::RangeInstalled { .. }
             | NodeEvent::RangeReplicas { .. }
-            | NodeEvent::ReplicaCollected { .. } => return None,
+            | NodeEvent::ReplicaCollected { .. }
+            | NodeEvent::DirectoryTiled { .. } => return None,
         })
     }
 

@@ -151,8 +151,8 @@ mod tests {
         let file = ok.expect("a valid cut");
         let s = Scenario::resolve(Path::new("t.toml"), &file, 1);
         let keyspace = s.keyspace();
-        assert_eq!(keyspace.ranges().len(), 2);
-        assert_eq!(keyspace.ranges()[1].replicas, [4, 5, 6]);
+        assert_eq!(keyspace.user_ranges().len(), 2);
+        assert_eq!(keyspace.user_ranges()[1].replicas, [4, 5, 6]);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The event loop of one node hosting one or more Raft groups (see `group.rs` for what a
 //! group does in each batch, `peer_frames.rs` for how their messages travel together,
 //! `handle.rs` for the API callers hold, `range_work.rs` for the moves and splits the
-//! node runs as its ranges' leader).
+//! node runs as its ranges' leader, `reports.rs` for what it tells the directory).
 
 mod handle;
 mod range_work;
+mod reports;
 
 use handle::{Call, Control, CALL_QUEUE_MAX, CONTROL_QUEUE_MAX};
 pub use handle::{NodeHandle, Submitted};
@@ -177,6 +178,8 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     tidying: BTreeMap<GroupId, raft::Index>,
     /// Replica moves of ranges this node leads, at most `MOVES_MAX`.
     moves: BTreeMap<GroupId, ReplicaMove>,
+    /// When the ranges led here are next reported to the directory (`reports.rs`).
+    next_report_ms: u64,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -240,6 +243,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             leaderless: BTreeMap::new(),
             tidying: BTreeMap::new(),
             moves: BTreeMap::new(),
+            next_report_ms: now + reports::REPORT_INTERVAL_MS,
         };
         node.publish_status();
         let handle = NodeHandle { calls: tx, controls: control_tx, status: status_rx, range_map: range_map_rx };
@@ -328,6 +332,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             self.tidy_half_moves();
             self.drive_splits(now)?;
             self.ask_if_still_replica(now);
+            self.report_ranges(now)?;
             if now >= next_sweep_ms {
                 next_sweep_ms = now + SWEEP_INTERVAL_MS;
                 for g in self.groups.values_mut() {
@@ -494,6 +499,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             }
             Wire::RangeKnown { range } if self.is_server(from) => self.on_range_known(now, range)?,
             Wire::RangeKnown { .. } => {}
+            Wire::RangeReport { ranges } if self.is_server(from) => self.on_range_report(from, ranges)?,
+            Wire::RangeReport { .. } => {}
             Wire::StateWanted { group, base, meta, chunk } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.lend_state(now, from, base, meta, chunk, &self.disk, &self.transport)?;
@@ -626,6 +633,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     fn route_keys(&self, keys: &[&[u8]]) -> Result<GroupId, ClientError> {
         self.topology.map.route(keys).map_err(|e| match e {
             Unroutable::CrossGroup => ClientError::CrossGroup,
+            Unroutable::Reserved => ClientError::ReservedKey,
         })
     }
 
@@ -785,6 +793,7 @@ fn recover_topology(cfg: &NodeConfig, storage: &impl Storage) -> Result<Topology
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyspace::META_RANGE;
 
     /// Node 2 of 4 voters and a spare, 4 ranges with 2 replicas each.
     fn config(id: NodeId) -> NodeConfig {
@@ -797,15 +806,19 @@ mod tests {
     fn a_node_hosts_the_ranges_placed_on_it_with_their_replicas_as_voters() {
         let cfg = config(2);
         // Replicas dealt round-robin: [1, 2], [3, 4], [1, 2], [3, 4].
-        assert_eq!(cfg.hosted(), [1, 3]);
+        assert_eq!(cfg.hosted(), [1, 3, META_RANGE], "and the meta range, on the first 3 of 4 voters");
         assert_eq!(cfg.raft_config(cfg.keyspace.descriptor(3)).voters, [1, 2]);
         assert_eq!(cfg.raft_config(cfg.keyspace.descriptor(3)).group, 3);
-        assert_eq!(config(5).hosted(), [1, 2, 3, 4], "a spare hosts every range, outside its membership");
+        assert_eq!(config(5).hosted(), [1, 2, 3, 4, META_RANGE], "a spare hosts every range, outside its membership");
         let mut few = config(4);
         few.keyspace = Keyspace::hashed(1).and_then(|k| k.place(&[1, 2, 3, 4], 3)).unwrap();
-        assert!(few.hosted().is_empty(), "a voter without a replica hosts nothing");
+        assert!(few.hosted().is_empty(), "a voter without a replica hosts nothing (node 4 is not on the meta range)");
         assert!(!few.hosts(4, few.keyspace.descriptor(1)), "so it can join no group's membership");
         assert!(few.hosts(5, few.keyspace.descriptor(1)), "a spare can");
-        assert_eq!(NodeConfig::new(1, vec![1, 2, 3], 0).hosted(), [1], "by default one range on every voter");
+        assert_eq!(
+            NodeConfig::new(1, vec![1, 2, 3], 0).hosted(),
+            [1, META_RANGE],
+            "by default one range on every voter"
+        );
     }
 }

@@ -183,6 +183,7 @@ pub fn failure_reply(e: &ClientError, read: bool) -> (Reply, Outcome) {
         // The node learnt the range's newer descriptor from the answer: a retry goes there.
         ClientError::RangeMoved { .. } => "the keys' range split or moved",
         ClientError::Malformed(_) => "the request did not decode at its leader",
+        ClientError::ReservedKey => return (Reply::Error(format!("ERR {e}")), Outcome::Refused),
         // Redis Cluster's answer to the same situation; a real node hosts one group.
         ClientError::CrossGroup => {
             return (Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into()), Outcome::TryAgain)
