@@ -7,13 +7,14 @@ mod common;
 
 use common::{wait_for, Cluster};
 
-/// The term of the newest "became leader" line of node `id` at or above `min_term`.
+/// The term of the newest "became leader" line of node `id` for range 1 (not the meta
+/// range) at or above `min_term`.
 fn leader_term(cluster: &mut Cluster, id: u64, min_term: u64) -> Option<u64> {
     let proc = cluster.procs[id as usize - 1].as_ref()?;
     proc.log
         .lines()
         .iter()
-        .filter(|l| l.contains("became leader"))
+        .filter(|l| l.contains("became leader") && l.contains(" group=1 "))
         .filter_map(|l| l.split("term=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
         .filter(|&t| t >= min_term)
         .max()
@@ -37,7 +38,9 @@ fn nodes_elect_a_leader_and_replace_it_after_sigkill() {
     // The killed node comes back from its data dir and finds its term again.
     cluster.start(leader);
     let log = cluster.proc(leader).log.clone();
-    let recovered = wait_for("the node to recover", || log.lines().into_iter().find(|l| l.contains("recovered")));
+    let recovered = wait_for("the node to recover", || {
+        log.lines().into_iter().find(|l| l.contains("recovered") && l.contains(" group=1 "))
+    });
     assert!(!recovered.contains("term=0"), "{recovered}");
 }
 

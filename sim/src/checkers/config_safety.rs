@@ -168,4 +168,25 @@ mod tests {
             .collect();
         assert_eq!(check(&undecided, &[1, 2, 3]).len(), 1);
     }
+
+    #[test]
+    fn a_deposed_leaders_append_at_an_index_committed_otherwise_decides_nothing() {
+        // Node 3, leader of term 2, commits a plain entry at index 1 (the configuration
+        // stays {1, 2, 3}). Node 1, still leader of term 1 and cut off, then appends
+        // {1, 4, 5} at index 1: that entry can never commit, so it is not checked. The
+        // same append at index 2 (past the commit index) is.
+        let base = || {
+            let mut t = vec![ev(1, 1, NodeEvent::BecameLeader { term: 1 })];
+            t.push(ev(2, 3, NodeEvent::BecameLeader { term: 2 }));
+            t.push(ev(3, 3, NodeEvent::Appended { index: 1, term: 2, digest: 7 }));
+            t.push(commit(4, 3, 1));
+            t
+        };
+        let mut overwritten = base();
+        overwritten.extend(config(5, 1, 1, 1, &[1, 4, 5], &[]));
+        assert_eq!(check(&overwritten, &[1, 2, 3]), Vec::<String>::new());
+        let mut past_commit = base();
+        past_commit.extend(config(5, 1, 2, 1, &[1, 4, 5], &[]));
+        assert_eq!(check(&past_commit, &[1, 2, 3]).len(), 1, "{{1, 4, 5}} shares no quorum with {{1, 2, 3}}");
+    }
 }
