@@ -464,6 +464,19 @@ fn a_range_splits_under_writes_and_every_acknowledged_key_reads_back() {
     for id in 1..=3 {
         wait_for(&format!("node {id} to apply the split"), || split_seen(id));
     }
+    // The ranges report to the meta range: its directory follows the split (a report a
+    // second), on every node that hosts the meta range (here all three).
+    for id in 1..=3 {
+        wait_for(&format!("node {id}'s directory to hold both halves"), || {
+            let (code, body) = cluster.admin_get(id, "/directory");
+            assert_eq!(code, 200, "{body}");
+            let directory: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let ranges = directory["ranges"].as_array().expect("a list").clone();
+            let starts: Vec<&serde_json::Value> = ranges.iter().map(|r| &r["start"]).collect();
+            let halves = ranges.iter().filter(|r| r["meta"].is_null()).all(|r| r["generation"] == 2);
+            (starts == ["", "m", "\\xff"] && halves).then_some(())
+        });
+    }
     let after_split = acked_count();
     wait_for("writes to both halves after the split", || (acked_count() >= after_split + 200).then_some(()));
     let acked = writers.stop();

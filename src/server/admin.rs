@@ -77,18 +77,29 @@ struct RangeView {
 }
 
 fn ranges_view(keyspace: &Keyspace, statuses: &[NodeStatus]) -> Vec<RangeView> {
+    views(keyspace.sharding(), keyspace.ranges(), statuses)
+}
+
+/// The directory of ranges (`GET /directory`): the ranges it tiles the key space with, and
+/// those reported that wait for their neighbours.
+#[derive(Serialize)]
+struct DirectoryView {
+    ranges: Vec<RangeView>,
+    pending: Vec<RangeView>,
+}
+
+fn views(sharding: Sharding, ranges: &[crate::keyspace::RangeDescriptor], statuses: &[NodeStatus]) -> Vec<RangeView> {
     use crate::keyspace::{META_RANGE, SLOTS, SYSTEM_START};
     // A bound of the user ranges is a slot, but for the system span's start (after them all).
     let slot = |bound: Option<&[u8]>| match bound {
         Some(b) if b < SYSTEM_START => u16::from_be_bytes([b[0], b[1]]),
         _ => SLOTS,
     };
-    keyspace
-        .ranges()
+    ranges
         .iter()
         .map(|r| {
             let here = statuses.iter().find(|s| s.group == r.id);
-            let (slots, start, end) = match keyspace.sharding() {
+            let (slots, start, end) = match sharding {
                 Sharding::Hash if r.id != META_RANGE => {
                     let last = slot(r.end.as_deref()) - 1;
                     (Some(format!("{}-{last}", slot(Some(&r.start)))), None, None)
@@ -219,8 +230,25 @@ async fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
             let body = serde_json::to_string_pretty(&view).expect("ranges serialize");
             respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
         }
+        "/directory" => match state.node.directory().await {
+            Ok(directory) => {
+                let sharding = state.node.range_map().sharding();
+                let statuses = state.node.group_statuses();
+                let view = DirectoryView {
+                    ranges: views(sharding, directory.ranges(), &statuses),
+                    pending: views(sharding, directory.pending(), &statuses),
+                };
+                let body = serde_json::to_string_pretty(&view).expect("the directory serializes");
+                respond(&mut stream, 200, "application/json", &format!("{body}\n"), head_only).await
+            }
+            Err(e) => {
+                let meta = state.node.range_map().find(crate::keyspace::META_RANGE).map(|r| r.replicas.clone());
+                let body = format!("{e}; the meta range is on {meta:?}\n");
+                respond(&mut stream, 409, "text/plain", &body, head_only).await
+            }
+        },
         _ => {
-            let hint = "not found; try /health, /metrics, /status or /ranges\n";
+            let hint = "not found; try /health, /metrics, /status, /ranges or /directory\n";
             respond(&mut stream, 404, "text/plain", hint, head_only).await
         }
     }

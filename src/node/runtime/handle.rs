@@ -40,6 +40,9 @@ pub(super) enum Control {
         to: NodeId,
         reply: oneshot::Sender<Result<NodeId, ControlError>>,
     },
+    Directory {
+        reply: oneshot::Sender<Result<crate::meta::Directory, ControlError>>,
+    },
 }
 
 /// Operators' requests queued to a node before `transfer_leadership` waits.
@@ -131,6 +134,14 @@ impl<M: StateMachine> NodeHandle<M> {
     pub async fn move_replica(&self, group: GroupId, from: Option<NodeId>, to: NodeId) -> Result<NodeId, ControlError> {
         let (reply, rx) = oneshot::channel();
         self.controls.send(Control::Move { group, from, to, reply }).await.map_err(|_| ControlError::Stopped)?;
+        rx.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
+    /// The directory of ranges as this node's replica of the meta range has applied it
+    /// (`crate::meta`); `NoSuchGroup` on a node that hosts none.
+    pub async fn directory(&self) -> Result<crate::meta::Directory, ControlError> {
+        let (reply, rx) = oneshot::channel();
+        self.controls.send(Control::Directory { reply }).await.map_err(|_| ControlError::Stopped)?;
         rx.await.unwrap_or(Err(ControlError::Stopped))
     }
 

@@ -309,7 +309,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                     None => calls_open = false,
                 },
                 control = self.controls.recv(), if controls_open => match control {
-                    Some(c) => self.on_control(c),
+                    Some(c) => self.on_control(c)?,
                     None => controls_open = false,
                 },
             }
@@ -354,10 +354,19 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         }
     }
 
-    fn on_control(&mut self, control: Control) {
+    fn on_control(&mut self, control: Control) -> Result<(), NodeError> {
         let now = self.clock.monotonic_ms();
         let node = self.cfg.id();
         match control {
+            Control::Directory { reply } => {
+                let meta = crate::keyspace::META_RANGE;
+                let result = match self.groups.get(&meta) {
+                    None => Err(ControlError::NoSuchGroup(meta)),
+                    // A storage error poisons the node, as anywhere else.
+                    Some(g) => Ok(super::directory_reports::read(&self.disk.storage, g.founding())?),
+                };
+                let _ = reply.send(result);
+            }
             Control::TransferLeader { group, to, reply } => {
                 let result = match self.groups.get_mut(&group) {
                     None => Err(ControlError::NoSuchGroup(group)),
@@ -401,6 +410,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 let _ = reply.send(result);
             }
         }
+        Ok(())
     }
 
     fn publish_status(&mut self) {
