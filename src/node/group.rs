@@ -310,7 +310,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     pub fn propose_split(&mut self, key: &[u8]) -> Result<Index, ControlError> {
         let at = self.span.sharding.split_point(key);
         // The meta range is never cut: the directory is one range's (`crate::meta`).
-        let meta = self.id == crate::keyspace::META_RANGE;
+        let meta = self.id == META_RANGE;
         if meta || at.as_slice() <= self.span.start.as_slice() || !self.span.holds(&at) {
             return Err(ControlError::SplitOutsideRange { group: self.id, key: key.to_vec() });
         }
@@ -337,7 +337,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
     /// What the split trigger wants now (`split_trigger.rs`); `eligible` as its contract
     /// says. A `Want::Read` is answered with `read_for_split`.
     pub fn poll_split(&mut self, now_ms: u64, eligible: bool) -> Option<Want> {
-        if self.id == crate::keyspace::META_RANGE {
+        if self.id == META_RANGE {
             return None;
         }
         let epoch = (self.range.generation, self.raft.term());
