@@ -5,7 +5,8 @@
 //! ```text
 //!   node      async runtime: drives the cores, persists before it sends, applies commands
 //!     |
-//!   raft, kv  pure, synchronous state machines (no tokio, madsim, fjall or std::time)
+//!   raft, kv, meta, placement
+//!             pure, synchronous state machines (no tokio, madsim, fjall or std::time)
 //!     |
 //!   io        Transport, Clock, Storage: the only code that differs between the real
 //!             world (TCP, OS clock, fjall) and the simulated one (madsim)
@@ -19,6 +20,7 @@ pub mod keyspace;
 pub mod kv;
 pub mod meta;
 pub mod node;
+pub mod placement;
 pub mod raft;
 pub mod server;
 pub mod sometimes;

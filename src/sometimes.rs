@@ -68,6 +68,8 @@ pub const MARKS: &[(&str, &str)] = &[
         "the directory kept a range's report pending: the descriptors around it were not known yet",
     ),
     ("directory_tiled", "the directory's tiling changed: reported ranges replaced older ones"),
+    ("placement_moved_replica", "a range's leader started a replica move that placement ordered"),
+    ("placement_transferred_leader", "a range's leader started a leadership transfer that placement ordered"),
 ];
 
 /// `sometimes!("mark")`: counts a visit of a rare situation (simulated build only).

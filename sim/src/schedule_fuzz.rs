@@ -90,6 +90,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         buggify: false,
         buggify_armed: Vec::new(),
         require_marks: Vec::new(),
+        require_balance: false,
         nodes,
         election_timeout_ms: [150, 300],
         heartbeat_interval_ms: 30,
@@ -105,6 +106,9 @@ pub fn scenario(data: &[u8]) -> Scenario {
         // Instant syncs keep saved inputs meaning what they did.
         disk_sync_ms: None,
         initial_voters: nodes,
+        added_nodes: 0,
+        // Leadership transfers of its own would blur what the fuzzed schedule did.
+        placement: false,
         sharding: phantomdb::keyspace::Sharding::Hash,
         split_points: Vec::new(),
         replication_factor: nodes,

@@ -122,6 +122,8 @@ pub(crate) struct World {
     pub(crate) node_apis: Arc<Mutex<BTreeMap<NodeId, phantomdb::node::NodeHandle<KvStateMachine>>>>,
     pub(crate) clocks: BTreeMap<NodeId, Arc<SkewedClock>>,
     up: BTreeSet<NodeId>,
+    /// Nodes of `added_nodes` that have not started yet (`add_node`).
+    to_add: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
     /// Every client host created, to be killed at the end with the servers.
     client_hosts: Vec<madsim::task::NodeId>,
@@ -142,6 +144,7 @@ impl World {
             node_apis: Arc::new(Mutex::new(BTreeMap::new())),
             clocks: BTreeMap::new(),
             up: BTreeSet::new(),
+            to_add: BTreeSet::new(),
             clogged: BTreeSet::new(),
             client_hosts: Vec::new(),
             rng,
@@ -162,9 +165,10 @@ impl World {
         // The rate is process-wide: set it for this run before any frame moves.
         set_duplicate_rate(self.scenario.duplicate);
         let handle = Handle::current();
-        // Every node runs; the first `initial_voters` form the group, the others wait to
-        // be added.
+        // Every node runs but the added ones; the first `initial_voters` form the group,
+        // the others wait to be added.
         let voters: Vec<NodeId> = (1..=self.scenario.initial_voters).collect();
+        let added = self.scenario.initial_voters - self.scenario.added_nodes + 1..=self.scenario.initial_voters;
         for id in 1..=self.scenario.nodes {
             let clock = SkewedClock::new();
             let incarnation = Arc::new(AtomicU64::new(0));
@@ -177,6 +181,7 @@ impl World {
             cfg.snapshot_entries_min = s.snapshot_entries;
             cfg.split = SplitPolicy { range_bytes_max: s.range_bytes_max, range_ops_per_s_max: s.range_ops_per_s_max };
             cfg.request_timeout_ms = s.request_timeout_ms;
+            cfg.placement = s.placement;
             let r = &mut cfg.raft;
             r.election_timeout_ms_min = s.election_timeout_ms[0];
             r.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);
@@ -218,9 +223,15 @@ impl World {
                     }
                 })
                 .build();
+            if added.contains(&id) {
+                // Killed before its first poll: it has never run when `add_node` starts it.
+                handle.kill(node.id());
+                self.to_add.insert(id);
+            } else {
+                self.up.insert(id);
+            }
             self.servers.insert(id, node);
             self.clocks.insert(id, clock);
-            self.up.insert(id);
         }
         // Before any node runs its first batch (they start at the next yield).
         faults::disk::init(self);
@@ -444,6 +455,25 @@ impl World {
                 })));
             }
         }
+    }
+
+    pub(crate) fn waiting_to_add(&self, node: NodeId) -> bool {
+        self.to_add.contains(&node)
+    }
+
+    /// The lowest-numbered node waiting to be added.
+    pub(crate) fn next_to_add(&self) -> Option<NodeId> {
+        self.to_add.first().copied()
+    }
+
+    /// Starts a node waiting to be added, for the first time; false if it was not waiting.
+    pub(crate) fn add_node(&mut self, node: NodeId) -> bool {
+        if !self.to_add.remove(&node) {
+            return false;
+        }
+        Handle::current().restart(self.sim_id(node));
+        self.up.insert(node);
+        true
     }
 
     /// Crashes the node if it runs, and starts a new incarnation from its disk.

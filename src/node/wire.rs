@@ -3,6 +3,7 @@
 
 use super::ClientError;
 use crate::keyspace::RangeDescriptor;
+use crate::placement::{NodeReport, Op};
 use crate::raft::{Envelope, Index, Membership, SnapshotMeta};
 use crate::GroupId;
 use serde::{Deserialize, Serialize};
@@ -61,5 +62,14 @@ pub enum Wire {
     /// replicas, whose leader proposes what is news (`crate::meta`).
     RangeReport {
         ranges: Vec<RangeDescriptor>,
+    },
+    /// What the sender leads, for placement: to the meta range's replicas, with the
+    /// range reports (`crate::placement`).
+    NodeReport {
+        report: NodeReport,
+    },
+    /// An operation the meta range's leader asks of a range's leader (`crate::placement`).
+    PlacementOrder {
+        op: Op,
     },
 }

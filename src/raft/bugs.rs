@@ -93,10 +93,14 @@ pub enum PlantedBug {
     /// not known yet: the half of a split heard first replaces its parent alone, and the
     /// directory has a gap where the other half is.
     DirectoryTiledPartly,
+    /// Placement (`crate::placement`) stops balancing one replica short: it moves a
+    /// replica only from a node three ahead of the target, so counts two apart stay and
+    /// a node added to the cluster stays below the others.
+    BalanceStopsShort,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 20] = [
+    pub const ALL: [PlantedBug; 21] = [
         PlantedBug::QuorumOffByOne,
         PlantedBug::VoteIgnoresLog,
         PlantedBug::VoteNotPersisted,
@@ -117,6 +121,7 @@ impl PlantedBug {
         PlantedBug::SizeIgnoresOverwrites,
         PlantedBug::MadeAnewVotes,
         PlantedBug::DirectoryTiledPartly,
+        PlantedBug::BalanceStopsShort,
     ];
 
     /// The bug named `name` (as in scenario files), if there is one.
@@ -146,6 +151,7 @@ impl PlantedBug {
             PlantedBug::SizeIgnoresOverwrites => "size_ignores_overwrites",
             PlantedBug::MadeAnewVotes => "made_anew_votes",
             PlantedBug::DirectoryTiledPartly => "directory_tiled_partly",
+            PlantedBug::BalanceStopsShort => "balance_stops_short",
         }
     }
 

@@ -17,6 +17,7 @@ pub mod lost_writes;
 pub mod range_tiling;
 pub mod recoverable;
 pub mod registry;
+pub mod replica_balance;
 pub mod state_machine_safety;
 
 /// The most violations a checker reports (the first ones are the interesting ones).

@@ -6,7 +6,7 @@
 
 use super::{
     applied_in_range, caught_up_promotion, directory_tiling, lost_writes, range_tiling, recoverable,
-    state_machine_safety,
+    replica_balance, state_machine_safety,
 };
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
 use crate::replay::{GroupReplay, Replay};
@@ -67,6 +67,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "linearizability", run: linearizability },
     Check { name: "no_lost_writes", run: |i| Findings::violations(lost_writes::check(&i.run.history)) },
     Check { name: "liveness_after_heal", run: liveness_after_heal },
+    Check { name: "replica_balance", run: replica_balance },
 ];
 
 /// A panic inside a node is a broken invariant assertion.
@@ -98,6 +99,26 @@ fn linearizability(i: &Inputs) -> Findings {
 /// The keys whose linearizability search hit its budget, as undecided findings.
 pub fn undecided_keys(keys: &[String], steps_max: u64) -> Vec<String> {
     keys.iter().map(|k| format!("key {k}: the search hit its budget of {steps_max} steps")).collect()
+}
+
+/// Judged only where the scenario requires it (`require_balance`): elsewhere the counts
+/// are a note, since faults and splits late in a run leave placement no time to finish.
+fn replica_balance(i: &Inputs) -> Findings {
+    if i.run.panic.is_some() {
+        return Findings { note: Some("not reached: the run stopped early".into()), ..Findings::default() };
+    }
+    let s = i.scenario;
+    let servers: Vec<phantomdb::NodeId> = (1..=s.initial_voters).collect();
+    let counts = replica_balance::counts(&i.run.trace, &s.keyspace(), &servers);
+    let shown = counts.values().map(usize::to_string).collect::<Vec<_>>().join(",");
+    if !s.require_balance {
+        return Findings { note: Some(format!("not required; replicas per server {shown}")), ..Findings::default() };
+    }
+    Findings {
+        violations: replica_balance::check(&counts),
+        undecided: vec![],
+        note: Some(format!("replicas per server {shown}")),
+    }
 }
 
 fn liveness_after_heal(i: &Inputs) -> Findings {

@@ -7,7 +7,7 @@
 //! |--------------|------------------------------------------------------------------|
 //! | [`network`]  | partition, isolate, heal, clog, unclog                           |
 //! | [`link`]     | loss, duplicate, latency                                         |
-//! | [`process`]  | crash, restart                                                   |
+//! | [`process`]  | crash, restart, add_node                                         |
 //! | [`clock`]    | clock_skew                                                       |
 //! | [`disk`]     | disk_error, read_error, slow_disk, corrupt                       |
 //! | [`operator`] | transfer_leader, add_voter, remove_voter, add_learner, set_voters, split, move |
@@ -76,6 +76,9 @@ pub enum FaultKind {
     /// node that hosts none; default: drawn at random): learner, catch-up, promotion,
     /// removal (`phantomdb::node` `replica_move.rs`).
     Move,
+    /// A node of `[cluster] added_nodes` (`node`; default: the lowest still waiting)
+    /// starts for the first time and joins the cluster, empty, for placement to fill.
+    AddNode,
 }
 
 impl FaultKind {
@@ -103,6 +106,7 @@ impl FaultKind {
             FaultKind::Corrupt => "corrupt",
             FaultKind::Split => "split",
             FaultKind::Move => "move",
+            FaultKind::AddNode => "add_node",
         }
     }
 
@@ -123,7 +127,7 @@ impl FaultKind {
                 &network::Network
             }
             FaultKind::Loss | FaultKind::Duplicate | FaultKind::Latency => &link::Link,
-            FaultKind::Crash | FaultKind::Restart => &process::Process,
+            FaultKind::Crash | FaultKind::Restart | FaultKind::AddNode => &process::Process,
             FaultKind::ClockSkew => &clock::Clock,
             FaultKind::DiskError | FaultKind::ReadError | FaultKind::SlowDisk | FaultKind::Corrupt => &disk::Disk,
             FaultKind::TransferLeader
@@ -267,6 +271,10 @@ pub enum Skip {
     DamageUnrepaired(u64),
     /// A move when every node hosts the range already.
     NowhereToMove,
+    /// Adding a node that is not one waiting to be added (`[cluster] added_nodes`).
+    NotAdded(u64),
+    /// Adding a node when none is left waiting.
+    NoneToAdd,
 }
 
 impl std::fmt::Display for Skip {
@@ -279,6 +287,8 @@ impl std::fmt::Display for Skip {
             Skip::LastVoter(n) => write!(f, "n{n} is the last voter"),
             Skip::DamageUnrepaired(n) => write!(f, "n{n}'s damaged data is not yet rebuilt"),
             Skip::NowhereToMove => write!(f, "every node hosts the range"),
+            Skip::NotAdded(n) => write!(f, "n{n} is not waiting to be added"),
+            Skip::NoneToAdd => write!(f, "no node is left to add"),
         }
     }
 }

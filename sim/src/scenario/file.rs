@@ -22,6 +22,10 @@ pub struct ScenarioFile {
     /// at least one seed, or it fails: coverage of rare states cannot silently decay.
     #[serde(default)]
     pub require_marks: Vec<String>,
+    /// The `replica_balance` check must hold: by the end of the healed phase placement has
+    /// brought every server's replica count within one of the mean (default false: the
+    /// check only notes the counts).
+    pub require_balance: Option<bool>,
     #[serde(default)]
     pub cluster: ClusterSpec,
     #[serde(default)]
@@ -73,6 +77,13 @@ pub struct ClusterSpec {
     /// Nodes `1..=voters` form the group at the start; the others run outside it until a
     /// membership change adds them. Default: all nodes.
     pub voters: Option<u64>,
+    /// The last `added_nodes` voters start empty and down: the ranges are placed over the
+    /// others, and each joins when an `add_node` fault (or the heal) starts it, for
+    /// placement to fill. Default 0.
+    pub added_nodes: Option<u64>,
+    /// Whether the meta range's leader balances replicas and leaders (`phantomdb::placement`;
+    /// default true, as in the real build).
+    pub placement: Option<bool>,
     /// Each disk sync takes a time drawn from this range, in ms, so that a crash can land
     /// between a write and its sync. Default: by seed, none for half the seeds, else
     /// [0, 2] or [1, 8]; `[0, 0]` for syncs that take no time.

@@ -53,6 +53,7 @@ pub struct Scenario {
     pub buggify: bool,
     pub buggify_armed: Vec<&'static str>,
     pub require_marks: Vec<String>,
+    pub require_balance: bool,
     pub nodes: u64,
     pub groups: u64,
     pub sharding: phantomdb::keyspace::Sharding,
@@ -73,6 +74,9 @@ pub struct Scenario {
     /// What each disk sync takes, in ms (`None`: no time).
     pub disk_sync_ms: Option<[u64; 2]>,
     pub initial_voters: u64,
+    /// The last `added_nodes` of the initial voters start empty and down (`add_node`).
+    pub added_nodes: u64,
+    pub placement: bool,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub duplicate: f64,

@@ -34,7 +34,8 @@ impl Scenario {
             Sharding::Hash => Keyspace::hashed(self.groups),
             Sharding::Range => Keyspace::ranged(self.split_points.iter().map(|p| p.clone().into_bytes()).collect()),
         };
-        let voters: Vec<NodeId> = (1..=self.initial_voters).collect();
+        // Added nodes are servers from the start, but hold nothing until placement fills them.
+        let voters: Vec<NodeId> = (1..=self.initial_voters - self.added_nodes).collect();
         let placed = cut.and_then(|k| k.place(&voters, self.replication_factor as usize));
         // The clients' routing shares the nodes' code, and so its bugs.
         placed.expect("validated with the scenario").with_planted_bug(self.planted_bug)
@@ -156,6 +157,7 @@ impl Scenario {
             buggify,
             buggify_armed,
             require_marks: file.require_marks.clone(),
+            require_balance: file.require_balance.unwrap_or(false),
             nodes,
             groups: match &file.cluster.split_points {
                 Some(points) => points.len() as u64 + 1,
@@ -177,6 +179,8 @@ impl Scenario {
             snapshot_chunk_bytes,
             disk_sync_ms,
             initial_voters: file.cluster.voters.unwrap_or(nodes),
+            added_nodes: file.cluster.added_nodes.unwrap_or(0),
+            placement: file.cluster.placement.unwrap_or(true),
             latency_ms,
             loss,
             duplicate,

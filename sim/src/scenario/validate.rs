@@ -355,6 +355,16 @@ fn validate_ranges(file: &ScenarioFile, nodes: u64) -> Result<(), (&'static str,
         return Err(("range_bytes_max", "cluster.range_bytes_max", message));
     }
     let voters = c.voters.unwrap_or(nodes);
+    let added = c.added_nodes.unwrap_or(0);
+    let rf_min = c.replication_factor.unwrap_or(1);
+    if added > 0 && (c.replication_factor.is_none() || voters < added + rf_min) {
+        let message = format!(
+            "{added}: the ranges are placed over the other {} voters, which must hold replication_factor ({}) replicas",
+            voters.saturating_sub(added),
+            c.replication_factor.map_or("not given: every voter".into(), |rf| rf.to_string()),
+        );
+        return Err(("added_nodes", "cluster.added_nodes", message));
+    }
     if let Some(rf) = c.replication_factor {
         if rf == 0 || rf > voters {
             return Err((

@@ -20,7 +20,11 @@ pub fn explicit(s: &Scenario, header: &str) -> String {
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
     }
-    let mut top = vec![("name", text(&s.name)), ("buggify", Value::Boolean(s.buggify))];
+    let mut top = vec![
+        ("name", text(&s.name)),
+        ("buggify", Value::Boolean(s.buggify)),
+        ("require_balance", Value::Boolean(s.require_balance)),
+    ];
     if let Some(bug) = s.planted_bug {
         top.push(("planted_bug", text(bug.name())));
     }
@@ -37,6 +41,8 @@ pub fn explicit(s: &Scenario, header: &str) -> String {
     cluster.push(("range_ops_per_s_max", int(s.range_ops_per_s_max)));
     cluster.extend([
         ("voters", int(s.initial_voters)),
+        ("added_nodes", int(s.added_nodes)),
+        ("placement", Value::Boolean(s.placement)),
         ("election_timeout_ms", pair(s.election_timeout_ms)),
         ("heartbeat_interval_ms", int(s.heartbeat_interval_ms)),
         ("append_entries_max", int(s.append_entries_max as u64)),
@@ -142,6 +148,11 @@ fn action_fields(action: &Action) -> Vec<(&'static str, Value)> {
         Action::Process(a) => match a {
             process::Action::Crash { node: t } => vec![kind("crash"), node(t)],
             process::Action::Restart { node: t } => vec![kind("restart"), node(t)],
+            process::Action::AddNode { node: t } => {
+                let mut v = vec![kind("add_node")];
+                v.extend(t.as_ref().map(node));
+                v
+            }
         },
         Action::Clock(clock::Action::ClockSkew { node: t, offset_ms, drift_ppm }) => vec![
             kind("clock_skew"),

@@ -197,6 +197,9 @@ pub(super) fn lanes(plot: &mut Plot, scenario: &Scenario, trace: &[TraceEvent]) 
                     lanes.close_state(plot, &mut st.down, *node, t, "down");
                     lanes.close_state(plot, &mut st.poisoned, *node, t, "poisoned");
                 }
+                FaultEvent::Process(process::Applied::Added { node }) => {
+                    lanes.tick(plot, *node, t, "tick config", "added to the cluster")
+                }
                 FaultEvent::Process(process::Applied::LostUnsynced { node, .. }) => {
                     lanes.tick(plot, *node, t, "tick crash", &f.to_string())
                 }

@@ -1,9 +1,11 @@
 //! The event loop of one node hosting one or more Raft groups (see `group.rs` for what a
 //! group does in each batch, `peer_frames.rs` for how their messages travel together,
 //! `handle.rs` for the API callers hold, `range_work.rs` for the moves and splits the
-//! node runs as its ranges' leader, `reports.rs` for what it tells the directory).
+//! node runs as its ranges' leader, `reports.rs` for what it tells the directory,
+//! `placing.rs` for the placement its meta range's leader runs).
 
 mod handle;
+mod placing;
 mod range_work;
 mod reports;
 
@@ -63,6 +65,9 @@ pub struct NodeConfig {
     pub snapshot_entries_min: u64,
     /// When a range's leader splits it on its own: by size and by load (`split_trigger.rs`).
     pub split: SplitPolicy,
+    /// Whether the meta range's leader, here, balances replicas and leaders over the
+    /// servers (`crate::placement`; on by default). Off, replicas move only on request.
+    pub placement: bool,
 }
 
 /// A range past this size splits (the real build's default; scenarios set their own).
@@ -86,6 +91,7 @@ impl NodeConfig {
             // Load splits are off by default: with every range on one node's event loop,
             // a split of a hot range adds no throughput until placement spreads the halves.
             split: SplitPolicy { range_bytes_max: RANGE_BYTES_MAX_DEFAULT, range_ops_per_s_max: 0 },
+            placement: true,
         }
     }
 
@@ -180,6 +186,10 @@ pub struct Node<T, S: Storage, M: StateMachine> {
     moves: BTreeMap<GroupId, ReplicaMove>,
     /// When the ranges led here are next reported to the directory (`reports.rs`).
     next_report_ms: u64,
+    /// The placement core, planning while this node leads the meta range (`placing.rs`).
+    placement: crate::placement::Placement,
+    /// When placement next plans.
+    next_plan_ms: u64,
 }
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
@@ -218,6 +228,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let elsewhere = Elsewhere::new(cfg.seed, cfg.request_timeout_ms, cfg.pending_requests_max);
+        let placement = crate::placement::Placement::new(cfg.raft.voters.iter().copied(), cfg.raft.planted_bug);
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
@@ -244,6 +255,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             tidying: BTreeMap::new(),
             moves: BTreeMap::new(),
             next_report_ms: now + reports::REPORT_INTERVAL_MS,
+            placement,
+            next_plan_ms: now,
         };
         node.publish_status();
         let handle = NodeHandle { calls: tx, controls: control_tx, status: status_rx, range_map: range_map_rx };
@@ -333,6 +346,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             self.drive_splits(now)?;
             self.ask_if_still_replica(now);
             self.report_ranges(now)?;
+            self.plan_placement(now)?;
             if now >= next_sweep_ms {
                 next_sweep_ms = now + SWEEP_INTERVAL_MS;
                 for g in self.groups.values_mut() {
@@ -511,6 +525,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             Wire::RangeKnown { .. } => {}
             Wire::RangeReport { ranges } if self.is_server(from) => self.on_range_report(from, ranges)?,
             Wire::RangeReport { .. } => {}
+            Wire::NodeReport { report } => self.placement.heard(now, from, &report),
+            Wire::PlacementOrder { op } if self.is_server(from) => self.on_placement_order(now, op),
+            Wire::PlacementOrder { .. } => {}
             Wire::StateWanted { group, base, meta, chunk } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.lend_state(now, from, base, meta, chunk, &self.disk, &self.transport)?;

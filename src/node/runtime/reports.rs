@@ -1,6 +1,7 @@
 //! Ranges report to the directory (`crate::meta`): every report interval each node sends
 //! the descriptors of the ranges it leads to the meta range's replicas, and the meta
-//! range's leader proposes what is news. Best-effort on purpose: a report lost is sent
+//! range's leader proposes what is news (and hears, for placement, what the node leads:
+//! `placing.rs`). Best-effort on purpose: a report lost is sent
 //! again an interval later, and the directory never depends on one arriving.
 
 use super::Node;
@@ -27,6 +28,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             self.groups.values().filter(|g| g.raft.is_leader() && !g.is_removed()).map(|g| g.range().clone()).collect();
         let me = self.cfg.id();
         let meta_replicas = self.topology.map.find(META_RANGE).map(|r| r.replicas.clone()).unwrap_or_default();
+        self.report_node(now_ms, &meta_replicas);
         for report in directory_reports::pack(led) {
             for &peer in meta_replicas.iter().filter(|&&n| n != me) {
                 self.transport.send(peer, codec::encode(&Wire::RangeReport { ranges: report.clone() }));
