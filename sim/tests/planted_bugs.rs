@@ -151,3 +151,8 @@ fn size_ignores_overwrites_is_caught_within_10_seeds() {
 fn directory_tiled_partly_is_caught_within_5_seeds() {
     caught_and_replayed("directory_tiled_partly", 5);
 }
+
+#[test]
+fn balance_stops_short_is_caught_within_5_seeds() {
+    caught_and_replayed("balance_stops_short", 5);
+}

@@ -14,8 +14,13 @@
 //! Contract:
 //! - **Soft state.** What `heard` learned and the orders in flight live in memory only: a
 //!   new meta leader starts empty and plans only after `WARM_UP_MS`, once every live
-//!   node has reported to it. An order lost (to a crash, a refusal, a partition) expires
-//!   after `ORDER_TIMEOUT_MS` and is planned again if it still helps.
+//!   node has reported to it. An order lost (to a crash, a refusal, a partition) is
+//!   forgotten once its leader reports, `ORDER_START_MS` after it was sent, that it runs
+//!   no move of the range (a transfer: after `TRANSFER_TIMEOUT_MS`), or at the latest
+//!   after `ORDER_TIMEOUT_MS`, and is planned again if it still helps. A move that ended
+//!   just before the report and whose descriptor the directory has not applied yet is
+//!   forgotten too: the next plan may then order one move more than needed, which the
+//!   hysteresis below bounds (it is undone only if it left two nodes two apart).
 //! - **Safe by construction elsewhere.** Orders are requests: the range's leader checks
 //!   each against the range as it has applied it (`start_move`, Raft's transfer), so a
 //!   stale order is refused there. This core adds the rules that keep quorums whole:
@@ -47,6 +52,14 @@ pub const WARM_UP_MS: u64 = 2_500;
 /// An order not seen done by then is forgotten (and planned again if it still helps):
 /// a move's own timeout and a snapshot's worth more.
 pub const ORDER_TIMEOUT_MS: u64 = 40_000;
+/// A move ordered this long ago that its leader's report does not list as running was
+/// refused or lost (or is done): a report interval and the order's trip, with slack.
+pub const ORDER_START_MS: u64 = 1_500;
+/// A leadership transfer ordered this long ago and not seen done failed: it takes an
+/// election at most.
+pub const TRANSFER_TIMEOUT_MS: u64 = 3_000;
+/// Most moves one node report names (a node runs at most 8 at once).
+pub const REPORT_MOVING_MAX: usize = 64;
 /// Orders in flight in all, and touching any one node (as source, target or leader):
 /// bounds the snapshots a node sends and receives at once.
 pub const ORDERS_MAX: usize = 8;
@@ -59,6 +72,8 @@ pub const REPORT_LEADS_MAX: usize = crate::keyspace::GROUPS_MAX as usize + 1;
 pub struct NodeReport {
     /// The ranges it leads, at most `REPORT_LEADS_MAX`.
     pub leads: Vec<GroupId>,
+    /// The ranges whose replica moves it runs as their leader, at most `REPORT_MOVING_MAX`.
+    pub moving: Vec<GroupId>,
 }
 
 /// One operation, run by the range's leader.
@@ -89,12 +104,13 @@ pub struct Order {
 struct Heard {
     at_ms: u64,
     leads: BTreeSet<GroupId>,
+    moving: BTreeSet<GroupId>,
 }
 
 #[derive(Clone, Debug)]
 struct InFlight {
     order: Order,
-    deadline_ms: u64,
+    sent_ms: u64,
 }
 
 #[derive(Debug)]
@@ -172,7 +188,8 @@ impl Placement {
             return;
         }
         let leads = report.leads.iter().copied().take(REPORT_LEADS_MAX).collect();
-        self.heard.insert(node, Heard { at_ms: now_ms, leads });
+        let moving = report.moving.iter().copied().take(REPORT_MOVING_MAX).collect();
+        self.heard.insert(node, Heard { at_ms: now_ms, leads, moving });
     }
 
     /// The nodes heard from within `NODE_SILENT_MS`.
@@ -234,25 +251,35 @@ impl Placement {
                 }
             }
             idle.remove(&order.op.range());
-            let deadline_ms = now_ms + ORDER_TIMEOUT_MS;
-            self.in_flight.insert(order.op.range(), InFlight { order: order.clone(), deadline_ms });
+            self.in_flight.insert(order.op.range(), InFlight { order: order.clone(), sent_ms: now_ms });
             orders.push(order);
         }
         orders
     }
 
-    /// Forgets the orders done (as the directory or the reports show) or expired.
+    /// Forgets the orders done (as the directory or the reports show), lost or expired.
     fn retire(&mut self, now_ms: u64, ranges: &[RangeDescriptor]) {
         let by_id: BTreeMap<GroupId, &RangeDescriptor> = ranges.iter().map(|r| (r.id, r)).collect();
         let heard = &self.heard;
         self.in_flight.retain(|&range, f| {
-            if now_ms >= f.deadline_ms {
+            let age_ms = now_ms.saturating_sub(f.sent_ms);
+            if age_ms >= ORDER_TIMEOUT_MS {
                 return false;
             }
             let Some(r) = by_id.get(&range) else { return false };
             match f.order.op {
-                Op::Move { from, to, .. } => !(r.replicas.contains(&to) && !r.replicas.contains(&from)),
-                Op::TransferLeader { to, .. } => !heard.get(&to).is_some_and(|h| h.leads.contains(&range)),
+                Op::Move { from, to, .. } => {
+                    let done = r.replicas.contains(&to) && !r.replicas.contains(&from);
+                    // Its leader reported since the order could have started, and runs no move of it.
+                    let idle = heard
+                        .get(&f.order.leader)
+                        .is_some_and(|h| h.at_ms >= f.sent_ms + ORDER_START_MS && !h.moving.contains(&range));
+                    !done && !idle
+                }
+                Op::TransferLeader { to, .. } => {
+                    let done = heard.get(&to).is_some_and(|h| h.leads.contains(&range));
+                    !done && age_ms < TRANSFER_TIMEOUT_MS
+                }
             }
         });
     }

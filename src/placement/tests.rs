@@ -10,7 +10,7 @@ fn warm(servers: &[NodeId], leads: &[(NodeId, &[GroupId])], bug: Option<PlantedB
     p.set_leading(0, true);
     let now = WARM_UP_MS;
     for &(node, led) in leads {
-        p.heard(now, node, &NodeReport { leads: led.to_vec() });
+        p.heard(now, node, &NodeReport { leads: led.to_vec(), moving: vec![] });
     }
     (p, now)
 }
@@ -48,7 +48,7 @@ fn stops_when_every_count_is_within_one() {
     let later = now + PLAN_INTERVAL_MS;
     for node in 1..=4 {
         let leads = [vec![], vec![1], vec![3], vec![2]][node as usize - 1].clone();
-        p.heard(later, node, &NodeReport { leads });
+        p.heard(later, node, &NodeReport { leads, moving: vec![] });
     }
     assert!(p.plan(later, &after).is_empty(), "replicas 2,3,2,2 and leaders 0,1,1,1 are within one");
     assert_eq!(p.in_flight().count(), 0, "both are seen done, in the directory and the reports");
@@ -76,9 +76,9 @@ fn balances_leaders_once_replicas_are_even() {
     assert_eq!(orders, [transfer(1, 1, 3), transfer(1, 2, 2)]);
     // Node 3 reports leading range 1: that transfer is done; range 2's is still open.
     let later = now + PLAN_INTERVAL_MS;
-    p.heard(later, 1, &NodeReport { leads: vec![2, 3] });
-    p.heard(later, 2, &NodeReport { leads: vec![] });
-    p.heard(later, 3, &NodeReport { leads: vec![1] });
+    p.heard(later, 1, &NodeReport { leads: vec![2, 3], moving: vec![] });
+    p.heard(later, 2, &NodeReport { leads: vec![], moving: vec![] });
+    p.heard(later, 3, &NodeReport { leads: vec![1], moving: vec![] });
     assert!(p.plan(later, &ranges).is_empty(), "range 2's counted done: leaders are 1,1,1");
     assert_eq!(p.in_flight().cloned().collect::<Vec<_>>(), [transfer(1, 2, 2)]);
 }
@@ -88,9 +88,9 @@ fn leaves_alone_a_range_with_a_replica_on_a_silent_node() {
     let ranges = [range(1, &[1, 2, 3]), range(2, &[1, 2, 3]), range(3, &[1, 2, 3])];
     let (mut p, _) = warm(&[1, 2, 3, 4], &[(1, &[]), (2, &[1, 2, 3]), (4, &[])], None);
     let now = NODE_SILENT_MS;
-    p.heard(now, 1, &NodeReport { leads: vec![] });
-    p.heard(now, 2, &NodeReport { leads: vec![1, 2, 3] });
-    p.heard(now, 4, &NodeReport { leads: vec![] });
+    p.heard(now, 1, &NodeReport { leads: vec![], moving: vec![] });
+    p.heard(now, 2, &NodeReport { leads: vec![1, 2, 3], moving: vec![] });
+    p.heard(now, 4, &NodeReport { leads: vec![], moving: vec![] });
     assert_eq!(p.live(now), BTreeSet::from([1, 2, 4]), "node 3 never reported");
     assert!(p.plan(now, &ranges).is_empty(), "every range has a replica on node 3");
 }
@@ -103,7 +103,7 @@ fn waits_out_its_warm_up_and_forgets_everything_when_it_stops_leading() {
     assert!(p.live(0).is_empty(), "a placement that does not lead hears nothing");
     p.set_leading(100, true);
     for node in 1..=4 {
-        p.heard(200, node, &NodeReport { leads: vec![node] });
+        p.heard(200, node, &NodeReport { leads: vec![node], moving: vec![] });
     }
     p.heard(200, 9, &NodeReport::default());
     assert_eq!(p.live(200), BTreeSet::from([1, 2, 3, 4]), "node 9 is not a server");
@@ -116,17 +116,35 @@ fn waits_out_its_warm_up_and_forgets_everything_when_it_stops_leading() {
 }
 
 #[test]
-fn an_order_not_seen_done_expires_and_is_ordered_again() {
+fn an_order_its_leader_does_not_run_is_forgotten_and_ordered_again() {
     let ranges: Vec<_> = (1..=4).map(|id| range(id, &[1, 2, 3])).collect();
     let leads: &[(NodeId, &[GroupId])] = &[(1, &[1, 4]), (2, &[2]), (3, &[3]), (4, &[])];
     let (mut p, now) = warm(&[1, 2, 3, 4], leads, None);
     let first = p.plan(now, &ranges);
-    assert_eq!(first.len(), 2);
-    let later = now + ORDER_TIMEOUT_MS;
-    for &(node, led) in leads {
-        p.heard(later, node, &NodeReport { leads: led.to_vec() });
+    assert_eq!(first, [mv(2, 2, 1, 4), mv(1, 1, 2, 4)]);
+    let hear = |p: &mut Placement, at: u64, moving_on_1: Vec<GroupId>| {
+        for &(node, led) in leads {
+            let moving = if node == 1 { moving_on_1.clone() } else { vec![] };
+            p.heard(at, node, &NodeReport { leads: led.to_vec(), moving });
+        }
+    };
+    // Too soon to tell: the leaders' reports may predate the orders.
+    hear(&mut p, now + ORDER_START_MS - 1, vec![]);
+    assert!(p.plan(now + ORDER_START_MS - 1, &ranges).is_empty());
+    // Node 1 runs its move; node 2 does not run its own (refused, or the order was lost).
+    let later = now + ORDER_START_MS;
+    hear(&mut p, later, vec![1]);
+    assert_eq!(p.plan(later, &ranges), [mv(2, 2, 1, 4)], "ordered again");
+    assert_eq!(p.in_flight().count(), 2);
+    // A transfer not seen done is forgotten after TRANSFER_TIMEOUT_MS.
+    let ranges = [range(1, &[1, 2, 3]), range(2, &[1, 2, 3]), range(3, &[1, 2, 3])];
+    let (mut p, now) = warm(&[1, 2, 3], &[(1, &[1, 2, 3]), (2, &[]), (3, &[])], None);
+    assert_eq!(p.plan(now, &ranges).len(), 2);
+    let later = now + TRANSFER_TIMEOUT_MS;
+    for (node, leads) in [(1, vec![1, 2, 3]), (2, vec![]), (3, vec![])] {
+        p.heard(later, node, &NodeReport { leads, moving: vec![] });
     }
-    assert_eq!(p.plan(later, &ranges), first, "lost orders are planned again, the same");
+    assert_eq!(p.plan(later, &ranges).len(), 2, "both failed, both ordered again");
 }
 
 #[test]
@@ -139,7 +157,7 @@ fn bounds_the_orders_in_flight_in_all() {
     p.set_leading(0, true);
     for &n in &servers {
         let leads: Vec<GroupId> = ranges.iter().filter(|r| r.replicas[0] == n).map(|r| r.id).collect();
-        p.heard(WARM_UP_MS, n, &NodeReport { leads });
+        p.heard(WARM_UP_MS, n, &NodeReport { leads, moving: vec![] });
     }
     let orders = p.plan(WARM_UP_MS, &ranges);
     assert_eq!(orders.len(), ORDERS_MAX);
@@ -164,7 +182,7 @@ fn settle(bug: Option<PlantedBug>) -> (Vec<usize>, Vec<usize>, usize) {
     loop {
         for &n in &servers {
             let leads = leaders.iter().filter(|(_, &l)| l == n).map(|(&g, _)| g).collect();
-            p.heard(now, n, &NodeReport { leads });
+            p.heard(now, n, &NodeReport { leads, moving: vec![] });
         }
         let orders = p.plan(now, &ranges);
         if orders.is_empty() && p.in_flight().count() == 0 {

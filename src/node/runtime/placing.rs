@@ -12,7 +12,7 @@ use crate::codec;
 use crate::io::{Storage, Transport};
 use crate::keyspace::META_RANGE;
 use crate::node::{directory_reports, ControlError, NodeError, Wire};
-use crate::placement::{NodeReport, Op, PLAN_INTERVAL_MS, REPORT_LEADS_MAX};
+use crate::placement::{NodeReport, Op, PLAN_INTERVAL_MS, REPORT_LEADS_MAX, REPORT_MOVING_MAX};
 use crate::state_machine::StateMachine;
 use crate::NodeId;
 
@@ -26,7 +26,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             .map(|g| g.range().id)
             .take(REPORT_LEADS_MAX)
             .collect();
-        let report = NodeReport { leads };
+        let moving = self.moves.keys().copied().take(REPORT_MOVING_MAX).collect();
+        let report = NodeReport { leads, moving };
         let me = self.cfg.id();
         for &peer in meta_replicas.iter().filter(|&&n| n != me) {
             self.transport.send(peer, codec::encode(&Wire::NodeReport { report: report.clone() }));
