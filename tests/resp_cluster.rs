@@ -89,15 +89,16 @@ impl Writers {
     }
 }
 
-/// Every key in `keys` reads back with its value through node `id`.
+/// Every key in `keys` reads back with its value (the key's last `-` part) through node
+/// `id`: GETs pipelined 500 at a time (an MGET could span ranges).
 fn assert_all_present(cluster: &Cluster, id: u64, keys: &[String]) {
     let mut c = cluster.client(id);
     for chunk in keys.chunks(500) {
-        let mut cmd = redis::cmd("MGET");
+        let mut pipe = redis::pipe();
         for k in chunk {
-            cmd.arg(k);
+            pipe.add_command(get(k));
         }
-        let values: Vec<Option<String>> = query_retrying(&mut c, &cmd);
+        let values: Vec<Option<String>> = pipelined(&mut c, &pipe);
         for (k, v) in chunk.iter().zip(values) {
             let want = k.rsplit('-').next().unwrap();
             assert_eq!(v.as_deref(), Some(want), "acknowledged write {k} read through node {id}");
@@ -507,7 +508,9 @@ fn ranges_split_as_they_grow_and_a_replica_moves_to_a_new_node_under_writes() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::new(dir.path(), 4);
     for extra in &mut cluster.extra {
-        let flags = ["--sharding", "range", "--replication-factor", "3", "--range-bytes-max", "4096"];
+        // Placement off: the operator moves a replica here, and placement would move them too.
+        let flags =
+            ["--sharding", "range", "--replication-factor", "3", "--range-bytes-max", "4096", "--placement", "false"];
         extra.extend(flags.map(String::from));
     }
     cluster.start_all();
@@ -553,6 +556,85 @@ fn ranges_split_as_they_grow_and_a_replica_moves_to_a_new_node_under_writes() {
         assert_eq!(code, 400, "{body}");
         assert!(body.contains(needle), "{body}");
     }
+}
+
+/// Runs `pipe` until every command in it succeeds, retrying it whole on `-TRYAGAIN`
+/// (its commands are idempotent), within `WAIT`.
+fn pipelined<T: redis::FromRedisValue>(c: &mut redis::Connection, pipe: &redis::Pipeline) -> T {
+    wait_for("a pipeline to succeed", || match pipe.query::<T>(c) {
+        Ok(v) => Some(v),
+        Err(e) if e.code() == Some("TRYAGAIN") => None,
+        Err(e) => panic!("unexpected error: {e}"),
+    })
+}
+
+/// Replicas per node in node `id`'s directory of ranges (the meta range's included), once
+/// every range in it has settled on three.
+fn settled_replicas(cluster: &Cluster, id: u64, nodes: u64) -> Option<Vec<usize>> {
+    let (code, body) = cluster.admin_get(id, "/directory");
+    assert_eq!(code, 200, "{body}");
+    let directory: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut counts = vec![0; nodes as usize];
+    for r in directory["ranges"].as_array().expect("a list") {
+        let replicas = r["replicas"].as_array().expect("replicas");
+        if replicas.len() != 3 {
+            return None;
+        }
+        for n in replicas {
+            counts[n.as_u64().unwrap() as usize - 1] += 1;
+        }
+    }
+    Some(counts)
+}
+
+#[test]
+fn ranges_spread_onto_joining_nodes_and_a_sigkill_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::new(dir.path(), 5);
+    for extra in &mut cluster.extra {
+        extra.extend(["--ranges", "8", "--replication-factor", "3", "--joining", "4,5"].map(String::from));
+    }
+    for id in 1..=3 {
+        cluster.start(id);
+    }
+    let loaded: Vec<String> = (0..20_000).map(|i| format!("load-{i}")).collect();
+    let mut c = cluster.client(1);
+    for chunk in loaded.chunks(500) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.add_command(set(k, k.rsplit('-').next().unwrap()));
+        }
+        let _: Vec<String> = pipelined(&mut c, &pipe);
+    }
+    // Every range and the meta range start on nodes 1 to 3; nodes 4 and 5 join empty.
+    assert_eq!(settled_replicas(&cluster, 1, 5), Some(vec![9, 9, 9, 0, 0]));
+    cluster.start(4);
+    cluster.start(5);
+    // 27 replicas over 5 nodes: 5 or 6 each once placement is done (the meta range's
+    // three stay on nodes 1 to 3).
+    let started = Instant::now();
+    let counts = wait_for("the replicas to spread within one of the mean", || {
+        settled_replicas(&cluster, 1, 5).filter(|c| c.iter().all(|&n| (5..=6).contains(&n)))
+    });
+    eprintln!("balanced in {:.1} s: {counts:?}", started.elapsed().as_secs_f64());
+    for id in [4, 5] {
+        let want = format!("phantomdb_replicas {}\n", counts[id as usize - 1]);
+        wait_for(&format!("node {id} to host its replicas"), || {
+            cluster.admin_get(id, "/metrics").1.contains(&want).then_some(())
+        });
+    }
+    let writers = Writers::start(&cluster, &["a", "w"]);
+    wait_for("writes before the kill", || (writers.count() >= 200).then_some(()));
+    cluster.kill(2);
+    let before = writers.count();
+    wait_for("writes after the kill", || (writers.count() >= before + 200).then_some(()));
+    let acked = writers.stop();
+    for id in [1, 4] {
+        assert_all_present(&cluster, id, &acked);
+        assert_all_present(&cluster, id, &loaded);
+    }
+    let (_, metrics) = cluster.admin_get(1, "/metrics");
+    assert!(metrics.contains("phantomdb_placement_operations_total"), "{metrics}");
 }
 
 #[test]

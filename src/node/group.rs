@@ -86,6 +86,9 @@ pub struct Replica<M: StateMachine, V> {
     snapshots_taken: u64,
     snapshots_installed: u64,
     splits: u64,
+    /// Replica moves and leadership transfers placement ordered that this replica, as its
+    /// range's leader, started (`runtime/placing.rs`).
+    pub(super) placement_ops: u64,
     /// This node's replica was removed from the range (`replicas.rs`): its records are
     /// gone, it writes nothing more, and the event loop drops it.
     removed: bool,
@@ -201,6 +204,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshots_taken: 0,
             snapshots_installed: 0,
             splits: 0,
+            placement_ops: 0,
             split_trigger: SplitTrigger::new(
                 now_ms,
                 cfg.split,
@@ -252,6 +256,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             pending_requests: self.pending.len() as u64,
             rebuilding: self.raft.awaiting_snapshot(),
             splits: self.splits,
+            placement_ops: self.placement_ops,
             ops_per_s: if self.raft.is_leader() { self.ops_per_s() } else { 0 },
         }
     }

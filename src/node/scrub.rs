@@ -17,7 +17,12 @@
 //! FAST 2018, needs a protocol of its own for that). The data can be rebuilt from peers
 //! at no risk: a state machine at the log's cut plus the log after it is the state. A
 //! group whose log was never cut (cut 0) needs no peer: its own log from index 1 rebuilds
-//! it, so it is simply dropped to empty and applies again.
+//! it, so it is simply dropped to empty and applies again — unless that log changed the
+//! range itself (a split, a replica added or removed): the range's record is not data,
+//! it stays as the newest entry left it, and applying those entries again would change it
+//! twice (found by the `ranges` sweep once placement moved replicas under rotting disks:
+//! one replica's descriptor ran two generations ahead of the others'). Such a group
+//! fetches a peer's state like one whose log was cut.
 //!
 //! The mark is written by a node that is stopping on a corrupt read: a single batch, the
 //! only write it makes once poisoned (it records the diagnosis; it retries nothing). If it
@@ -27,9 +32,10 @@ use super::created_with::NODE_PARTITION;
 use super::disk::Disk;
 use super::group_data::{DataSize, Span, DATA_PARTITION};
 use super::raft_store::{Applied, RaftStore};
+use super::range_change::RangeChange;
 use super::NodeError;
 use crate::io::{Storage, StorageError, WriteBatch};
-use crate::raft::PlantedBug;
+use crate::raft::{Payload, PlantedBug};
 use crate::GroupId;
 
 const SCRUB_KEY: &[u8] = b"scrub";
@@ -75,7 +81,8 @@ pub fn run<S: Storage>(
         let mut batch = WriteBatch::default();
         batch.delete_range(DATA_PARTITION, span.start.clone(), span.end.clone());
         store.stage_applied(Applied { index: cut.index, term: cut.term, size: DataSize::default() }, &mut batch);
-        let lost = cut.index > 0 && !PlantedBug::RepairFromOwnLog.is_active(planted_bug);
+        let own_log_rebuilds = cut.index == 0 && !changes_its_range(&store, &disk.storage)?;
+        let lost = !own_log_rebuilds && !PlantedBug::RepairFromOwnLog.is_active(planted_bug);
         store.stage_lost(lost, &mut batch);
         disk.write(batch)?;
         crate::sometimes!("corrupt_data_dropped");
@@ -88,6 +95,19 @@ pub fn run<S: Storage>(
     // Durable before the groups recover: a crash must not find the span half trusted.
     disk.storage.sync()?;
     Ok(dropped)
+}
+
+/// Whether the group's log holds a change of its range (a report to the meta range's
+/// directory is data, not one).
+fn changes_its_range(store: &RaftStore, storage: &impl Storage) -> Result<bool, NodeError> {
+    for entry in store.load(storage)?.entries {
+        if let Payload::Range(bytes) = &entry.payload {
+            if !matches!(RangeChange::decode(bytes, entry.index)?, RangeChange::Report { .. }) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Whether every record of `span` reads back (other errors are the node's end, as ever).
@@ -114,7 +134,7 @@ mod tests {
     use crate::io::storage::memory::MemoryStorage;
     use crate::io::StorageView;
     use crate::keyspace::Keyspace;
-    use crate::raft::{Membership, SnapshotMeta};
+    use crate::raft::{Entry, Membership, SnapshotMeta};
 
     /// Two groups with three keys each, applied as far as their logs were cut: group 2's at
     /// 7, group 1's at `cut_index` (0: never cut).
@@ -190,6 +210,28 @@ mod tests {
         let one = RaftStore::new(1).load(&disk.storage).unwrap();
         assert_eq!(one.applied, Applied::default());
         assert!(!one.lost, "the log from index 1 is the whole state");
+    }
+
+    #[test]
+    fn a_group_never_cut_whose_log_changed_its_range_asks_a_peer() {
+        let (mut disk, groups) = node(0);
+        let entries = |payloads: Vec<Payload>| {
+            let entries = payloads.into_iter().enumerate();
+            crate::raft::Effect::AppendLog(entries.map(|(i, payload)| Entry { term: 1, index: i as u64 + 1, payload }).collect())
+        };
+        let store = RaftStore::new(1);
+        // A report is data (the meta range's directory), rebuilt with the rest.
+        let report = RangeChange::Report { ranges: vec![] }.encode();
+        store.stage(&entries(vec![Payload::Noop, Payload::Range(report.clone())]), &mut disk.batch);
+        disk.write_batch().unwrap();
+        assert!(!changes_its_range(&store, &disk.storage).unwrap());
+        let added = RangeChange::AddReplica { node: 4 }.encode();
+        store.stage(&entries(vec![Payload::Noop, Payload::Range(report), Payload::Range(added)]), &mut disk.batch);
+        disk.write_batch().unwrap();
+        damage(&mut disk, &groups[0].1);
+        mark(&mut disk.storage);
+        assert_eq!(run(&mut disk, &groups, None).unwrap(), vec![Dropped { group: 1, base: 0 }]);
+        assert!(store.load(&disk.storage).unwrap().lost, "applied again, the change would count twice");
     }
 
     /// The planted bug `repair_from_own_log` forgets that the log before the cut is gone.

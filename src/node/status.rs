@@ -48,6 +48,9 @@ pub struct NodeStatus {
     pub rebuilding: bool,
     /// Splits of its range this replica applied since the process started.
     pub splits: u64,
+    /// Replica moves and leadership transfers of its range that placement ordered and
+    /// this replica started as the range's leader, since the process started.
+    pub placement_ops: u64,
     /// On a leader: requests a second it took for the range in the last full second (what
     /// a load-based split weighs). 0 elsewhere.
     pub ops_per_s: u64,

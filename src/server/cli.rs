@@ -52,6 +52,12 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --range-ops-per-s-max N     ... or once it serves more than N requests a second
                                        for two seconds, at a key sampled from them (default
                                        0: off until placement spreads the halves)
+           --placement true|false      while this node leads the meta range, move replicas
+                                       and leaderships until every node holds within one
+                                       of the others (default true)
+           --joining ID,ID,...         initial voters that start with no replica, the same
+                                       on every node: the ranges are placed over the others
+                                       and placement fills these once they run
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -126,6 +132,8 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--replication-factor" => flags.replication_factor = Some(number(flag, &v, "a number of replicas")?),
             "--range-bytes-max" => flags.range_bytes_max = Some(number(flag, &v, "a number of bytes")?),
             "--range-ops-per-s-max" => flags.range_ops_per_s_max = Some(number(flag, &v, "requests a second")?),
+            "--placement" => flags.placement = Some(number(flag, &v, "true or false")?),
+            "--joining" => flags.joining = Some(v),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

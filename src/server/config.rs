@@ -58,6 +58,8 @@ pub struct RawSettings {
     pub replication_factor: Option<u64>,
     pub range_bytes_max: Option<u64>,
     pub range_ops_per_s_max: Option<u64>,
+    pub placement: Option<bool>,
+    pub joining: Option<String>,
 }
 
 impl RawSettings {
@@ -94,6 +96,8 @@ impl RawSettings {
             replication_factor: over.replication_factor.or(self.replication_factor),
             range_bytes_max: over.range_bytes_max.or(self.range_bytes_max),
             range_ops_per_s_max: over.range_ops_per_s_max.or(self.range_ops_per_s_max),
+            placement: over.placement.or(self.placement),
+            joining: over.joining.or(self.joining),
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct NodeSettings {
     pub clock_drift_ppm_max: u64,
     /// When a range's leader splits it on its own (`node::SplitPolicy`).
     pub split: SplitPolicy,
+    /// Whether this node, leading the meta range, balances replicas and leaders.
+    pub placement: bool,
     /// Raft timing (`None`: `raft::Config`'s defaults): elections start after a silence
     /// drawn from `[election_timeout_ms, 2 × election_timeout_ms)` (Raft §5.2), and a
     /// leader sends a heartbeat every `heartbeat_interval_ms`.
@@ -133,7 +139,8 @@ pub struct NodeSettings {
     /// How the key space is cut into ranges and where their replicas are, fixed when
     /// the cluster is created (a node refuses to start on data written with another
     /// sharding mode): from `--sharding`, `--ranges` or `--split-points`, and
-    /// `--replication-factor` (default 3, or every voter if fewer).
+    /// `--replication-factor` (default 3, or every voter if fewer), placed over the
+    /// initial voters not `--joining`.
     pub keyspace: Keyspace,
 }
 
@@ -205,12 +212,25 @@ impl NodeSettings {
             None => cluster.keys().copied().collect(),
             Some(list) => parse_ids("--initial-voters", list, &cluster)?,
         };
+        // Joining nodes are servers from the start, but the ranges are placed over the
+        // others: placement fills them once they run.
+        let joining = match &raw.joining {
+            None => Vec::new(),
+            Some(list) => parse_ids("--joining", list, &cluster)?,
+        };
+        if let Some(n) = joining.iter().find(|n| !initial_voters.contains(n)) {
+            return Err(format!("--joining: node {n} is not one of the initial voters"));
+        }
+        let placed: Vec<NodeId> = initial_voters.iter().copied().filter(|n| !joining.contains(n)).collect();
+        if placed.is_empty() {
+            return Err("--joining lists every initial voter: the ranges need one to start on".into());
+        }
         let keyspace = keyspace(
             raw.sharding.unwrap_or_default(),
             raw.ranges,
             raw.split_points.as_deref(),
             raw.replication_factor,
-            &initial_voters,
+            &placed,
         )?;
         for (flag, value) in
             [("--election-timeout-ms", raw.election_timeout_ms), ("--heartbeat-interval-ms", raw.heartbeat_interval_ms)]
@@ -245,6 +265,7 @@ impl NodeSettings {
             lease_reads: raw.lease_reads.unwrap_or(false),
             clock_drift_ppm_max,
             split: SplitPolicy { range_bytes_max, range_ops_per_s_max: raw.range_ops_per_s_max.unwrap_or(0) },
+            placement: raw.placement.unwrap_or(true),
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
             keyspace,
@@ -425,5 +446,27 @@ mod tests {
         std::fs::write(&p, "short\n").unwrap();
         assert!(read_secret_file("--x", &p, 16).unwrap_err().contains("at least 16"));
         assert!(read_secret_file("--x", &dir.path().join("none"), 1).unwrap_err().starts_with("--x "));
+    }
+
+    #[test]
+    fn joining_nodes_are_voters_that_start_with_no_replica() {
+        let five = "1=127.0.0.1:9001,2=127.0.0.1:9002,3=127.0.0.1:9003,4=127.0.0.1:9004,5=127.0.0.1:9005";
+        let raw = |joining: &str| RawSettings {
+            initial_cluster: Some(five.into()),
+            ranges: Some(4),
+            joining: Some(joining.into()),
+            ..full()
+        };
+        let s = NodeSettings::validate(raw("4,5")).unwrap();
+        assert_eq!(s.initial_voters, [1, 2, 3, 4, 5], "servers from the start");
+        for r in s.keyspace.ranges() {
+            assert_eq!(r.replicas, [1, 2, 3], "range {} is placed over 1..=3", r.id);
+        }
+        assert!(s.placement, "placement is on by default");
+        let e = NodeSettings::validate(RawSettings { initial_voters: Some("1,2,3".into()), ..raw("4") }).unwrap_err();
+        assert_eq!(e, "--joining: node 4 is not one of the initial voters");
+        let e = NodeSettings::validate(raw("1,2,3,4,5")).unwrap_err();
+        assert!(e.contains("every initial voter"), "{e}");
+        assert!(NodeSettings::validate(raw("6")).unwrap_err().contains("node 6 is not in --initial-cluster"));
     }
 }

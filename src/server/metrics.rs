@@ -238,6 +238,10 @@ pub fn render_ranges(ranges: usize, hosted: &[NodeStatus]) -> String {
     let help = "Splits the ranges hosted here applied since the process started.";
     header(&mut out, "phantomdb_range_splits_total", "counter", help);
     let _ = writeln!(out, "phantomdb_range_splits_total {splits}");
+    let ops: u64 = hosted.iter().map(|s| s.placement_ops).sum();
+    let help = "Replica moves and leadership transfers placement ordered that this node started as the ranges' leader.";
+    header(&mut out, "phantomdb_placement_operations_total", "counter", help);
+    let _ = writeln!(out, "phantomdb_placement_operations_total {ops}");
     header(&mut out, "phantomdb_range_keys", "gauge", "Keys of each range hosted here, as applied here.");
     for s in hosted {
         let _ = writeln!(out, "phantomdb_range_keys{{range=\"{}\"}} {}", s.group, s.keys);
@@ -291,6 +295,7 @@ mod tests {
                 bytes: 70,
                 ops_per_s: 12,
                 splits: 2,
+                placement_ops: 4,
                 ..Default::default()
             },
             NodeStatus { group: 3, role: "follower", rebuilding: true, ops_per_s: 9, splits: 1, ..Default::default() },
@@ -302,6 +307,7 @@ mod tests {
             "phantomdb_leaders 1\n",
             "phantomdb_replicas_rebuilding 1\n",
             "phantomdb_range_splits_total 3\n",
+            "phantomdb_placement_operations_total 4\n",
             "phantomdb_range_bytes{range=\"1\"} 70\n",
             "phantomdb_range_ops_per_second{range=\"1\"} 12\n",
         ] {

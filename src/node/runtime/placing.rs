@@ -73,8 +73,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
                 }),
             },
         };
-        if let Err(e) = result {
-            tracing::debug!(node, ?op, error = %e, "placement order refused");
+        match result {
+            Ok(()) => {
+                if let Some(g) = self.groups.get_mut(&op.range()) {
+                    g.placement_ops += 1;
+                }
+            }
+            Err(e) => tracing::debug!(node, ?op, error = %e, "placement order refused"),
         }
     }
 }
