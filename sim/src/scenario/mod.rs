@@ -142,6 +142,14 @@ mod tests {
                 "add_voter",
             ),
             ("[cluster]\nrange_bytes_max = 100\n", 2, "cluster.range_bytes_max", "0 (never) or 256"),
+            ("[cluster]\nadded_nodes = 2\n", 2, "cluster.added_nodes", "must hold replication_factor"),
+            (
+                "[cluster]\nnodes = 5\nadded_nodes = 3\nreplication_factor = 3\n",
+                3,
+                "cluster.added_nodes",
+                "the other 2 voters",
+            ),
+            ("[[faults]]\nat_ms = 1\nkind = \"add_node\"\n", 1, "cluster.added_nodes", "there is none"),
         ];
         for (text, line, field, message) in cases {
             let e = parse_str(text).unwrap_err();

@@ -8,7 +8,7 @@ use super::{
     Scenario, CLIENTS_MAX, DISK_SYNC_MS_MAX, FAULTY_MS_DEFAULT, KEYS_MAX, NEMESIS_INTERVAL_MS_DEFAULT, PHASE_MS_MAX,
 };
 use crate::faults::clock::{CLOCK_DRIFT_PPM_MAX, CLOCK_OFFSET_MS_MAX};
-use crate::faults::SpecError;
+use crate::faults::{FaultKind, SpecError};
 use std::path::{Path, PathBuf};
 
 /// A scenario error: where, which field, what is wrong.
@@ -363,6 +363,12 @@ fn validate_ranges(file: &ScenarioFile, nodes: u64) -> Result<(), (&'static str,
             voters.saturating_sub(added),
             c.replication_factor.map_or("not given: every voter".into(), |rf| rf.to_string()),
         );
+        return Err(("added_nodes", "cluster.added_nodes", message));
+    }
+    let nemesis_kinds = file.nemesis.as_ref().and_then(|n| n.get_ref().kinds.clone()).unwrap_or_default();
+    let adds = file.faults.iter().map(|f| f.get_ref().kind).chain(nemesis_kinds).any(|k| k == FaultKind::AddNode);
+    if adds && added == 0 {
+        let message = "kind = \"add_node\" starts a node of `added_nodes`, and there is none (set added_nodes)".into();
         return Err(("added_nodes", "cluster.added_nodes", message));
     }
     if let Some(rf) = c.replication_factor {
