@@ -217,7 +217,9 @@ mod tests {
         let (mut disk, groups) = node(0);
         let entries = |payloads: Vec<Payload>| {
             let entries = payloads.into_iter().enumerate();
-            crate::raft::Effect::AppendLog(entries.map(|(i, payload)| Entry { term: 1, index: i as u64 + 1, payload }).collect())
+            crate::raft::Effect::AppendLog(
+                entries.map(|(i, payload)| Entry { term: 1, index: i as u64 + 1, payload }).collect(),
+            )
         };
         let store = RaftStore::new(1);
         // A report is data (the meta range's directory), rebuilt with the rest.

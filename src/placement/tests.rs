@@ -1,7 +1,13 @@
 use super::*;
 
 fn range(id: GroupId, replicas: &[NodeId]) -> RangeDescriptor {
-    RangeDescriptor { id, start: vec![id as u8], end: Some(vec![id as u8 + 1]), generation: 1, replicas: replicas.to_vec() }
+    RangeDescriptor {
+        id,
+        start: vec![id as u8],
+        end: Some(vec![id as u8 + 1]),
+        generation: 1,
+        replicas: replicas.to_vec(),
+    }
 }
 
 /// A placement leading since 0, past its warm-up, that heard every node in `leads`.
@@ -234,4 +240,67 @@ fn with_the_bug_planted_balance_stops_two_apart() {
     }
     let (replicas, _, _) = settle(Some(PlantedBug::BalanceStopsShort));
     assert_eq!(replicas.iter().max().unwrap() - replicas.iter().min().unwrap(), 2, "{replicas:?}");
+}
+
+/// Seeded random clusters, reports and histories: every plan keeps the rules, whatever
+/// it is fed (stale reports, silent nodes, leaders outside the replicas).
+#[test]
+fn every_plan_keeps_the_rules_on_random_inputs() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..300 {
+        let servers: Vec<NodeId> = (1..=rng.gen_range(2..=9)).collect();
+        let mut p = Placement::new(servers.iter().copied(), None);
+        p.set_leading(0, true);
+        let mut now = 0;
+        for _ in 0..20 {
+            now += rng.gen_range(0..2 * PLAN_INTERVAL_MS);
+            let ranges: Vec<RangeDescriptor> = (1..=rng.gen_range(1..=30))
+                .map(|id| {
+                    let mut replicas: Vec<NodeId> = servers.clone();
+                    for i in (1..replicas.len()).rev() {
+                        replicas.swap(i, rng.gen_range(0..=i));
+                    }
+                    replicas.truncate(rng.gen_range(1..=3.min(servers.len())));
+                    range(id, &replicas)
+                })
+                .collect();
+            for &n in &servers {
+                if rng.gen_bool(0.8) {
+                    let leads = ranges.iter().filter(|_| rng.gen_bool(0.3)).map(|r| r.id).collect();
+                    let moving = ranges.iter().filter(|_| rng.gen_bool(0.1)).map(|r| r.id).collect();
+                    p.heard(now, n, &NodeReport { leads, moving });
+                }
+            }
+            let live = p.live(now);
+            let orders = p.plan(now, &ranges);
+            assert!(p.in_flight().count() <= ORDERS_MAX);
+            let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+            for o in p.in_flight() {
+                for n in o.nodes() {
+                    *per_node.entry(n).or_default() += 1;
+                }
+            }
+            assert!(per_node.values().all(|&c| c <= NODE_ORDERS_MAX), "{per_node:?}");
+            let ranges_ordered: BTreeSet<GroupId> = orders.iter().map(|o| o.op.range()).collect();
+            assert_eq!(ranges_ordered.len(), orders.len(), "one operation per range: {orders:?}");
+            for o in &orders {
+                let r = ranges.iter().find(|r| r.id == o.op.range()).expect("a range of the directory");
+                assert!(r.replicas.contains(&o.leader), "{o:?} on {r:?}");
+                assert!(r.replicas.iter().all(|n| live.contains(n)), "every replica live: {o:?} {r:?}");
+                match o.op {
+                    Op::Move { from, to, .. } => {
+                        assert_ne!(from, o.leader);
+                        assert!(r.replicas.contains(&from));
+                        assert!(!r.replicas.contains(&to));
+                        assert!(live.contains(&to));
+                    }
+                    Op::TransferLeader { to, .. } => {
+                        assert_ne!(to, o.leader);
+                        assert!(r.replicas.contains(&to));
+                    }
+                }
+            }
+        }
+    }
 }

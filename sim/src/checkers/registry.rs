@@ -5,8 +5,8 @@
 //! groups their violations name the group.
 
 use super::{
-    applied_in_range, caught_up_promotion, directory_tiling, lost_writes, range_tiling, recoverable,
-    replica_balance, state_machine_safety,
+    applied_in_range, caught_up_promotion, directory_tiling, lost_writes, range_tiling, recoverable, replica_balance,
+    state_machine_safety,
 };
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
 use crate::replay::{GroupReplay, Replay};
@@ -109,16 +109,17 @@ fn replica_balance(i: &Inputs) -> Findings {
     }
     let s = i.scenario;
     let servers: Vec<phantomdb::NodeId> = (1..=s.initial_voters).collect();
-    let counts = replica_balance::counts(&i.run.trace, &s.keyspace(), &servers);
-    let shown = counts.values().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let balance = replica_balance::replay(&i.run.trace, &s.keyspace(), &servers);
+    let shown = balance.counts.values().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut note = format!("replicas per server {shown}");
+    if let (Some(since), Some(added)) = (balance.balanced_since_ns, balance.last_added_ns) {
+        let after_s = since.saturating_sub(added) as f64 / 1e9;
+        note.push_str(&format!("; balanced {after_s:.1}s after the last node was added"));
+    }
     if !s.require_balance {
-        return Findings { note: Some(format!("not required; replicas per server {shown}")), ..Findings::default() };
+        return Findings { note: Some(format!("not required; {note}")), ..Findings::default() };
     }
-    Findings {
-        violations: replica_balance::check(&counts),
-        undecided: vec![],
-        note: Some(format!("replicas per server {shown}")),
-    }
+    Findings { violations: replica_balance::check(&balance.counts), undecided: vec![], note: Some(note) }
 }
 
 fn liveness_after_heal(i: &Inputs) -> Findings {

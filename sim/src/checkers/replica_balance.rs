@@ -8,38 +8,67 @@
 //! `RangeInstalled`) before the final reads began. A replica is counted on every node
 //! its range's newest descriptor lists. Servers are the cluster's initial voters, added
 //! nodes included (they start empty); spare nodes outside them host no counted replica.
-//! Leader balance is placement's second goal and not checked here: a leadership can move
+//! It also tells since when the counts had held within the bound without a break, the
+//! figure of how long placement takes after the last `add_node`. Leader balance is
+//! placement's second goal and not checked here: a leadership can move
 //! only to a replica, so it is balanced as far as replicas allow.
 
+use crate::faults::{process, FaultEvent};
 use crate::trace::{Phase, TraceEvent, TraceKind};
 use phantomdb::keyspace::{Keyspace, RangeDescriptor};
 use phantomdb::node::NodeEvent;
 use phantomdb::{GroupId, NodeId};
 use std::collections::BTreeMap;
 
-/// The replicas each server held when the final reads began.
-pub fn counts(trace: &[TraceEvent], initial: &Keyspace, servers: &[NodeId]) -> BTreeMap<NodeId, usize> {
+/// The replicas each server held when the final reads began, and since when the counts
+/// had been within one of the mean without a break (`None`: they were not then).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Balance {
+    pub counts: BTreeMap<NodeId, usize>,
+    pub balanced_since_ns: Option<u64>,
+    /// When the last node of `added_nodes` joined, if one did.
+    pub last_added_ns: Option<u64>,
+}
+
+pub fn replay(trace: &[TraceEvent], initial: &Keyspace, servers: &[NodeId]) -> Balance {
     let mut newest: BTreeMap<GroupId, RangeDescriptor> = initial.ranges().iter().map(|r| (r.id, r.clone())).collect();
-    let mut learn = |d: &RangeDescriptor| {
+    let learn = |newest: &mut BTreeMap<GroupId, RangeDescriptor>, d: &RangeDescriptor| {
         let known = newest.get(&d.id).map_or(0, |n| n.generation);
         if d.generation > known {
             newest.insert(d.id, d.clone());
         }
     };
+    let mut balanced_since_ns = check(&counts(&newest, servers)).is_empty().then_some(0);
+    let mut last_added_ns = None;
     for e in trace {
         match &e.kind {
             TraceKind::Phase(Phase::FinalReads) => break,
-            TraceKind::Node { event, .. } => match event {
-                NodeEvent::RangeSplit { left, right, .. } => {
-                    learn(left);
-                    learn(right);
+            TraceKind::Fault(FaultEvent::Process(process::Applied::Added { .. })) => last_added_ns = Some(e.t_ns),
+            TraceKind::Node { event, .. } => {
+                match event {
+                    NodeEvent::RangeSplit { left, right, .. } => {
+                        learn(&mut newest, left);
+                        learn(&mut newest, right);
+                    }
+                    NodeEvent::RangeReplicas { range, .. } | NodeEvent::RangeInstalled { range } => {
+                        learn(&mut newest, range)
+                    }
+                    _ => continue,
                 }
-                NodeEvent::RangeReplicas { range, .. } | NodeEvent::RangeInstalled { range } => learn(range),
-                _ => {}
-            },
+                let balanced = check(&counts(&newest, servers)).is_empty();
+                balanced_since_ns = match (balanced, balanced_since_ns) {
+                    (false, _) => None,
+                    (true, None) => Some(e.t_ns),
+                    (true, since) => since,
+                };
+            }
             _ => {}
         }
     }
+    Balance { counts: counts(&newest, servers), balanced_since_ns, last_added_ns }
+}
+
+fn counts(newest: &BTreeMap<GroupId, RangeDescriptor>, servers: &[NodeId]) -> BTreeMap<NodeId, usize> {
     let mut counts: BTreeMap<NodeId, usize> = servers.iter().map(|&n| (n, 0)).collect();
     for r in newest.values() {
         for n in &r.replicas {
@@ -63,7 +92,9 @@ pub fn check(counts: &BTreeMap<NodeId, usize>) -> Vec<String> {
     counts
         .iter()
         .filter(|&(_, &c)| (c * servers).abs_diff(total) > servers)
-        .map(|(n, c)| format!("n{n} holds {c} replicas at the end of the healed phase, the mean is {mean:.2}: {counts:?}"))
+        .map(|(n, c)| {
+            format!("n{n} holds {c} replicas at the end of the healed phase, the mean is {mean:.2}: {counts:?}")
+        })
         .collect()
 }
 
@@ -92,26 +123,30 @@ mod tests {
         let ks = keyspace();
         // 4 ranges and the meta range, 3 replicas each, on nodes 1..=3; node 4 empty.
         let servers = [1, 2, 3, 4];
-        let v = check(&counts(&[], &ks, &servers));
+        let v = check(&replay(&[], &ks, &servers).counts);
         assert!(v.iter().any(|m| m.starts_with("n4 holds 0 replicas")), "{v:?}");
         // Three moves onto node 4 make 4,4,4,3: within one of the mean 3.75.
         let r = ks.ranges();
         let trace = [moved(1, &r[0], 1, 4), moved(2, &r[1], 2, 4), moved(3, &r[2], 3, 4)];
-        let c = counts(&trace, &ks, &servers);
-        assert_eq!(c.values().copied().collect::<Vec<_>>(), [4, 4, 4, 3]);
-        assert_eq!(check(&c), Vec::<String>::new());
+        let b = replay(&trace, &ks, &servers);
+        assert_eq!(b.counts.values().copied().collect::<Vec<_>>(), [4, 4, 4, 3]);
+        assert_eq!(check(&b.counts), Vec::<String>::new());
+        assert_eq!(b.balanced_since_ns, Some(3), "since the third move");
         // The same moves after the final reads began do not count.
         let late: Vec<TraceEvent> =
             std::iter::once(ev(0, TraceKind::Phase(Phase::FinalReads))).chain(trace.iter().cloned()).collect();
-        assert_eq!(counts(&late, &ks, &servers)[&4], 0);
+        assert_eq!(replay(&late, &ks, &servers).counts[&4], 0);
     }
 
     #[test]
     fn an_older_descriptor_heard_later_changes_nothing() {
         let ks = keyspace();
         let r = ks.ranges();
-        let stale = ev(2, TraceKind::Node { node: 1, group: r[0].id, event: NodeEvent::RangeInstalled { range: r[0].clone() } });
-        let c = counts(&[moved(1, &r[0], 1, 4), stale], &ks, &[1, 2, 3, 4]);
+        let stale = ev(
+            2,
+            TraceKind::Node { node: 1, group: r[0].id, event: NodeEvent::RangeInstalled { range: r[0].clone() } },
+        );
+        let c = replay(&[moved(1, &r[0], 1, 4), stale], &ks, &[1, 2, 3, 4]).counts;
         assert_eq!(c[&4], 1);
         assert_eq!(c[&1], 4);
     }

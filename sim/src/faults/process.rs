@@ -12,10 +12,16 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    Crash { node: Target },
-    Restart { node: Target },
+    Crash {
+        node: Target,
+    },
+    Restart {
+        node: Target,
+    },
     /// `None`: the lowest-numbered node still waiting to be added.
-    AddNode { node: Option<Target> },
+    AddNode {
+        node: Option<Target>,
+    },
 }
 
 impl From<Action> for AnyAction {
