@@ -68,6 +68,7 @@ pub const MARKS: &[(&str, &str)] = &[
         "the directory kept a range's report pending: the descriptors around it were not known yet",
     ),
     ("directory_tiled", "the directory's tiling changed: reported ranges replaced older ones"),
+    ("placement_repair_ordered", "placement ordered a dead node's replica of a range moved to a live node"),
     ("placement_moved_replica", "a range's leader started a replica move that placement ordered"),
     ("placement_transferred_leader", "a range's leader started a leadership transfer that placement ordered"),
 ];

@@ -109,6 +109,7 @@ pub fn scenario(data: &[u8]) -> Scenario {
         added_nodes: 0,
         // Leadership transfers of its own would blur what the fuzzed schedule did.
         placement: false,
+        node_dead_ms: phantomdb::placement::NODE_DEAD_MS_DEFAULT,
         sharding: phantomdb::keyspace::Sharding::Hash,
         split_points: Vec::new(),
         replication_factor: nodes,

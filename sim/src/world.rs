@@ -182,6 +182,7 @@ impl World {
             cfg.split = SplitPolicy { range_bytes_max: s.range_bytes_max, range_ops_per_s_max: s.range_ops_per_s_max };
             cfg.request_timeout_ms = s.request_timeout_ms;
             cfg.placement = s.placement;
+            cfg.node_dead_ms = s.node_dead_ms;
             let r = &mut cfg.raft;
             r.election_timeout_ms_min = s.election_timeout_ms[0];
             r.election_timeout_ms_max = s.election_timeout_ms[1].max(s.election_timeout_ms[0] + 1);

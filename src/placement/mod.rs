@@ -27,6 +27,12 @@
 //!   one operation per range at a time; a range with a replica on a node not heard from
 //!   is left alone (its live replicas are its quorum); at most `NODE_ORDERS_MAX` orders
 //!   in flight that touch any one node and `ORDERS_MAX` in all.
+//! - **Repairs first.** A server not heard from for `node_dead_ms` is dead: each range
+//!   with a replica there, whose other replicas are live and a quorum, has that replica
+//!   moved to the live node with the fewest replicas (the move's removal step does not
+//!   wait for a node that does not answer). A range that lost its quorum waits: no
+//!   operation can change its configuration. A dead node that comes back finds its
+//!   replicas gone (replica GC) and is filled like a new one.
 //! - **Converges, never oscillates.** A replica moves only from a node holding at least
 //!   two more replicas than its target, and a leadership only between nodes two apart:
 //!   each operation lowers the sum of squared counts, so the plan ends. Replica counts
@@ -47,6 +53,9 @@ pub const PLAN_INTERVAL_MS: u64 = 1_000;
 /// A node not heard from for this long is not live: nothing is placed on it or taken
 /// from it, and the ranges with a replica on it are left alone.
 pub const NODE_SILENT_MS: u64 = 5_000;
+/// A node silent this long is dead and its replicas are moved away (the real build's
+/// default: long past a restart or an upgrade; CockroachDB waits 5 minutes).
+pub const NODE_DEAD_MS_DEFAULT: u64 = 60_000;
 /// How long a new meta leader listens before it plans: two report intervals and more.
 pub const WARM_UP_MS: u64 = 2_500;
 /// An order not seen done by then is forgotten (and planned again if it still helps):
@@ -121,6 +130,7 @@ pub struct Placement {
     in_flight: BTreeMap<GroupId, InFlight>,
     /// When this node began planning as the meta leader (`None`: it does not lead).
     leading_since_ms: Option<u64>,
+    node_dead_ms: u64,
     bug: Option<PlantedBug>,
 }
 
@@ -159,12 +169,15 @@ impl Order {
 }
 
 impl Placement {
-    pub fn new(servers: impl IntoIterator<Item = NodeId>, bug: Option<PlantedBug>) -> Self {
+    /// `node_dead_ms`: how long a server may be silent before its replicas are moved away
+    /// (at least `NODE_SILENT_MS`).
+    pub fn new(servers: impl IntoIterator<Item = NodeId>, node_dead_ms: u64, bug: Option<PlantedBug>) -> Self {
         Placement {
             servers: servers.into_iter().collect(),
             heard: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             leading_since_ms: None,
+            node_dead_ms: node_dead_ms.max(NODE_SILENT_MS),
             bug,
         }
     }
@@ -195,6 +208,14 @@ impl Placement {
     /// The nodes heard from within `NODE_SILENT_MS`.
     pub fn live(&self, now_ms: u64) -> BTreeSet<NodeId> {
         self.heard.iter().filter(|(_, h)| now_ms.saturating_sub(h.at_ms) < NODE_SILENT_MS).map(|(&n, _)| n).collect()
+    }
+
+    /// The servers silent for `node_dead_ms`: since their last report, or since this node
+    /// began leading if it never heard them.
+    pub fn dead(&self, now_ms: u64) -> BTreeSet<NodeId> {
+        let Some(since) = self.leading_since_ms else { return BTreeSet::new() };
+        let silent_ms = |n: &NodeId| now_ms.saturating_sub(self.heard.get(n).map_or(since, |h| h.at_ms));
+        self.servers.iter().copied().filter(|n| silent_ms(n) >= self.node_dead_ms).collect()
     }
 
     /// Orders in flight, oldest range first.
@@ -236,19 +257,42 @@ impl Placement {
             .filter(|(r, l)| r.replicas.contains(l) && r.replicas.iter().all(|n| live.contains(n)))
             .map(|(r, l)| (r.id, (r, l)))
             .collect();
+        // A range to repair: a replica on a dead node, the others live and a quorum.
+        let dead = self.dead(now_ms);
+        let mut broken: BTreeMap<GroupId, (&RangeDescriptor, NodeId, NodeId)> = ranges
+            .iter()
+            .filter(|r| r.id != META_RANGE && !self.in_flight.contains_key(&r.id))
+            .filter_map(|r| leaders.get(&r.id).map(|&l| (r, l)))
+            .filter(|(r, l)| r.replicas.contains(l))
+            .filter_map(|(r, l)| {
+                let lost = r.replicas.iter().copied().find(|n| dead.contains(n))?;
+                let alive = r.replicas.iter().filter(|n| live.contains(n)).count();
+                let rest_known = r.replicas.iter().all(|n| live.contains(n) || dead.contains(n));
+                (rest_known && 2 * alive > r.replicas.len()).then_some((r.id, (r, l, lost)))
+            })
+            .collect();
         let mut orders = Vec::new();
         while self.in_flight.len() < ORDERS_MAX {
-            let Some(order) = self.next_order(&live, &counts, &idle) else { break };
+            let Some(order) = Self::next_repair(&live, &counts, &broken).or_else(|| self.next_order(&live, &counts, &idle))
+            else {
+                break;
+            };
             counts.occupy(&order);
             match order.op {
                 Op::Move { from, to, .. } => {
-                    *counts.replicas.entry(from).or_default() -= 1;
+                    // A dead source is not counted.
+                    if let Some(c) = counts.replicas.get_mut(&from) {
+                        *c -= 1;
+                    }
                     *counts.replicas.entry(to).or_default() += 1;
                 }
                 Op::TransferLeader { to, .. } => {
                     *counts.leaders.entry(order.leader).or_default() -= 1;
                     *counts.leaders.entry(to).or_default() += 1;
                 }
+            }
+            if broken.remove(&order.op.range()).is_some() {
+                crate::sometimes!("placement_repair_ordered");
             }
             idle.remove(&order.op.range());
             self.in_flight.insert(order.op.range(), InFlight { order: order.clone(), sent_ms: now_ms });
@@ -319,6 +363,23 @@ impl Placement {
             counts.occupy(&f.order);
         }
         counts
+    }
+
+    /// A repair: the first range to repair (in id order) whose leader is free, its replica
+    /// on the dead node moved to the free live node holding fewest replicas.
+    fn next_repair(
+        live: &BTreeSet<NodeId>,
+        counts: &Counts,
+        broken: &BTreeMap<GroupId, (&RangeDescriptor, NodeId, NodeId)>,
+    ) -> Option<Order> {
+        broken.values().filter(|&&(_, leader, _)| counts.free(leader)).find_map(|&(r, leader, from)| {
+            let to = live
+                .iter()
+                .copied()
+                .filter(|n| !r.replicas.contains(n) && counts.free(*n))
+                .min_by_key(|n| (counts.replicas[n], *n))?;
+            Some(Order { leader, op: Op::Move { range: r.id, from, to } })
+        })
     }
 
     /// The most useful order now, replicas first: from the fullest live node to the

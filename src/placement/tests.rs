@@ -12,7 +12,7 @@ fn range(id: GroupId, replicas: &[NodeId]) -> RangeDescriptor {
 
 /// A placement leading since 0, past its warm-up, that heard every node in `leads`.
 fn warm(servers: &[NodeId], leads: &[(NodeId, &[GroupId])], bug: Option<PlantedBug>) -> (Placement, u64) {
-    let mut p = Placement::new(servers.iter().copied(), bug);
+    let mut p = Placement::new(servers.iter().copied(), NODE_DEAD_MS_DEFAULT, bug);
     p.set_leading(0, true);
     let now = WARM_UP_MS;
     for &(node, led) in leads {
@@ -104,7 +104,7 @@ fn leaves_alone_a_range_with_a_replica_on_a_silent_node() {
 #[test]
 fn waits_out_its_warm_up_and_forgets_everything_when_it_stops_leading() {
     let ranges: Vec<_> = (1..=4).map(|id| range(id, &[1, 2, 3])).collect();
-    let mut p = Placement::new([1, 2, 3, 4], None);
+    let mut p = Placement::new([1, 2, 3, 4], NODE_DEAD_MS_DEFAULT, None);
     p.heard(0, 1, &NodeReport::default());
     assert!(p.live(0).is_empty(), "a placement that does not lead hears nothing");
     p.set_leading(100, true);
@@ -159,7 +159,7 @@ fn bounds_the_orders_in_flight_in_all() {
     let servers: Vec<NodeId> = (1..=20).collect();
     let ranges: Vec<_> =
         (1..=100).map(|id| range(id, &[1 + (id % 10), 1 + ((id + 1) % 10), 1 + ((id + 2) % 10)])).collect();
-    let mut p = Placement::new(servers.iter().copied(), None);
+    let mut p = Placement::new(servers.iter().copied(), NODE_DEAD_MS_DEFAULT, None);
     p.set_leading(0, true);
     for &n in &servers {
         let leads: Vec<GroupId> = ranges.iter().filter(|r| r.replicas[0] == n).map(|r| r.id).collect();
@@ -181,7 +181,7 @@ fn settle(bug: Option<PlantedBug>) -> (Vec<usize>, Vec<usize>, usize) {
     // 10 ranges on nodes 1..=3 (the cluster before 4 and 5 were added), led by 1.
     let mut ranges: Vec<RangeDescriptor> = (1..=10).map(|id| range(id, &[1, 2, 3])).collect();
     let mut leaders: BTreeMap<GroupId, NodeId> = ranges.iter().map(|r| (r.id, 1)).collect();
-    let mut p = Placement::new(servers.iter().copied(), bug);
+    let mut p = Placement::new(servers.iter().copied(), NODE_DEAD_MS_DEFAULT, bug);
     p.set_leading(0, true);
     let mut now = WARM_UP_MS;
     let mut plans = 0;
@@ -243,14 +243,14 @@ fn with_the_bug_planted_balance_stops_two_apart() {
 }
 
 /// Seeded random clusters, reports and histories: every plan keeps the rules, whatever
-/// it is fed (stale reports, silent nodes, leaders outside the replicas).
+/// it is fed (stale reports, silent and dead nodes, leaders outside the replicas).
 #[test]
 fn every_plan_keeps_the_rules_on_random_inputs() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..300 {
         let servers: Vec<NodeId> = (1..=rng.gen_range(2..=9)).collect();
-        let mut p = Placement::new(servers.iter().copied(), None);
+        let mut p = Placement::new(servers.iter().copied(), NODE_SILENT_MS + 1_000, None);
         p.set_leading(0, true);
         let mut now = 0;
         for _ in 0..20 {
@@ -272,7 +272,7 @@ fn every_plan_keeps_the_rules_on_random_inputs() {
                     p.heard(now, n, &NodeReport { leads, moving });
                 }
             }
-            let live = p.live(now);
+            let (live, dead) = (p.live(now), p.dead(now));
             let orders = p.plan(now, &ranges);
             assert!(p.in_flight().count() <= ORDERS_MAX);
             let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
@@ -287,7 +287,9 @@ fn every_plan_keeps_the_rules_on_random_inputs() {
             for o in &orders {
                 let r = ranges.iter().find(|r| r.id == o.op.range()).expect("a range of the directory");
                 assert!(r.replicas.contains(&o.leader), "{o:?} on {r:?}");
-                assert!(r.replicas.iter().all(|n| live.contains(n)), "every replica live: {o:?} {r:?}");
+                // Every replica is live, but the dead one a repair moves away.
+                let repaired = |n: &NodeId| matches!(o.op, Op::Move { from, .. } if from == *n) && dead.contains(n);
+                assert!(r.replicas.iter().all(|n| live.contains(n) || repaired(n)), "{o:?} {r:?}");
                 match o.op {
                     Op::Move { from, to, .. } => {
                         assert_ne!(from, o.leader);
@@ -303,4 +305,46 @@ fn every_plan_keeps_the_rules_on_random_inputs() {
             }
         }
     }
+}
+
+#[test]
+fn a_dead_nodes_replicas_move_to_the_emptiest_live_nodes_first() {
+    // Range 1 on 1,2,3 and range 2 on 1,2,4, led by 2; node 3 stops reporting.
+    let ranges = [range(1, &[1, 2, 3]), range(2, &[1, 2, 4]), range(3, &[3, 4, 5])];
+    let mut p = Placement::new([1, 2, 3, 4, 5], 10_000, None);
+    p.set_leading(0, true);
+    let hear = |p: &mut Placement, at: u64, nodes: &[NodeId]| {
+        for &n in nodes {
+            let leads = if n == 2 { vec![1, 2] } else if n == 4 { vec![3] } else { vec![] };
+            p.heard(at, n, &NodeReport { leads, moving: vec![] });
+        }
+    };
+    hear(&mut p, 0, &[1, 2, 3, 4, 5]);
+    // Silent, not yet dead: the ranges on node 3 are left alone, the others balance.
+    hear(&mut p, 6_000, &[1, 2, 4, 5]);
+    assert_eq!(p.dead(6_000), BTreeSet::new());
+    assert!(p.plan(6_000, &ranges).iter().all(|o| o.op.range() == 2), "only range 2 is whole");
+    let mut p = Placement::new([1, 2, 3, 4, 5], 10_000, None);
+    p.set_leading(0, true);
+    hear(&mut p, 0, &[1, 2, 3, 4, 5]);
+    hear(&mut p, 10_000, &[1, 2, 4, 5]);
+    assert_eq!(p.dead(10_000), BTreeSet::from([3]));
+    // Range 1 is repaired onto node 5 (one replica, the fewest among 4 and 5); range 3
+    // keeps a quorum on 4 and 5 and is repaired too, onto node 1 or 2 (fewest, by id).
+    let orders = p.plan(10_000, &ranges);
+    assert_eq!(orders[0], mv(2, 1, 3, 5));
+    assert_eq!(orders[1], mv(4, 3, 3, 1));
+    // A range with two replicas on dead nodes has no quorum: nothing can change it.
+    let mut p = Placement::new([1, 2, 3, 4, 5], 10_000, None);
+    p.set_leading(0, true);
+    hear(&mut p, 0, &[1, 2, 3, 4, 5]);
+    hear(&mut p, 10_000, &[1, 2, 4]);
+    assert_eq!(p.dead(10_000), BTreeSet::from([3, 5]));
+    let orders = p.plan(10_000, &[range(3, &[3, 4, 5])]);
+    assert!(orders.is_empty(), "{orders:?}");
+    // A node never heard by this leader is dead once it has led that long.
+    let mut p = Placement::new([1, 2, 3], 10_000, None);
+    p.set_leading(5_000, true);
+    assert_eq!(p.dead(14_999), BTreeSet::new());
+    assert_eq!(p.dead(15_000), BTreeSet::from([1, 2, 3]));
 }

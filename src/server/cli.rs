@@ -58,6 +58,8 @@ usage: phantomdb node --id N --data-dir DIR --peer-addr HOST:PORT --initial-clus
            --joining ID,ID,...         initial voters that start with no replica, the same
                                        on every node: the ranges are placed over the others
                                        and placement fills these once they run
+           --node-dead-ms N            a node silent for N ms is dead to placement, which
+                                       moves its replicas to live nodes (default 60000)
            logs go to stderr; RUST_LOG sets the filter (default: info)
 
   demo     a local cluster in this process, one command: node i serves RESP on port P+i,
@@ -134,6 +136,7 @@ fn parse_node<'a>(mut it: impl Iterator<Item = &'a String>) -> Result<Parsed, St
             "--range-ops-per-s-max" => flags.range_ops_per_s_max = Some(number(flag, &v, "requests a second")?),
             "--placement" => flags.placement = Some(number(flag, &v, "true or false")?),
             "--joining" => flags.joining = Some(v),
+            "--node-dead-ms" => flags.node_dead_ms = Some(number(flag, &v, "milliseconds")?),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }

@@ -60,6 +60,7 @@ pub struct RawSettings {
     pub range_ops_per_s_max: Option<u64>,
     pub placement: Option<bool>,
     pub joining: Option<String>,
+    pub node_dead_ms: Option<u64>,
 }
 
 impl RawSettings {
@@ -98,6 +99,7 @@ impl RawSettings {
             range_ops_per_s_max: over.range_ops_per_s_max.or(self.range_ops_per_s_max),
             placement: over.placement.or(self.placement),
             joining: over.joining.or(self.joining),
+            node_dead_ms: over.node_dead_ms.or(self.node_dead_ms),
         }
     }
 }
@@ -131,6 +133,8 @@ pub struct NodeSettings {
     pub split: SplitPolicy,
     /// Whether this node, leading the meta range, balances replicas and leaders.
     pub placement: bool,
+    /// How long a node may be silent before placement moves its replicas away.
+    pub node_dead_ms: u64,
     /// Raft timing (`None`: `raft::Config`'s defaults): elections start after a silence
     /// drawn from `[election_timeout_ms, 2 × election_timeout_ms)` (Raft §5.2), and a
     /// leader sends a heartbeat every `heartbeat_interval_ms`.
@@ -247,6 +251,11 @@ impl NodeSettings {
                 "--range-bytes-max {range_bytes_max}: expected 0 (never) or {RANGE_BYTES_MIN} and more"
             ));
         }
+        let node_dead_ms = raw.node_dead_ms.unwrap_or(crate::placement::NODE_DEAD_MS_DEFAULT);
+        let silent_ms = crate::placement::NODE_SILENT_MS;
+        if !(silent_ms..=86_400_000).contains(&node_dead_ms) {
+            return Err(format!("--node-dead-ms {node_dead_ms}: expected {silent_ms} to 86400000"));
+        }
         let settings = NodeSettings {
             id,
             data_dir: raw.data_dir.ok_or("--data-dir is required")?,
@@ -266,6 +275,7 @@ impl NodeSettings {
             clock_drift_ppm_max,
             split: SplitPolicy { range_bytes_max, range_ops_per_s_max: raw.range_ops_per_s_max.unwrap_or(0) },
             placement: raw.placement.unwrap_or(true),
+            node_dead_ms,
             election_timeout_ms: raw.election_timeout_ms,
             heartbeat_interval_ms: raw.heartbeat_interval_ms,
             keyspace,

@@ -81,6 +81,7 @@ pub async fn run_node(
     cfg.snapshot_entries_min = s.snapshot_entries;
     cfg.split = s.split;
     cfg.placement = s.placement;
+    cfg.node_dead_ms = s.node_dead_ms;
     let (node, handle) = Node::new(cfg, transport, inbox, storage, Arc::new(SystemClock::new()), Arc::new(LogObserver))
         .map_err(|e| e.to_string())?;
     let bound = Bound {

@@ -18,6 +18,7 @@ pub mod range_tiling;
 pub mod recoverable;
 pub mod registry;
 pub mod replica_balance;
+pub mod replication_restored;
 pub mod state_machine_safety;
 
 /// The most violations a checker reports (the first ones are the interesting ones).

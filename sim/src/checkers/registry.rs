@@ -6,7 +6,7 @@
 
 use super::{
     applied_in_range, caught_up_promotion, directory_tiling, lost_writes, range_tiling, recoverable, replica_balance,
-    state_machine_safety,
+    replication_restored, state_machine_safety,
 };
 use super::{config_safety, election_safety, leader_completeness, linearizability, liveness, log_matching};
 use crate::replay::{GroupReplay, Replay};
@@ -68,6 +68,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "no_lost_writes", run: |i| Findings::violations(lost_writes::check(&i.run.history)) },
     Check { name: "liveness_after_heal", run: liveness_after_heal },
     Check { name: "replica_balance", run: replica_balance },
+    Check { name: "replication_restored", run: replication_restored },
 ];
 
 /// A panic inside a node is a broken invariant assertion.
@@ -120,6 +121,22 @@ fn replica_balance(i: &Inputs) -> Findings {
         return Findings { note: Some(format!("not required; {note}")), ..Findings::default() };
     }
     Findings { violations: replica_balance::check(&balance.counts), undecided: vec![], note: Some(note) }
+}
+
+/// Judged where the scenario requires balance, as `replica_balance` is.
+fn replication_restored(i: &Inputs) -> Findings {
+    if i.run.panic.is_some() {
+        return Findings { note: Some("not reached: the run stopped early".into()), ..Findings::default() };
+    }
+    let s = i.scenario;
+    if !s.require_balance {
+        return Findings { note: Some("not required".into()), ..Findings::default() };
+    }
+    let servers: Vec<phantomdb::NodeId> = (1..=s.initial_voters).collect();
+    let ranges = replica_balance::replay(&i.run.trace, &s.keyspace(), &servers).ranges;
+    let violations = replication_restored::check(&ranges, s.replication_factor as usize, &servers);
+    let user_ranges = ranges.iter().filter(|r| r.id != phantomdb::keyspace::META_RANGE).count();
+    Findings { violations, undecided: vec![], note: Some(format!("{user_ranges} ranges of user keys")) }
 }
 
 fn liveness_after_heal(i: &Inputs) -> Findings {

@@ -28,6 +28,8 @@ pub struct Balance {
     pub balanced_since_ns: Option<u64>,
     /// When the last node of `added_nodes` joined, if one did.
     pub last_added_ns: Option<u64>,
+    /// The newest descriptor of every range then.
+    pub ranges: Vec<RangeDescriptor>,
 }
 
 pub fn replay(trace: &[TraceEvent], initial: &Keyspace, servers: &[NodeId]) -> Balance {
@@ -65,7 +67,7 @@ pub fn replay(trace: &[TraceEvent], initial: &Keyspace, servers: &[NodeId]) -> B
             _ => {}
         }
     }
-    Balance { counts: counts(&newest, servers), balanced_since_ns, last_added_ns }
+    Balance { counts: counts(&newest, servers), balanced_since_ns, last_added_ns, ranges: newest.into_values().collect() }
 }
 
 fn counts(newest: &BTreeMap<GroupId, RangeDescriptor>, servers: &[NodeId]) -> BTreeMap<NodeId, usize> {

@@ -84,6 +84,9 @@ pub struct ClusterSpec {
     /// Whether the meta range's leader balances replicas and leaders (`phantomdb::placement`;
     /// default true, as in the real build).
     pub placement: Option<bool>,
+    /// A server silent this long is dead to placement, which moves its replicas away
+    /// (default: the real build's 60 s, which no fault lasts).
+    pub node_dead_ms: Option<u64>,
     /// Each disk sync takes a time drawn from this range, in ms, so that a crash can land
     /// between a write and its sync. Default: by seed, none for half the seeds, else
     /// [0, 2] or [1, 8]; `[0, 0]` for syncs that take no time.

@@ -77,6 +77,7 @@ pub struct Scenario {
     /// The last `added_nodes` of the initial voters start empty and down (`add_node`).
     pub added_nodes: u64,
     pub placement: bool,
+    pub node_dead_ms: u64,
     pub latency_ms: [u64; 2],
     pub loss: f64,
     pub duplicate: f64,

@@ -181,6 +181,7 @@ impl Scenario {
             initial_voters: file.cluster.voters.unwrap_or(nodes),
             added_nodes: file.cluster.added_nodes.unwrap_or(0),
             placement: file.cluster.placement.unwrap_or(true),
+            node_dead_ms: file.cluster.node_dead_ms.unwrap_or(phantomdb::placement::NODE_DEAD_MS_DEFAULT),
             latency_ms,
             loss,
             duplicate,

@@ -365,6 +365,11 @@ fn validate_ranges(file: &ScenarioFile, nodes: u64) -> Result<(), (&'static str,
         );
         return Err(("added_nodes", "cluster.added_nodes", message));
     }
+    let silent_ms = phantomdb::placement::NODE_SILENT_MS;
+    if let Some(ms) = c.node_dead_ms.filter(|&ms| ms < silent_ms) {
+        let message = format!("{ms}: expected {silent_ms} or more (a node is not dead before it is silent)");
+        return Err(("node_dead_ms", "cluster.node_dead_ms", message));
+    }
     let nemesis_kinds = file.nemesis.as_ref().and_then(|n| n.get_ref().kinds.clone()).unwrap_or_default();
     let adds = file.faults.iter().map(|f| f.get_ref().kind).chain(nemesis_kinds).any(|k| k == FaultKind::AddNode);
     if adds && added == 0 {

@@ -43,6 +43,7 @@ pub fn explicit(s: &Scenario, header: &str) -> String {
         ("voters", int(s.initial_voters)),
         ("added_nodes", int(s.added_nodes)),
         ("placement", Value::Boolean(s.placement)),
+        ("node_dead_ms", int(s.node_dead_ms)),
         ("election_timeout_ms", pair(s.election_timeout_ms)),
         ("heartbeat_interval_ms", int(s.heartbeat_interval_ms)),
         ("append_entries_max", int(s.append_entries_max as u64)),

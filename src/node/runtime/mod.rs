@@ -68,6 +68,8 @@ pub struct NodeConfig {
     /// Whether the meta range's leader, here, balances replicas and leaders over the
     /// servers (`crate::placement`; on by default). Off, replicas move only on request.
     pub placement: bool,
+    /// How long a server may be silent before placement moves its replicas away.
+    pub node_dead_ms: u64,
 }
 
 /// A range past this size splits (the real build's default; scenarios set their own).
@@ -92,6 +94,7 @@ impl NodeConfig {
             // a split of a hot range adds no throughput until placement spreads the halves.
             split: SplitPolicy { range_bytes_max: RANGE_BYTES_MAX_DEFAULT, range_ops_per_s_max: 0 },
             placement: true,
+            node_dead_ms: crate::placement::NODE_DEAD_MS_DEFAULT,
         }
     }
 
@@ -228,7 +231,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let elsewhere = Elsewhere::new(cfg.seed, cfg.request_timeout_ms, cfg.pending_requests_max);
-        let placement = crate::placement::Placement::new(cfg.raft.voters.iter().copied(), cfg.raft.planted_bug);
+        let placement = crate::placement::Placement::new(cfg.raft.voters.iter().copied(), cfg.node_dead_ms, cfg.raft.planted_bug);
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
