@@ -83,6 +83,11 @@ pub struct NodeReport {
     pub leads: Vec<GroupId>,
     /// The ranges whose replica moves it runs as their leader, at most `REPORT_MOVING_MAX`.
     pub moving: Vec<GroupId>,
+    /// The ranges it hosts a replica of, at most `REPORT_LEADS_MAX`: one it hosts that the
+    /// directory does not list it for is a leftover waiting for replica GC, and nothing is
+    /// moved onto it until that is gone (the leftover, with its old log and term, would
+    /// disrupt the range's leader as its learner: found by the `node_loss` sweep).
+    pub hosts: Vec<GroupId>,
 }
 
 /// One operation, run by the range's leader.
@@ -114,6 +119,7 @@ struct Heard {
     at_ms: u64,
     leads: BTreeSet<GroupId>,
     moving: BTreeSet<GroupId>,
+    hosts: BTreeSet<GroupId>,
 }
 
 #[derive(Clone, Debug)]
@@ -202,7 +208,8 @@ impl Placement {
         }
         let leads = report.leads.iter().copied().take(REPORT_LEADS_MAX).collect();
         let moving = report.moving.iter().copied().take(REPORT_MOVING_MAX).collect();
-        self.heard.insert(node, Heard { at_ms: now_ms, leads, moving });
+        let hosts = report.hosts.iter().copied().take(REPORT_LEADS_MAX).collect();
+        self.heard.insert(node, Heard { at_ms: now_ms, leads, moving, hosts });
     }
 
     /// The nodes heard from within `NODE_SILENT_MS`.
@@ -273,7 +280,8 @@ impl Placement {
             .collect();
         let mut orders = Vec::new();
         while self.in_flight.len() < ORDERS_MAX {
-            let Some(order) = Self::next_repair(&live, &counts, &broken).or_else(|| self.next_order(&live, &counts, &idle))
+            let Some(order) =
+                self.next_repair(&live, &counts, &broken).or_else(|| self.next_order(&live, &counts, &idle))
             else {
                 break;
             };
@@ -365,9 +373,15 @@ impl Placement {
         counts
     }
 
+    /// Whether a replica of `range` may be moved onto `node`: it hosts no leftover of it.
+    fn can_take(&self, node: NodeId, range: GroupId) -> bool {
+        !self.heard.get(&node).is_some_and(|h| h.hosts.contains(&range))
+    }
+
     /// A repair: the first range to repair (in id order) whose leader is free, its replica
     /// on the dead node moved to the free live node holding fewest replicas.
     fn next_repair(
+        &self,
         live: &BTreeSet<NodeId>,
         counts: &Counts,
         broken: &BTreeMap<GroupId, (&RangeDescriptor, NodeId, NodeId)>,
@@ -376,7 +390,7 @@ impl Placement {
             let to = live
                 .iter()
                 .copied()
-                .filter(|n| !r.replicas.contains(n) && counts.free(*n))
+                .filter(|n| !r.replicas.contains(n) && counts.free(*n) && self.can_take(*n, r.id))
                 .min_by_key(|n| (counts.replicas[n], *n))?;
             Some(Order { leader, op: Op::Move { range: r.id, from, to } })
         })
@@ -403,7 +417,9 @@ impl Placement {
                 if high < low + gap_min {
                     break;
                 }
-                let candidates = idle.values().filter(|(r, _)| r.replicas.contains(&from) && !r.replicas.contains(&to));
+                let candidates = idle.values().filter(|(r, _)| {
+                    r.replicas.contains(&from) && !r.replicas.contains(&to) && self.can_take(to, r.id)
+                });
                 let mut led_by_from = None;
                 for &(r, leader) in candidates {
                     if leader != from && counts.free(leader) {

@@ -16,7 +16,7 @@ fn warm(servers: &[NodeId], leads: &[(NodeId, &[GroupId])], bug: Option<PlantedB
     p.set_leading(0, true);
     let now = WARM_UP_MS;
     for &(node, led) in leads {
-        p.heard(now, node, &NodeReport { leads: led.to_vec(), moving: vec![] });
+        p.heard(now, node, &NodeReport { leads: led.to_vec(), moving: vec![], hosts: vec![] });
     }
     (p, now)
 }
@@ -54,7 +54,7 @@ fn stops_when_every_count_is_within_one() {
     let later = now + PLAN_INTERVAL_MS;
     for node in 1..=4 {
         let leads = [vec![], vec![1], vec![3], vec![2]][node as usize - 1].clone();
-        p.heard(later, node, &NodeReport { leads, moving: vec![] });
+        p.heard(later, node, &NodeReport { leads, moving: vec![], hosts: vec![] });
     }
     assert!(p.plan(later, &after).is_empty(), "replicas 2,3,2,2 and leaders 0,1,1,1 are within one");
     assert_eq!(p.in_flight().count(), 0, "both are seen done, in the directory and the reports");
@@ -82,9 +82,9 @@ fn balances_leaders_once_replicas_are_even() {
     assert_eq!(orders, [transfer(1, 1, 3), transfer(1, 2, 2)]);
     // Node 3 reports leading range 1: that transfer is done; range 2's is still open.
     let later = now + PLAN_INTERVAL_MS;
-    p.heard(later, 1, &NodeReport { leads: vec![2, 3], moving: vec![] });
-    p.heard(later, 2, &NodeReport { leads: vec![], moving: vec![] });
-    p.heard(later, 3, &NodeReport { leads: vec![1], moving: vec![] });
+    p.heard(later, 1, &NodeReport { leads: vec![2, 3], moving: vec![], hosts: vec![] });
+    p.heard(later, 2, &NodeReport { leads: vec![], moving: vec![], hosts: vec![] });
+    p.heard(later, 3, &NodeReport { leads: vec![1], moving: vec![], hosts: vec![] });
     assert!(p.plan(later, &ranges).is_empty(), "range 2's counted done: leaders are 1,1,1");
     assert_eq!(p.in_flight().cloned().collect::<Vec<_>>(), [transfer(1, 2, 2)]);
 }
@@ -94,9 +94,9 @@ fn leaves_alone_a_range_with_a_replica_on_a_silent_node() {
     let ranges = [range(1, &[1, 2, 3]), range(2, &[1, 2, 3]), range(3, &[1, 2, 3])];
     let (mut p, _) = warm(&[1, 2, 3, 4], &[(1, &[]), (2, &[1, 2, 3]), (4, &[])], None);
     let now = NODE_SILENT_MS;
-    p.heard(now, 1, &NodeReport { leads: vec![], moving: vec![] });
-    p.heard(now, 2, &NodeReport { leads: vec![1, 2, 3], moving: vec![] });
-    p.heard(now, 4, &NodeReport { leads: vec![], moving: vec![] });
+    p.heard(now, 1, &NodeReport { leads: vec![], moving: vec![], hosts: vec![] });
+    p.heard(now, 2, &NodeReport { leads: vec![1, 2, 3], moving: vec![], hosts: vec![] });
+    p.heard(now, 4, &NodeReport { leads: vec![], moving: vec![], hosts: vec![] });
     assert_eq!(p.live(now), BTreeSet::from([1, 2, 4]), "node 3 never reported");
     assert!(p.plan(now, &ranges).is_empty(), "every range has a replica on node 3");
 }
@@ -109,7 +109,7 @@ fn waits_out_its_warm_up_and_forgets_everything_when_it_stops_leading() {
     assert!(p.live(0).is_empty(), "a placement that does not lead hears nothing");
     p.set_leading(100, true);
     for node in 1..=4 {
-        p.heard(200, node, &NodeReport { leads: vec![node], moving: vec![] });
+        p.heard(200, node, &NodeReport { leads: vec![node], moving: vec![], hosts: vec![] });
     }
     p.heard(200, 9, &NodeReport::default());
     assert_eq!(p.live(200), BTreeSet::from([1, 2, 3, 4]), "node 9 is not a server");
@@ -131,7 +131,7 @@ fn an_order_its_leader_does_not_run_is_forgotten_and_ordered_again() {
     let hear = |p: &mut Placement, at: u64, moving_on_1: Vec<GroupId>| {
         for &(node, led) in leads {
             let moving = if node == 1 { moving_on_1.clone() } else { vec![] };
-            p.heard(at, node, &NodeReport { leads: led.to_vec(), moving });
+            p.heard(at, node, &NodeReport { leads: led.to_vec(), moving, hosts: vec![] });
         }
     };
     // Too soon to tell: the leaders' reports may predate the orders.
@@ -148,7 +148,7 @@ fn an_order_its_leader_does_not_run_is_forgotten_and_ordered_again() {
     assert_eq!(p.plan(now, &ranges).len(), 2);
     let later = now + TRANSFER_TIMEOUT_MS;
     for (node, leads) in [(1, vec![1, 2, 3]), (2, vec![]), (3, vec![])] {
-        p.heard(later, node, &NodeReport { leads, moving: vec![] });
+        p.heard(later, node, &NodeReport { leads, moving: vec![], hosts: vec![] });
     }
     assert_eq!(p.plan(later, &ranges).len(), 2, "both failed, both ordered again");
 }
@@ -163,7 +163,7 @@ fn bounds_the_orders_in_flight_in_all() {
     p.set_leading(0, true);
     for &n in &servers {
         let leads: Vec<GroupId> = ranges.iter().filter(|r| r.replicas[0] == n).map(|r| r.id).collect();
-        p.heard(WARM_UP_MS, n, &NodeReport { leads, moving: vec![] });
+        p.heard(WARM_UP_MS, n, &NodeReport { leads, moving: vec![], hosts: vec![] });
     }
     let orders = p.plan(WARM_UP_MS, &ranges);
     assert_eq!(orders.len(), ORDERS_MAX);
@@ -188,7 +188,7 @@ fn settle(bug: Option<PlantedBug>) -> (Vec<usize>, Vec<usize>, usize) {
     loop {
         for &n in &servers {
             let leads = leaders.iter().filter(|(_, &l)| l == n).map(|(&g, _)| g).collect();
-            p.heard(now, n, &NodeReport { leads, moving: vec![] });
+            p.heard(now, n, &NodeReport { leads, moving: vec![], hosts: vec![] });
         }
         let orders = p.plan(now, &ranges);
         if orders.is_empty() && p.in_flight().count() == 0 {
@@ -269,7 +269,7 @@ fn every_plan_keeps_the_rules_on_random_inputs() {
                 if rng.gen_bool(0.8) {
                     let leads = ranges.iter().filter(|_| rng.gen_bool(0.3)).map(|r| r.id).collect();
                     let moving = ranges.iter().filter(|_| rng.gen_bool(0.1)).map(|r| r.id).collect();
-                    p.heard(now, n, &NodeReport { leads, moving });
+                    p.heard(now, n, &NodeReport { leads, moving, hosts: vec![] });
                 }
             }
             let (live, dead) = (p.live(now), p.dead(now));
@@ -315,8 +315,14 @@ fn a_dead_nodes_replicas_move_to_the_emptiest_live_nodes_first() {
     p.set_leading(0, true);
     let hear = |p: &mut Placement, at: u64, nodes: &[NodeId]| {
         for &n in nodes {
-            let leads = if n == 2 { vec![1, 2] } else if n == 4 { vec![3] } else { vec![] };
-            p.heard(at, n, &NodeReport { leads, moving: vec![] });
+            let leads = if n == 2 {
+                vec![1, 2]
+            } else if n == 4 {
+                vec![3]
+            } else {
+                vec![]
+            };
+            p.heard(at, n, &NodeReport { leads, moving: vec![], hosts: vec![] });
         }
     };
     hear(&mut p, 0, &[1, 2, 3, 4, 5]);
@@ -347,4 +353,23 @@ fn a_dead_nodes_replicas_move_to_the_emptiest_live_nodes_first() {
     p.set_leading(5_000, true);
     assert_eq!(p.dead(14_999), BTreeSet::new());
     assert_eq!(p.dead(15_000), BTreeSet::from([1, 2, 3]));
+}
+
+#[test]
+fn nothing_moves_onto_a_node_that_still_hosts_a_leftover_of_the_range() {
+    // Node 4 hosts a leftover of range 1 (removed while it was down, not yet collected).
+    let ranges: Vec<_> = (1..=4).map(|id| range(id, &[1, 2, 3])).collect();
+    let mut p = Placement::new([1, 2, 3, 4], NODE_DEAD_MS_DEFAULT, None);
+    p.set_leading(0, true);
+    for (n, leads, hosts) in [
+        (1, vec![], vec![1, 2, 3, 4]),
+        (2, vec![1, 2, 3, 4], vec![1, 2, 3, 4]),
+        (3, vec![], vec![1, 2, 3, 4]),
+        (4, vec![], vec![1]),
+    ] {
+        p.heard(WARM_UP_MS, n, &NodeReport { leads, moving: vec![], hosts });
+    }
+    let orders = p.plan(WARM_UP_MS, &ranges);
+    assert!(!orders.is_empty());
+    assert!(orders.iter().all(|o| o.op.range() != 1), "{orders:?}");
 }

@@ -67,7 +67,12 @@ pub fn replay(trace: &[TraceEvent], initial: &Keyspace, servers: &[NodeId]) -> B
             _ => {}
         }
     }
-    Balance { counts: counts(&newest, servers), balanced_since_ns, last_added_ns, ranges: newest.into_values().collect() }
+    Balance {
+        counts: counts(&newest, servers),
+        balanced_since_ns,
+        last_added_ns,
+        ranges: newest.into_values().collect(),
+    }
 }
 
 fn counts(newest: &BTreeMap<GroupId, RangeDescriptor>, servers: &[NodeId]) -> BTreeMap<NodeId, usize> {

@@ -42,7 +42,10 @@ mod tests {
     #[test]
     fn fails_a_range_short_of_its_factor_or_half_moved_and_ignores_the_meta_range() {
         let servers = [1, 2, 3, 4, 5];
-        assert_eq!(check(&[range(1, &[1, 2, 3]), range(META_RANGE, &[1, 2, 3, 4, 5])], 3, &servers), Vec::<String>::new());
+        assert_eq!(
+            check(&[range(1, &[1, 2, 3]), range(META_RANGE, &[1, 2, 3, 4, 5])], 3, &servers),
+            Vec::<String>::new()
+        );
         let v = check(&[range(1, &[1, 2]), range(2, &[1, 2, 3, 4])], 3, &servers);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].contains("range 1 generation 3 lists 2 replicas"), "{v:?}");

@@ -231,7 +231,8 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let elsewhere = Elsewhere::new(cfg.seed, cfg.request_timeout_ms, cfg.pending_requests_max);
-        let placement = crate::placement::Placement::new(cfg.raft.voters.iter().copied(), cfg.node_dead_ms, cfg.raft.planted_bug);
+        let placement =
+            crate::placement::Placement::new(cfg.raft.voters.iter().copied(), cfg.node_dead_ms, cfg.raft.planted_bug);
         let (tx, calls) = mpsc::channel(CALL_QUEUE_MAX);
         let (control_tx, controls) = mpsc::channel(CONTROL_QUEUE_MAX);
         let (status, status_rx) = watch::channel(Vec::new());
@@ -621,10 +622,13 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     fn on_range_known(&mut self, now_ms: u64, range: RangeDescriptor) -> Result<(), NodeError> {
         self.topology.map.learn(&range);
         let me = self.cfg.id();
+        let server = self.is_server(me);
         if let Some(g) = self.groups.get_mut(&range.id) {
-            // Only a replica placed here (listed by its own descriptor), not a spare
-            // waiting outside the membership, and only by a newer descriptor.
-            let placed = g.range().replicas.contains(&me);
+            // Only a replica placed here, not a spare waiting outside the membership, and
+            // only by a newer descriptor. On a server every replica is placed, even one
+            // whose own descriptor no longer lists it (a snapshot that came after its
+            // removal, while it was still a learner: found by the node_loss sweep).
+            let placed = server || g.range().replicas.contains(&me);
             if placed && !g.is_removed() && range.generation > g.range().generation && !range.replicas.contains(&me) {
                 tracing::info!(node = me, group = range.id, ?range, "replica removed while away: dropping it");
                 g.collect(&mut self.disk, &mut self.topology, range, self.observer.as_ref())?;
@@ -634,7 +638,24 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let mine = range.replicas.contains(&self.cfg.id()) && !self.groups.contains_key(&range.id);
         // A peer that has not applied our replica's removal yet still lists us.
         let left = self.topology.removed.left(&range);
-        if !mine || left || self.groups.values().any(|g| g.range().overlaps(&range)) {
+        if !mine || left {
+            return Ok(());
+        }
+        let covering: Vec<(GroupId, Vec<NodeId>)> = self
+            .groups
+            .values()
+            .filter(|g| g.range().overlaps(&range))
+            .map(|g| (g.range().id, g.range().replicas.clone()))
+            .collect();
+        if !covering.is_empty() {
+            // A replica here still covers the keys: a parent that has not split yet, or a
+            // leftover no longer placed here. Its peers say which (at the pace of these
+            // answers, one a `RANGE_ASK_INTERVAL_MS`), and a leftover is dropped.
+            for (group, replicas) in covering {
+                for &peer in replicas.iter().filter(|&&n| n != me) {
+                    self.transport.send(peer, codec::encode(&Wire::RangeWanted { group }));
+                }
+            }
             return Ok(());
         }
         if self.topology.hosted.len() >= crate::keyspace::GROUPS_MAX as usize {

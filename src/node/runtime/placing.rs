@@ -27,7 +27,9 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
             .take(REPORT_LEADS_MAX)
             .collect();
         let moving = self.moves.keys().copied().take(REPORT_MOVING_MAX).collect();
-        let report = NodeReport { leads, moving };
+        let hosts =
+            self.groups.values().filter(|g| !g.is_removed()).map(|g| g.range().id).take(REPORT_LEADS_MAX).collect();
+        let report = NodeReport { leads, moving, hosts };
         let me = self.cfg.id();
         for &peer in meta_replicas.iter().filter(|&&n| n != me) {
             self.transport.send(peer, codec::encode(&Wire::NodeReport { report: report.clone() }));
