@@ -89,6 +89,8 @@ pub struct Replica<M: StateMachine, V> {
     /// Replica moves and leadership transfers placement ordered that this replica, as its
     /// range's leader, started (`runtime/placing.rs`).
     pub(super) placement_ops: u64,
+    /// When a message of the group last reached this replica (its start, before any).
+    heard_ms: u64,
     /// This node's replica was removed from the range (`replicas.rs`): its records are
     /// gone, it writes nothing more, and the event loop drops it.
     removed: bool,
@@ -205,6 +207,7 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
             snapshots_installed: 0,
             splits: 0,
             placement_ops: 0,
+            heard_ms: now_ms,
             split_trigger: SplitTrigger::new(
                 now_ms,
                 cfg.split,
@@ -958,7 +961,15 @@ impl<M: StateMachine, V: crate::io::StorageView> Replica<M, V> {
 
     /// Steps the core with a message addressed to this group.
     pub fn receive(&mut self, now_ms: u64, envelope: raft::Envelope) {
+        self.heard_ms = now_ms;
         self.raft.step(now_ms, Input::Receive(envelope));
+    }
+
+    /// Whether this replica, not leading, has had no leader, or heard no message of its
+    /// group, since `quiet_ms` ago: a leftover learner never campaigns, so it keeps the
+    /// leader it last heard, and only its silence tells that it may be a replica no more.
+    pub fn quiet(&self, now_ms: u64, quiet_ms: u64) -> bool {
+        !self.raft.is_leader() && (self.raft.leader_id().is_none() || now_ms.saturating_sub(self.heard_ms) >= quiet_ms)
     }
 
     /// Fires the core's timers if due.

@@ -13,6 +13,10 @@ use crate::state_machine::StateMachine;
 use crate::{GroupId, NodeId};
 use std::collections::BTreeSet;
 
+/// A replica that has heard nothing of its group this long counts as leaderless (see
+/// `Replica::quiet`): far past a heartbeat interval or a partition's usual length.
+const QUIET_MS: u64 = 5_000;
+
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
     /// A replica of `group`, which this node does not host, wrote to it: asks which range
     /// it is (see `split.rs`), at most once per `RANGE_ASK_INTERVAL_MS` per range.
@@ -37,7 +41,7 @@ impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
         let leaderless: BTreeSet<GroupId> = self
             .groups
             .iter()
-            .filter(|(_, g)| !g.raft.is_leader() && g.raft.leader_id().is_none() && !g.is_removed())
+            .filter(|(_, g)| g.quiet(now_ms, QUIET_MS) && !g.is_removed())
             .map(|(&id, _)| id)
             .collect();
         self.leaderless.retain(|g, _| leaderless.contains(g));
