@@ -17,7 +17,8 @@ use crate::state_machine::StateMachine;
 use crate::NodeId;
 
 impl<T: Transport, S: Storage, M: StateMachine> Node<T, S, M> {
-    /// What this node leads, for placement: sent with the range reports, once an interval.
+    /// What this node leads, hosts and moves, for placement: sent with the range reports,
+    /// once an interval.
     pub(super) fn report_node(&mut self, now_ms: u64, meta_replicas: &[NodeId]) {
         let leads = self
             .groups
